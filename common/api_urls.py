@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import api_views
+
+urlpatterns = [
+    path("auth/token", api_views.ObtainBearerTokenView.as_view(), name="api-auth-token"),
+]

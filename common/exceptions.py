@@ -1,0 +1,74 @@
+"""One shape for every API error: {"error": {"code", "message", "details"}} plus the HTTP status.
+
+Services raise `ServiceError` (or a subclass) with a message a person can act on; views do not
+catch it, this handler turns it into a 4xx.
+"""
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ServiceError(Exception):
+    """A business rule refused the request. `status_code` is the HTTP status the API answers."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, details=None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+        self.details = details or {}
+
+
+class NotFound(ServiceError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        text = _first_message(value)
+        return text if key in ("non_field_errors", "detail") else f"{key}: {text}"
+    return str(detail)
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data
+    code = getattr(exc, "default_code", "error")
+    if isinstance(exc, exceptions.ValidationError):
+        body = {"error": {"code": "invalid", "message": _first_message(detail), "details": detail}}
+    else:
+        message = detail.get("detail", detail) if isinstance(detail, dict) else detail
+        body = {"error": {"code": getattr(message, "code", code), "message": str(message), "details": {}}}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        body["error"]["details"] = {"retry_after_seconds": int(exc.wait)}
+    response.data = body
+    return response

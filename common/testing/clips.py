@@ -1,0 +1,158 @@
+"""Make short test and demo clips from public-domain photos that ship with scikit-image.
+
+Each clip is a slow pan/zoom over a photo, with optional defects (blur, low light, the subject
+leaving the frame, no person) in known seconds, like the labelled samples. H.264 through the
+system ffmpeg when it is there (browsers play it); otherwise OpenCV's MPEG-4 writer.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Segment:
+    photo: str  # astronaut | camera | coffee
+    seconds: float
+    zoom_from: float = 1.0  # 1.0 = the whole (aspect-cropped) photo; 2.0 = half of it
+    zoom_to: float = 1.2
+    center: tuple[float, float] = (0.5, 0.4)  # relative centre of the window in the photo
+    drift_x: float = 0.0  # how far the centre moves across the segment (relative, + = right)
+    defect: str = ""  # "" | blur | dark | motion_blur
+
+
+def photo(name: str) -> np.ndarray:
+    """The photo as BGR uint8."""
+    from skimage import data
+
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return cv2.cvtColor(img[..., :3], cv2.COLOR_RGB2BGR)
+
+
+def _window(img: np.ndarray, size: tuple[int, int], zoom: float, center: tuple[float, float]) -> np.ndarray:
+    out_w, out_h = size
+    ph, pw = img.shape[:2]
+    aspect = out_w / out_h
+    # The largest window of the output aspect that fits the photo, shrunk by the zoom factor.
+    base_w = min(pw, ph * aspect)
+    win_w = base_w / zoom
+    win_h = win_w / aspect
+    cx, cy = center[0] * pw, center[1] * ph
+    x0 = cx - win_w / 2
+    y0 = min(max(cy - win_h / 2, 0), ph - win_h)
+    # Affine map from the window to the output; areas outside the photo become black.
+    sx = out_w / win_w
+    m = np.float32([[sx, 0, -x0 * sx], [0, sx, -y0 * sx]])
+    return cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def _apply_defect(frame: np.ndarray, defect: str, rng: np.random.Generator) -> np.ndarray:
+    if defect == "blur":
+        return cv2.GaussianBlur(frame, (0, 0), sigmaX=8 * frame.shape[0] / 720)
+    if defect == "motion_blur":
+        k = max(3, int(31 * frame.shape[1] / 720)) | 1
+        return cv2.blur(frame, (k, 1))
+    if defect == "dark":
+        dark = (frame.astype(np.float32) / 255.0) ** 1.8 * 255 * 0.3
+        noise = rng.normal(0, 6, frame.shape)
+        return np.clip(dark + noise, 0, 255).astype(np.uint8)
+    return frame
+
+
+def render_frames(segments: Iterable[Segment], size: tuple[int, int], fps: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    photos: dict[str, np.ndarray] = {}
+    for seg in segments:
+        img = photos.setdefault(seg.photo, photo(seg.photo))
+        n = max(1, round(seg.seconds * fps))
+        for i in range(n):
+            t = i / max(1, n - 1)
+            zoom = seg.zoom_from + (seg.zoom_to - seg.zoom_from) * t
+            center = (seg.center[0] + seg.drift_x * t, seg.center[1])
+            yield _apply_defect(_window(img, size, zoom, center), seg.defect, rng)
+
+
+def write_clip(
+    path: Path | str,
+    segments: Iterable[Segment],
+    *,
+    size: tuple[int, int] = (1280, 720),
+    fps: int = 30,
+    faststart: bool = True,
+) -> Path:
+    """Render `segments` into an MP4 at `path` and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = render_frames(segments, size, fps)
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg:
+        cmd = [
+            ffmpeg, "-y", "-hide_banner", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{size[0]}x{size[1]}", "-r", str(fps), "-i", "-",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-an",
+        ]
+        if faststart:
+            cmd += ["-movflags", "+faststart"]
+        proc = subprocess.Popen([*cmd, str(path)], stdin=subprocess.PIPE)
+        assert proc.stdin is not None
+        for frame in frames:
+            proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        proc.stdin.close()
+        if proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg failed writing {path}")
+    else:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+    return path
+
+
+# Ready-made clips with the same timelines as the labelled samples.
+def good_frontal(path, *, size=(1280, 720), seconds=5.0, fps=30) -> Path:
+    return write_clip(path, [Segment("astronaut", seconds, 1.4, 2.6, (0.45, 0.33))], size=size, fps=fps)
+
+
+def mixed_defects(path, *, size=(1280, 720), fps=30) -> Path:
+    """0-2 good / 2-4 blurred / 4-6 dark / 6-8 face leaves the frame / 8-10 no person (coffee)."""
+    return write_clip(path, [
+        Segment("astronaut", 2, 1.6, 1.8, (0.45, 0.33)),
+        Segment("astronaut", 2, 1.8, 1.9, (0.45, 0.33), defect="blur"),
+        Segment("astronaut", 2, 1.9, 2.0, (0.45, 0.33), defect="dark"),
+        Segment("astronaut", 2, 2.4, 2.4, (0.55, 0.33), drift_x=0.2),
+        Segment("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
+    ], size=size, fps=fps)
+
+
+def profile(path, *, size=(1280, 720), seconds=5.0, fps=30) -> Path:
+    """The cameraman photo: one person seen from the side."""
+    return write_clip(path, [Segment("camera", seconds, 1.2, 1.6, (0.45, 0.35))], size=size, fps=fps)
+
+
+def no_person(path, *, size=(640, 360), seconds=3.0, fps=24) -> Path:
+    return write_clip(path, [Segment("coffee", seconds, 1.0, 1.2, (0.5, 0.5))], size=size, fps=fps)
+
+
+def truncated_tail(src: Path, dest: Path, keep: float = 0.6) -> Path:
+    """A faststart MP4 whose media data stops early: the header promises more frames than there are."""
+    data = Path(src).read_bytes()
+    Path(dest).write_bytes(data[: int(len(data) * keep)])
+    return Path(dest)
+
+
+def missing_header(dest: Path, *, seconds=3.0) -> Path:
+    """An MP4 cut before its header (moov atom written last, then the file cut): unreadable."""
+    tmp = Path(dest).with_suffix(".full.mp4")
+    write_clip(tmp, [Segment("astronaut", seconds)], size=(640, 360), fps=24, faststart=False)
+    data = tmp.read_bytes()
+    tmp.unlink()
+    Path(dest).write_bytes(data[: int(len(data) * 0.4)])
+    return Path(dest)

@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("common.api_urls")),
+    path("api/v1/", include("characters.api.urls")),
+    path("", include("common.urls")),
+    path("", include("characters.urls")),
+]
+
+if settings.DEBUG or not settings.S3_BUCKET:
+    # Local media (the embedded default) is served by a Range-aware view so <video> can seek.
+    from common.media import serve_media
+
+    urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve_media, name="media")]
