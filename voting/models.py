@@ -1,1 +1,126 @@
-# Models arrive with this app's issue.
+"""Character submissions, voting sessions and votes.
+
+The database is the source of truth: a vote is a row, one per (session, voter) by a unique
+constraint, and a submission's `vote_count` moves in the same transaction as its votes.
+"""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from characters.models import CandidateFrame, Story
+
+DEFAULT_CHARACTER_SLOT = "protagonist"
+
+
+class CharacterSubmission(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="submissions")
+    character_slot = models.SlugField(max_length=50, default=DEFAULT_CHARACTER_SLOT)
+    submitter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions")
+    frames = models.ManyToManyField(CandidateFrame, through="SubmissionFrame", related_name="submissions")
+    style_description = models.CharField(max_length=500)
+    character_name = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    vote_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["story", "character_slot", "status"], name="submission_story_slot")]
+
+    def __str__(self) -> str:
+        name = self.character_name or self.style_description[:40]
+        return f"#{self.pk} {name} ({self.story})"
+
+    @property
+    def frame_ids(self) -> list[int]:
+        return [link.frame_id for link in self.frame_links.all()]
+
+
+class SubmissionFrame(models.Model):
+    """A chosen frame, in the order the submitter picked it."""
+
+    submission = models.ForeignKey(CharacterSubmission, on_delete=models.CASCADE, related_name="frame_links")
+    frame = models.ForeignKey(CandidateFrame, on_delete=models.PROTECT, related_name="submission_links")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["submission", "position"]
+        constraints = [models.UniqueConstraint(fields=["submission", "frame"], name="submission_frame_once")]
+
+    def __str__(self) -> str:
+        return f"submission {self.submission_id} frame {self.frame_id}"
+
+
+class VotingSession(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        TIED = "tied", "Tied: awaiting an admin"
+        COMPLETE = "complete", "Complete"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Decision(models.TextChoices):
+        MAJORITY = "majority", "Majority over quorum"
+        EXPIRY = "expiry", "Plurality at expiry"
+        TIE_BREAK = "tie_break", "Tie broken by first to final count"
+        RUNOFF = "runoff", "Tie sent to a runoff session"
+        ADMIN = "admin", "Admin decision"
+        CANCELLED = "cancelled", "Cancelled"
+        NO_VOTES = "no_votes", "Expired with no votes"
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="voting_sessions")
+    character_slot = models.SlugField(max_length=50, default=DEFAULT_CHARACTER_SLOT)
+    submissions = models.ManyToManyField(CharacterSubmission, related_name="voting_sessions")
+    runoff_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="runoffs")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    winner = models.ForeignKey(
+        CharacterSubmission, null=True, blank=True, on_delete=models.PROTECT, related_name="sessions_won"
+    )
+    decided_by = models.CharField(max_length=12, choices=Decision.choices, blank=True)
+    decided_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            # Open sessions (voting, or a tie waiting for an admin) are one per story and slot.
+            models.UniqueConstraint(
+                fields=["story", "character_slot"],
+                condition=Q(status__in=["active", "tied"]),
+                name="one_open_session_per_slot",
+            ),
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="session_ends_after_start"),
+        ]
+        indexes = [models.Index(fields=["status", "ends_at"], name="session_status_ends")]
+
+    def __str__(self) -> str:
+        return f"Session {self.pk}: {self.story} / {self.character_slot} ({self.status})"
+
+
+class Vote(models.Model):
+    session = models.ForeignKey(VotingSession, on_delete=models.CASCADE, related_name="votes")
+    submission = models.ForeignKey(CharacterSubmission, on_delete=models.CASCADE, related_name="votes")
+    voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="votes")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["session", "voter"], name="one_vote_per_voter_per_session")]
+        indexes = [models.Index(fields=["session", "submission"], name="vote_session_submission")]
+
+    def __str__(self) -> str:
+        return f"{self.voter} -> #{self.submission_id} in session {self.session_id}"

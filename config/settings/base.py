@@ -203,3 +203,18 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Celery result expiry is short: the database is the source of truth for every status.
 CELERY_RESULT_EXPIRES = timedelta(hours=1)
+
+# --- Voting ---------------------------------------------------------------------------------
+VOTING_MIN_SUBMISSIONS = env.int("VOTING_MIN_SUBMISSIONS", default=2)
+VOTING_DURATION_HOURS = env.int("VOTING_DURATION_HOURS", default=24)  # 24-72
+VOTING_RUNOFF_DURATION_HOURS = env.int("VOTING_RUNOFF_DURATION_HOURS", default=24)
+VOTING_QUORUM = env.int("VOTING_QUORUM", default=10)
+# first_to_final_count | runoff | admin
+VOTING_TIE_RULE = env("VOTING_TIE_RULE", default="runoff")
+VOTING_AUTO_START = env.bool("VOTING_AUTO_START", default=True)
+VOTING_MIN_ACCOUNT_AGE_HOURS = env.int("VOTING_MIN_ACCOUNT_AGE_HOURS", default=0)
+VOTING_MAX_FRAMES = 10
+CELERY_BEAT_SCHEDULE["voting-close-expired"] = {
+    "task": "voting.tasks.close_expired_sessions",
+    "schedule": 60.0,
+}

@@ -1,0 +1,50 @@
+"""factory-boy factories for rows whose files do not matter to the test (no video decoding)."""
+import factory
+from django.contrib.auth import get_user_model
+
+from characters.models import CandidateFrame, Clip, Story
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("pass-word-123")
+
+
+class StoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Story
+
+    title = factory.Sequence(lambda n: f"Story {n}")
+    slug = factory.Sequence(lambda n: f"story-{n}")
+    created_by = factory.SubFactory(UserFactory)
+
+
+class ClipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clip
+
+    story = factory.SubFactory(StoryFactory)
+    uploader = factory.SubFactory(UserFactory)
+    video = factory.Sequence(lambda n: f"clips/test/{n}.mp4")
+    status = Clip.Status.READY
+    duration_seconds = 5.0
+    fps = 30.0
+    width = 1280
+    height = 720
+
+
+class CandidateFrameFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CandidateFrame
+
+    clip = factory.SubFactory(ClipFactory)
+    seconds = factory.Sequence(lambda n: float(n % 60))
+    timestamp = factory.LazyAttribute(lambda f: f"00:{int(f.seconds):02d}")
+    image = factory.Sequence(lambda n: f"frames/test/{n}.jpg")
+    thumbnail = factory.Sequence(lambda n: f"frames/test/{n}_thumb.jpg")
+    quality = 80

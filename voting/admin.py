@@ -1,0 +1,203 @@
+"""Admin for voting: sessions with live tallies, start / end / cancel / runoff, override with a reason."""
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from characters.models import Story
+from common.exceptions import ServiceError
+
+from . import selectors, services
+from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, SubmissionFrame, Vote, VotingSession
+
+
+class SubmissionFrameInline(admin.TabularInline):
+    model = SubmissionFrame
+    extra = 0
+    fields = ("position", "frame", "preview")
+    readonly_fields = ("position", "frame", "preview")
+    can_delete = False
+
+    @admin.display(description="Frame")
+    def preview(self, link):
+        if not link.frame.thumbnail:
+            return "-"
+        return format_html('<img src="{}" style="height:64px;border-radius:4px">', link.frame.thumbnail.url)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CharacterSubmission)
+class CharacterSubmissionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "character_name", "story", "character_slot", "submitter", "status", "vote_count", "created_at",
+    )
+    list_filter = ("status", "character_slot")
+    search_fields = ("character_name", "style_description", "submitter__username", "story__title")
+    list_select_related = ("story", "submitter")
+    readonly_fields = ("vote_count", "created_at")
+    inlines = [SubmissionFrameInline]
+
+
+class OverrideForm(forms.Form):
+    submission = forms.ModelChoiceField(queryset=CharacterSubmission.objects.none(), label="Winner")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept with the result.")
+
+    def __init__(self, *args, session: VotingSession, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["submission"].queryset = session.submissions.all()
+
+
+class StartSessionForm(forms.Form):
+    story = forms.ModelChoiceField(queryset=Story.objects.order_by("title"))
+    character_slot = forms.SlugField(initial=DEFAULT_CHARACTER_SLOT)
+    duration_hours = forms.IntegerField(min_value=1, max_value=72, required=False, help_text="Default from settings.")
+
+
+@admin.register(VotingSession)
+class VotingSessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "story", "character_slot", "status", "tally", "ends_at", "winner", "decided_by")
+    list_filter = ("status", "decided_by", "character_slot")
+    search_fields = ("story__title",)
+    list_select_related = ("story", "winner")
+    readonly_fields = (
+        "story", "character_slot", "runoff_of", "starts_at", "ends_at", "status", "winner", "decided_by",
+        "decided_by_user", "decision_reason", "started_by", "ended_at", "tally_chart",
+    )
+    exclude = ("submissions",)
+    actions = ["end_now", "cancel_sessions", "start_runoff"]
+    change_form_template = "admin/voting/votingsession/change_form.html"
+    change_list_template = "admin/voting/votingsession/change_list.html"
+
+    def has_add_permission(self, request):
+        return False  # sessions start through the "Start a vote" page, which applies the rules
+
+    @admin.display(description="Votes")
+    def tally(self, session):
+        status = selectors.session_status(session)
+        return " · ".join(f"#{row['id']}: {row['votes']}" for row in status["submissions"]) or "-"
+
+    @admin.display(description="Tallies")
+    def tally_chart(self, session):
+        status = selectors.session_status(session)
+        rows = format_html_join(
+            "",
+            '<div style="margin:4px 0"><strong>#{} {}</strong> — {} votes ({}%)'
+            '<div style="background:#eee;border-radius:3px;width:320px"><div style="background:#417690;'
+            'height:10px;border-radius:3px;width:{}%"></div></div></div>',
+            (
+                (r["id"], r["character_name"], r["votes"], r["percentage"], r["percentage"])
+                for r in status["submissions"]
+            ),
+        )
+        return format_html("<div>Total: {}</div>{}", status["total_votes"], rows)
+
+    def get_urls(self):
+        urls = super().get_urls()
+        custom = [
+            path("start/", self.admin_site.admin_view(self.start_view), name="voting_votingsession_start"),
+            path(
+                "<path:object_id>/override/",
+                self.admin_site.admin_view(self.override_view),
+                name="voting_votingsession_override",
+            ),
+        ]
+        return custom + urls
+
+    def _run(self, request, fn, success: str) -> bool:
+        try:
+            fn()
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return False
+        self.message_user(request, success, messages.SUCCESS)
+        return True
+
+    def start_view(self, request):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        form = StartSessionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                session = services.session_start(
+                    story=data["story"], character_slot=data["character_slot"], started_by=request.user,
+                    duration_hours=data["duration_hours"],
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.log_addition(request, session, f"Started vote for {session.character_slot}")
+                self.message_user(request, f"Vote {session.pk} started.", messages.SUCCESS)
+                return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": "Start a vote"}
+        return render(request, "admin/voting/votingsession/form_page.html", context)
+
+    def override_view(self, request, object_id):
+        session = get_object_or_404(VotingSession, pk=unquote(object_id))
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        form = OverrideForm(request.POST or None, session=session)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.session_override(
+                    session_id=session.pk, submission_id=data["submission"].pk, admin=request.user,
+                    reason=data["reason"],
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.log_change(request, session, f"Override: winner #{data['submission'].pk} — {data['reason']}")
+                self.message_user(request, "Winner set by admin decision.", messages.SUCCESS)
+                return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "original": session, "title": f"Override the result of vote {session.pk}"}
+        return render(request, "admin/voting/votingsession/form_page.html", context)
+
+    def _each(self, request, queryset, fn, verb):
+        for session in queryset:
+            if self._run(request, lambda s=session: fn(s), f"Vote {session.pk}: {verb}."):
+                self.log_change(request, session, verb)
+
+    @admin.action(description="End selected votes now (decide as at expiry)", permissions=["change"])
+    def end_now(self, request, queryset):
+        self._each(request, queryset, lambda s: services.session_end_now(session_id=s.pk, admin=request.user), "ended")
+
+    @admin.action(description="Cancel selected votes", permissions=["change"])
+    def cancel_sessions(self, request, queryset):
+        self._each(
+            request, queryset,
+            lambda s: services.session_cancel(session_id=s.pk, admin=request.user, reason="Cancelled in the admin."),
+            "cancelled",
+        )
+
+    @admin.action(description="Send tied leaders to a runoff", permissions=["change"])
+    def start_runoff(self, request, queryset):
+        self._each(
+            request, queryset, lambda s: services.session_start_runoff(session_id=s.pk, admin=request.user),
+            "runoff started",
+        )
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ("id", "session", "submission", "voter", "created_at")
+    list_filter = ("session__status",)
+    search_fields = ("voter__username",)
+    list_select_related = ("session__story", "submission__story", "voter")
+
+    # The votes table is the record of who voted: nobody edits it by hand.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,447 @@
+"""The voting rules, written once. Pages, API views, admin actions and tasks call these."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from characters.models import CandidateFrame, Story
+from common.exceptions import Conflict, NotFound, ServiceError
+
+from . import tallies
+from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, SubmissionFrame, Vote, VotingSession
+from .signals import winner_declared
+
+logger = logging.getLogger(__name__)
+
+Decision = VotingSession.Decision
+TIE_RULES = ("first_to_final_count", "runoff", "admin")
+
+
+class VotingError(ServiceError):
+    code = "voting_error"
+
+
+# --- Submissions ----------------------------------------------------------------------------
+
+def submission_create(
+    *,
+    story: Story,
+    submitter,
+    frame_ids: list[int],
+    style_description: str,
+    character_slot: str = DEFAULT_CHARACTER_SLOT,
+    character_name: str = "",
+) -> CharacterSubmission:
+    """Propose a design: 1-10 candidate frames from this story's clips plus a style description.
+
+    When auto-start is on and this makes enough active submissions for the slot, a session opens.
+    """
+    style_description = (style_description or "").strip()
+    character_name = (character_name or "").strip()
+    character_slot = (character_slot or DEFAULT_CHARACTER_SLOT).strip().lower()
+    if not style_description:
+        raise VotingError("Describe the character's style (up to 500 characters).", code="style_required")
+    if len(style_description) > 500:
+        raise VotingError(
+            f"The style description is {len(style_description)} characters; the limit is 500.", code="style_too_long"
+        )
+    if len(character_name) > 100:
+        raise VotingError("The character name may be at most 100 characters.", code="name_too_long")
+    ids = list(dict.fromkeys(int(i) for i in frame_ids or []))
+    if not 1 <= len(ids) <= settings.VOTING_MAX_FRAMES:
+        raise VotingError(
+            f"Pick between 1 and {settings.VOTING_MAX_FRAMES} frames (you picked {len(ids)}).", code="frame_count"
+        )
+    found = set(CandidateFrame.objects.filter(pk__in=ids, clip__story=story).values_list("pk", flat=True))
+    foreign = [i for i in ids if i not in found]
+    if foreign:
+        raise VotingError(
+            f"Frames {', '.join(map(str, foreign))} are not candidate frames of this story's clips. "
+            "Pick frames from this story's clips.",
+            code="foreign_frames",
+            details={"frame_ids": foreign},
+        )
+    with transaction.atomic():
+        submission = CharacterSubmission.objects.create(
+            story=story,
+            submitter=submitter,
+            character_slot=character_slot,
+            style_description=style_description,
+            character_name=character_name,
+        )
+        SubmissionFrame.objects.bulk_create(
+            SubmissionFrame(submission=submission, frame_id=fid, position=pos) for pos, fid in enumerate(ids)
+        )
+        if settings.VOTING_AUTO_START:
+            _auto_start(story, character_slot)
+    return submission
+
+
+def _auto_start(story: Story, character_slot: str) -> None:
+    if _open_session(story, character_slot) is not None:
+        return
+    if _available_submissions(story, character_slot).count() < settings.VOTING_MIN_SUBMISSIONS:
+        return
+    try:
+        with transaction.atomic():  # savepoint: a concurrent auto-start may win the unique constraint
+            session_start(story=story, character_slot=character_slot)
+    except (Conflict, IntegrityError):
+        pass
+
+
+def submission_withdraw(*, submission: CharacterSubmission, user) -> CharacterSubmission:
+    if submission.submitter_id != user.pk and not user.is_staff:
+        raise ServiceError("Only the submitter can withdraw a submission.", code="forbidden", status_code=403)
+    if submission.voting_sessions.filter(status__in=_OPEN).exists():
+        raise VotingError("This submission is in an open vote and cannot be withdrawn until it ends.")
+    CharacterSubmission.objects.filter(pk=submission.pk).update(status=CharacterSubmission.Status.WITHDRAWN)
+    submission.refresh_from_db()
+    return submission
+
+
+# --- Sessions -------------------------------------------------------------------------------
+
+_OPEN = (VotingSession.Status.ACTIVE, VotingSession.Status.TIED)
+
+
+def _open_session(story: Story, character_slot: str) -> VotingSession | None:
+    return VotingSession.objects.filter(story=story, character_slot=character_slot, status__in=_OPEN).first()
+
+
+def _available_submissions(story: Story, character_slot: str):
+    """Active submissions for the slot that are not already in an open session."""
+    return CharacterSubmission.objects.filter(
+        story=story, character_slot=character_slot, status=CharacterSubmission.Status.ACTIVE
+    ).exclude(voting_sessions__status__in=_OPEN)
+
+
+def session_start(
+    *,
+    story: Story,
+    character_slot: str = DEFAULT_CHARACTER_SLOT,
+    started_by=None,
+    submissions: list[CharacterSubmission] | None = None,
+    duration_hours: int | None = None,
+    runoff_of: VotingSession | None = None,
+) -> VotingSession:
+    """Open a voting session for a story's character slot with its active submissions."""
+    existing = _open_session(story, character_slot)
+    if existing is not None:
+        raise Conflict(
+            f"A vote is already open for '{character_slot}' in this story (session {existing.pk}).",
+            code="session_exists",
+            details={"session_id": existing.pk},
+        )
+    entries = list(submissions) if submissions is not None else list(_available_submissions(story, character_slot))
+    minimum = 2 if runoff_of else settings.VOTING_MIN_SUBMISSIONS
+    if len(entries) < minimum:
+        raise VotingError(
+            f"A vote needs at least {minimum} active submissions for '{character_slot}'; there are {len(entries)}.",
+            code="not_enough_submissions",
+        )
+    hours = duration_hours or (
+        settings.VOTING_RUNOFF_DURATION_HOURS if runoff_of else settings.VOTING_DURATION_HOURS
+    )
+    if not 1 <= hours <= 72:
+        raise VotingError("A vote lasts between 1 and 72 hours.", code="bad_duration")
+    now = timezone.now()
+    with transaction.atomic():
+        session = VotingSession.objects.create(
+            story=story,
+            character_slot=character_slot,
+            starts_at=now,
+            ends_at=now + timedelta(hours=hours),
+            started_by=started_by,
+            runoff_of=runoff_of,
+        )
+        session.submissions.set(entries)
+    tallies.rebuild(session.pk, [s.pk for s in entries])
+    return session
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    session: VotingSession
+    submission_id: int
+    new_vote_count: int
+
+
+def _lock_open_session_for_vote(session_id: int) -> bool:
+    """Hold the session row in SHARE mode for the vote's transaction.
+
+    Votes share the lock with each other, but a closing transaction (which updates the row) waits for
+    votes in flight and later votes wait for it, then see it closed. SQLite serialises writers anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM voting_votingsession WHERE id = %s AND status = %s FOR SHARE",
+                [session_id, VotingSession.Status.ACTIVE],
+            )
+            return cursor.fetchone() is not None
+    return VotingSession.objects.filter(pk=session_id, status=VotingSession.Status.ACTIVE).exists()
+
+
+def vote_cast(*, submission_id: int, voter) -> VoteResult:
+    """One vote for a submission in its open session; one vote per voter per session."""
+    if voter is None or not voter.is_authenticated:
+        raise ServiceError("Sign in to vote.", code="not_authenticated", status_code=401)
+    min_age = settings.VOTING_MIN_ACCOUNT_AGE_HOURS
+    if min_age and timezone.now() - voter.date_joined < timedelta(hours=min_age):
+        raise ServiceError(
+            f"Accounts can vote once they are {min_age} hours old.", code="account_too_new", status_code=403
+        )
+    submission = CharacterSubmission.objects.filter(pk=submission_id).first()
+    if submission is None:
+        raise NotFound(f"There is no submission {submission_id}.")
+    session = submission.voting_sessions.filter(status__in=_OPEN).first()
+    if session is None:
+        raise VotingError(
+            "This submission is not in an open vote. Votes open once a story slot has enough submissions.",
+            code="no_open_session",
+            status_code=409,
+        )
+    now = timezone.now()
+    if session.status != VotingSession.Status.ACTIVE or not session.starts_at <= now < session.ends_at:
+        raise VotingError(
+            f"Voting for this session closed at {session.ends_at:%Y-%m-%d %H:%M} UTC.",
+            code="session_closed",
+            status_code=409,
+        )
+    with transaction.atomic():
+        if not _lock_open_session_for_vote(session.pk):
+            raise VotingError("This vote has just closed.", code="session_closed", status_code=409)
+        try:
+            with transaction.atomic():
+                Vote.objects.create(session=session, submission=submission, voter=voter)
+        except IntegrityError:
+            raise Conflict(
+                "You have already voted in this session: one vote per person.", code="already_voted"
+            ) from None
+        CharacterSubmission.objects.filter(pk=submission.pk).update(vote_count=F("vote_count") + 1)
+        new_count = CharacterSubmission.objects.values_list("vote_count", flat=True).get(pk=submission.pk)
+        submission_ids = list(session.submissions.values_list("pk", flat=True))
+        transaction.on_commit(lambda: tallies.record_vote(session.pk, submission.pk, submission_ids))
+    session_declare_if_majority(session_id=session.pk)
+    return VoteResult(session=session, submission_id=submission.pk, new_vote_count=new_count)
+
+
+def _standings(session: VotingSession) -> list[tuple[int, int]]:
+    """(submission_id, votes) from the votes table, most votes first."""
+    ids = list(session.submissions.values_list("pk", flat=True))
+    counts = tallies.counts_from_votes(session.pk, ids)
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+def _majority_winner(standings: list[tuple[int, int]]) -> int | None:
+    total = sum(n for _, n in standings)
+    if not standings or total < settings.VOTING_QUORUM:
+        return None
+    leader, votes = standings[0]
+    return leader if votes * 2 > total else None
+
+
+def session_declare_if_majority(*, session_id: int) -> VotingSession | None:
+    """Declare a winner early when one submission has more than half of the votes and the quorum is met.
+
+    The cheap check reads submissions' counts; the decision itself recounts under the session lock.
+    """
+    counts = CharacterSubmission.objects.filter(voting_sessions=session_id).values_list("pk", "vote_count")
+    if _majority_winner(sorted(counts, key=lambda item: -item[1])) is None:
+        return None
+    with transaction.atomic():
+        session = VotingSession.objects.select_for_update().get(pk=session_id)
+        if session.status != VotingSession.Status.ACTIVE:
+            return None
+        winner = _majority_winner(_standings(session))
+        if winner is None:
+            return None
+        return _declare_winner(session, winner, Decision.MAJORITY, reason="More than half of the votes over quorum.")
+
+
+def _declare_winner(session: VotingSession, winner_id: int, decided_by: str, *, reason: str = "", user=None):
+    """Record the end of a session with a winner and emit the winner event once, after commit."""
+    now = timezone.now()
+    session.status = VotingSession.Status.COMPLETE
+    session.winner_id = winner_id
+    session.decided_by = decided_by
+    session.decided_by_user = user
+    session.decision_reason = reason
+    session.ended_at = now
+    session.save(update_fields=["status", "winner", "decided_by", "decided_by_user", "decision_reason", "ended_at"])
+    entries = session.submissions.all()
+    entries.filter(pk=winner_id).update(status=CharacterSubmission.Status.WON)
+    entries.exclude(pk=winner_id).filter(status=CharacterSubmission.Status.ACTIVE).update(
+        status=CharacterSubmission.Status.LOST
+    )
+    winner = CharacterSubmission.objects.get(pk=winner_id)
+    payload = {
+        "session_id": session.pk,
+        "story_id": session.story_id,
+        "submission_id": winner.pk,
+        "frame_ids": winner.frame_ids,
+        "character_name": winner.character_name,
+        "submitter_id": winner.submitter_id,
+        "votes": winner.vote_count,
+        "decided_by": decided_by,
+    }
+    transaction.on_commit(lambda: winner_declared.send(sender=VotingSession, **payload))
+    logger.info("Session %s won by submission %s (%s)", session.pk, winner_id, decided_by)
+    return session
+
+
+def _first_to_final_count(session: VotingSession, tied: list[int]) -> int:
+    """Among tied submissions, the one whose last vote came earliest reached its final count first."""
+    last_votes = dict(
+        Vote.objects.filter(session=session, submission_id__in=tied)
+        .values("submission_id")
+        .annotate(last=Max("created_at"))
+        .values_list("submission_id", "last")
+    )
+    return min(tied, key=lambda sid: (last_votes.get(sid) or timezone.now(), sid))
+
+
+def session_close(*, session_id: int, now=None) -> VotingSession:
+    """Close a session whose time is up: plurality wins; a tie follows VOTING_TIE_RULE. Idempotent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        session = VotingSession.objects.select_for_update().get(pk=session_id)
+        if session.status != VotingSession.Status.ACTIVE or session.ends_at > now:
+            return session
+        standings = _standings(session)
+        top = standings[0][1] if standings else 0
+        if top == 0:
+            session.status = VotingSession.Status.COMPLETE
+            session.decided_by = Decision.NO_VOTES
+            session.decision_reason = "The vote ended with no votes; its submissions can enter a new vote."
+            session.ended_at = now
+            session.save(update_fields=["status", "decided_by", "decision_reason", "ended_at"])
+            return session
+        tied = [sid for sid, n in standings if n == top]
+        if len(tied) == 1:
+            return _declare_winner(session, tied[0], Decision.EXPIRY, reason=f"Most votes ({top}) at expiry.")
+        rule = settings.VOTING_TIE_RULE
+        if rule not in TIE_RULES:
+            raise ImproperlyConfiguredTieRule(rule)
+        tie_text = f"Tied at {top} votes between submissions {', '.join(f'#{t}' for t in tied)}."
+        if rule == "first_to_final_count" or (rule == "runoff" and session.runoff_of_id):
+            winner = _first_to_final_count(session, tied)
+            return _declare_winner(
+                session, winner, Decision.TIE_BREAK, reason=f"{tie_text} #{winner} reached {top} votes first."
+            )
+        if rule == "runoff":
+            return _send_to_runoff(session, tied, reason=tie_text)
+        session.status = VotingSession.Status.TIED
+        session.decision_reason = f"{tie_text} Waiting for an admin to decide."
+        session.save(update_fields=["status", "decision_reason"])
+        return session
+
+
+class ImproperlyConfiguredTieRule(ServiceError):
+    def __init__(self, rule: str):
+        super().__init__(f"VOTING_TIE_RULE must be one of {', '.join(TIE_RULES)}, not '{rule}'.", status_code=500)
+
+
+def _send_to_runoff(session: VotingSession, tied: list[int], *, reason: str, user=None) -> VotingSession:
+    session.status = VotingSession.Status.COMPLETE
+    session.decided_by = Decision.RUNOFF
+    session.decided_by_user = user
+    session.ended_at = timezone.now()
+    session.save(update_fields=["status", "decided_by", "decided_by_user", "ended_at"])
+    runoff = session_start(
+        story=session.story,
+        character_slot=session.character_slot,
+        submissions=list(CharacterSubmission.objects.filter(pk__in=tied)),
+        runoff_of=session,
+        started_by=user,
+    )
+    session.decision_reason = f"{reason} Runoff session {runoff.pk} opened between them."
+    session.save(update_fields=["decision_reason"])
+    # Losers of the first round that were not in the tie are out.
+    session.submissions.exclude(pk__in=tied).filter(status=CharacterSubmission.Status.ACTIVE).update(
+        status=CharacterSubmission.Status.LOST
+    )
+    return session
+
+
+def close_expired_sessions(now=None) -> int:
+    """Close every active session past its end; run by Celery beat. Returns how many were closed."""
+    now = now or timezone.now()
+    closed = 0
+    for session_id in VotingSession.objects.filter(status=VotingSession.Status.ACTIVE, ends_at__lte=now).values_list(
+        "pk", flat=True
+    ):
+        session = session_close(session_id=session_id, now=now)
+        closed += session.status != VotingSession.Status.ACTIVE
+    return closed
+
+
+def _require_staff(user) -> None:
+    if user is None or not user.is_staff:
+        raise ServiceError("Only admins can do this.", code="forbidden", status_code=403)
+
+
+def session_override(*, session_id: int, submission_id: int, admin, reason: str) -> VotingSession:
+    """An admin names the winner of an open (or tied) session, with a recorded reason."""
+    _require_staff(admin)
+    reason = (reason or "").strip()
+    if not reason:
+        raise VotingError("Give a reason for the override; it is kept with the result.", code="reason_required")
+    with transaction.atomic():
+        session = VotingSession.objects.select_for_update().get(pk=session_id)
+        if session.status not in _OPEN:
+            raise VotingError(
+                f"Session {session.pk} has already ended ({session.get_status_display()}).",
+                code="session_closed",
+                status_code=409,
+            )
+        if not session.submissions.filter(pk=submission_id).exists():
+            raise VotingError(f"Submission {submission_id} is not part of session {session.pk}.", code="not_in_session")
+        return _declare_winner(session, submission_id, Decision.ADMIN, reason=reason, user=admin)
+
+
+def session_cancel(*, session_id: int, admin, reason: str = "") -> VotingSession:
+    _require_staff(admin)
+    with transaction.atomic():
+        session = VotingSession.objects.select_for_update().get(pk=session_id)
+        if session.status not in _OPEN:
+            raise VotingError(f"Session {session.pk} has already ended.", code="session_closed", status_code=409)
+        session.status = VotingSession.Status.CANCELLED
+        session.decided_by = Decision.CANCELLED
+        session.decided_by_user = admin
+        session.decision_reason = reason.strip() or "Cancelled by an admin."
+        session.ended_at = timezone.now()
+        session.save(update_fields=["status", "decided_by", "decided_by_user", "decision_reason", "ended_at"])
+        return session
+
+
+def session_start_runoff(*, session_id: int, admin) -> VotingSession:
+    """An admin sends a tied (or open) session's leaders to a runoff."""
+    _require_staff(admin)
+    with transaction.atomic():
+        session = VotingSession.objects.select_for_update().get(pk=session_id)
+        if session.status not in _OPEN:
+            raise VotingError(f"Session {session.pk} has already ended.", code="session_closed", status_code=409)
+        standings = _standings(session)
+        top = standings[0][1] if standings else 0
+        tied = [sid for sid, n in standings if n == top]
+        if len(tied) < 2:
+            raise VotingError("A runoff needs at least two submissions tied for the lead.", code="no_tie")
+        return _send_to_runoff(session, tied, reason=f"Admin sent the {len(tied)} leaders ({top} votes) to a runoff.",
+                               user=admin)
+
+
+def session_end_now(*, session_id: int, admin) -> VotingSession:
+    """An admin ends an active session early; it is then decided exactly as at expiry."""
+    _require_staff(admin)
+    now = timezone.now()
+    updated = VotingSession.objects.filter(pk=session_id, status=VotingSession.Status.ACTIVE).update(ends_at=now)
+    if not updated:
+        raise VotingError(f"Session {session_id} is not open for voting.", code="session_closed", status_code=409)
+    return session_close(session_id=session_id, now=now)
