@@ -2,8 +2,11 @@
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils.text import slugify
 
@@ -52,6 +55,21 @@ class Story(models.Model):
         while Story.objects.filter(slug=slug).exists():
             slug, n = f"{base}-{n}", n + 1
         return slug
+
+
+class StoryContributor(models.Model):
+    """Who has contributed to a story (uploaded a clip, submitted a design...), written by each app's service."""
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="contributor_links")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="story_links")
+    first_contribution = models.CharField(max_length=30)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["story", "user"], name="contributor_once_per_story")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.story}"
 
 
 class Clip(models.Model):
@@ -151,3 +169,217 @@ class CandidateFrame(models.Model):
 
     def __str__(self) -> str:
         return f"clip {self.clip_id} @ {self.timestamp} (q{self.quality})"
+
+
+character_id_validator = RegexValidator(r"^[a-z0-9_]+$", "Use lowercase letters, digits and underscores only.")
+
+
+def character_file_upload_to(instance, filename: str) -> str:
+    character = instance if isinstance(instance, Character) else instance.character
+    return f"characters/{character.character_id}/{filename}"
+
+
+class Character(models.Model):
+    """A canonical character of a story and its DNA: references, palette, style and locked features."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        VOTING = "voting", "Voting"
+        CANONICAL = "canonical", "Canonical"
+        ARCHIVED = "archived", "Archived"
+
+    character_id = models.CharField(max_length=100, unique=True, validators=[character_id_validator])
+    name = models.CharField(max_length=100)
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="characters")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CANDIDATE)
+    style_description = models.CharField(max_length=500, blank=True)
+    # The winning submission's own words, kept so a re-lock can compose the style again.
+    submitted_description = models.CharField(max_length=500, blank=True)
+    color_palette = models.JSONField(default=dict, blank=True, help_text='Role to "#RRGGBB".')
+    locked_features = models.JSONField(default=list, blank=True)
+    created_from_clip = models.ForeignKey(Clip, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    total_votes = models.PositiveIntegerField(default=0)
+    clips_used = models.PositiveIntegerField(default=0)
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="characters_created"
+    )
+    allow_licensing = models.BooleanField(default=False)
+    # The winning submission this character was locked from (an id in the voting app): locks are idempotent on it.
+    origin_submission_id = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    source_frames = models.ManyToManyField(CandidateFrame, blank=True, related_name="characters")
+    dna_file = models.FileField(upload_to=character_file_upload_to, blank=True, max_length=300)
+    model_sheet = models.ImageField(upload_to=character_file_upload_to, blank=True, max_length=300)
+    lock_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["story", "status"], name="character_story_status"),
+            models.Index(fields=["status", "-created_at"], name="character_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.character_id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("character-detail", args=[self.character_id])
+
+
+class ReferenceImage(models.Model):
+    class Kind(models.TextChoices):
+        FULL_BODY = "full_body", "Full body"
+        FACE_CLOSEUP = "face_closeup", "Face close-up"
+        SIDE_PROFILE = "side_profile", "Side profile"
+        EXTRA_ANGLE = "extra_angle", "Extra angle"
+
+    character = models.ForeignKey(Character, on_delete=models.CASCADE, related_name="reference_images")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    image = models.ImageField(upload_to=character_file_upload_to, max_length=300)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    source_frame = models.ForeignKey(CandidateFrame, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["character", "kind", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["character", "kind"], condition=~Q(kind="extra_angle"), name="one_reference_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.character.character_id}: {self.kind}"
+
+
+# --- Pinned characters: an admin pins a character's look from a clip frame as @ElementN of a story ---------
+
+PIN_MAX_ANGLES = 6  # additional reference angles per pinned element (the plan's limit)
+PIN_MAX_ELEMENTS_LIMIT = 7  # Kling O1 takes at most 7 input images, so no setting may exceed this
+
+
+def pinned_image_name(story_id: int, element_index: int, suffix: str) -> str:
+    """The exact storage name of a pin image: `pinned/{story}/{N}_frontal.jpg`, `..._angle_{k}.jpg`."""
+    return f"pinned/{story_id}/{element_index}_{suffix}.jpg"
+
+
+class PinningSettings(models.Model):
+    """The `character_pinning` feature flag and its config. One row (pk 1), switched on by a data migration."""
+
+    SINGLETON_PK = 1
+
+    enabled = models.BooleanField(
+        default=True, help_text="Off: the pin panel and the pinning APIs answer that character pinning is disabled."
+    )
+    max_elements_per_season = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(PIN_MAX_ELEMENTS_LIMIT)],
+        help_text="How many @Element slots a story has (Kling O1 takes at most 7 input images in all).",
+    )
+    auto_switch_model = models.BooleanField(
+        default=True, help_text="Generation switches to Kling O1 reference-to-video when a story has active pins."
+    )
+    cost_premium_warning = models.BooleanField(
+        default=True, help_text="Tell contributors that reference-to-video costs more than text-to-video."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "character pinning settings"
+        verbose_name_plural = "character pinning settings"
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="pinning_settings_singleton")]
+
+    def __str__(self) -> str:
+        return f"Character pinning: {'on' if self.enabled else 'off'}"
+
+    def save(self, *args, **kwargs):
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+
+class PinnedCharacter(models.Model):
+    """A character's look pinned for a story as `@Element{element_index}`: a frontal image and up to 6 angles.
+
+    Image names are exact (see `pinned_image_name`); the pinning services write and delete them.
+    """
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="pinned_characters")
+    element_index = models.PositiveSmallIntegerField(help_text="N in @ElementN.")
+    label = models.CharField(max_length=100, blank=True)
+    frontal_image = models.ImageField(max_length=300)
+    frontal_width = models.PositiveIntegerField(default=0)
+    frontal_height = models.PositiveIntegerField(default=0)
+    source_clip = models.ForeignKey(Clip, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_frame_seconds = models.FloatField(null=True, blank=True)
+    pinned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    character = models.ForeignKey(
+        Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="pins",
+        help_text="The canonical character this pin shows, if any.",
+    )
+    usage_count = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["story", "element_index"]
+        permissions = [("pin_character", "Can pin characters from clip frames")]
+        constraints = [
+            models.UniqueConstraint(fields=["story", "element_index"], name="pin_unique_story_element"),
+            models.CheckConstraint(condition=Q(element_index__gte=1), name="pin_element_index_from_1"),
+        ]
+        indexes = [
+            models.Index(fields=["story", "element_index"], condition=Q(is_active=True), name="pin_story_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.element_tag} {self.label}".strip()
+
+    @property
+    def element_tag(self) -> str:
+        return f"@Element{self.element_index}"
+
+
+class PinAngle(models.Model):
+    """An additional reference angle of a pinned character, stored as `{N}_angle_{position}.jpg`."""
+
+    pin = models.ForeignKey(PinnedCharacter, on_delete=models.CASCADE, related_name="angles")
+    position = models.PositiveSmallIntegerField(help_text=f"1-{PIN_MAX_ANGLES}.")
+    image = models.ImageField(max_length=300)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    source_clip = models.ForeignKey(Clip, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_frame_seconds = models.FloatField(null=True, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pin", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["pin", "position"], name="pin_angle_unique_position"),
+            models.CheckConstraint(
+                condition=Q(position__gte=1) & Q(position__lte=PIN_MAX_ANGLES), name="pin_angle_position_1_6"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pin.element_tag} angle {self.position}"
+
+
+@receiver(post_delete, sender=PinnedCharacter)
+@receiver(post_delete, sender=PinAngle)
+def _delete_pin_image(sender, instance, **kwargs):
+    """A pin's files go with its row, also when a story's deletion cascades to it.
+
+    Deleted inside the deleting transaction (the pinning services hold the story's lock then), so a
+    new pin taking the same slot right after can never lose its freshly written file.
+    """
+    field_file = instance.frontal_image if sender is PinnedCharacter else instance.image
+    if field_file:
+        field_file.storage.delete(field_file.name)

@@ -14,9 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.exceptions import ServiceError
+from common.safe_fetch import fetch_to_temp_file
 
 from .extraction import ExtractionResult, extract_candidates
-from .models import CandidateFrame, Clip, Story, format_timestamp
+from .models import CandidateFrame, Clip, Story, StoryContributor, format_timestamp
 from .video import InvalidVideo, probe_video
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ def story_create(*, title: str, description: str = "", created_by) -> Story:
     return Story.objects.create(
         title=title, slug=Story.unique_slug_for(title), description=description.strip(), created_by=created_by
     )
+
+
+def story_add_contributor(*, story: Story, user, contribution: str) -> None:
+    """Record that `user` contributed to `story` (idempotent); other apps call this for their contributions."""
+    StoryContributor.objects.get_or_create(story=story, user=user, defaults={"first_contribution": contribution})
 
 
 def _spool_to_temp(upload: File) -> Path:
@@ -98,10 +104,26 @@ def clip_create(*, story: Story, uploader, upload: File, source_url: str = "") -
             except BaseException:
                 clip.video.delete(save=False)
                 raise
-            transaction.on_commit(lambda: _enqueue_extraction(clip.pk))
+            # robust: with in-process tasks a failed extraction is recorded on the clip, not raised at the uploader.
+            story_add_contributor(story=story, user=uploader, contribution="clip")
+            transaction.on_commit(lambda: _enqueue_extraction(clip.pk), robust=True)
         return clip
     finally:
         local_path.unlink(missing_ok=True)
+
+
+def clip_create_from_url(*, story: Story, uploader, url: str) -> Clip:
+    """Fetch a clip from a link the user gave, then validate and store it exactly like an upload.
+
+    The fetch only reaches public http(s) hosts, within CLIP_MAX_BYTES and CLIP_FETCH_TIMEOUT_SECONDS
+    (see common.safe_fetch); a refused link or file leaves nothing behind.
+    """
+    fetched = fetch_to_temp_file(url, max_bytes=settings.CLIP_MAX_BYTES, timeout=settings.CLIP_FETCH_TIMEOUT_SECONDS)
+    try:
+        with open(fetched.path, "rb") as fh:
+            return clip_create(story=story, uploader=uploader, upload=File(fh, name=fetched.filename), source_url=url)
+    finally:
+        fetched.path.unlink(missing_ok=True)
 
 
 def _enqueue_extraction(clip_id: int) -> None:
@@ -110,10 +132,37 @@ def _enqueue_extraction(clip_id: int) -> None:
     extract_clip_frames.delay(clip_id)
 
 
-def clip_request_extraction(*, clip: Clip) -> Clip:
-    """Queue (again) the extraction of a clip; a re-run replaces its candidates."""
-    Clip.objects.filter(pk=clip.pk).update(status=Clip.Status.UPLOADED, progress=0, error_message="")
-    transaction.on_commit(lambda: _enqueue_extraction(clip.pk))
+def can_request_extraction(user, clip: Clip) -> bool:
+    """Who may re-run a clip's extraction: the story's creator, the clip's uploader, or staff."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and (user.is_staff or user.pk in (clip.story.created_by_id, clip.uploader_id))
+    )
+
+
+def clip_request_extraction(*, clip: Clip, user) -> Clip:
+    """Queue (again) the extraction of a clip; a re-run replaces its candidates.
+
+    Refused while a run is queued or under way, so two runs never write the same clip at once.
+    """
+    if not can_request_extraction(user, clip):
+        raise ServiceError(
+            "Only the story's creator, the clip's uploader or staff can re-run its extraction.",
+            code="forbidden",
+            status_code=403,
+        )
+    busy = (Clip.Status.UPLOADED, Clip.Status.EXTRACTING)
+    updated = Clip.objects.filter(pk=clip.pk).exclude(status__in=busy).update(
+        status=Clip.Status.UPLOADED, progress=0, error_message=""
+    )
+    if not updated:
+        raise ServiceError(
+            "This clip's frames are being extracted already; wait for the run to finish.",
+            code="extraction_in_progress",
+            status_code=409,
+        )
+    transaction.on_commit(lambda: _enqueue_extraction(clip.pk), robust=True)
     clip.refresh_from_db()
     return clip
 
@@ -161,6 +210,12 @@ def clip_extract_frames(*, clip_id: int) -> Clip:
     if not updated:
         raise ServiceError(f"Clip {clip_id} does not exist.", code="not_found", status_code=404)
     clip = Clip.objects.select_related("story").get(pk=clip_id)
+    if not clip.video or not clip.video.storage.exists(clip.video.name):
+        message = "The clip's video file is missing from storage. Upload the clip again."
+        Clip.objects.filter(pk=clip_id).update(
+            status=Clip.Status.FAILED, error_message=message, extraction_finished_at=timezone.now()
+        )
+        raise ServiceError(message, code="video_missing", status_code=409)
     local_path, is_temp = clip_local_copy(clip)
     try:
         result = extract_candidates(

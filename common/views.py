@@ -1,7 +1,9 @@
 from django.shortcuts import render
 
-from characters.selectors import story_list
+from characters.forms import StoryForm
+from characters.selectors import story_list_with_covers
 
 
 def home(request):
-    return render(request, "common/home.html", {"stories": story_list()})
+    context = {"stories": story_list_with_covers(), "story_form": StoryForm()}
+    return render(request, "common/home.html", context)

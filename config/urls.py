@@ -9,8 +9,17 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("common.api_urls")),
     path("api/v1/", include("characters.api.urls")),
+    path("api/v1/", include("characters.api.character_urls")),
+    path("api/v1/", include("characters.api.pin_urls")),
+    path("api/v1/", include("voting.api.urls")),
+    path("api/v1/", include("generation.api.urls")),
+    path("api/v1/", include("marketplace.api.urls")),
     path("", include("common.urls")),
     path("", include("characters.urls")),
+    path("", include("characters.character_urls")),
+    path("", include("generation.urls")),
+    path("", include("marketplace.urls")),
+    path("", include("voting.urls")),
 ]
 
 if settings.DEBUG or not settings.S3_BUCKET:

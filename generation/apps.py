@@ -3,3 +3,4 @@ from django.apps import AppConfig
 
 class GenerationConfig(AppConfig):
     name = "generation"
+    verbose_name = "Video generation"

@@ -1,1 +1,117 @@
-# Models arrive with this app's issue.
+"""Generation jobs: one request to a video provider, from the prompt we built to the stored clip and its score."""
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from characters.models import Character, Story
+
+
+def new_job_id() -> str:
+    return f"gen_{secrets.token_hex(6)}"
+
+
+def generated_video_upload_to(job: "GenerationJob", filename: str) -> str:
+    return f"generated/{job.story_id}/{job.job_id}.mp4"
+
+
+class GenerationJob(models.Model):
+    class Mode(models.TextChoices):
+        REFERENCE_TO_VIDEO = "reference-to-video", "Reference to video (pinned characters)"
+        IMAGE_TO_VIDEO = "image-to-video", "Image to video (Character DNA)"
+        TEXT_TO_VIDEO = "text-to-video", "Text to video"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SUBMITTED = "submitted", "Submitted"
+        PROCESSING = "processing", "Processing"
+        COMPLETE = "complete", "Complete"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    job_id = models.CharField(max_length=32, unique=True, default=new_job_id, editable=False)
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="generation_jobs")
+    character = models.ForeignKey(
+        Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_jobs"
+    )
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generation_jobs")
+    idempotency_key = models.CharField(max_length=100, blank=True)
+
+    mode = models.CharField(max_length=24, choices=Mode.choices)
+    model_id = models.CharField(max_length=120)
+    user_prompt = models.TextField()
+    prompt_used = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    arguments = models.JSONField(default=dict, help_text="Exactly what was sent to the provider.")
+    elements = models.JSONField(default=list, blank=True)
+    pinned_character_ids = models.JSONField(default=list, blank=True)
+    reference_image_used = models.CharField(max_length=20, blank=True)
+    duration = models.PositiveSmallIntegerField(default=5)
+    aspect_ratio = models.CharField(max_length=8, default="16:9")
+    cost_usd = models.DecimalField(max_digits=8, decimal_places=3, default=0)
+    license_use_ref = models.CharField(max_length=64, blank=True, help_text="The license use this job consumed.")
+
+    provider = models.CharField(max_length=20)
+    provider_request_id = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    queue_position = models.IntegerField(null=True, blank=True)
+    estimated_seconds = models.PositiveIntegerField(default=0)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    video = models.FileField(upload_to=generated_video_upload_to, blank=True, max_length=300)
+    consistency_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    frame_scores = models.JSONField(default=list, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requester", "idempotency_key"], condition=~Q(idempotency_key=""), name="one_job_per_key"
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_request_id"],
+                condition=~Q(provider_request_id=""),
+                name="one_job_per_provider_request",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="job_status_updated"),
+            models.Index(fields=["story", "completed_at"], name="job_story_completed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} ({self.mode}, {self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("generation-job", args=[self.job_id])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.COMPLETE, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class WebhookDelivery(models.Model):
+    """Each verified provider webhook, once: fal retries for hours, so the same delivery can arrive again."""
+
+    provider = models.CharField(max_length=20)
+    request_id = models.CharField(max_length=120)
+    signature = models.CharField(max_length=256)
+    received_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "request_id", "signature"], name="webhook_delivered_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.request_id} ({self.outcome})"

@@ -2,7 +2,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from characters.models import CandidateFrame, Clip, Story
+from characters.models import CandidateFrame, Character, Clip, Story, StoryContributor
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -27,6 +27,7 @@ class StoryFactory(factory.django.DjangoModelFactory):
 class ClipFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Clip
+        skip_postgeneration_save = True
 
     story = factory.SubFactory(StoryFactory)
     uploader = factory.SubFactory(UserFactory)
@@ -36,6 +37,13 @@ class ClipFactory(factory.django.DjangoModelFactory):
     fps = 30.0
     width = 1280
     height = 720
+
+    @factory.post_generation
+    def contributor(clip, create, extracted, **kwargs):
+        """Uploading makes the uploader a contributor (characters.services.clip_create does the same)."""
+        if create:
+            StoryContributor.objects.get_or_create(story=clip.story, user=clip.uploader,
+                                                   defaults={"first_contribution": "clip"})
 
 
 class CandidateFrameFactory(factory.django.DjangoModelFactory):
@@ -48,3 +56,18 @@ class CandidateFrameFactory(factory.django.DjangoModelFactory):
     image = factory.Sequence(lambda n: f"frames/test/{n}.jpg")
     thumbnail = factory.Sequence(lambda n: f"frames/test/{n}_thumb.jpg")
     quality = 80
+
+
+class CharacterFactory(factory.django.DjangoModelFactory):
+    """A canonical character (no DNA files); pass allow_licensing=True to put it in the gallery."""
+
+    class Meta:
+        model = Character
+
+    character_id = factory.Sequence(lambda n: f"character_{n}")
+    name = factory.Sequence(lambda n: f"Character {n}")
+    story = factory.SubFactory(StoryFactory)
+    status = Character.Status.CANONICAL
+    creator = factory.SubFactory(UserFactory)
+    style_description = "A test character."
+    locked_features = ["test feature"]

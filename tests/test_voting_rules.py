@@ -381,3 +381,14 @@ def test_tallies_match_votes_table(pair):
     assert counts == {a.pk: 3, b.pk: 2}
     a.refresh_from_db()
     assert a.vote_count == Vote.objects.filter(submission=a).count() == 3
+
+
+def test_submitting_a_design_makes_a_story_contributor(story, frames):
+    from characters.selectors import story_contributors
+
+    designer = UserFactory(username="designer")
+    assert designer not in story_contributors(story)
+    submit(story, frames, "A", user=designer)
+    assert designer in story_contributors(story)
+    submit(story, frames, "B", user=designer)  # once per story
+    assert list(story_contributors(story)).count(designer) == 1

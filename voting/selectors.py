@@ -67,3 +67,16 @@ def vote_of(session: VotingSession, user) -> Vote | None:
     if not user.is_authenticated:
         return None
     return Vote.objects.filter(session=session, voter=user).first()
+
+
+def open_session_ids(submission_ids) -> dict[int, int]:
+    """{submission_id: id of the open session it is in}; a submission is in at most one open session."""
+    links = VotingSession.submissions.through.objects.filter(
+        charactersubmission_id__in=list(submission_ids), votingsession__status__in=OPEN_STATUSES
+    )
+    return dict(links.values_list("charactersubmission_id", "votingsession_id"))
+
+
+def runoff_session_of(session: VotingSession) -> VotingSession | None:
+    """The runoff session opened to settle `session`'s tie (the latest, should there be several)."""
+    return session.runoffs.order_by("-pk").first()

@@ -11,6 +11,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from characters.models import CandidateFrame, Story
+from characters.services import story_add_contributor
 from common.exceptions import Conflict, NotFound, ServiceError
 
 from . import tallies
@@ -78,6 +79,7 @@ def submission_create(
         SubmissionFrame.objects.bulk_create(
             SubmissionFrame(submission=submission, frame_id=fid, position=pos) for pos, fid in enumerate(ids)
         )
+        story_add_contributor(story=story, user=submitter, contribution="design")
         if settings.VOTING_AUTO_START:
             _auto_start(story, character_slot)
     return submission
@@ -161,7 +163,9 @@ def session_start(
             runoff_of=runoff_of,
         )
         session.submissions.set(entries)
-    tallies.rebuild(session.pk, [s.pk for s in entries])
+    ids = [s.pk for s in entries]
+    # Counters start once the session is committed; until then readers rebuild from the votes table.
+    transaction.on_commit(lambda: tallies.rebuild(session.pk, ids))
     return session
 
 
@@ -445,3 +449,44 @@ def session_end_now(*, session_id: int, admin) -> VotingSession:
     if not updated:
         raise VotingError(f"Session {session_id} is not open for voting.", code="session_closed", status_code=409)
     return session_close(session_id=session_id, now=now)
+
+
+# --- Locking the winner -----------------------------------------------------------------------
+
+def submission_lock_winner(*, submission_id: int, character_name: str = ""):
+    """Lock a winning submission into its canonical character (idempotent: one character per submission)."""
+    from characters.dna_services import character_lock
+
+    submission = CharacterSubmission.objects.select_related("story", "submitter").get(pk=submission_id)
+    if submission.status != CharacterSubmission.Status.WON:
+        raise VotingError(f"Submission {submission.pk} has not won a vote.", code="not_winner", status_code=409)
+    return character_lock(
+        story=submission.story,
+        name=character_name or submission.character_name or f"{submission.story.title} {submission.character_slot}",
+        frame_ids=submission.frame_ids,
+        creator=submission.submitter,
+        votes=submission.vote_count,
+        description=submission.style_description,
+        origin_submission_id=submission.pk,
+    )
+
+
+def submission_lock_by_admin(*, submission_id: int, admin, character_name: str = ""):
+    """The admin lock: a submission still in an open vote wins it by admin decision, then is locked."""
+    _require_staff(admin)
+    submission = CharacterSubmission.objects.filter(pk=submission_id).first()
+    if submission is None:
+        raise NotFound(f"There is no submission {submission_id}.")
+    if submission.status != CharacterSubmission.Status.WON:
+        session = submission.voting_sessions.filter(status__in=_OPEN).first()
+        if session is None:
+            raise VotingError(
+                f"Submission {submission.pk} is {submission.get_status_display().lower()} and not in an open vote; "
+                "only a winner or a submission in an open vote can be locked.",
+                code="not_lockable",
+                status_code=409,
+            )
+        session_override(
+            session_id=session.pk, submission_id=submission.pk, admin=admin, reason="Locked by an admin (override)."
+        )
+    return submission_lock_winner(submission_id=submission.pk, character_name=character_name)

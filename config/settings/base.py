@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "common",
     "characters",
     "voting",
@@ -96,6 +97,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
+# Where this site is reached from outside: absolute links in dna.json and API bodies.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 S3_BUCKET = env("S3_BUCKET", default="")
@@ -107,6 +110,7 @@ if S3_BUCKET:
     AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default=None)
     AWS_QUERYSTRING_AUTH = True  # presigned URLs: private bucket, and they honour Range
     AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=3600)
+    AWS_S3_SIGNATURE_VERSION = "s3v4"  # boto3 would presign with the deprecated V2 in us-east-1
     AWS_S3_FILE_OVERWRITE = False
     AWS_DEFAULT_ACL = None
     DEFAULT_FILE_STORAGE_BACKEND = "storages.backends.s3.S3Storage"
@@ -140,6 +144,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("extraction"), Queue("generation"))
 CELERY_TASK_ROUTES = {
     "characters.tasks.*": {"queue": "extraction"},
+    "voting.tasks.lock_winning_submission": {"queue": "extraction"},  # image work, like extraction
     "generation.tasks.*": {"queue": "generation"},
 }
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=15 * 60)
@@ -175,6 +180,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page loads Swagger UI from our own static files (nothing is fetched from a CDN).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Several models have a `status` field with its own choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ClipStatusEnum": "characters.models.Clip.Status",
+        "SubmissionStatusEnum": "voting.models.CharacterSubmission.Status",
+        "VotingSessionStatusEnum": "voting.models.VotingSession.Status",
+    },
 }
 
 # --- Uploads and the extraction pipeline ----------------------------------------------------
@@ -183,6 +198,8 @@ CLIP_MAX_SECONDS = env.float("CLIP_MAX_SECONDS", default=60.0)
 CLIP_MAX_WIDTH = env.int("CLIP_MAX_WIDTH", default=3840)
 CLIP_MAX_HEIGHT = env.int("CLIP_MAX_HEIGHT", default=2160)
 CLIP_FETCH_TIMEOUT_SECONDS = env.float("CLIP_FETCH_TIMEOUT_SECONDS", default=20.0)
+# Networks a server-side fetch may reach besides public addresses (tests allow 127.0.0.0/8). Keep empty in production.
+SAFE_FETCH_ALLOWED_NETWORKS = env.list("SAFE_FETCH_ALLOWED_NETWORKS", default=[])
 # Let Django spool large uploads to disk instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -218,3 +235,54 @@ CELERY_BEAT_SCHEDULE["voting-close-expired"] = {
     "task": "voting.tasks.close_expired_sessions",
     "schedule": 60.0,
 }
+
+# --- Generation -----------------------------------------------------------------------------
+# Every model we can call, with its mode and price. The cost of a job is usd_per_second x duration,
+# shown before it is spent and recorded on the job.
+GENERATION_MODELS = {
+    "kling-o1-ref": {
+        "model_id": "fal-ai/kling-video/o1/reference-to-video", "mode": "reference-to-video",
+        "usd_per_second": "0.112", "label": "Kling O1 reference-to-video",
+    },
+    "kling-i2v": {
+        "model_id": env("GENERATION_I2V_MODEL_ID", default="fal-ai/kling-video/v2.6/pro/image-to-video"),
+        "mode": "image-to-video", "usd_per_second": "0.07", "label": "Kling image-to-video",
+    },
+    "kling-t2v": {
+        "model_id": env("GENERATION_T2V_MODEL_ID", default="fal-ai/kling-video/v2.6/pro/text-to-video"),
+        "mode": "text-to-video", "usd_per_second": "0.07", "label": "Kling text-to-video",
+    },
+}
+FAL_KEY = env("FAL_KEY", default="")
+# fal when a key is set, else the offline provider that renders a real clip from the references.
+GENERATION_PROVIDER = env("GENERATION_PROVIDER", default="fal" if FAL_KEY else "offline")
+FAL_WEBHOOK_JWKS_URL = env("FAL_WEBHOOK_JWKS_URL", default="https://rest.alpha.fal.ai/.well-known/jwks.json")
+FAL_WEBHOOK_TOLERANCE_SECONDS = 300
+GENERATION_USE_WEBHOOKS = env.bool("GENERATION_USE_WEBHOOKS", default=True)
+GENERATED_VIDEO_MAX_BYTES = env.int("GENERATED_VIDEO_MAX_BYTES", default=200 * 1024 * 1024)
+GENERATION_POLL_SECONDS = env.float("GENERATION_POLL_SECONDS", default=5.0)
+GENERATION_TIMEOUT_MINUTES = env.int("GENERATION_TIMEOUT_MINUTES", default=30)
+GENERATION_MAX_PROMPT_CHARS = 2500
+CELERY_BEAT_SCHEDULE["generation-poll-stale"] = {"task": "generation.tasks.poll_stale_jobs", "schedule": 60.0}
+
+# --- Marketplace ----------------------------------------------------------------------------
+# Credits per tier, uses (None = unlimited), validity in days (None = never expires) and the creator's
+# royalty in whole percent (rounded down per sale). Exclusive is negotiated: its price is the accepted offer.
+LICENSE_TIERS = {
+    "single_use": {"label": "Single use", "cost": 10, "uses": 1, "days": 30, "royalty_percent": 20},
+    "pack_10": {"label": "Pack of 10", "cost": 80, "uses": 10, "days": 90, "royalty_percent": 15},
+    "unlimited": {"label": "Unlimited", "cost": 500, "uses": None, "days": 365, "royalty_percent": 10},
+    "exclusive": {"label": "Exclusive", "cost": None, "uses": None, "days": None, "royalty_percent": 50},
+}
+LICENSE_EXCLUSIVE_MIN_OFFER = env.int("LICENSE_EXCLUSIVE_MIN_OFFER", default=1000)
+CREDIT_GRANT_MAX = env.int("CREDIT_GRANT_MAX", default=1_000_000)
+GALLERY_PAGE_SIZE = env.int("GALLERY_PAGE_SIZE", default=24)
+GALLERY_API_MAX_LIMIT = 100
+# The gallery's total is cached this long (0: counted on every request); see marketplace.selectors.GalleryListing.
+GALLERY_TOTAL_CACHE_SECONDS = env.int("GALLERY_TOTAL_CACHE_SECONDS", default=30)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
+    "LicenseStatusEnum": "marketplace.models.License.Status",
+    "ExclusiveOfferStatusEnum": "marketplace.models.ExclusiveOffer.Status",
+    "LedgerEntryKindEnum": "marketplace.models.LedgerEntry.Kind",
+    "LicenseTypeEnum": "marketplace.models.LicenseType",
+})

@@ -1,9 +1,22 @@
 """Test settings: the same switches as production; `make test` sets DATABASE_URL and REDIS_URL."""
+from urllib.parse import urlsplit, urlunsplit
+
 from .base import *  # noqa: F403
-from .base import REST_FRAMEWORK
+from .base import CACHES, REDIS_URL, REST_FRAMEWORK
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
     **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "10000/min", "user": "10000/min",
     "uploads": "10000/min", "auth": "10000/min"}}
+# Static files straight from the app folders (no collectstatic before tests), no startup scan.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
+
+if REDIS_URL:
+    # The cache lives in the next Redis database: tests empty it between tests (FLUSHDB), which
+    # must not drop the broker's queues under a running Celery worker.
+    _redis = urlsplit(REDIS_URL)
+    _broker_db = int(_redis.path.strip("/") or 0)
+    _cache_url = urlunsplit(_redis._replace(path=f"/{(_broker_db + 1) % 16}"))
+    CACHES = {"default": {**CACHES["default"], "LOCATION": _cache_url}}

@@ -1,0 +1,28 @@
+"""Page forms. They only collect input; the rules (video checks, slugs) live in services."""
+from django import forms
+from django.conf import settings
+
+ACCEPTED_VIDEO_TYPES = "video/mp4,video/quicktime,video/webm"
+
+
+class StoryForm(forms.Form):
+    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"placeholder": "The Lighthouse Keeper"}))
+    description = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What is this story about? (optional)"}),
+    )
+
+
+class ClipUploadForm(forms.Form):
+    video = forms.FileField(
+        label="Video clip",
+        widget=forms.ClearableFileInput(attrs={"accept": ACCEPTED_VIDEO_TYPES}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["video"].help_text = (
+            f"MP4, MOV or WebM · up to {settings.CLIP_MAX_SECONDS:g} seconds · "
+            f"up to {settings.CLIP_MAX_BYTES / 1_048_576:.0f} MB"
+        )

@@ -1,0 +1,71 @@
+"""Shapes of the generation API: the seed's request and status bodies, plus mode and cost."""
+from rest_framework import serializers
+
+from characters.api.serializers import AbsoluteFileUrlField
+from generation.models import GenerationJob
+from generation.prompts import ASPECT_RATIOS, DURATIONS
+
+
+class GenerateRequestSerializer(serializers.Serializer):
+    story_id = serializers.IntegerField()
+    character_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    prompt = serializers.CharField(max_length=2500, trim_whitespace=True)
+    duration = serializers.ChoiceField(choices=DURATIONS, default=5)
+    aspect_ratio = serializers.ChoiceField(choices=ASPECT_RATIOS, default="16:9")
+    use_pins = serializers.BooleanField(default=True)
+    idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class GenerateAcceptedSerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    status = serializers.CharField()
+    estimated_time = serializers.IntegerField(help_text="Seconds.")
+    mode = serializers.CharField()
+    cost_usd = serializers.DecimalField(max_digits=8, decimal_places=3)
+    status_url = serializers.URLField()
+
+
+class FrameScoreSerializer(serializers.Serializer):
+    seconds = serializers.FloatField()
+    score = serializers.IntegerField()
+
+
+class GenerationResultSerializer(serializers.Serializer):
+    video_url = AbsoluteFileUrlField(source="video")
+    consistency_score = serializers.IntegerField(allow_null=True)
+    frame_scores = FrameScoreSerializer(many=True)
+    character_id = serializers.CharField(source="character.character_id", allow_null=True, default=None)
+    prompt_used = serializers.CharField()
+    reference_image_used = serializers.CharField()
+    duration = serializers.IntegerField()
+    generated_at = serializers.DateTimeField(source="completed_at")
+
+
+class GenerationJobSerializer(serializers.ModelSerializer):
+    estimated_time = serializers.IntegerField(source="estimated_seconds")
+    model = serializers.CharField(source="model_id")
+    story_id = serializers.IntegerField()
+    pinned_character_ids = serializers.ListField(child=serializers.IntegerField())
+    result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "job_id", "status", "estimated_time", "queue_position", "progress", "story_id", "mode", "model",
+            "cost_usd", "pinned_character_ids", "error", "created_at", "result",
+        ]
+
+    def get_result(self, job: GenerationJob) -> dict | None:
+        if job.status != GenerationJob.Status.COMPLETE:
+            return None
+        return GenerationResultSerializer(job, context=self.context).data
+
+
+class QuoteSerializer(serializers.Serializer):
+    mode = serializers.CharField()
+    model = serializers.CharField()
+    cost_usd = serializers.DecimalField(max_digits=8, decimal_places=3)
+    prompt_used = serializers.CharField()
+    pinned_elements = serializers.ListField(child=serializers.DictField())
+    character_id = serializers.CharField(allow_null=True)
+    notes = serializers.ListField(child=serializers.CharField())

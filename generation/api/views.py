@@ -1,0 +1,129 @@
+"""Generation over HTTP: thin views over generation.services."""
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from characters.models import Story
+from common.api_schema import error_responses
+from common.exceptions import NotFound, ServiceError
+from generation import services
+from generation.models import GenerationJob
+from generation.webhooks import WebhookRejected, verify_fal_webhook
+
+from .serializers import (
+    GenerateAcceptedSerializer,
+    GenerateRequestSerializer,
+    GenerationJobSerializer,
+    QuoteSerializer,
+)
+
+
+def _story(story_id: int) -> Story:
+    story = Story.objects.filter(pk=story_id).first()
+    if story is None:
+        raise NotFound(f"Story {story_id} does not exist.")
+    return story
+
+
+def _job_for(request, job_id: str) -> GenerationJob:
+    job = GenerationJob.objects.select_related("character").filter(job_id=job_id).first()
+    if job is None or not (request.user.is_staff or job.requester_id == request.user.pk):
+        raise NotFound(f"There is no generation job '{job_id}' of yours.")
+    return job
+
+
+class GenerateView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=GenerateRequestSerializer,
+        responses={202: GenerateAcceptedSerializer, **error_responses(400, 401, 403, 404, 409)},
+        description="Queue a clip. With active pins: Kling O1 reference-to-video; with a canonical character: "
+        "image-to-video with its DNA; `use_pins: false` or nothing locked: text-to-video. A repeated "
+        "`idempotency_key` returns the same job.",
+    )
+    def post(self, request):
+        serializer = GenerateRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.generation_create(
+            requester=request.user, story=_story(data["story_id"]), prompt=data["prompt"],
+            duration=data["duration"], aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"],
+            character_id=data.get("character_id") or None, idempotency_key=data.get("idempotency_key", ""),
+        )
+        status_url = reverse("api-generation-job", args=[job.job_id], request=request)
+        body = {"job_id": job.job_id, "status": job.status, "estimated_time": job.estimated_seconds,
+                "mode": job.mode, "cost_usd": job.cost_usd, "status_url": status_url}
+        return Response(GenerateAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": status_url})
+
+
+class QuoteView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=GenerateRequestSerializer,
+        responses={200: QuoteSerializer, **error_responses(400, 401, 404)},
+        description="What a generate request would run and cost, without spending anything.",
+    )
+    def post(self, request):
+        serializer = GenerateRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        quote = services.generation_quote(
+            story=_story(data["story_id"]), prompt=data["prompt"], duration=data["duration"],
+            aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"], character_id=data.get("character_id"),
+        )
+        return Response(QuoteSerializer({
+            "mode": quote.plan.mode, "model": quote.plan.model_id, "cost_usd": quote.cost_usd,
+            "prompt_used": quote.plan.prompt_used,
+            "pinned_elements": [{"element_index": p.element_index, "label": p.label} for p in quote.pins],
+            "character_id": quote.character.character_id if quote.character else None, "notes": quote.plan.notes,
+        }).data)
+
+
+class GenerationJobView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: GenerationJobSerializer, **error_responses(401, 404)})
+    def get(self, request, job_id: str):
+        return Response(GenerationJobSerializer(_job_for(request, job_id), context={"request": request}).data)
+
+
+class GenerationCancelView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: GenerationJobSerializer, **error_responses(401, 403, 404, 409)})
+    def post(self, request, job_id: str):
+        job = services.generation_cancel(job=_job_for(request, job_id), user=request.user)
+        return Response(GenerationJobSerializer(job, context={"request": request}).data)
+
+
+class FalWebhookView(APIView):
+    """fal's completion callback. Authenticated by its Ed25519 signature, not by a user."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        request=None,
+        responses={200: OpenApiResponse(description="Accepted (or a replay / unknown request: nothing changed)."),
+                   401: OpenApiResponse(description="Signature missing, wrong or stale.")},
+    )
+    def post(self, request):
+        body = request.body
+        try:
+            delivery = verify_fal_webhook(request.headers, body)
+        except WebhookRejected as exc:
+            return Response({"error": {"code": "bad_signature", "message": str(exc), "details": {}}}, status=401)
+        payload = request.data if isinstance(request.data, dict) else {}
+        if payload.get("request_id") not in (None, delivery.request_id):
+            raise ServiceError("The body's request_id does not match the signed one.", code="mismatch")
+        outcome = services.webhook_received(
+            provider="fal", request_id=delivery.request_id, signature=delivery.signature, payload=payload
+        )
+        return Response({"ok": True, "outcome": outcome})

@@ -1,0 +1,248 @@
+"""Which generation mode a request gets, and exactly what is sent for it. One place, pure functions.
+
+- Active pins (flag on, not opted out) -> Kling O1 reference-to-video with the pins as `elements`.
+- A canonical character and no pins -> image-to-video with the DNA prompt, a negative prompt
+  against drift, and the reference image that suits the scene.
+- Opted out, or nothing locked -> text-to-video.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+
+from characters import dna
+
+ASPECT_RATIOS = ("16:9", "9:16", "1:1")
+DURATIONS = (5, 10)
+MAX_IMAGES = 7  # Kling O1: frontal and reference images of every element together
+MAX_REFS_PER_ELEMENT = 3
+QUALITY_TAGS = "High quality, cinematic lighting, consistent character appearance"
+DRIFT_NEGATIVES = ["different character", "different person", "changing appearance", "inconsistent features",
+                   "morphing face"]
+
+ACTION_WORDS = re.compile(r"\b(fight|run|ran|jump|battl|chas|swing|swung|throw|threw|climb|danc|kick|sprint)\w*", re.I)
+DIALOGUE_WORDS = re.compile(
+    r"\b(speak|spoke|talk|say|said|whisper|shout|emotion|react|cry|cries|smil|laugh|frown|tear)\w*", re.I
+)
+ELEMENT_TAG = re.compile(r"@Element(\d+)\b")
+
+
+class PlanError(ValueError):
+    """The request cannot be turned into a provider call; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class PinInput:
+    pin_id: int
+    element_index: int
+    label: str
+    frontal_url: str
+    angle_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CharacterInput:
+    character_id: str
+    style_description: str
+    locked_features: tuple[str, ...]
+    palette: dict
+    reference_urls: dict  # kind -> URL
+
+
+@dataclass
+class GenerationPlan:
+    mode: str
+    model_key: str
+    model_id: str
+    arguments: dict
+    prompt_used: str
+    negative_prompt: str = ""
+    reference_kind: str = ""
+    elements: list = field(default_factory=list)
+    pin_ids: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    duration: int = 5
+    aspect_ratio: str = "16:9"
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return job_cost(self.model_key, self.duration)
+
+
+def job_cost(model_key: str, duration: int) -> Decimal:
+    return (Decimal(settings.GENERATION_MODELS[model_key]["usd_per_second"]) * duration).quantize(Decimal("0.001"))
+
+
+def _model_for(mode: str) -> tuple[str, str]:
+    for key, spec in settings.GENERATION_MODELS.items():
+        if spec["mode"] == mode:
+            return key, spec["model_id"]
+    raise PlanError(f"No model is configured for {mode}.")
+
+
+def _check_common(prompt: str, duration: int, aspect_ratio: str) -> str:
+    prompt = " ".join((prompt or "").split())
+    if not prompt:
+        raise PlanError("Describe the scene to generate.")
+    if duration not in DURATIONS:
+        raise PlanError(f"Duration must be 5 or 10 seconds, not {duration}.")
+    if aspect_ratio not in ASPECT_RATIOS:
+        raise PlanError(f"Aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
+    return prompt
+
+
+def _limit(prompt: str) -> str:
+    limit = settings.GENERATION_MAX_PROMPT_CHARS
+    if len(prompt) > limit:
+        raise PlanError(f"The prompt is {len(prompt)} characters with the character tags; the limit is {limit}.")
+    return prompt
+
+
+# --- reference-to-video ------------------------------------------------------------------------
+
+def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], list[str]]:
+    """Elements for the pins that fit in the provider's image budget, in element order.
+
+    Each element needs its frontal image and 1-3 reference images (the frontal again when the pin
+    has no angle: the provider refuses an empty list); all images together at most 7. Every pin
+    first gets frontal + one reference; leftover room goes to extra angles in element order.
+    Pins that do not fit are left out and named in the notes.
+    """
+    ordered = sorted(pins, key=lambda p: p.element_index)
+    fitting = ordered[: MAX_IMAGES // 2]
+    notes = [
+        f"@Element{p.element_index} ({p.label}) left out: at most {MAX_IMAGES} images fit in one request."
+        for p in ordered[len(fitting):]
+    ]
+    refs = [[(p.angle_urls or (p.frontal_url,))[0]] for p in fitting]
+    budget = MAX_IMAGES - 2 * len(fitting)
+    for i, pin in enumerate(fitting):
+        for extra in pin.angle_urls[1:MAX_REFS_PER_ELEMENT]:
+            if budget == 0:
+                break
+            refs[i].append(extra)
+            budget -= 1
+    elements = [
+        {"frontal_image_url": p.frontal_url, "reference_image_urls": r} for p, r in zip(fitting, refs, strict=True)
+    ]
+    return fitting, elements, notes
+
+
+def tag_prompt(prompt: str, pins: list[PinInput]) -> str:
+    """Point the prompt's @ElementN tags at the elements as sent, and prepend the tags it lacks.
+
+    The provider numbers elements by their position in the request, while admins pin into slots
+    1..N that may have gaps (a deactivated pin): a tag naming a pin's slot is rewritten to its
+    position. A tag naming no active pin is refused rather than sent to fail at the provider.
+    """
+    position_of = {p.element_index: pos for pos, p in enumerate(pins, start=1)}
+    unknown = sorted({int(n) for n in ELEMENT_TAG.findall(prompt)} - set(position_of))
+    if unknown:
+        raise PlanError(
+            f"The prompt mentions @Element{unknown[0]}, but no active pinned character has that element. "
+            f"Use {', '.join(f'@Element{i}' for i in sorted(position_of))}."
+        )
+    mentioned = {int(n) for n in ELEMENT_TAG.findall(prompt)}
+    rewritten = ELEMENT_TAG.sub(lambda m: f"@Element{position_of[int(m.group(1))]}", prompt)
+    missing = [f"@Element{position_of[p.element_index]}" for p in pins if p.element_index not in mentioned]
+    return " ".join([*missing, rewritten]) if missing else rewritten
+
+
+def plan_reference_to_video(prompt: str, pins: list[PinInput], duration: int, aspect_ratio: str) -> GenerationPlan:
+    fitting, elements, notes = build_elements(pins)
+    prompt_used = _limit(tag_prompt(prompt, fitting))
+    key, model_id = _model_for("reference-to-video")
+    arguments = {"prompt": prompt_used, "elements": elements, "duration": str(duration),
+                 "aspect_ratio": aspect_ratio}
+    return GenerationPlan(
+        mode="reference-to-video", model_key=key, model_id=model_id, arguments=arguments, prompt_used=prompt_used,
+        elements=elements, pin_ids=[p.pin_id for p in fitting], notes=notes, duration=duration,
+        aspect_ratio=aspect_ratio,
+    )
+
+
+# --- image-to-video ----------------------------------------------------------------------------
+
+def choose_reference(prompt: str, available: set[str]) -> str:
+    """Action scenes use the full body shot, dialogue and emotion the face close-up; default full body."""
+    if ACTION_WORDS.search(prompt):
+        return "full_body"
+    if DIALOGUE_WORDS.search(prompt) and "face_closeup" in available:
+        return "face_closeup"
+    return "full_body"
+
+
+_DARK_HAIR = {"black", "dark brown", "brown", "auburn"}
+_LIGHT_HAIR = {"blonde", "platinum blonde", "strawberry blonde", "white", "grey", "light brown"}
+
+
+def negative_prompt_for(character: CharacterInput) -> str:
+    """Drift words, the opposite hair colour, and beard rules from the locked features."""
+    negatives = list(DRIFT_NEGATIVES)
+    hair = character.palette.get("hair")
+    if hair:
+        name = dna.nearest_name(hair, dna.HAIR_NAMES)
+        if name in _DARK_HAIR:
+            negatives += ["blonde hair", "platinum hair"]
+        elif name in _LIGHT_HAIR:
+            negatives += ["black hair", "dark brown hair"]
+        if name == "red":
+            negatives += ["black hair"]
+    features = " ".join(character.locked_features).lower()
+    if "clean shaven" in features or "clean-shaven" in features:
+        negatives += ["beard", "stubble"]
+    elif "beard" in features:
+        negatives.append("clean shaven")
+        if re.search(r"\b(short|trimmed|stubble)\b", features):
+            negatives.append("long beard")
+    return ", ".join(dict.fromkeys(negatives))
+
+
+def plan_image_to_video(prompt: str, character: CharacterInput, duration: int, aspect_ratio: str) -> GenerationPlan:
+    reference = choose_reference(prompt, set(character.reference_urls))
+    parts = [character.style_description.rstrip(". ")]
+    # The top locked features, for emphasis, unless the style description already says them.
+    style = character.style_description.lower()
+    emphasis = [f for f in character.locked_features[:3] if f.lower() not in style]
+    if emphasis:
+        parts.append("Character has " + ", ".join(emphasis))
+    parts += [prompt.rstrip(". "), QUALITY_TAGS]
+    prompt_used = _limit(". ".join(p for p in parts if p))
+    negative = negative_prompt_for(character)
+    key, model_id = _model_for("image-to-video")
+    arguments = {
+        "prompt": prompt_used, "image_url": character.reference_urls[reference], "negative_prompt": negative,
+        "duration": str(duration), "aspect_ratio": aspect_ratio,
+    }
+    return GenerationPlan(
+        mode="image-to-video", model_key=key, model_id=model_id, arguments=arguments, prompt_used=prompt_used,
+        negative_prompt=negative, reference_kind=reference, duration=duration, aspect_ratio=aspect_ratio,
+    )
+
+
+# --- text-to-video -----------------------------------------------------------------------------
+
+def plan_text_to_video(prompt: str, duration: int, aspect_ratio: str) -> GenerationPlan:
+    key, model_id = _model_for("text-to-video")
+    prompt_used = _limit(prompt)
+    arguments = {"prompt": prompt_used, "duration": str(duration), "aspect_ratio": aspect_ratio}
+    return GenerationPlan(
+        mode="text-to-video", model_key=key, model_id=model_id, arguments=arguments, prompt_used=prompt_used,
+        duration=duration, aspect_ratio=aspect_ratio,
+    )
+
+
+def plan_generation(
+    *, prompt: str, duration: int, aspect_ratio: str, use_locks: bool, pins: list[PinInput],
+    character: CharacterInput | None,
+) -> GenerationPlan:
+    """The one decision of which mode a request gets (see the module docstring)."""
+    prompt = _check_common(prompt, duration, aspect_ratio)
+    if use_locks and pins:
+        return plan_reference_to_video(prompt, pins, duration, aspect_ratio)
+    if use_locks and character is not None:
+        return plan_image_to_video(prompt, character, duration, aspect_ratio)
+    return plan_text_to_video(prompt, duration, aspect_ratio)

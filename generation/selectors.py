@@ -1,0 +1,35 @@
+"""Reads for generation: a story's generated clips in order, for the drift chart."""
+from django.db.models import QuerySet
+
+from characters.models import Story
+
+from .models import GenerationJob
+
+
+def story_generated_clips(story: Story) -> QuerySet[GenerationJob]:
+    return GenerationJob.objects.filter(story=story, status=GenerationJob.Status.COMPLETE).order_by("completed_at")
+
+
+def drift_points(story: Story) -> list[dict]:
+    """Each generated clip's score in story order: the drift chart's points."""
+    return [
+        {"job_id": job.job_id, "score": job.consistency_score, "mode": job.mode, "url": job.get_absolute_url()}
+        for job in story_generated_clips(story).only("job_id", "consistency_score", "mode", "completed_at")
+        if job.consistency_score is not None
+    ]
+
+
+def bar_chart(values: list[int], *, width: int = 560, height: int = 140, labels: list[str] | None = None) -> dict:
+    """Geometry of a 0-100 bar chart for an inline SVG (server-rendered: pictures, not only numbers)."""
+    count = max(1, len(values))
+    gap = 6
+    bar = max(4, (width - gap * (count + 1)) // count)
+    bars = []
+    for i, value in enumerate(values):
+        h = round((height - 20) * max(0, min(100, value)) / 100)
+        bars.append({
+            "x": gap + i * (bar + gap), "y": height - 20 - h, "w": bar, "h": h, "value": value,
+            "label": (labels or [""] * count)[i],
+            "tone": "good" if value >= 75 else "warn" if value >= 50 else "bad",
+        })
+    return {"width": gap + count * (bar + gap), "height": height, "bars": bars, "baseline": height - 20}

@@ -1,0 +1,39 @@
+"""Celery tasks for generation (queue `generation`): thin wrappers over the services."""
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+from .providers import TransientProviderError
+
+RETRY = {"autoretry_for": (TransientProviderError,), "retry_backoff": 2, "retry_backoff_max": 120,
+         "retry_jitter": True, "max_retries": 8}
+
+
+@shared_task(name="generation.tasks.submit_generation_job", acks_late=True, reject_on_worker_lost=True, **RETRY)
+def submit_generation_job(job_pk: int) -> str:
+    return services.generation_submit(job_pk=job_pk).status
+
+
+@shared_task(name="generation.tasks.poll_generation_job", acks_late=True, reject_on_worker_lost=True, **RETRY)
+def poll_generation_job(job_pk: int, delay: float | None = None) -> str:
+    job, again = services.generation_poll(job_pk=job_pk)
+    if again and not poll_generation_job.app.conf.task_always_eager:
+        # Back off gently while the provider works; the beat task picks up any poll that gets lost.
+        delay = min(30.0, (delay or settings.GENERATION_POLL_SECONDS) * 1.5)
+        poll_generation_job.apply_async((job_pk, delay), countdown=delay)
+    return job.status
+
+
+@shared_task(name="generation.tasks.complete_generation_job", acks_late=True, reject_on_worker_lost=True, **RETRY)
+def complete_generation_job(job_pk: int) -> str:
+    return services.generation_complete(job_pk=job_pk).status
+
+
+@shared_task(name="generation.tasks.poll_stale_jobs")
+def poll_stale_jobs() -> dict:
+    to_submit, to_poll = services.stale_jobs()
+    for pk in to_submit:
+        submit_generation_job.delay(pk)
+    for pk in to_poll:
+        poll_generation_job.delay(pk)
+    return {"submitted": len(to_submit), "polled": len(to_poll)}

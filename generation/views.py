@@ -1,0 +1,47 @@
+"""Pages: create a clip with the locked character, follow the job, see the video and its score."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+
+from characters import pinning
+from characters.models import Story
+from common.exceptions import ServiceError
+
+from . import selectors, services
+from .forms import GenerateForm
+from .models import GenerationJob
+
+
+@login_required
+def create(request, story_id: int):
+    story = get_object_or_404(Story, pk=story_id)
+    form = GenerateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = services.generation_create(
+                requester=request.user, story=story, prompt=data["prompt"], duration=data["duration"],
+                aspect_ratio=data["aspect_ratio"], use_pins=not data["without_pins"],
+            )
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Generation {job.job_id} queued.")
+            return redirect(job)
+    pins = pinning.story_active_pins(story)
+    quote = services.generation_quote(story=story, prompt="scene", duration=5)
+    character = quote.character
+    context = {"story": story, "form": form, "pins": pins, "character": character, "quote": quote}
+    return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)
+
+
+@login_required
+def job_detail(request, job_id: str):
+    job = GenerationJob.objects.select_related("story", "character").filter(job_id=job_id).first()
+    if job is None or not (request.user.is_staff or request.user.pk == job.requester_id):
+        raise Http404("No such generation job.")
+    chart = selectors.bar_chart(
+        [f["score"] for f in job.frame_scores], labels=[f"{f['seconds']:.1f}s" for f in job.frame_scores]
+    ) if job.frame_scores else None
+    return render(request, "generation/job_detail.html", {"job": job, "chart": chart})

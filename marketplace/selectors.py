@@ -1,0 +1,168 @@
+"""Reads for the marketplace: the gallery, wallets and their ledger, licenses and offers."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.utils import timezone
+
+from characters.models import Character, ReferenceImage
+
+from .models import ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
+
+GALLERY_SORTS = {
+    # Each order ends on the primary key so pages never repeat or skip a character; each has a
+    # matching partial index (migration 0002) over canonical, licensable characters.
+    "popular": ("-total_votes", "-pk"),
+    "recent": ("-created_at", "-pk"),
+    "used": ("-clips_used", "-pk"),
+}
+DEFAULT_SORT = "popular"
+
+
+def gallery_filter() -> Q:
+    """Characters on sale in the gallery. The partial indexes repeat this condition."""
+    return Q(status=Character.Status.CANONICAL, allow_licensing=True)
+
+
+def active_exclusive(character_ref) -> QuerySet[License]:
+    return License.objects.filter(
+        character=character_ref, license_type=LicenseType.EXCLUSIVE, status=License.Status.ACTIVE
+    )
+
+
+def _normalised(query: str) -> str:
+    return " ".join((query or "").split())
+
+
+def _gallery_matches(query: str = "") -> QuerySet[Character]:
+    rows = Character.objects.filter(gallery_filter())
+    query = _normalised(query)
+    return rows.filter(name__icontains=query) if query else rows
+
+
+def gallery_characters(*, sort: str = DEFAULT_SORT, query: str = "") -> QuerySet[Character]:
+    """Canonical characters open to licensing, with everything a card shows, in one query.
+
+    Rows carry `story` (title only), `face_image` (storage name of the face close-up, or None) and
+    `exclusive_taken`. For pages, use GalleryListing: it skips the lookups for rows before the page.
+    """
+    face = ReferenceImage.objects.filter(character=OuterRef("pk"), kind=ReferenceImage.Kind.FACE_CLOSEUP)
+    return (
+        _gallery_matches(query)
+        .select_related("story")
+        .only("character_id", "name", "story__title", "total_votes", "clips_used", "created_at", "creator_id")
+        .annotate(
+            face_image=Subquery(face.order_by().values("image")[:1]),  # at most one: unique per kind
+            exclusive_taken=Exists(active_exclusive(OuterRef("pk"))),
+        )
+        .order_by(*GALLERY_SORTS.get(sort, GALLERY_SORTS[DEFAULT_SORT]))
+    )
+
+
+class GalleryListing:
+    """The gallery a page at a time, for Django's Paginator and the API: `count()` and slices.
+
+    A page is one query: its keys come from an index-only scan of the sort's partial index, and only
+    those rows are joined to their story, face close-up and exclusive flag, so a deep page does not
+    look anything up for the rows it skips. The total is cached for GALLERY_TOTAL_CACHE_SECONDS
+    (0: counted on every request), because counting every character on sale costs more than the page.
+    """
+
+    def __init__(self, *, sort: str = DEFAULT_SORT, query: str = ""):
+        self.sort = sort if sort in GALLERY_SORTS else DEFAULT_SORT
+        self.query = _normalised(query)
+
+    def count(self) -> int:
+        seconds = settings.GALLERY_TOTAL_CACHE_SECONDS
+        if not seconds:
+            return _gallery_matches(self.query).count()
+        digest = hashlib.sha256(self.query.lower().encode()).hexdigest()[:32]
+        key = f"marketplace:gallery-total:{digest}"
+        total = cache.get(key)
+        if total is None:
+            total = _gallery_matches(self.query).count()
+            cache.set(key, total, seconds)
+        return total
+
+    def page_queryset(self, window: slice) -> QuerySet[Character]:
+        keys = _gallery_matches(self.query).order_by(*GALLERY_SORTS[self.sort]).values("pk")[window]
+        return gallery_characters(sort=self.sort).filter(pk__in=Subquery(keys))
+
+    def __getitem__(self, window: slice) -> list[Character]:
+        if not isinstance(window, slice):
+            raise TypeError("GalleryListing only gives pages (slices).")
+        return list(self.page_queryset(window))
+
+
+def wallet_balance(user) -> int:
+    if not user.is_authenticated:
+        return 0
+    return Wallet.objects.filter(user=user).values_list("balance", flat=True).first() or 0
+
+
+def wallet_ledger(user, *, limit: int | None = None) -> QuerySet[LedgerEntry]:
+    entries = (
+        LedgerEntry.objects.filter(wallet__user=user)
+        .select_related("license__character", "created_by")
+        .order_by("-pk")
+    )
+    return entries[:limit] if limit else entries
+
+
+def ledger_sum(wallet: Wallet) -> int:
+    return wallet.entries.aggregate(total=Sum("amount"))["total"] or 0
+
+
+def valid_licenses(user, character: Character) -> QuerySet[License]:
+    """The user's licenses of this character that can be used now, the one to spend first first.
+
+    Spend the license that would be lost soonest: the earliest expiry first (never-expiring last),
+    then counted uses before unlimited ones.
+    """
+    now = timezone.now()
+    return (
+        License.objects.filter(licensee=user, character=character, status=License.Status.ACTIVE)
+        .filter(Q(uses_remaining__isnull=True) | Q(uses_remaining__gt=0))
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by(F("expires_at").asc(nulls_last=True), F("uses_remaining").asc(nulls_last=True), "pk")
+    )
+
+
+def user_licenses(user) -> QuerySet[License]:
+    return (
+        License.objects.filter(licensee=user)
+        .select_related("character__story")
+        .order_by("-created_at", "-pk")
+    )
+
+
+@dataclass(frozen=True)
+class CreatorSales:
+    licenses_sold: int
+    royalties_earned: int
+
+
+def creator_sales(character: Character) -> CreatorSales:
+    totals = License.objects.filter(character=character).aggregate(sold=Count("pk"), royalties=Sum("royalty_paid"))
+    return CreatorSales(licenses_sold=totals["sold"], royalties_earned=totals["royalties"] or 0)
+
+
+def exclusive_holder(character: Character) -> License | None:
+    return active_exclusive(character).select_related("licensee").first()
+
+
+def pending_offers_for_character(character: Character) -> QuerySet[ExclusiveOffer]:
+    return character.exclusive_offers.filter(status=ExclusiveOffer.Status.PENDING).select_related("buyer")
+
+
+def offers_made(user) -> QuerySet[ExclusiveOffer]:
+    return ExclusiveOffer.objects.filter(buyer=user).select_related("character__story", "license")
+
+
+def offers_received(user) -> QuerySet[ExclusiveOffer]:
+    """Offers on characters the user created."""
+    return ExclusiveOffer.objects.filter(character__creator=user).select_related("character__story", "buyer")

@@ -1,0 +1,449 @@
+"""Writes for the marketplace: credits, license sales with royalties, exclusive offers, and license uses.
+
+Every movement of credits happens in one transaction that holds row locks on the wallets it touches,
+taken in primary-key order so two sales between the same two people can never deadlock. A refused
+action raises a ServiceError before anything is written (and the transaction rolls back whatever
+was), so no credit ever moves for a refusal.
+
+Lock order, everywhere: character row -> offer row -> license rows -> wallet rows (by pk).
+
+The generation app calls three functions here: `license_check_access` before it submits a job,
+`license_consume_use` when it submits, and `license_refund_use` when the provider failed the job.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from characters.models import Character, Story
+from characters.selectors import story_contributors
+from common.exceptions import Conflict, NotFound, ServiceError
+
+from . import selectors
+from .models import ExclusiveOffer, LedgerEntry, License, LicenseType, LicenseUse, Wallet
+from .tiers import EXCLUSIVE, LicenseTier, get_tier
+
+logger = logging.getLogger(__name__)
+
+
+# --- Refusals ---------------------------------------------------------------------------------
+
+class InsufficientCredits(ServiceError):
+    status_code = 402
+    code = "insufficient_credits"
+
+
+class NotLicensable(ServiceError):
+    status_code = 409
+    code = "not_licensable"
+
+
+class ExclusiveTaken(ServiceError):
+    status_code = 409
+    code = "exclusive_taken"
+
+
+class LicenseRequired(ServiceError):
+    status_code = 403
+    code = "license_required"
+
+
+def _forbidden(message: str) -> ServiceError:
+    return ServiceError(message, code="forbidden", status_code=403)
+
+
+def _require_signed_in(user) -> None:
+    if user is None or not user.is_authenticated:
+        raise ServiceError("Sign in first.", code="not_authenticated", status_code=401)
+
+
+def _require_staff(user, what: str) -> None:
+    if user is None or not user.is_staff:
+        raise _forbidden(f"Only admins can {what}.")
+
+
+# --- Wallets and the ledger -----------------------------------------------------------------
+
+def _lock_wallets(*user_ids: int | None) -> dict[int, Wallet]:
+    """Wallets of these users (created if missing), locked FOR UPDATE in pk order; keyed by user id."""
+    user_ids = sorted({pk for pk in user_ids if pk is not None})
+    for user_id in user_ids:
+        Wallet.objects.get_or_create(user_id=user_id)
+    wallets = Wallet.objects.select_for_update().filter(user_id__in=user_ids).order_by("pk")
+    return {wallet.user_id: wallet for wallet in wallets}
+
+
+def _post(wallet: Wallet, kind: str, amount: int, reason: str, *, license=None, by=None) -> LedgerEntry:
+    """Move `amount` credits on a wallet the caller has locked, and record it. Never below zero."""
+    new_balance = wallet.balance + amount
+    if new_balance < 0:
+        raise InsufficientCredits(
+            f"Not enough credits: this needs {-amount} and the balance is {wallet.balance}.",
+            details={"balance": wallet.balance, "required": -amount},
+        )
+    wallet.balance = new_balance
+    wallet.save(update_fields=["balance", "updated_at"])
+    return LedgerEntry.objects.create(
+        wallet=wallet, kind=kind, amount=amount, balance_after=new_balance, reason=reason[:300],
+        license=license, created_by=by,
+    )
+
+
+def wallet_get_or_create(user) -> Wallet:
+    _require_signed_in(user)
+    return Wallet.objects.get_or_create(user=user)[0]
+
+
+def credits_grant(*, user, amount: int, reason: str, granted_by) -> LedgerEntry:
+    """An admin gives a user credits, with the reason kept in the ledger."""
+    return _admin_movement(user=user, amount=amount, reason=reason, by=granted_by, kind=LedgerEntry.Kind.GRANT)
+
+
+def credits_adjust(*, user, amount: int, reason: str, adjusted_by) -> LedgerEntry:
+    """An admin corrects a balance up or down (never below zero), with the reason kept in the ledger."""
+    return _admin_movement(user=user, amount=amount, reason=reason, by=adjusted_by, kind=LedgerEntry.Kind.ADJUSTMENT)
+
+
+def _admin_movement(*, user, amount: int, reason: str, by, kind: str) -> LedgerEntry:
+    _require_staff(by, "grant or adjust credits")
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise ServiceError("Give a reason: it is kept in the ledger.", code="reason_required")
+    limit = settings.CREDIT_GRANT_MAX
+    if kind == LedgerEntry.Kind.GRANT and not 0 < amount <= limit:
+        raise ServiceError(f"A grant must be between 1 and {limit} credits.", code="invalid_amount")
+    if kind == LedgerEntry.Kind.ADJUSTMENT and (amount == 0 or abs(amount) > limit):
+        raise ServiceError(f"An adjustment must be between -{limit} and {limit} credits, not 0.", code="invalid_amount")
+    with transaction.atomic():
+        wallet = _lock_wallets(user.pk)[user.pk]
+        entry = _post(wallet, kind, amount, reason, by=by)
+    logger.info("%s %+d credits to %s by %s: %s", kind, amount, user, by, reason)
+    return entry
+
+
+# --- Selling licenses ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Purchase:
+    license: License
+    created: bool  # False: an earlier purchase with the same idempotency key, returned again
+
+
+def _lock_character(character: Character) -> Character:
+    # NO KEY: other transactions may still insert rows that reference the character.
+    return Character.objects.select_for_update(no_key=True).get(pk=character.pk)
+
+
+def _check_on_sale(character: Character, buyer) -> None:
+    """Why this buyer cannot license this character now, if anything (the character row is locked)."""
+    if character.status != Character.Status.CANONICAL:
+        raise NotLicensable(f"{character.name} is not canonical yet, so it cannot be licensed.")
+    if not character.allow_licensing:
+        raise NotLicensable(f"The creator of {character.name} does not allow licensing at the moment.")
+    if buyer.pk == character.creator_id:
+        raise ServiceError(
+            f"You created {character.name}: you can use it without a license.", code="own_character", status_code=403
+        )
+    holder = selectors.exclusive_holder(character)
+    if holder is not None:
+        if holder.licensee_id == buyer.pk:
+            raise ServiceError(
+                f"You hold the exclusive license of {character.name}: it has unlimited uses.", code="already_exclusive"
+            )
+        raise ExclusiveTaken(f"{character.name} is licensed exclusively to someone else: no new licenses are sold.")
+
+
+def _sell(*, character: Character, buyer, tier: LicenseTier, credits: int, idempotency_key: str = "") -> License:
+    """Charge the buyer, pay the creator's royalty and record the license. Caller holds the character lock."""
+    wallets = _lock_wallets(buyer.pk, character.creator_id)
+    buyer_wallet = wallets[buyer.pk]
+    if buyer_wallet.balance < credits:
+        raise InsufficientCredits(
+            f"Not enough credits: the {tier.label.lower()} license of {character.name} costs {credits} and your "
+            f"balance is {buyer_wallet.balance}.",
+            details={"balance": buyer_wallet.balance, "required": credits},
+        )
+    creator_wallet = wallets.get(character.creator_id)
+    royalty = tier.royalty_on(credits) if creator_wallet is not None else 0
+    now = timezone.now()
+    license = License.objects.create(
+        character=character, licensee=buyer, license_type=tier.key, credits_paid=credits,
+        royalty_percent=tier.royalty_percent, royalty_paid=royalty, platform_fee=credits - royalty,
+        uses_granted=tier.uses, uses_remaining=tier.uses, expires_at=tier.expires_at(now),
+        idempotency_key=idempotency_key,
+    )
+    _post(buyer_wallet, LedgerEntry.Kind.PURCHASE, -credits, f"{tier.label} license of {character.name}",
+          license=license, by=buyer)
+    if royalty:
+        _post(creator_wallet, LedgerEntry.Kind.ROYALTY, royalty,
+              f"Royalty ({tier.royalty_percent} %) on a license of {character.name} ({tier.label.lower()})",
+              license=license, by=buyer)
+    logger.info("Sold %s license %s of %s to %s for %s (royalty %s)",
+                tier.key, license.pk, character.character_id, buyer, credits, royalty)
+    return license
+
+
+def _replayed_purchase(buyer, character: Character, tier_key: str, key: str) -> Purchase | None:
+    if not key:
+        return None
+    earlier = License.objects.filter(licensee=buyer, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    if earlier.character_id != character.pk or earlier.license_type != tier_key:
+        raise Conflict(
+            "This idempotency key was already used for a different purchase.", code="idempotency_key_reused"
+        )
+    return Purchase(license=earlier, created=False)
+
+
+def license_purchase(*, buyer, character: Character, license_type: str, idempotency_key: str = "") -> Purchase:
+    """Buy a priced license tier. With an idempotency key, retrying the same request never buys twice."""
+    _require_signed_in(buyer)
+    tier = get_tier(license_type)
+    if tier is None or license_type not in LicenseType.values:
+        choices = ", ".join(t for t in settings.LICENSE_TIERS if t != EXCLUSIVE)
+        raise ServiceError(
+            f"Unknown license type '{license_type}'. Choose one of: {choices}.", code="unknown_license_type"
+        )
+    if tier.negotiated:
+        raise ServiceError(
+            "Exclusive licenses are negotiated: make an offer to the creator instead.", code="exclusive_by_offer"
+        )
+    key = (idempotency_key or "").strip()
+    if len(key) > 64:
+        raise ServiceError("An idempotency key may be at most 64 characters.", code="invalid_idempotency_key")
+    replay = _replayed_purchase(buyer, character, tier.key, key)
+    if replay:
+        return replay
+    try:
+        with transaction.atomic():
+            character = _lock_character(character)
+            _check_on_sale(character, buyer)
+            license = _sell(character=character, buyer=buyer, tier=tier, credits=tier.cost, idempotency_key=key)
+    except IntegrityError:
+        # The same key raced in from a concurrent retry: that purchase won, this one rolled back.
+        replay = _replayed_purchase(buyer, character, tier.key, key)
+        if replay:
+            return replay
+        raise
+    return Purchase(license=license, created=True)
+
+
+def license_revoke(*, license_id: int, revoked_by, reason: str, refund: bool = False) -> License:
+    """An admin ends a license (an exclusive one reopens sales); with `refund`, the buyer gets the price back.
+
+    The refund comes out of the platform's share: the creator keeps the royalty already paid.
+    """
+    _require_staff(revoked_by, "revoke licenses")
+    reason = " ".join((reason or "").split()) or "Revoked by an admin."
+    with transaction.atomic():
+        license = License.objects.select_for_update().filter(pk=license_id).first()
+        if license is None:
+            raise NotFound(f"There is no license {license_id}.")
+        if license.status == License.Status.REVOKED:
+            raise Conflict(f"License {license_id} is already revoked.", code="already_revoked")
+        license.status = License.Status.REVOKED
+        license.revoked_at = timezone.now()
+        license.revoked_reason = reason[:300]
+        if refund and license.credits_paid:
+            wallet = _lock_wallets(license.licensee_id)[license.licensee_id]
+            _post(wallet, LedgerEntry.Kind.REFUND, license.credits_paid, f"Refund of license {license.pk}: {reason}",
+                  license=license, by=revoked_by)
+            license.refunded_credits = license.credits_paid
+        license.save(update_fields=["status", "revoked_at", "revoked_reason", "refunded_credits"])
+    logger.info("License %s revoked by %s (refund=%s): %s", license_id, revoked_by, refund, reason)
+    return license
+
+
+# --- Exclusive offers -------------------------------------------------------------------------
+
+def exclusive_offer_make(*, buyer, character: Character, credits: int, message: str = "") -> ExclusiveOffer:
+    """Offer credits for the exclusive license. Nothing is charged until the creator accepts."""
+    _require_signed_in(buyer)
+    minimum = settings.LICENSE_EXCLUSIVE_MIN_OFFER
+    if credits is None or credits < minimum:
+        raise ServiceError(f"An exclusive offer starts at {minimum} credits.", code="offer_too_low",
+                           details={"minimum": minimum})
+    _check_on_sale(character, buyer)
+    balance = selectors.wallet_balance(buyer)
+    if balance < credits:
+        raise InsufficientCredits(
+            f"Your balance ({balance} credits) does not cover an offer of {credits}: it is charged on acceptance.",
+            details={"balance": balance, "required": credits},
+        )
+    try:
+        with transaction.atomic():
+            offer = ExclusiveOffer.objects.create(
+                character=character, buyer=buyer, credits=credits, message=" ".join((message or "").split())[:500]
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"You already have a pending offer for {character.name}: withdraw it to make a new one.",
+            code="offer_pending",
+        ) from None
+    logger.info("Exclusive offer %s: %s offers %s for %s", offer.pk, buyer, credits, character.character_id)
+    return offer
+
+
+def _lock_offer(offer_id: int) -> tuple[ExclusiveOffer, Character]:
+    """Lock the offer's character, then the offer (the lock order every offer action follows)."""
+    character_pk = ExclusiveOffer.objects.filter(pk=offer_id).values_list("character_id", flat=True).first()
+    if character_pk is None:
+        raise NotFound(f"There is no exclusive offer {offer_id}.")
+    character = Character.objects.select_for_update(no_key=True).get(pk=character_pk)
+    offer = ExclusiveOffer.objects.select_for_update(of=("self",)).select_related("buyer").get(pk=offer_id)
+    if offer.status != ExclusiveOffer.Status.PENDING:
+        raise Conflict(f"This offer is already {offer.get_status_display().lower()}.", code="offer_not_pending")
+    return offer, character
+
+
+def _require_decider(user, character: Character) -> None:
+    if user is None or not (user.is_staff or (user.is_authenticated and user.pk == character.creator_id)):
+        raise _forbidden("Only the character's creator or an admin can accept or decline offers.")
+
+
+def exclusive_offer_accept(*, offer_id: int, decided_by) -> ExclusiveOffer:
+    """Accept: charge the offer, pay the 50 % royalty, grant the exclusive license, close the other offers."""
+    tier = get_tier(EXCLUSIVE)
+    with transaction.atomic():
+        offer, character = _lock_offer(offer_id)
+        _require_decider(decided_by, character)
+        if character.status != Character.Status.CANONICAL or not character.allow_licensing:
+            raise NotLicensable(f"{character.name} is not open to licensing: turn licensing on to accept an offer.")
+        if selectors.exclusive_holder(character) is not None:
+            raise ExclusiveTaken(f"{character.name} already has an exclusive license.")
+        license = _sell(character=character, buyer=offer.buyer, tier=tier, credits=offer.credits)
+        now = timezone.now()
+        offer.status, offer.license, offer.decided_by, offer.decided_at = (
+            ExclusiveOffer.Status.ACCEPTED, license, decided_by, now
+        )
+        offer.save(update_fields=["status", "license", "decided_by", "decided_at"])
+        ExclusiveOffer.objects.filter(character=character, status=ExclusiveOffer.Status.PENDING).update(
+            status=ExclusiveOffer.Status.CLOSED, decided_at=now, decision_note=f"Offer {offer.pk} was accepted."
+        )
+    logger.info("Exclusive offer %s accepted by %s: license %s", offer.pk, decided_by, license.pk)
+    return offer
+
+
+def exclusive_offer_decline(*, offer_id: int, decided_by, note: str = "") -> ExclusiveOffer:
+    with transaction.atomic():
+        offer, character = _lock_offer(offer_id)
+        _require_decider(decided_by, character)
+        offer.status, offer.decided_by, offer.decided_at = ExclusiveOffer.Status.DECLINED, decided_by, timezone.now()
+        offer.decision_note = " ".join((note or "").split())[:300]
+        offer.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    logger.info("Exclusive offer %s declined by %s", offer.pk, decided_by)
+    return offer
+
+
+def exclusive_offer_withdraw(*, offer_id: int, buyer) -> ExclusiveOffer:
+    with transaction.atomic():
+        offer, _ = _lock_offer(offer_id)
+        if buyer is None or offer.buyer_id != buyer.pk:
+            raise _forbidden("Only the buyer who made an offer can withdraw it.")
+        offer.status, offer.decided_at = ExclusiveOffer.Status.WITHDRAWN, timezone.now()
+        offer.save(update_fields=["status", "decided_at"])
+    return offer
+
+
+# --- Using a character: the one access rule, and license uses ------------------------------------
+
+@dataclass(frozen=True)
+class LicenseAccess:
+    allowed: bool
+    reason: str  # "creator", "story_contributor", "license" or "none"
+    message: str
+    license: License | None = None
+
+    @property
+    def needs_license_use(self) -> bool:
+        return self.reason == "license"
+
+
+def license_check_access(user, character: Character, story: Story | None = None) -> LicenseAccess:
+    """May `user` use `character` (in `story`, when generating a clip)?
+
+    The creator always may; so may anyone who contributed to the character's own story; everyone
+    else needs a license with uses left that has not expired. Sales being closed (licensing off,
+    an exclusive sold) does not stop licenses already bought.
+    """
+    if user is None or not user.is_authenticated:
+        return LicenseAccess(False, "none", "Sign in to use a character.")
+    if user.pk == character.creator_id:
+        return LicenseAccess(True, "creator", f"You created {character.name}.")
+    if story_contributors(character.story).filter(pk=user.pk).exists():
+        return LicenseAccess(True, "story_contributor", f"You contributed to {character.name}'s story.")
+    license = selectors.valid_licenses(user, character).first()
+    if license is not None:
+        return LicenseAccess(True, "license", f"Your {license.get_license_type_display().lower()} license.", license)
+    return LicenseAccess(False, "none", f"Using {character.name} needs a license: buy one in the gallery.")
+
+
+def license_consume_use(user, character: Character, story: Story | None, job_ref: str) -> LicenseUse | None:
+    """Spend one use of the user's license for the generation job `job_ref`.
+
+    Returns None when no license is needed (creator, story contributor). Calling it again for the
+    same job returns the same use: a job never spends two. Raises LicenseRequired without access.
+    """
+    job_ref = str(job_ref or "").strip()
+    if not job_ref or len(job_ref) > 100:
+        raise ServiceError("A job reference of 1-100 characters is required.", code="invalid_job_ref")
+    earlier = _use_of_job(job_ref, user, character)
+    if earlier is not None:
+        return earlier
+    access = license_check_access(user, character, story)
+    if not access.allowed:
+        raise LicenseRequired(access.message)
+    if not access.needs_license_use:
+        return None
+    try:
+        with transaction.atomic():
+            # Locked rows are re-checked by the database after the lock, so a license another job
+            # just used up drops out of this list instead of going below zero.
+            for license in selectors.valid_licenses(user, character).select_for_update():
+                if license.uses_remaining is not None:
+                    spent = License.objects.filter(pk=license.pk, uses_remaining__gt=0).update(
+                        uses_remaining=F("uses_remaining") - 1
+                    )
+                    if not spent:
+                        continue
+                return LicenseUse.objects.create(license=license, job_ref=job_ref, story=story)
+    except IntegrityError:
+        # The same job raced in: its use won and this decrement rolled back.
+        earlier = _use_of_job(job_ref, user, character)
+        if earlier is not None:
+            return earlier
+        raise
+    raise LicenseRequired(f"Your licenses of {character.name} have no uses left: buy another one in the gallery.")
+
+
+def _use_of_job(job_ref: str, user, character: Character) -> LicenseUse | None:
+    use = LicenseUse.objects.select_related("license").filter(job_ref=job_ref).first()
+    if use is None:
+        return None
+    if use.license.licensee_id != user.pk or use.license.character_id != character.pk:
+        raise Conflict(f"Job {job_ref} already used a license of another user or character.", code="job_ref_taken")
+    if use.refunded_at is not None:
+        raise Conflict(f"Job {job_ref}'s use was given back; a retried job needs a new reference.",
+                       code="job_ref_refunded")
+    return use
+
+
+def license_refund_use(job_ref: str) -> LicenseUse | None:
+    """Give back the use a job spent when the provider failed it. Only once; None if the job spent none."""
+    with transaction.atomic():
+        use = LicenseUse.objects.select_for_update().filter(job_ref=str(job_ref or "").strip()).first()
+        if use is None or use.refunded_at is not None:
+            return use
+        use.refunded_at = timezone.now()
+        use.save(update_fields=["refunded_at"])
+        License.objects.filter(pk=use.license_id, uses_remaining__isnull=False).update(
+            uses_remaining=F("uses_remaining") + 1
+        )
+    logger.info("Use of license %s by job %s given back", use.license_id, job_ref)
+    return use

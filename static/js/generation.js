@@ -1,0 +1,54 @@
+/* Generation pages: live job status, and the cost of the request before it is spent. */
+(function () {
+  "use strict";
+
+  var job = document.getElementById("job");
+  if (job && ["queued", "submitted", "processing"].indexOf(job.dataset.status) !== -1) {
+    var delay = 1500;
+    var poll = function () {
+      fetch(job.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (data) {
+          if (["complete", "failed", "cancelled"].indexOf(data.status) !== -1) { window.location.reload(); return; }
+          var fill = job.querySelector(".progress__fill");
+          if (fill) { fill.style.width = (data.progress || 0) + "%"; }
+          var message = job.querySelector('[data-role="message"]');
+          if (message) {
+            message.textContent = data.queue_position !== null && data.queue_position !== undefined
+              ? "In the provider's queue, position " + data.queue_position : data.status + "…";
+          }
+          delay = Math.min(delay * 1.3, 8000);
+          window.setTimeout(poll, delay);
+        })
+        .catch(function () { delay = Math.min(delay * 2, 15000); window.setTimeout(poll, delay); });
+    };
+    window.setTimeout(poll, delay);
+  }
+
+  var form = document.getElementById("generate-form");
+  if (form) {
+    var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+    var quote = function () {
+      var body = {
+        story_id: Number(form.dataset.storyId),
+        prompt: form.elements.prompt.value || "scene",
+        duration: Number(form.elements.duration.value),
+        aspect_ratio: form.elements.aspect_ratio.value,
+        use_pins: !(form.elements.without_pins && form.elements.without_pins.checked)
+      };
+      fetch("/api/v1/generate/quote", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
+        body: JSON.stringify(body)
+      }).then(function (r) { return r.ok ? r.json() : null; }).then(function (data) {
+        if (!data) { return; }
+        form.querySelector('[data-role="cost"]').textContent = "$" + data.cost_usd;
+        form.querySelector('[data-role="mode"]').textContent = data.mode;
+        form.querySelector('[data-role="model"]').textContent = data.model;
+      });
+    };
+    ["duration", "aspect_ratio", "without_pins"].forEach(function (name) {
+      if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
+    });
+  }
+})();

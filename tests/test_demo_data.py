@@ -1,0 +1,41 @@
+"""`load_demo_data` gives a newcomer a story with extracted clips, through the real services, once."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from characters.models import CandidateFrame, Clip, Story
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_data_is_extracted_and_loading_it_again_changes_nothing(django_capture_on_commit_callbacks, capsys):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("load_demo_data", password="demo-pass-1")
+    out = capsys.readouterr().out
+
+    story = Story.objects.get(slug="the-astronaut")
+    clips = list(story.clips.order_by("position"))
+    assert [c.original_filename for c in clips] == ["astronaut-frontal.mp4", "astronaut-mixed.mp4"]
+    assert all(c.status == Clip.Status.READY for c in clips), [(c.status, c.error_message) for c in clips]
+    assert all(c.candidates.exists() for c in clips)
+    assert {c.uploader.username for c in clips} == {"alice", "bob"}
+    users = get_user_model().objects.in_bulk(["admin", "alice", "bob"], field_name="username")
+    assert users["admin"].is_staff and users["admin"].is_superuser
+    assert not users["alice"].is_staff and not users["bob"].is_staff
+    assert all(u.check_password("demo-pass-1") for u in users.values())
+    assert "admin  / demo-pass-1" in out
+
+    frames_before = set(CandidateFrame.objects.values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        call_command("load_demo_data", password="demo-pass-1")
+    assert callbacks == []  # nothing queued again
+    assert Story.objects.count() == 1 and Clip.objects.count() == 2
+    assert get_user_model().objects.count() == 3
+    assert set(CandidateFrame.objects.values_list("pk", flat=True)) == frames_before
+
+
+def test_demo_password_is_refused_with_debug_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="--password"):
+        call_command("load_demo_data")
+    assert not get_user_model().objects.exists()

@@ -1,0 +1,583 @@
+"""Generation through the real `fal_client` against the fake fal queue server on loopback.
+
+Tasks run eagerly (in-process); `django_capture_on_commit_callbacks(execute=True)` runs what the
+services queue after their transactions commit, as a worker would. The fake records every body it
+receives, so each mode's payload is checked exactly as fal would see it.
+"""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from characters import pinning
+from characters.dna_services import reference_url
+from characters.models import Character, PinnedCharacter
+from common.testing.fake_fal import WebhookSigner
+from generation import services, tasks
+from generation.models import GenerationJob, WebhookDelivery
+from marketplace.models import License, LicenseUse
+
+from .factories import StoryFactory, UserFactory
+from .generation_support import canonical_character, licensee_of, pinned_story
+
+pytestmark = pytest.mark.django_db
+
+REF_MODEL = "fal-ai/kling-video/o1/reference-to-video"
+I2V_MODEL = "fal-ai/kling-video/v2.6/pro/image-to-video"
+T2V_MODEL = "fal-ai/kling-video/v2.6/pro/text-to-video"
+DRIFT = "different character, different person, changing appearance, inconsistent features, morphing face"
+QUALITY = "High quality, cinematic lighting, consistent character appearance"
+WEBHOOK_PATH = "/api/v1/generate/webhooks/fal"
+SITE = "http://testserver"
+
+
+@pytest.fixture(autouse=True)
+def site(settings):
+    settings.SITE_URL = SITE
+
+
+@pytest.fixture
+def generate(django_capture_on_commit_callbacks):
+    """POST /api/v1/generate as `user`, then run what the request queued (submit, first poll)."""
+
+    def generate(user, **body):
+        client = APIClient()
+        client.force_authenticate(user)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/api/v1/generate", body, format="json")
+        return response
+
+    return generate
+
+
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def poll(job: GenerationJob) -> GenerationJob:
+    """What the next scheduled poll task does."""
+    tasks.poll_generation_job.delay(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def job_of(response) -> GenerationJob:
+    assert response.status_code == 202, response.content
+    return GenerationJob.objects.get(job_id=response.json()["job_id"])
+
+
+def absolute(field_file) -> str:
+    return SITE + field_file.url
+
+
+def image_count(elements: list[dict]) -> int:
+    return sum(1 + len(e["reference_image_urls"]) for e in elements)
+
+
+@pytest.fixture
+def pinned(good_clip):
+    """Slots 1 (no angle), 2 (deactivated) and 3 (two angles) of a story with a canonical character."""
+    world = pinned_story(good_clip, [(1, 0), (2, 1), (3, 2)])
+    pinning.pin_update(pin=world.pins[1], user=world.admin, is_active=False)
+    return world
+
+
+@pytest.fixture
+def licensed(good_clip):
+    """A character of one story, licensed (pack of 10) by a user who generates in their own story."""
+    owner = UserFactory(username="owner")
+    character = canonical_character(
+        StoryFactory(created_by=owner), owner, good_clip,
+        features=["short brown curly hair", "trimmed beard", "orange flight suit", "silver watch"],
+        allow_licensing=True,
+    )
+    buyer, story, license = licensee_of(character)
+    return character, buyer, story, license
+
+
+def uses_left(license: License) -> int:
+    license.refresh_from_db()
+    return license.uses_remaining
+
+
+# --- Exact payloads per mode ----------------------------------------------------------------------
+
+
+def test_pins_go_out_as_kling_o1_elements_with_tags(fake_fal, pinned, generate):
+    fake_fal.script_next(queued_polls=None)  # stays queued: we look at what was sent
+    one, _, three = pinned.pins
+    angles = list(three.angles.order_by("position"))
+
+    response = generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element3 hands  Mara a map",
+                        duration=10, aspect_ratio="9:16")
+
+    job = job_of(response)
+    body = response.json()
+    assert body["mode"] == "reference-to-video" and body["cost_usd"] == "1.120"  # as the schema says: a string
+    submission, = fake_fal.submissions
+    assert submission.endpoint == REF_MODEL
+    assert submission.authorization == "Key test-key"
+    assert submission.webhook_url == SITE + WEBHOOK_PATH
+    # Slot 2 is deactivated: slots 1 and 3 are sent as elements 1 and 2, the prompt's @Element3 is
+    # rewritten to @Element2 and the tag of the unmentioned pin is put in front.
+    assert submission.arguments == {
+        "prompt": "@Element1 @Element2 hands Mara a map",
+        "elements": [
+            {"frontal_image_url": absolute(one.frontal_image), "reference_image_urls": [absolute(one.frontal_image)]},
+            {"frontal_image_url": absolute(three.frontal_image),
+             "reference_image_urls": [absolute(a.image) for a in angles]},
+        ],
+        "duration": "10",
+        "aspect_ratio": "9:16",
+    }
+    job.refresh_from_db()
+    assert job.arguments == submission.arguments and job.elements == submission.arguments["elements"]
+    assert (job.mode, job.model_id, job.provider, job.duration, job.aspect_ratio) == (
+        "reference-to-video", REF_MODEL, "fal", 10, "9:16")
+    assert job.prompt_used == "@Element1 @Element2 hands Mara a map" and job.user_prompt == "@Element3 hands Mara a map"
+    assert job.pinned_character_ids == [one.pk, three.pk] and job.character == pinned.character
+    assert job.cost_usd == Decimal("1.120")
+    assert job.status == "submitted" and job.provider_request_id == submission.request_id
+
+
+def test_reference_to_video_never_sends_more_than_seven_images(fake_fal, good_clip, generate):
+    world = pinned_story(good_clip, [(1, 3), (2, 3), (3, 3), (4, 1)])
+    fake_fal.script_next(queued_polls=None)
+
+    job = job_of(generate(world.contributor, story_id=world.story.pk, prompt="@Element2 and @Element1 race"))
+
+    arguments = fake_fal.only_request().arguments
+    assert image_count(arguments["elements"]) == 7
+    assert [e["frontal_image_url"] for e in arguments["elements"]] == [
+        absolute(p.frontal_image) for p in world.pins[:3]]
+    assert all(1 <= len(e["reference_image_urls"]) <= 3 for e in arguments["elements"])
+    assert arguments["prompt"] == "@Element3 @Element2 and @Element1 race"
+    job.refresh_from_db()
+    assert job.pinned_character_ids == [p.pk for p in world.pins[:3]]
+    assert "@Element4" in job.error  # the pin left out is named on the job
+
+
+def test_image_to_video_sends_the_dna_prompt_negative_prompt_and_the_reference_for_the_scene(
+    fake_fal, licensed, generate
+):
+    character, buyer, story, license = licensed
+    fake_fal.default_script.queued_polls = None
+
+    action = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id,
+                             prompt="She runs across the hangar"))
+    dialogue = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id,
+                               prompt="She whispers a secret to the camera", aspect_ratio="1:1"))
+
+    sent = [s.arguments for s in fake_fal.submissions]
+    assert [s.endpoint for s in fake_fal.submissions] == [I2V_MODEL, I2V_MODEL]
+    negative = f"{DRIFT}, blonde hair, platinum hair, clean shaven, long beard"  # dark brown hair, trimmed beard
+    assert sent[0] == {
+        "prompt": "Smiling astronaut in an orange flight suit. Character has short brown curly hair, trimmed beard. "
+                  f"She runs across the hangar. {QUALITY}",
+        "image_url": reference_url(character, "full_body"),
+        "negative_prompt": negative, "duration": "5", "aspect_ratio": "16:9",
+    }
+    assert sent[1]["image_url"] == reference_url(character, "face_closeup")
+    assert sent[1]["prompt"].endswith(f"She whispers a secret to the camera. {QUALITY}")
+    assert sent[1]["negative_prompt"] == negative and sent[1]["aspect_ratio"] == "1:1"
+    for job, kind in ((action, "full_body"), (dialogue, "face_closeup")):
+        job.refresh_from_db()
+        assert (job.mode, job.reference_image_used, job.negative_prompt) == ("image-to-video", kind, negative)
+        assert job.character == character and job.cost_usd == Decimal("0.350")
+    assert uses_left(license) == 8  # one use per job
+
+
+@pytest.mark.parametrize("opted_out", [True, False])
+def test_opting_out_or_nothing_locked_sends_text_to_video(fake_fal, pinned, generate, opted_out):
+    story = pinned.story if opted_out else StoryFactory(title="Nothing locked")
+    fake_fal.script_next(queued_polls=None)
+
+    job = job_of(generate(pinned.contributor, story_id=story.pk, prompt="A storm over the harbour",
+                          use_pins=not opted_out, duration=10))
+
+    submission, = fake_fal.submissions
+    assert submission.endpoint == T2V_MODEL
+    assert submission.arguments == {"prompt": "A storm over the harbour", "duration": "10", "aspect_ratio": "16:9"}
+    job.refresh_from_db()
+    assert (job.mode, job.character, job.pinned_character_ids, job.cost_usd) == (
+        "text-to-video", None, [], Decimal("0.700"))
+
+
+def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
+    character, buyer, story, license = licensed
+    response = api(buyer).post("/api/v1/generate/quote", {
+        "story_id": story.pk, "character_id": character.character_id, "prompt": "She jumps", "duration": 10,
+    }, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() | {"prompt_used": None} == {
+        "mode": "image-to-video", "model": I2V_MODEL, "cost_usd": "0.700", "prompt_used": None,
+        "pinned_elements": [], "character_id": character.character_id, "notes": [],
+    }
+    assert fake_fal.submissions == [] and not GenerationJob.objects.exists() and uses_left(license) == 10
+
+
+def test_a_prompt_naming_a_missing_element_is_refused_before_anything_is_spent(fake_fal, pinned, generate):
+    response = generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element4 waves")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request" and "@Element4" in response.json()["error"]["message"]
+    assert fake_fal.submissions == [] and not GenerationJob.objects.exists()
+
+
+def test_without_a_license_nothing_is_queued(fake_fal, licensed, generate):
+    character, _, _, _ = licensed
+    stranger = UserFactory(username="stranger")
+    response = generate(stranger, story_id=StoryFactory(created_by=stranger).pk,
+                        character_id=character.character_id, prompt="She jumps")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "license_required"
+    assert fake_fal.submissions == [] and not GenerationJob.objects.exists()
+
+
+# --- Completion by polling ------------------------------------------------------------------------
+
+
+def test_polling_completes_a_job_without_webhooks(fake_fal, pinned, generate, settings, good_clip):
+    settings.GENERATION_USE_WEBHOOKS = False
+    fake_fal.script_next(queued_polls=2, in_progress_polls=1)
+
+    job = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 looks at @Element3"))
+    assert fake_fal.only_request().webhook_url is None
+
+    job.refresh_from_db()  # the first poll ran right after the submission
+    assert (job.status, job.queue_position) == ("submitted", 1)
+    assert api(pinned.contributor).get(f"/api/v1/generate/{job.job_id}").json()["result"] is None
+    assert (poll(job).status, job.queue_position) == ("submitted", 0)
+    assert poll(job).status == "processing"
+    job = poll(job)
+
+    assert job.status == "complete", job.error
+    assert job.video and default_storage.open(job.video.name).read() == good_clip.read_bytes()
+    assert job.video.name == f"generated/{pinned.story.pk}/{job.job_id}.mp4"
+    assert 0 <= job.consistency_score <= 100 and len(job.frame_scores) >= 3
+    assert job.progress == 100 and job.queue_position is None and job.completed_at
+    one, two, three = (PinnedCharacter.objects.get(pk=p.pk) for p in pinned.pins)
+    assert (one.usage_count, two.usage_count, three.usage_count) == (1, 0, 1)  # slot 2 was not used
+    assert Character.objects.get(pk=pinned.character.pk).clips_used == 1
+
+    body = api(pinned.contributor).get(f"/api/v1/generate/{job.job_id}").json()
+    assert body["status"] == "complete" and body["mode"] == "reference-to-video" and body["cost_usd"] == "0.560"
+    result = body["result"]
+    assert result["video_url"].endswith(job.video.url) and result["consistency_score"] == job.consistency_score
+    assert result["character_id"] == pinned.character.character_id
+    assert result["prompt_used"] == "@Element1 looks at @Element2" and result["duration"] == 5
+    assert [f["seconds"] for f in result["frame_scores"]] == [f["seconds"] for f in job.frame_scores]
+
+    # A late or repeated poll changes nothing.
+    assert poll(job).status == "complete"
+    assert PinnedCharacter.objects.get(pk=one.pk).usage_count == 1
+    assert Character.objects.get(pk=pinned.character.pk).clips_used == 1
+
+
+def test_the_same_person_scores_higher_than_a_clip_of_nobody(fake_fal, pinned, generate, no_person_clip):
+    fake_fal.script_next()
+    same = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 smiles"))
+    fake_fal.script_next(video=no_person_clip.read_bytes())
+    nobody = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 smiles"))
+    same.refresh_from_db()
+    nobody.refresh_from_db()
+    assert same.status == nobody.status == "complete"
+    assert same.consistency_score >= 60 > 20 >= nobody.consistency_score
+
+
+# --- Failures, retries and refunds ----------------------------------------------------------------
+
+
+@pytest.fixture
+def eager_retries(celery_eager):
+    """Let eager tasks retry the way a worker does: with errors propagating, Celery raises its Retry instead."""
+    from config.celery import app
+
+    app.conf.task_eager_propagates = False  # the autouse celery_eager fixture restores it
+
+
+def test_a_5xx_on_submit_is_retried_and_the_job_submitted_once(fake_fal, pinned, generate, eager_retries):
+    fake_fal.script_next(submit_errors=1, queued_polls=None)
+
+    job = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 waves"))
+
+    assert [s.status_code for s in fake_fal.submissions] == [500, 200]
+    assert len(fake_fal.requests) == 1
+    job.refresh_from_db()
+    assert job.status == "submitted" and job.attempts == 2
+    assert job.provider_request_id == fake_fal.only_request().request_id
+
+
+def test_while_fal_is_down_the_job_waits_and_the_stale_sweep_submits_it_once(
+    fake_fal, pinned, generate, eager_retries
+):
+    down = fake_fal.script_next(submit_errors=1000, queued_polls=None)
+
+    job = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 waves"))
+
+    job.refresh_from_db()
+    assert job.status == "queued" and job.provider_request_id == "" and fake_fal.requests == {}
+    assert len(fake_fal.submissions) == 9  # the first try and eight retries with backoff
+
+    down.submit_errors = 0  # fal is back
+    GenerationJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    assert tasks.poll_stale_jobs.delay().get() == {"submitted": 1, "polled": 0}
+    tasks.poll_stale_jobs.delay()  # nothing is stale any more
+
+    job.refresh_from_db()
+    assert job.status == "submitted" and len(fake_fal.requests) == 1
+
+
+def test_completed_then_422_fails_the_job_with_fals_message_and_refunds_the_use(fake_fal, licensed, generate):
+    character, buyer, story, license = licensed
+    detail = [{"loc": ["body", "image_url"], "msg": "Image must be at least 300x300 pixels",
+               "type": "value_error"}]
+    fake_fal.script_next(queued_polls=0, result_status=422, result_detail=detail)
+
+    job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "Image must be at least 300x300 pixels" in job.error
+    assert fake_fal.only_request().result_fetches == 1
+    assert not job.video and job.consistency_score is None
+    assert uses_left(license) == 10
+    assert LicenseUse.objects.get(job_ref=job.job_id).refunded_at is not None
+    assert Character.objects.get(pk=character.pk).clips_used == 0
+    body = api(buyer).get(f"/api/v1/generate/{job.job_id}").json()
+    assert body["status"] == "failed" and "300x300" in body["error"] and body["result"] is None
+
+
+def test_a_submission_fal_refuses_fails_at_once_without_retrying(fake_fal, licensed, generate):
+    character, buyer, story, license = licensed
+    fake_fal.script_next(submit_status=422, submit_detail="prompt: too long for this model")
+
+    job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
+
+    job.refresh_from_db()
+    assert job.status == "failed" and "too long for this model" in job.error
+    assert len(fake_fal.submissions) == 1 and uses_left(license) == 10
+
+
+def test_a_result_video_on_a_private_address_is_not_fetched(fake_fal, licensed, generate, settings):
+    settings.SAFE_FETCH_ALLOWED_NETWORKS = []  # loopback is private, as in production
+    character, buyer, story, license = licensed
+
+    job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
+
+    job.refresh_from_db()
+    assert job.status == "failed" and "loopback" in job.error
+    assert not [path for _, path in fake_fal.calls if path.startswith("files:/files/")]
+    assert uses_left(license) == 10
+
+
+def test_a_result_that_is_not_a_video_fails_the_job(fake_fal, licensed, generate):
+    character, buyer, story, license = licensed
+    fake_fal.script_next(video=b"<html>not a video</html>")
+
+    job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
+
+    job.refresh_from_db()
+    assert job.status == "failed" and "video" in job.error.lower()
+    assert not job.video and uses_left(license) == 10
+
+
+# --- Idempotency and cancelling --------------------------------------------------------------------
+
+
+def test_the_same_idempotency_key_returns_the_same_job(fake_fal, licensed, generate):
+    character, buyer, story, license = licensed
+    fake_fal.default_script.queued_polls = None
+    request = {"story_id": story.pk, "character_id": character.character_id, "prompt": "She jumps",
+               "idempotency_key": "retry-me-123"}
+
+    first = generate(buyer, **request)
+    again = generate(buyer, **request | {"prompt": "Something else entirely"})
+
+    assert first.status_code == again.status_code == 202
+    assert first.json()["job_id"] == again.json()["job_id"]
+    assert GenerationJob.objects.count() == 1 and len(fake_fal.submissions) == 1
+    assert uses_left(license) == 9
+    other = UserFactory(username="other")
+    assert generate(other, story_id=StoryFactory(created_by=other).pk, prompt="Rain",
+                    idempotency_key="retry-me-123").json()["job_id"] != first.json()["job_id"]
+
+
+def test_cancelling_stops_the_request_at_fal_and_refunds_the_use(fake_fal, licensed, generate):
+    character, buyer, story, license = licensed
+    fake_fal.script_next(queued_polls=None)
+    job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
+    request_id = fake_fal.only_request().request_id
+
+    assert api(UserFactory(username="nosy")).post(f"/api/v1/generate/{job.job_id}/cancel").status_code == 404
+    response = api(buyer).post(f"/api/v1/generate/{job.job_id}/cancel")
+
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert ("PUT", f"/fal-ai/kling-video/requests/{request_id}/cancel") in fake_fal.calls
+    assert fake_fal.only_request().cancelled
+    assert uses_left(license) == 10
+    assert api(buyer).post(f"/api/v1/generate/{job.job_id}/cancel").status_code == 409
+    # What fal says afterwards changes nothing.
+    assert poll(job).status == "cancelled"
+    assert Character.objects.get(pk=character.pk).clips_used == 0
+
+
+# --- Webhooks ---------------------------------------------------------------------------------------
+
+
+def post_webhook(client, body: bytes, headers: dict):
+    return client.post(WEBHOOK_PATH, data=body, content_type="application/json", headers=headers)
+
+
+def snapshot(job: GenerationJob) -> tuple:
+    job.refresh_from_db()
+    pins = tuple(PinnedCharacter.objects.order_by("pk").values_list("usage_count", flat=True))
+    uses = tuple(Character.objects.order_by("pk").values_list("clips_used", flat=True))
+    return (job.status, job.progress, job.video.name, job.consistency_score, job.error, job.completed_at,
+            pins, uses)
+
+
+@pytest.fixture
+def held_job(fake_fal, pinned, generate) -> GenerationJob:
+    """A job fal holds in its queue until the test says it is done."""
+    fake_fal.script_next(queued_polls=None)
+    job = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 waves"))
+    job.refresh_from_db()
+    assert job.status == "submitted"
+    return job
+
+
+def test_a_signed_webhook_completes_the_job_once(fake_fal, held_job, pinned, client, good_clip):
+    fake_fal.complete(held_job.provider_request_id)
+    body, headers = fake_fal.webhook_delivery(held_job.provider_request_id)
+
+    response = post_webhook(client, body, headers)
+
+    assert response.status_code == 200 and response.json() == {"ok": True, "outcome": "completing"}
+    held_job.refresh_from_db()
+    assert held_job.status == "complete" and held_job.consistency_score is not None
+    assert default_storage.open(held_job.video.name).read() == good_clip.read_bytes()
+    done = snapshot(held_job)
+    assert done[6:] == ((1, 0, 1), (1,))  # pins 1 and 3 were used (2 is deactivated), and the character
+
+    # fal delivers again: the same delivery (a replay) and a fresh signature of the same event.
+    assert post_webhook(client, body, headers).json()["outcome"] == "duplicate"
+    assert post_webhook(client, *fake_fal.webhook_delivery(held_job.provider_request_id)).json()["outcome"] == (
+        "already_finished")
+    assert snapshot(held_job) == done
+    assert WebhookDelivery.objects.filter(request_id=held_job.provider_request_id).count() == 2
+
+
+def test_the_webhooks_video_url_is_never_used(fake_fal, held_job, client, good_clip):
+    fake_fal.complete(held_job.provider_request_id)
+    body, _ = fake_fal.webhook_delivery(held_job.provider_request_id)
+    body = body.replace(fake_fal.video_url(held_job.provider_request_id).encode(),
+                        b"http://169.254.169.254/latest/meta-data/iam")
+    headers = fake_fal.signer.headers(held_job.provider_request_id, body)
+
+    assert post_webhook(client, body, headers).status_code == 200
+
+    held_job.refresh_from_db()
+    assert held_job.status == "complete"
+    assert default_storage.open(held_job.video.name).read() == good_clip.read_bytes()
+
+
+def forged_delivery(fake, request_id: str, how: str) -> tuple[bytes, dict]:
+    body, headers = fake.webhook_delivery(request_id)
+    if how == "other-key":
+        return fake.webhook_delivery(request_id, signer=WebhookSigner())
+    if how == "stale":
+        return fake.webhook_delivery(request_id, timestamp=int(time.time()) - 6 * 60)
+    if how == "future":
+        return fake.webhook_delivery(request_id, timestamp=int(time.time()) + 6 * 60)
+    if how == "body-changed":
+        return body.replace(b'"OK"', b'"OK" '), headers
+    if how == "request-id-changed":
+        return body, headers | {"X-Fal-Webhook-Request-Id": "0123456789abcdef"}
+    assert how == "unsigned"
+    return body, {}
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [("other-key", "signature does not match"), ("stale", "too far from now"), ("future", "too far from now"),
+     ("body-changed", "signature does not match"), ("request-id-changed", "signature does not match"),
+     ("unsigned", "Missing header")],
+)
+def test_forged_stale_or_unsigned_webhooks_are_rejected_and_change_nothing(fake_fal, held_job, client, how, words):
+    fake_fal.complete(held_job.provider_request_id)
+    before = snapshot(held_job)
+
+    response = post_webhook(client, *forged_delivery(fake_fal, held_job.provider_request_id, how))
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "bad_signature" and words in response.json()["error"]["message"]
+    assert snapshot(held_job) == before and not WebhookDelivery.objects.exists()
+    assert fake_fal.only_request().result_fetches == 0
+
+
+def test_a_webhook_for_an_unknown_request_changes_nothing(fake_fal, held_job, client):
+    before = snapshot(held_job)
+    body, headers = fake_fal.webhook_delivery("0123456789abcdef")
+
+    response = post_webhook(client, body, headers)
+
+    assert response.status_code == 200 and response.json()["outcome"] == "unknown_request"
+    assert snapshot(held_job) == before and fake_fal.only_request().result_fetches == 0
+
+
+def test_a_webhook_whose_body_names_another_request_is_refused(fake_fal, held_job, client):
+    before = snapshot(held_job)
+    body, headers = fake_fal.webhook_delivery(held_job.provider_request_id, body_request_id="someone-else")
+    assert post_webhook(client, body, headers).status_code == 400
+    assert snapshot(held_job) == before
+
+
+def test_an_error_webhook_fails_the_job_with_fals_message(fake_fal, licensed, generate, client):
+    character, buyer, story, license = licensed
+    fake_fal.script_next(queued_polls=None)
+    job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
+    assert uses_left(license) == 9
+
+    body, headers = fake_fal.webhook_delivery(fake_fal.only_request().request_id, status="ERROR",
+                                              error="Content policy violation")
+    response = post_webhook(client, body, headers)
+
+    assert response.json()["outcome"] == "failed"
+    job.refresh_from_db()
+    assert job.status == "failed" and "Content policy violation" in job.error
+    assert uses_left(license) == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fal_posts_the_webhook_to_our_endpoint_and_the_job_completes(fake_fal, good_clip, live_server, settings):
+    """The whole loop over real HTTP: fal is told our webhook URL, POSTs the signed delivery to it."""
+    settings.SITE_URL = live_server.url
+    world = pinned_story(good_clip, [(1, 1)])
+    fake_fal.script_next(queued_polls=None)
+
+    job = services.generation_create(requester=world.contributor, story=world.story, prompt="@Element1 waves")
+
+    job.refresh_from_db()
+    request = fake_fal.only_request()
+    assert job.status == "submitted" and request.webhook_url == live_server.url + WEBHOOK_PATH
+    fake_fal.complete(request.request_id)
+    body, headers = fake_fal.webhook_delivery(request.request_id)
+    answers = [requests.post(request.webhook_url, data=body, timeout=120,
+                             headers=headers | {"Content-Type": "application/json"}) for _ in range(2)]
+
+    assert [a.json()["outcome"] for a in answers] == ["completing", "duplicate"]
+    job.refresh_from_db()
+    assert job.status == "complete" and job.consistency_score is not None and len(job.frame_scores) >= 3
+    assert default_storage.open(job.video.name).read() == good_clip.read_bytes()
+    assert PinnedCharacter.objects.get(pk=world.pins[0].pk).usage_count == 1
+    assert Character.objects.get(pk=world.character.pk).clips_used == 1
+    assert fake_fal.deliver_webhook(request.request_id)[1]["outcome"] == "already_finished"
+    assert Character.objects.get(pk=world.character.pk).clips_used == 1

@@ -1,0 +1,218 @@
+"""generation.prompts on its own: the mode decision and exactly what each mode sends (pure, no database)."""
+from decimal import Decimal
+
+import pytest
+
+from generation import prompts
+from generation.prompts import CharacterInput, PinInput, PlanError
+
+DRIFT = "different character, different person, changing appearance, inconsistent features, morphing face"
+QUALITY = "High quality, cinematic lighting, consistent character appearance"
+
+
+def pin_input(index: int, angles: int = 0) -> PinInput:
+    return PinInput(pin_id=100 + index, element_index=index, label=f"Hero {index}",
+                    frontal_url=f"https://site/p{index}/front.jpg",
+                    angle_urls=tuple(f"https://site/p{index}/angle{k}.jpg" for k in range(1, angles + 1)))
+
+
+def character_input(*, hair: str | None = "#3B2A20", features=("short brown curly hair", "orange flight suit"),
+                    kinds=("full_body", "face_closeup")) -> CharacterInput:
+    palette = {"skin": "#C89A7E"} | ({"hair": hair} if hair else {})
+    return CharacterInput(character_id="mara_abc", style_description="Smiling astronaut in an orange flight suit.",
+                          locked_features=tuple(features), palette=palette,
+                          reference_urls={kind: f"https://site/ref/{kind}.jpg" for kind in kinds})
+
+
+def image_count(elements: list[dict]) -> int:
+    return sum(1 + len(e["reference_image_urls"]) for e in elements)
+
+
+# --- Elements ---------------------------------------------------------------------------------
+
+
+def test_a_pin_without_angles_repeats_its_frontal_as_the_reference():
+    fitting, elements, notes = prompts.build_elements([pin_input(1)])
+    assert elements == [{"frontal_image_url": "https://site/p1/front.jpg",
+                         "reference_image_urls": ["https://site/p1/front.jpg"]}]
+    assert [p.pin_id for p in fitting] == [101] and notes == []
+
+
+def test_angles_become_one_to_three_references_in_element_order():
+    _, elements, _ = prompts.build_elements([pin_input(3, angles=1), pin_input(1, angles=5)])
+    assert [e["frontal_image_url"] for e in elements] == ["https://site/p1/front.jpg", "https://site/p3/front.jpg"]
+    assert elements[0]["reference_image_urls"] == [f"https://site/p1/angle{k}.jpg" for k in (1, 2, 3)]
+    assert elements[1]["reference_image_urls"] == ["https://site/p3/angle1.jpg"]
+    assert all(1 <= len(e["reference_image_urls"]) <= 3 for e in elements)
+
+
+def test_at_most_seven_images_go_out_and_pins_left_out_are_named():
+    pins = [pin_input(i, angles=6) for i in (1, 2, 3, 4)]
+    fitting, elements, notes = prompts.build_elements(pins)
+    assert image_count(elements) == 7
+    assert [p.element_index for p in fitting] == [1, 2, 3]
+    # every element keeps frontal + one reference; the one spare image goes to the first element
+    assert [len(e["reference_image_urls"]) for e in elements] == [2, 1, 1]
+    assert len(notes) == 1 and "@Element4" in notes[0] and "Hero 4" in notes[0]
+
+
+@pytest.mark.parametrize("angles", [(0, 0), (6, 0), (2, 2), (6, 6)])
+def test_two_pins_never_exceed_the_image_budget(angles):
+    _, elements, _ = prompts.build_elements([pin_input(1, angles[0]), pin_input(2, angles[1])])
+    assert len(elements) == 2 and image_count(elements) <= 7
+    assert all(1 <= len(e["reference_image_urls"]) <= 3 for e in elements)
+
+
+# --- @ElementN tags ------------------------------------------------------------------------------
+
+
+def test_tags_for_pins_the_prompt_does_not_mention_are_prepended():
+    assert prompts.tag_prompt("walks into the bar", [pin_input(1), pin_input(2)]) == (
+        "@Element1 @Element2 walks into the bar"
+    )
+    assert prompts.tag_prompt("@Element2 greets @Element1", [pin_input(1), pin_input(2)]) == (
+        "@Element2 greets @Element1"
+    )
+
+
+def test_tags_naming_a_slot_are_rewritten_to_the_element_position_sent():
+    # Slots 1 and 3 (slot 2 deactivated) are sent as the first and second element.
+    assert prompts.tag_prompt("@Element3 hands a map to someone", [pin_input(1), pin_input(3)]) == (
+        "@Element1 @Element2 hands a map to someone"
+    )
+
+
+def test_a_tag_naming_no_active_pin_is_refused_with_the_tags_to_use():
+    with pytest.raises(PlanError, match=r"@Element5.*@Element1, @Element3"):
+        prompts.tag_prompt("@Element5 waves", [pin_input(1), pin_input(3)])
+
+
+# --- Image-to-video ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scene", "kind"),
+    [
+        ("She runs across the hangar", "full_body"),
+        ("A fight breaks out on deck", "full_body"),
+        ("She whispers a secret", "face_closeup"),
+        ("He smiles and says goodbye", "face_closeup"),
+        ("The ship drifts past Saturn", "full_body"),
+        ("She laughs while she jumps", "full_body"),  # action wins over dialogue
+    ],
+)
+def test_the_reference_suits_the_scene(scene, kind):
+    assert prompts.choose_reference(scene, {"full_body", "face_closeup"}) == kind
+
+
+def test_dialogue_falls_back_to_full_body_without_a_close_up():
+    assert prompts.choose_reference("She whispers a secret", {"full_body"}) == "full_body"
+
+
+@pytest.mark.parametrize(
+    ("hair", "features", "extra"),
+    [
+        ("#3B2A20", ("short brown curly hair",), "blonde hair, platinum hair"),
+        ("#1C1A1A", ("tall",), "blonde hair, platinum hair"),
+        ("#D8B87A", ("tall",), "black hair, dark brown hair"),
+        ("#EDEBE8", ("tall",), "black hair, dark brown hair"),
+        ("#A5462A", ("tall",), "black hair"),
+        ("#3B2A20", ("clean shaven jaw",), "blonde hair, platinum hair, beard, stubble"),
+        ("#3B2A20", ("long beard",), "blonde hair, platinum hair, clean shaven"),
+        ("#3B2A20", ("trimmed beard",), "blonde hair, platinum hair, clean shaven, long beard"),
+        (None, ("full beard",), "clean shaven"),
+    ],
+)
+def test_negative_prompt_has_drift_words_opposite_hair_and_beard_rules(hair, features, extra):
+    assert prompts.negative_prompt_for(character_input(hair=hair, features=features)) == f"{DRIFT}, {extra}"
+
+
+def test_image_to_video_prompt_is_style_then_features_then_scene_then_quality():
+    character = character_input(features=("short brown curly hair", "orange flight suit", "silver watch", "scar"))
+    plan = prompts.plan_generation(prompt="  She runs   across the hangar. ", duration=10, aspect_ratio="9:16",
+                                   use_locks=True, pins=[], character=character)
+    assert plan.mode == "image-to-video" and plan.reference_kind == "full_body"
+    assert plan.prompt_used == (
+        "Smiling astronaut in an orange flight suit. "
+        # the top three locked features, less the one the style already says ("scar" is fourth)
+        "Character has short brown curly hair, silver watch. "
+        f"She runs across the hangar. {QUALITY}"
+    )
+    assert plan.arguments == {
+        "prompt": plan.prompt_used, "image_url": "https://site/ref/full_body.jpg",
+        "negative_prompt": f"{DRIFT}, blonde hair, platinum hair", "duration": "10", "aspect_ratio": "9:16",
+    }
+    assert plan.model_id == "fal-ai/kling-video/v2.6/pro/image-to-video"
+
+
+def test_features_the_style_already_names_are_not_repeated():
+    character = character_input(features=("orange flight suit",))
+    plan = prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="16:9", use_locks=True, pins=[],
+                                   character=character)
+    assert plan.prompt_used == f"Smiling astronaut in an orange flight suit. She waves. {QUALITY}"
+
+
+# --- The mode decision ---------------------------------------------------------------------------
+
+
+def test_pins_win_over_the_character_and_send_elements():
+    plan = prompts.plan_generation(prompt="@Element2 looks up", duration=5, aspect_ratio="1:1", use_locks=True,
+                                   pins=[pin_input(1), pin_input(2, angles=1)], character=character_input())
+    assert plan.mode == "reference-to-video" and plan.model_id == "fal-ai/kling-video/o1/reference-to-video"
+    assert plan.arguments == {
+        "prompt": "@Element1 @Element2 looks up",
+        "elements": [
+            {"frontal_image_url": "https://site/p1/front.jpg", "reference_image_urls": ["https://site/p1/front.jpg"]},
+            {"frontal_image_url": "https://site/p2/front.jpg", "reference_image_urls": ["https://site/p2/angle1.jpg"]},
+        ],
+        "duration": "5", "aspect_ratio": "1:1",
+    }
+    assert plan.pin_ids == [101, 102] and plan.negative_prompt == ""
+
+
+@pytest.mark.parametrize(
+    ("use_locks", "with_pins", "with_character"),
+    [(False, True, True), (False, False, True), (True, False, False), (False, False, False)],
+)
+def test_opting_out_or_nothing_locked_is_text_to_video(use_locks, with_pins, with_character):
+    plan = prompts.plan_generation(
+        prompt="A storm over the harbour", duration=5, aspect_ratio="16:9", use_locks=use_locks,
+        pins=[pin_input(1)] if with_pins else [], character=character_input() if with_character else None,
+    )
+    assert plan.mode == "text-to-video" and plan.model_id == "fal-ai/kling-video/v2.6/pro/text-to-video"
+    assert plan.arguments == {"prompt": "A storm over the harbour", "duration": "5", "aspect_ratio": "16:9"}
+    assert plan.pin_ids == [] and plan.elements == [] and plan.reference_kind == ""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"prompt": "   "}, "Describe the scene"),
+        ({"duration": 7}, "5 or 10"),
+        ({"aspect_ratio": "4:3"}, "16:9, 9:16, 1:1"),
+    ],
+)
+def test_requests_the_provider_would_refuse_are_refused_first(kwargs, words):
+    request = {"prompt": "A storm", "duration": 5, "aspect_ratio": "16:9", "use_locks": True, "pins": [],
+               "character": None} | kwargs
+    with pytest.raises(PlanError, match=words):
+        prompts.plan_generation(**request)
+
+
+def test_the_prompt_limit_counts_the_injected_tags(settings):
+    limit = settings.GENERATION_MAX_PROMPT_CHARS
+    fits = "x" * (limit - len("@Element1 "))
+    assert len(prompts.plan_generation(prompt=fits, duration=5, aspect_ratio="16:9", use_locks=True,
+                                       pins=[pin_input(1)], character=None).prompt_used) == limit
+    with pytest.raises(PlanError, match=f"limit is {limit}"):
+        prompts.plan_generation(prompt=fits + "y", duration=5, aspect_ratio="16:9", use_locks=True,
+                                pins=[pin_input(1)], character=None)
+
+
+@pytest.mark.parametrize(
+    ("model_key", "duration", "cost"),
+    [("kling-o1-ref", 5, "0.560"), ("kling-o1-ref", 10, "1.120"), ("kling-i2v", 5, "0.350"),
+     ("kling-t2v", 10, "0.700")],
+)
+def test_cost_is_price_per_second_times_duration(model_key, duration, cost):
+    assert prompts.job_cost(model_key, duration) == Decimal(cost)

@@ -1,0 +1,92 @@
+"""Request and response shapes of the voting API. Rules live in voting.services, not here."""
+from rest_framework import serializers
+
+from voting.models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, VotingSession
+
+# --- Submissions ----------------------------------------------------------------------------
+
+class SubmissionCreateSerializer(serializers.Serializer):
+    frame_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), help_text="1-10 candidate frames from this story's clips."
+    )
+    style_description = serializers.CharField(allow_blank=True, help_text="Up to 500 characters.")
+    character_slot = serializers.SlugField(max_length=50, required=False, default=DEFAULT_CHARACTER_SLOT)
+    character_name = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Up to 100 characters."
+    )
+
+    def validate_character_slot(self, value: str) -> str:
+        return value.lower()
+
+
+class SubmissionSerializer(serializers.ModelSerializer):
+    """The seed's submission body, plus the slot, the name and the open session it is in."""
+
+    story_id = serializers.IntegerField(read_only=True)
+    frame_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+    voting_session_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CharacterSubmission
+        fields = [
+            "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
+            "character_slot", "character_name", "voting_session_id",
+        ]
+        read_only_fields = fields
+
+    def get_voting_session_id(self, submission) -> int | None:
+        return self.context["open_sessions"].get(submission.pk)
+
+
+# --- Votes ----------------------------------------------------------------------------------
+
+class VoteResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    new_vote_count = serializers.IntegerField()
+
+
+# --- Sessions -------------------------------------------------------------------------------
+
+class SessionStartSerializer(serializers.Serializer):
+    character_slot = serializers.SlugField(max_length=50)
+    duration_hours = serializers.IntegerField(required=False, min_value=1, help_text="Defaults to the setting.")
+
+    def validate_character_slot(self, value: str) -> str:
+        return value.lower()
+
+
+class SessionOverrideSerializer(serializers.Serializer):
+    submission_id = serializers.IntegerField()
+    reason = serializers.CharField(allow_blank=True, help_text="Kept with the result.")
+
+
+class SessionCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class SessionSubmissionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    creator = serializers.CharField(help_text="The submitter's username.")
+    style = serializers.CharField()
+    votes = serializers.IntegerField()
+    percentage = serializers.IntegerField(help_text="Share of the votes cast, rounded to a whole percent.")
+    character_name = serializers.CharField()
+    frame_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class SessionStatusSerializer(serializers.Serializer):
+    """The seed's getVotingStatus body (selectors.session_status), plus how the session ended."""
+
+    session_id = serializers.IntegerField()
+    story_id = serializers.IntegerField()
+    character_slot = serializers.CharField()
+    status = serializers.ChoiceField(choices=VotingSession.Status.choices)
+    total_votes = serializers.IntegerField()
+    submissions = SessionSubmissionSerializer(many=True, help_text="Most votes first.")
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    time_remaining = serializers.IntegerField(help_text="Milliseconds until the vote closes; 0 once it is not active.")
+    winner_id = serializers.IntegerField(allow_null=True)
+    decided_by = serializers.ChoiceField(choices=VotingSession.Decision.choices, allow_blank=True)
+    decision_reason = serializers.CharField(allow_blank=True)
+    runoff_of = serializers.IntegerField(allow_null=True, help_text="The session this runoff settles, if any.")

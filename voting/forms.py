@@ -1,0 +1,96 @@
+"""Page forms for submissions. They only collect and shape input; the rules live in voting.services."""
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission
+
+STYLE_MAX = CharacterSubmission._meta.get_field("style_description").max_length
+NAME_MAX = CharacterSubmission._meta.get_field("character_name").max_length
+
+# Which form field a service refusal belongs next to (by the service's error code).
+ERROR_FIELDS = {
+    "frame_count": "frame_ids",
+    "foreign_frames": "frame_ids",
+    "style_required": "style_description",
+    "style_too_long": "style_description",
+    "name_too_long": "character_name",
+}
+
+
+class FrameIdsField(forms.Field):
+    """The checked frame ids, as ints. Which frames and how many are allowed is the service's rule."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[int]:
+        if not value:
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        try:
+            return [int(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValidationError("Frames are chosen by their numeric ids.", code="invalid") from None
+
+
+class SubmissionForm(forms.Form):
+    frame_ids = FrameIdsField(required=False, label="Frames")
+    # The ids in the order they were picked (kept by voting.js); frames checked without it keep grid order.
+    frame_order = forms.CharField(required=False, widget=forms.HiddenInput)
+    character_slot = forms.SlugField(
+        max_length=50,
+        required=False,
+        initial=DEFAULT_CHARACTER_SLOT,
+        label="Character slot",
+        help_text="Which character of the story this design is for. Designs for the same slot compete in one vote.",
+        widget=forms.TextInput(attrs={"placeholder": DEFAULT_CHARACTER_SLOT, "autocomplete": "off"}),
+    )
+    character_name = forms.CharField(
+        required=False,
+        label="Character name",
+        widget=forms.TextInput(attrs={"maxlength": NAME_MAX, "placeholder": "Captain Mira Vance"}),
+    )
+    style_description = forms.CharField(
+        required=False,  # the service says what is missing, in the product's words
+        label="Style description",
+        widget=forms.Textarea(
+            attrs={
+                "rows": 5,
+                "maxlength": STYLE_MAX,
+                "data-counter-max": STYLE_MAX,
+                "placeholder": "White flight suit with orange mission patches, short dark hair, calm and determined.",
+            }
+        ),
+    )
+
+    def clean_frame_order(self) -> list[int]:
+        raw = self.cleaned_data.get("frame_order") or ""
+        return [int(part) for part in raw.split(",") if part.strip().isdigit()]
+
+    def clean(self):
+        cleaned = super().clean()
+        # Checked frames in the order they were picked; frames checked without an order follow in grid order.
+        # Kept under its own key: a refusal added to `frame_ids` later drops that key, not this one.
+        checked = cleaned.get("frame_ids", [])
+        ordered = [fid for fid in dict.fromkeys(cleaned.get("frame_order", [])) if fid in checked]
+        cleaned["picked_frame_ids"] = ordered + [fid for fid in checked if fid not in ordered]
+        return cleaned
+
+    def submitted_frame_ids(self) -> list[int]:
+        """The picked ids, to show again after a refusal (best effort when the ids themselves were bad)."""
+        if not self.is_bound:
+            return []
+        if "picked_frame_ids" in getattr(self, "cleaned_data", {}):
+            return self.cleaned_data["picked_frame_ids"]
+        return [int(v) for v in self.data.getlist("frame_ids") if str(v).isdigit()]
+
+    def service_arguments(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "frame_ids": data["picked_frame_ids"],
+            "character_slot": data["character_slot"] or DEFAULT_CHARACTER_SLOT,
+            "character_name": data["character_name"],
+            "style_description": data["style_description"],
+        }
+
+    def add_service_error(self, code: str, message: str) -> None:
+        self.add_error(ERROR_FIELDS.get(code), message)
