@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -129,6 +130,8 @@ def configure_django(database_url: str) -> None:
     })
     import django
 
+    # Production settings serve collected static files; the bench never asks for one.
+    warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
     django.setup()
 
 

@@ -364,13 +364,21 @@ def vote_request(port: int, submission_id: int, token: str) -> bytes:
     ).encode()
 
 
-async def drive(port: int, requests: list[bytes], run: Run, concurrency: int) -> None:
+async def drive(port: int, requests: list[bytes], run: Run, concurrency: int, reconnect_every: int) -> None:
+    """Send every request once over `concurrency` connections, each reopened every `reconnect_every` requests.
+
+    Reopening matters with gunicorn's threaded workers: a keep-alive connection stays with the worker
+    that accepted it, and connections opened in one burst often land mostly on one worker, which then
+    runs on one core (the GIL) while the others idle. New connections go to whichever worker is free.
+    """
     next_index = iter(range(len(requests)))
 
     async def client() -> None:
         conn = Connection(port)
         try:
-            for i in next_index:  # one shared iterator: each request is sent exactly once
+            for sent, i in enumerate(next_index, 1):  # one shared iterator: each request is sent exactly once
+                if reconnect_every and sent % reconnect_every == 0:
+                    conn.close()
                 outcome = run.outcomes[i]
                 started = time.perf_counter()
                 try:
@@ -494,6 +502,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--submissions", type=int, default=3, help="submissions in the session (default 3)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker, gthread (default 4)")
+    parser.add_argument("--reconnect-every", type=int, default=50,
+                        help="reopen each client connection after this many requests, 0 never (default 50)")
     parser.add_argument("--conn-max-age", type=int, default=600, help="DJANGO_CONN_MAX_AGE (default 600)")
     parser.add_argument("--async-commit", action="store_true",
                         help="throwaway PostgreSQL only: synchronous_commit=off (trades the last commits on a crash)")
@@ -606,7 +616,7 @@ def main(argv=None) -> int:
                   f"gunicorn {worker} ...", flush=True)
             load_before = os.getloadavg()[0]
             cpu_before = {name: tree_cpu(pid) for name, pid in pids.items()}
-            asyncio.run(drive(port, requests, run, args.concurrency))
+            asyncio.run(drive(port, requests, run, args.concurrency, args.reconnect_every))
             cpu_after = {name: tree_cpu(pid) for name, pid in pids.items()}
             cpu = {name: sum(cpu_after[name].values()) - sum(cpu_before[name].values()) for name in pids}
             cpu["client"] = run.client_cpu_seconds

@@ -247,17 +247,18 @@ def pin_delete_view(model_admin, request, object_id):
     return TemplateResponse(request, "admin/characters/pin/delete_confirmation.html", context)
 
 
-def _wrap(model_admin, view, *, post_only: bool = False):
-    """`admin_site.admin_view` (staff login, CSRF, no caching) around a view that gets the model admin."""
+def _wrap(model_admin, view, *, post_only: bool = False, cacheable: bool = False):
+    """`admin_site.admin_view` (staff login, CSRF, no caching unless asked) around a view given the model admin."""
     bound = update_wrapper(partial(view, model_admin), view)
-    return model_admin.admin_site.admin_view(require_POST(bound) if post_only else bound)
+    return model_admin.admin_site.admin_view(require_POST(bound) if post_only else bound, cacheable=cacheable)
 
 
 def clip_pin_urls(model_admin) -> list:
     """For ClipAdmin.get_urls: the panel and its preview."""
     return [
         path("<path:object_id>/pin/", _wrap(model_admin, pin_panel_view), name="characters_clip_pin"),
-        path("<path:object_id>/pin/preview/", _wrap(model_admin, pin_preview_view),
+        # A frame at a time never changes (clip files are never rewritten): the browser may keep it a while.
+        path("<path:object_id>/pin/preview/", _wrap(model_admin, pin_preview_view, cacheable=True),
              name="characters_clip_pin_preview"),
     ]
 

@@ -298,7 +298,8 @@ def _check_video(path: Path) -> None:
 def generation_complete(*, job_pk: int) -> GenerationJob:
     """Fetch the result, store the video, score it, and count the use of the pins and character. Once."""
     with transaction.atomic():
-        job = GenerationJob.objects.select_for_update().select_related("character").get(pk=job_pk)
+        # Lock the job row only: PostgreSQL cannot lock the nullable side of the outer join to the character.
+        job = GenerationJob.objects.select_for_update(of=("self",)).select_related("character").get(pk=job_pk)
         if job.is_finished:
             return job
         provider = get_provider(job.provider)

@@ -140,7 +140,7 @@ def _lock_character(character: Character) -> Character:
 
 
 def _check_on_sale(character: Character, buyer) -> None:
-    """Why this buyer cannot license this character now, if anything (the character row is locked)."""
+    """Refuse, with the reason, when this buyer cannot license this character now (purchases hold its lock)."""
     if character.status != Character.Status.CANONICAL:
         raise NotLicensable(f"{character.name} is not canonical yet, so it cannot be licensed.")
     if not character.allow_licensing:

@@ -12,6 +12,7 @@ A browser test module takes what it needs, e.g.
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -73,6 +74,9 @@ def page(browser):
     page = new_page(browser)
     yield page
     page.context.close()
+    # The live server's threads leave their database connections open; close them so the test
+    # database can be dropped cleanly on PostgreSQL.
+    connections.close_all()
 
 
 def log_in(page, base_url, username, password):

@@ -71,3 +71,15 @@ class CharacterFactory(factory.django.DjangoModelFactory):
     creator = factory.SubFactory(UserFactory)
     style_description = "A test character."
     locked_features = ["test feature"]
+
+
+class PinnedCharacterFactory(factory.django.DjangoModelFactory):
+    """A pin row whose image file is not written (`frontal_image` is just a name)."""
+
+    class Meta:
+        model = "characters.PinnedCharacter"
+
+    story = factory.SubFactory(StoryFactory)
+    element_index = 1
+    label = factory.Sequence(lambda n: f"Pinned {n}")
+    frontal_image = factory.LazyAttribute(lambda p: f"pinned/{p.story.pk}/{p.element_index}_frontal.jpg")

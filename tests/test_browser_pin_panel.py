@@ -3,6 +3,8 @@ staff, scrub a clip, pin Element 1, add an angle from another clip, deactivate i
 database and the stored files are checked. Never `playwright install`."""
 from pathlib import Path
 
+import pytest
+from django.db import connections
 from django.urls import reverse
 
 from characters import pinning, services
@@ -18,6 +20,15 @@ media_root = browser_support.media_root
 media_through_our_view = browser_support.media_through_our_view
 browser = browser_support.browser
 page = browser_support.page
+
+
+@pytest.fixture(autouse=True)
+def close_connections_opened_beside_playwright(browser):
+    """While Playwright's sync API runs, asyncio sees a running loop in this thread, so Django keeps the
+    test's ORM connection in a context-local slot that pytest-django never closes; close it before the
+    browser (and that loop) goes, or PostgreSQL keeps it open and the test database cannot be dropped."""
+    yield
+    connections.close_all()
 
 
 def stored(name: str, root: Path) -> bytes:

@@ -345,7 +345,7 @@ def test_completed_then_422_fails_the_job_with_fals_message_and_refunds_the_use(
 
     job.refresh_from_db()
     assert job.status == "failed"
-    assert "Image must be at least 300x300 pixels" in job.error
+    assert "image_url: Image must be at least 300x300 pixels" in job.error  # fal's words, readable
     assert fake_fal.only_request().result_fetches == 1
     assert not job.video and job.consistency_score is None
     assert uses_left(license) == 10

@@ -266,3 +266,11 @@ def test_admin_pages_and_actions(admin_user, character, buyer, creator):
     assert LogEntry.objects.filter(object_id=str(license.pk), change_message="revoked and refunded").exists()
     ledger_url = reverse("admin:marketplace_ledgerentry_change", args=[LedgerEntry.objects.first().pk])
     assert "Save" not in client.get(ledger_url).content.decode().split("submit-row")[-1][:200]
+
+
+def test_character_page_carries_the_license_panel(client):
+    character = CharacterFactory(name="Kira", allow_licensing=True)
+    html = client.get(character.get_absolute_url()).content.decode()
+    assert "Kira" in html
+    for tier in ("Single use", "Pack of 10", "Unlimited"):
+        assert tier in html

@@ -74,6 +74,7 @@ def test_the_preview_is_the_exact_jpeg_that_will_be_stored(admin_client, mixed):
     url = reverse("admin:characters_clip_pin_preview", args=[mixed.pk])
     response = admin_client.get(url, {"t": "6.667"})
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert response["Cache-Control"] == "private, max-age=300"
     assert (response["X-Frame-Index"], response["X-Frame-Width"], response["X-Frame-Height"]) == ("200", "1280", "720")
     assert response.content == pinning.pin_frame_for(clip=mixed, frame_timestamp=6.667).jpeg
     assert decode_jpeg(response.content).shape == (720, 1280, 3)
@@ -202,3 +203,23 @@ def test_the_pin_list_in_the_admin(admin_client, mixed, pin_story, pin_admin):
     assert not PinnedCharacter.objects.get().is_active
     detail = admin_client.get(reverse("admin:characters_pinnedcharacter_change", args=[pin.pk])).content.decode()
     assert reverse("admin:characters_story_pin", args=[pin_story.pk]) in detail
+
+
+def test_a_story_without_clips_has_a_panel_with_its_slots(admin_client, pin_story):
+    response = admin_client.get(reverse("admin:characters_story_pin", args=[pin_story.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "This story has no clips yet." in html and 'data-role="player"' not in html
+    assert html.count('class="pin-slot pin-slot--free"') == 4
+
+
+def test_removing_an_angle_from_the_panel(admin_client, mixed, good, pin_story, pin_admin, media_root):
+    pin = pinning.pin_create(story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin)
+    pinning.pin_add_angle(pin=pin, source_clip=good, frame_timestamp=1.0, user=pin_admin)
+    url = reverse("admin:characters_pinnedcharacter_remove_angle", args=[pin.pk, 1])
+    assert url in admin_client.get(panel_url(mixed)).content.decode()
+
+    response = admin_client.post(url, {"next": panel_url(mixed)})
+
+    assert response.status_code == 302 and response["Location"] == panel_url(mixed)
+    assert not pin.angles.exists() and pinned_files(media_root) == [pin.frontal_image.name]

@@ -15,7 +15,7 @@ from common.exceptions import ServiceError
 from common.testing import clips
 
 from .conftest import uses_postgresql
-from .factories import ClipFactory, StoryFactory
+from .factories import ClipFactory, PinnedCharacterFactory, StoryFactory
 from .pinning_support import *  # noqa: F403 - the shared pinning fixtures
 from .pinning_support import (
     decode_jpeg,
@@ -340,8 +340,7 @@ def test_every_change_is_in_the_admin_log(mixed, pin_story, pin_admin):
 
 
 def test_record_usage_counts_atomically():
-    pins = [PinnedCharacter.objects.create(story=StoryFactory(), element_index=1, frontal_image="x.jpg")
-            for _ in range(2)]
+    pins = PinnedCharacterFactory.create_batch(2)
     PinnedCharacter.objects.filter(pk=pins[0].pk).update(usage_count=5)
 
     pinning.pin_record_usage(pins)  # the in-memory counts (0) must not be written back
@@ -354,7 +353,7 @@ def test_record_usage_counts_atomically():
 def test_story_active_pins_ignores_slots_beyond_the_configured_maximum():
     story = StoryFactory()
     for n in (1, 3):
-        PinnedCharacter.objects.create(story=story, element_index=n, frontal_image=f"{n}.jpg")
+        PinnedCharacterFactory(story=story, element_index=n)
     PinningSettings.objects.filter(pk=1).update(max_elements_per_season=2)
     assert [p.element_index for p in pinning.story_active_pins(story)] == [1]
 

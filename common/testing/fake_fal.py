@@ -241,6 +241,7 @@ class FakeRequest:
     result_fetches: int = 0
     released: bool = False
     cancelled: bool = False
+    handler_seconds: float = 0.0  # time the fake spent answering this request's calls (queue and video)
 
     @property
     def owner_alias(self) -> str:
@@ -266,11 +267,13 @@ class _QueueHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         started = time.perf_counter()
+        request_id = None
         try:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             status, payload, extra = self.server.fake._route(self.command, self.path, dict(self.headers), body,
                                                              self.server.kind)
+            request_id = extra.get("x-fal-request-id")
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", extra.pop("Content-Type", "application/json"))
@@ -281,7 +284,7 @@ class _QueueHandler(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(data)
         finally:
-            self.server.fake._add_handler_time(self.server.kind, time.perf_counter() - started)
+            self.server.fake._add_handler_time(self.server.kind, time.perf_counter() - started, request_id)
 
     do_GET = do_POST = do_PUT = do_HEAD = _dispatch  # noqa: N815 (http.server's spelling)
 
@@ -444,9 +447,11 @@ class FakeFal:
 
     # --- the protocol ---
 
-    def _add_handler_time(self, kind: str, seconds: float) -> None:
+    def _add_handler_time(self, kind: str, seconds: float, request_id: str | None) -> None:
         with self._lock:
             self.handler_seconds[kind] += seconds
+            if request_id in self.requests:
+                self.requests[request_id].handler_seconds += seconds
 
     def _error(self, status: int, detail: Any, request_id: str | None = None) -> tuple[int, Any, dict]:
         headers = {"x-fal-request-id": request_id} if request_id else {}
@@ -565,5 +570,5 @@ class FakeFal:
             request = self.requests.get(path[len("/files/"):-len(".mp4")])
             if request is not None:
                 video = request.script.video if request.script.video is not None else self.default_video
-                return 200, video, {"Content-Type": "video/mp4"}
+                return 200, video, {"Content-Type": "video/mp4", "x-fal-request-id": request.request_id}
         return 404, {"detail": "Not found."}, {}

@@ -1,6 +1,8 @@
 """fal.ai through the official `fal_client` (queue API: submit with a webhook, status, result, cancel)."""
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 import fal_client
@@ -13,15 +15,32 @@ from .base import ProviderFailed, ProviderRequest, ProviderStatus, TransientProv
 
 
 def _error_text(exc: fal_client.client.FalClientHTTPError) -> str:
-    detail = str(exc) or f"HTTP {exc.status_code}"
+    detail = exc.message
+    if isinstance(detail, list):  # a validation error: [{"loc": [...], "msg": ..., "type": ...}, ...]
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}".lstrip(": ")
+            if isinstance(d, dict) and d.get("msg") else str(d)
+            for d in detail
+        )
+    detail = str(detail or "") or f"HTTP {exc.status_code}"
     return detail if len(detail) < 500 else detail[:500] + "…"
+
+
+@lru_cache(maxsize=4)
+def _client(key: str | None) -> fal_client.SyncClient:
+    # One client per process (and key): a new one loads the CA bundle and opens new TLS connections,
+    # about 100 ms per call. httpx clients are thread-safe, but not shared across a fork.
+    return fal_client.SyncClient(key=key, default_timeout=30.0)
+
+
+os.register_at_fork(after_in_child=_client.cache_clear)
 
 
 class FalProvider:
     name = "fal"
 
     def __init__(self) -> None:
-        self.client = fal_client.SyncClient(key=settings.FAL_KEY or None, default_timeout=30.0)
+        self.client = _client(settings.FAL_KEY or None)
 
     def _call(self, fn, *args, **kwargs):
         """Run a client call, sorting failures into retry-later and failed-for-good."""

@@ -52,7 +52,7 @@ class Command(BaseCommand):
             "--references", metavar="IMG", nargs="+", type=Path, help="reference images of the character"
         )
         parser.add_argument(
-            "--samples", type=sample_count, default=DEFAULT_SAMPLES,
+            "--samples", type=sample_count, default=DEFAULT_SAMPLES, metavar="N",
             help=f"frames to sample, spread over the video ({MIN_SAMPLES}-{MAX_SAMPLES}, default {DEFAULT_SAMPLES})",
         )
         parser.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object")
