@@ -251,7 +251,7 @@ def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
 # --- Finish ------------------------------------------------------------------------------------
 
 def _scoring_inputs(job: GenerationJob) -> tuple[list[np.ndarray], dict | None]:
-    """Reference images to score against: the pins used, else the character's references."""
+    """Reference images and palette to score against: the pins used, else the character's DNA."""
     names: list[str] = []
     if job.pinned_character_ids:
         for pin in PinnedCharacter.objects.filter(pk__in=job.pinned_character_ids).prefetch_related("angles"):
@@ -265,8 +265,12 @@ def _scoring_inputs(job: GenerationJob) -> tuple[list[np.ndarray], dict | None]:
             image = cv2.imdecode(np.frombuffer(fh.read(), dtype=np.uint8), cv2.IMREAD_COLOR)
         if image is not None:
             images.append(image)
-    palette = dict(job.character.color_palette) if job.character_id else None
-    return images, palette
+    if job.pinned_character_ids:
+        # Pins carry no DNA palette: measure one on the pinned images themselves.
+        from .consistency import palette_from_references
+
+        return images, (palette_from_references(images) or None) if images else None
+    return images, dict(job.character.color_palette) if job.character_id else None
 
 
 def _score(job: GenerationJob, video_path: Path) -> tuple[int | None, list[dict], str]:

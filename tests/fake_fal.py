@@ -49,4 +49,5 @@ def fake_fal(fake_fal_server, settings) -> FakeFal:
     settings.SAFE_FETCH_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # the result videos are served on loopback
     settings.FAL_WEBHOOK_JWKS_URL = fake_fal_server.jwks_url
     settings.GENERATION_USE_WEBHOOKS = True
-    return fake_fal_server
+    yield fake_fal_server
+    assert not fake_fal_server.errors, f"the fake fal server itself failed: {fake_fal_server.errors}"

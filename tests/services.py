@@ -139,7 +139,7 @@ def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], b
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     try:
-        wait_until(lambda: ping(hostname), timeout=90, what="The Celery worker", log=log, process=process)
+        wait_until(lambda: ping(hostname), timeout=240, what="The Celery worker", log=log, process=process)
         yield WorkerProcess(process=process, hostname=hostname, log=log)
     finally:
         stop_process(process)

@@ -169,3 +169,52 @@ def test_validate_dna_reports_each_problem():
     problems = "\n".join(dna.validate_dna(bad))
     for field in ("character_id", "reference_images", "style_description", "color_palette/hair", "locked_features"):
         assert field in problems
+
+
+def test_lock_endpoint_and_dna_api(extracted):
+    from rest_framework.test import APIClient
+
+    from voting.models import VotingSession
+
+    story, frontal, side = extracted
+    subs = [
+        voting.submission_create(story=story, submitter=UserFactory(), frame_ids=ids, style_description=desc,
+                                 character_name=name)
+        for ids, desc, name in (([frontal[0].pk], "Brown curly hair, orange suit", "Eileen"),
+                                ([side[0].pk], "Dark hair, black coat", "Cam"))
+    ]
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="contributor"))
+    url = f"/api/v1/stories/{story.pk}/characters/lock"
+    assert api.post(url, {"submission_id": subs[0].pk}, format="json").status_code == 403
+
+    api.force_authenticate(UserFactory(username="boss", is_staff=True))
+    assert api.post(url, {"submission_id": 999999}, format="json").status_code == 404
+    response = api.post(url, {"submission_id": subs[0].pk, "character_name": "Commander Eileen"}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["name"] == "Commander Eileen" and body["status"] == "canonical"
+    assert set(body["reference_images"]) >= {"full_body", "face_closeup"}
+    session = VotingSession.objects.get()
+    assert (session.status, session.winner_id, session.decided_by) == ("complete", subs[0].pk, "admin")
+
+    again = api.post(url, {"submission_id": subs[0].pk}, format="json")
+    assert again.status_code == 200 and again.json()["character_id"] == body["character_id"]
+    assert Character.objects.count() == 1
+
+    dna_body = APIClient().get(f"/api/v1/characters/{body['character_id']}").json()
+    for field in ("character_id", "name", "story_id", "story_name", "status", "style_description", "color_palette",
+                  "locked_features", "reference_images", "created_from_clip", "total_votes", "clips_used",
+                  "creator", "created_at"):
+        assert field in dna_body
+    assert dna_body["story_name"] == "Orbit" and dna_body["creator"]["username"] == subs[0].submitter.username
+    # Each reference URL resolves (through the stable redirect) to the stored image.
+    ref = APIClient().get(dna_body["reference_images"]["face_closeup"].replace("http://testserver", ""))
+    assert ref.status_code == 302
+
+    patched = api.patch(f"/api/v1/characters/{body['character_id']}", {"locked_features": ["orange flight suit"]},
+                        format="json")
+    assert patched.status_code == 200 and patched.json()["locked_features"] == ["orange flight suit"]
+    bad = api.patch(f"/api/v1/characters/{body['character_id']}", {"color_palette": {"hair": "brownish"}},
+                    format="json")
+    assert bad.status_code == 400 and "color_palette" in bad.json()["error"]["message"]

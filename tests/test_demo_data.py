@@ -3,14 +3,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from characters.models import CandidateFrame, Clip, Story
+from characters.models import CandidateFrame, Character, Clip, PinnedCharacter, Story
+from generation.models import GenerationJob
+from voting.models import VotingSession
 
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as in `make run`: each upload is extracted at once
 def test_demo_data_is_extracted_and_loading_it_again_changes_nothing(django_capture_on_commit_callbacks, capsys):
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("load_demo_data", password="demo-pass-1")
+    call_command("load_demo_data", password="demo-pass-1")
     out = capsys.readouterr().out
 
     story = Story.objects.get(slug="the-astronaut")
@@ -25,12 +27,21 @@ def test_demo_data_is_extracted_and_loading_it_again_changes_nothing(django_capt
     assert all(u.check_password("demo-pass-1") for u in users.values())
     assert "admin  / demo-pass-1" in out
 
+    # The community steps on top: a decided vote, the locked character, a pin and a generated clip.
+    character = Character.objects.get(story=story)
+    assert character.status == "canonical" and character.allow_licensing and character.dna_file
+    assert VotingSession.objects.get(story=story).decided_by == "admin"
+    assert PinnedCharacter.objects.filter(story=story, element_index=1, is_active=True).exists()
+    job = GenerationJob.objects.get(story=story)
+    assert job.status == "complete" and job.video and job.consistency_score is not None
+
     frames_before = set(CandidateFrame.objects.values_list("pk", flat=True))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         call_command("load_demo_data", password="demo-pass-1")
     assert callbacks == []  # nothing queued again
     assert Story.objects.count() == 1 and Clip.objects.count() == 2
     assert get_user_model().objects.count() == 3
+    assert Character.objects.count() == 1 and GenerationJob.objects.count() == 1
     assert set(CandidateFrame.objects.values_list("pk", flat=True)) == frames_before
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from characters.models import CandidateFrame, Story
@@ -171,69 +171,81 @@ def session_start(
 
 @dataclass(frozen=True)
 class VoteResult:
-    session: VotingSession
+    session_id: int
     submission_id: int
     new_vote_count: int
 
 
-def _lock_open_session_for_vote(session_id: int) -> bool:
-    """Hold the session row in SHARE mode for the vote's transaction.
+_SESSION = VotingSession._meta.db_table
+_LINK = VotingSession.submissions.through._meta.db_table
+_SUBMISSION = CharacterSubmission._meta.db_table
+_VOTE = Vote._meta.db_table
 
-    Votes share the lock with each other, but a closing transaction (which updates the row) waits for
-    votes in flight and later votes wait for it, then see it closed. SQLite serialises writers anyway.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT 1 FROM voting_votingsession WHERE id = %s AND status = %s FOR SHARE",
-                [session_id, VotingSession.Status.ACTIVE],
-            )
-            return cursor.fetchone() is not None
-    return VotingSession.objects.filter(pk=session_id, status=VotingSession.Status.ACTIVE).exists()
+# The open session a submission is in. On PostgreSQL the row is held in SHARE mode for the vote's
+# transaction: votes share the lock, a closing transaction (which updates the row) waits for votes in
+# flight, and later votes wait for it and then read the closed row (the sub-select names the row
+# before the wait). SQLite serialises writers anyway.
+_OPEN_SESSION_OF_SUBMISSION = f"""
+    SELECT id, status = %s AND starts_at <= %s AND %s < ends_at FROM {_SESSION}
+    WHERE id = (
+        SELECT link.votingsession_id FROM {_LINK} link JOIN {_SESSION} open ON open.id = link.votingsession_id
+        WHERE link.charactersubmission_id = %s AND open.status IN (%s, %s) LIMIT 1
+    )
+"""  # noqa: S608 -- table names from the models, values as parameters
+# One vote per (session, voter) is the database's unique constraint; a second one inserts nothing.
+_INSERT_VOTE = f"""
+    INSERT INTO {_VOTE} (session_id, submission_id, voter_id, created_at) VALUES (%s, %s, %s, %s)
+    ON CONFLICT (session_id, voter_id) DO NOTHING RETURNING id
+"""  # noqa: S608
+_COUNT_VOTE = f"UPDATE {_SUBMISSION} SET vote_count = vote_count + 1 WHERE id = %s RETURNING vote_count"  # noqa: S608
+_SESSION_COUNTS = f"""
+    SELECT s.id, s.vote_count FROM {_SUBMISSION} s JOIN {_LINK} link ON link.charactersubmission_id = s.id
+    WHERE link.votingsession_id = %s
+"""  # noqa: S608
 
 
 def vote_cast(*, submission_id: int, voter) -> VoteResult:
-    """One vote for a submission in its open session; one vote per voter per session."""
+    """One vote for a submission in its open session; one vote per voter per session.
+
+    The app's hot path, so three statements in one transaction, in SQL rather than the ORM.
+    """
     if voter is None or not voter.is_authenticated:
         raise ServiceError("Sign in to vote.", code="not_authenticated", status_code=401)
     min_age = settings.VOTING_MIN_ACCOUNT_AGE_HOURS
-    if min_age and timezone.now() - voter.date_joined < timedelta(hours=min_age):
+    now = timezone.now()
+    if min_age and now - voter.date_joined < timedelta(hours=min_age):
         raise ServiceError(
             f"Accounts can vote once they are {min_age} hours old.", code="account_too_new", status_code=403
         )
-    submission = CharacterSubmission.objects.filter(pk=submission_id).first()
-    if submission is None:
-        raise NotFound(f"There is no submission {submission_id}.")
-    session = submission.voting_sessions.filter(status__in=_OPEN).first()
-    if session is None:
-        raise VotingError(
-            "This submission is not in an open vote. Votes open once a story slot has enough submissions.",
-            code="no_open_session",
-            status_code=409,
-        )
-    now = timezone.now()
-    if session.status != VotingSession.Status.ACTIVE or not session.starts_at <= now < session.ends_at:
-        raise VotingError(
-            f"Voting for this session closed at {session.ends_at:%Y-%m-%d %H:%M} UTC.",
-            code="session_closed",
-            status_code=409,
-        )
-    with transaction.atomic():
-        if not _lock_open_session_for_vote(session.pk):
-            raise VotingError("This vote has just closed.", code="session_closed", status_code=409)
-        try:
-            with transaction.atomic():
-                Vote.objects.create(session=session, submission=submission, voter=voter)
-        except IntegrityError:
-            raise Conflict(
-                "You have already voted in this session: one vote per person.", code="already_voted"
-            ) from None
-        CharacterSubmission.objects.filter(pk=submission.pk).update(vote_count=F("vote_count") + 1)
-        new_count = CharacterSubmission.objects.values_list("vote_count", flat=True).get(pk=submission.pk)
-        submission_ids = list(session.submissions.values_list("pk", flat=True))
-        transaction.on_commit(lambda: tallies.record_vote(session.pk, submission.pk, submission_ids))
-    session_declare_if_majority(session_id=session.pk)
-    return VoteResult(session=session, submission_id=submission.pk, new_vote_count=new_count)
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    at = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_OPEN_SESSION_OF_SUBMISSION + lock, [VotingSession.Status.ACTIVE, at, at, submission_id, *_OPEN])
+        row = cursor.fetchone()
+        if row is None:
+            if not CharacterSubmission.objects.filter(pk=submission_id).exists():
+                raise NotFound(f"There is no submission {submission_id}.")
+            raise VotingError(
+                "This submission is not in an open vote. Votes open once a story slot has enough submissions.",
+                code="no_open_session",
+                status_code=409,
+            )
+        session_id, open_now = row
+        if not open_now:
+            ends_at = VotingSession.objects.values_list("ends_at", flat=True).get(pk=session_id)
+            raise VotingError(
+                f"Voting for this session closed at {ends_at:%Y-%m-%d %H:%M} UTC.",
+                code="session_closed",
+                status_code=409,
+            )
+        cursor.execute(_INSERT_VOTE, [session_id, submission_id, voter.pk, at])
+        if cursor.fetchone() is None:
+            raise Conflict("You have already voted in this session: one vote per person.", code="already_voted")
+        cursor.execute(_COUNT_VOTE, [submission_id])
+        (new_count,) = cursor.fetchone()
+        transaction.on_commit(lambda: tallies.record_vote(session_id, submission_id))
+    session_declare_if_majority(session_id=session_id)
+    return VoteResult(session_id=session_id, submission_id=submission_id, new_vote_count=new_count)
 
 
 def _standings(session: VotingSession) -> list[tuple[int, int]]:
@@ -256,7 +268,9 @@ def session_declare_if_majority(*, session_id: int) -> VotingSession | None:
 
     The cheap check reads submissions' counts; the decision itself recounts under the session lock.
     """
-    counts = CharacterSubmission.objects.filter(voting_sessions=session_id).values_list("pk", "vote_count")
+    with connection.cursor() as cursor:
+        cursor.execute(_SESSION_COUNTS, [session_id])
+        counts = cursor.fetchall()
     if _majority_winner(sorted(counts, key=lambda item: -item[1])) is None:
         return None
     with transaction.atomic():
@@ -477,6 +491,10 @@ def submission_lock_by_admin(*, submission_id: int, admin, character_name: str =
     submission = CharacterSubmission.objects.filter(pk=submission_id).first()
     if submission is None:
         raise NotFound(f"There is no submission {submission_id}.")
+    character_name = (character_name or "").strip()
+    if character_name and len(character_name) <= 100:
+        # The winner event locks the character under the submission's name: give it the admin's.
+        CharacterSubmission.objects.filter(pk=submission.pk).update(character_name=character_name)
     if submission.status != CharacterSubmission.Status.WON:
         session = submission.voting_sessions.filter(status__in=_OPEN).first()
         if session is None:

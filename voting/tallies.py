@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count
 
-from .models import Vote
+from .models import Vote, VotingSession
 
 COUNTER_TIMEOUT = 7 * 24 * 3600  # longer than any session; rebuilt on demand anyway
 
@@ -36,14 +36,15 @@ def rebuild(session_id: int, submission_ids: list[int]) -> dict[int, int]:
     return counts
 
 
-def record_vote(session_id: int, submission_id: int, submission_ids: list[int]) -> None:
+def record_vote(session_id: int, submission_id: int) -> None:
     """Count one committed vote in the live tally."""
     if not live_tallies_enabled():
         return
     try:
         cache.incr(_key(session_id, submission_id))
     except ValueError:  # counter gone: the rebuild reads the committed vote too
-        rebuild(session_id, submission_ids)
+        links = VotingSession.submissions.through.objects.filter(votingsession_id=session_id)
+        rebuild(session_id, list(links.values_list("charactersubmission_id", flat=True)))
 
 
 def current_counts(session_id: int, submission_ids: list[int]) -> dict[int, int]:

@@ -260,19 +260,29 @@ class FakeRequest:
         return "COMPLETED"
 
 
-class _QueueHandler(BaseHTTPRequestHandler):
+class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
     server: _Server
+    _started = 0.0
+
+    def parse_request(self) -> bool:
+        # The request line has arrived: from here on, the time is the fake's own (headers, body, answer).
+        self._started = time.perf_counter()
+        return super().parse_request()
 
     def _dispatch(self) -> None:
-        started = time.perf_counter()
+        started = self._started or time.perf_counter()
         request_id = None
         try:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, payload, extra = self.server.fake._route(self.command, self.path, dict(self.headers), body,
-                                                             self.server.kind)
+            try:
+                status, payload, extra = self.server.fake._route(self.command, self.path, dict(self.headers), body,
+                                                                 self.server.kind)
+            except Exception as exc:  # a bug in the fake: answer it, and keep it for the test to see
+                self.server.fake.errors.append(f"{self.command} {self.path}: {exc!r}")
+                status, payload, extra = 500, {"detail": f"fake fal error: {exc!r}"}, {}
             request_id = extra.get("x-fal-request-id")
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
@@ -286,7 +296,7 @@ class _QueueHandler(BaseHTTPRequestHandler):
         finally:
             self.server.fake._add_handler_time(self.server.kind, time.perf_counter() - started, request_id)
 
-    do_GET = do_POST = do_PUT = do_HEAD = _dispatch  # noqa: N815 (http.server's spelling)
+    do_GET = do_POST = do_PUT = do_HEAD = _dispatch
 
     def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
         pass
@@ -333,7 +343,7 @@ class FakeFal:
     # --- lifecycle ---
 
     def start(self) -> FakeFal:
-        queue = _Server((LOOPBACK, self.host.port), _QueueHandler, bind_and_activate=False)
+        queue = _Server((LOOPBACK, self.host.port), _Handler, bind_and_activate=False)
         queue.socket.close()
         if self.host.reserved_socket is not None:
             queue.socket, self.host.reserved_socket = self.host.reserved_socket, None
@@ -344,7 +354,7 @@ class FakeFal:
         queue.server_address = queue.socket.getsockname()
         queue.server_activate()
         queue.tls = self.host.server_tls()
-        files = _Server((LOOPBACK, 0), _QueueHandler)
+        files = _Server((LOOPBACK, 0), _Handler)
         self.files_base_url = f"http://{LOOPBACK}:{files.server_address[1]}"
         for server, kind in ((queue, "queue"), (files, "files")):
             server.fake, server.kind = self, kind
@@ -372,6 +382,7 @@ class FakeFal:
             self.requests: dict[str, FakeRequest] = {}
             self.submissions: list[Submission] = []
             self.calls: list[tuple[str, str]] = []
+            self.errors: list[str] = []  # exceptions inside the fake itself (answered with 500)
             self.scripts: deque[Script] = deque()
             self.default_script = Script()
             self.handler_seconds = {"queue": 0.0, "files": 0.0}

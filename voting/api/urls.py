@@ -1,8 +1,9 @@
 from django.urls import path
 
-from . import views
+from . import lock, views
 
 urlpatterns = [
+    path("stories/<int:story_id>/characters/lock", lock.CharacterLockApi.as_view(), name="api-character-lock"),
     path(
         "stories/<int:story_id>/characters/submissions",
         views.StorySubmissionsApi.as_view(),
