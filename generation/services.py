@@ -212,7 +212,9 @@ def generation_submit(*, job_pk: int) -> GenerationJob:
     provider = get_provider(job.provider)
     request = ProviderRequest(
         model_id=job.model_id, arguments=job.arguments, webhook_url=_webhook_url(),
-        image_names=_image_names(job), duration=job.duration, aspect_ratio=job.aspect_ratio,
+        # Only the offline provider renders from our stored images; a remote one fetches the URLs.
+        image_names=_image_names(job) if job.provider == "offline" else (),
+        duration=job.duration, aspect_ratio=job.aspect_ratio,
     )
     try:
         request_id = provider.submit(request)
