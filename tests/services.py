@@ -139,7 +139,25 @@ def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], b
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     try:
-        wait_until(lambda: ping(hostname), timeout=240, what="The Celery worker", log=log, process=process)
+        # Ready when it says so in its log (or answers a ping): the log does not depend on the test
+        # process's broker connections, which other tests may have re-pointed.
+        wait_until(lambda: f"{hostname} ready." in log.read_text(errors="replace") or ping(hostname),
+                   timeout=240, what="The Celery worker", log=log, process=process)
         yield WorkerProcess(process=process, hostname=hostname, log=log)
     finally:
         stop_process(process)
+
+
+def use_broker(app, url: str) -> None:
+    """Point the Celery app's connection and producer pools (and remote control) at `url`.
+
+    What Celery itself resets after a fork; tests that move the app to another broker call it, and
+    the worker fixture calls it back, so publishing never goes to a broker left from another test.
+    """
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app.conf.broker_url = url
+    app._pool = None
+    with contextlib.suppress(AttributeError, KeyError):
+        app.__dict__["amqp"]._producer_pool = None
+    app.__dict__.pop("control", None)

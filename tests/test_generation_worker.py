@@ -6,7 +6,6 @@ session's shared worker, if another test started it, never takes this test's tas
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -25,7 +24,7 @@ from generation.models import GenerationJob
 
 from .fake_fal import FAKE_FAL_KEY
 from .generation_support import pinned_story
-from .services import celery_worker, database_url_for, wait_until
+from .services import celery_worker, database_url_for, use_broker, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -48,16 +47,6 @@ def celery_eager(settings):
     app.conf.task_always_eager, app.conf.task_eager_propagates = saved
 
 
-def _use_broker(app, url: str) -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app.conf.broker_url = url
-    # What Celery itself resets after a fork, so the next publish connects to `url`.
-    app._pool = None
-    with contextlib.suppress(AttributeError, KeyError):
-        app.__dict__["amqp"]._producer_pool = None
-
-
 @pytest.fixture
 def isolated_broker():
     if not django_settings.REDIS_URL:
@@ -72,11 +61,11 @@ def isolated_broker():
     client = redis.Redis.from_url(url)
     client.flushdb()
     saved = app.conf.broker_url
-    _use_broker(app, url)
+    use_broker(app, url)
     try:
         yield client
     finally:
-        _use_broker(app, saved)
+        use_broker(app, saved)
         client.flushdb()  # the killed worker's unacknowledged messages, the queues
         client.close()
 
