@@ -102,8 +102,12 @@ start_redis() {
 
 export DJANGO_SETTINGS_MODULE=config.settings.test
 set +e
-has_paths=""
-for arg in "$@"; do [[ $arg == -* ]] || has_paths=1; done
+has_paths="" previous=""
+for arg in "$@"; do
+  # A bare word names tests, unless it is the value of -p / -k / -m / -o (e.g. `-p no:cacheprovider`).
+  [[ $arg == -* || $previous =~ ^-[pkmo]$ ]] || has_paths=1
+  previous=$arg
+done
 if [[ -z $has_paths ]]; then
   # The shared-worker tests run in their own pytest process first: other tests re-point the Celery
   # app's broker pools in the suite's process, and the worker tests need a process where they never were.

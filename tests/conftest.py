@@ -22,7 +22,7 @@ from django.conf import settings as django_settings
 
 from common.testing import clips
 
-from .services import S3Endpoint, celery_worker, database_url_for, moto_s3_server, use_broker
+from .services import S3Endpoint, celery_worker, database_url_for, moto_s3_server
 
 # The fake fal queue server of the generation tests. Its plugin's pytest_configure sets
 # FAL_QUEUE_RUN_HOST and SSL_CERT_FILE before anything imports fal_client (which reads the host
@@ -102,8 +102,6 @@ def celery_eager(request, settings) -> bool:
     from config.celery import app
 
     eager = "celery_worker_process" not in request.fixturenames
-    if not eager:
-        use_broker(app, django_settings.CELERY_BROKER_URL)  # the session worker's broker, whatever ran before
     saved = app.conf.task_always_eager, app.conf.task_eager_propagates
     # The Celery app copied the Django settings when first used, so set both.
     settings.CELERY_TASK_ALWAYS_EAGER = app.conf.task_always_eager = eager
