@@ -15,7 +15,7 @@ from common.exceptions import ServiceError
 from voting import services as voting
 from voting.models import CharacterSubmission
 
-from .factories import UserFactory
+from .factories import CandidateFrameFactory, ClipFactory, StoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,6 +190,11 @@ def test_lock_endpoint_and_dna_api(extracted):
 
     api.force_authenticate(UserFactory(username="boss", is_staff=True))
     assert api.post(url, {"submission_id": 999999}, format="json").status_code == 404
+    elsewhere = StoryFactory()
+    foreign = voting.submission_create(story=elsewhere, submitter=UserFactory(), style_description="other",
+                                       frame_ids=[CandidateFrameFactory(clip=ClipFactory(story=elsewhere)).pk])
+    refused = api.post(url, {"submission_id": foreign.pk}, format="json")
+    assert refused.status_code == 404 and f"Story {story.pk} has no submission" in refused.json()["error"]["message"]
     response = api.post(url, {"submission_id": subs[0].pk, "character_name": "Commander Eileen"}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()

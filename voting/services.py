@@ -485,12 +485,16 @@ def submission_lock_winner(*, submission_id: int, character_name: str = ""):
     )
 
 
-def submission_lock_by_admin(*, submission_id: int, admin, character_name: str = ""):
-    """The admin lock: a submission still in an open vote wins it by admin decision, then is locked."""
+def submission_lock_by_admin(*, submission_id: int, admin, character_name: str = "", story_id: int | None = None):
+    """The admin lock: a submission still in an open vote wins it by admin decision, then is locked.
+
+    With `story_id`, the submission must belong to that story (the lock endpoint names the story).
+    """
     _require_staff(admin)
     submission = CharacterSubmission.objects.filter(pk=submission_id).first()
-    if submission is None:
-        raise NotFound(f"There is no submission {submission_id}.")
+    if submission is None or (story_id is not None and submission.story_id != story_id):
+        where = f"Story {story_id} has" if story_id is not None else "There is"
+        raise NotFound(f"{where} no submission {submission_id}.")
     character_name = (character_name or "").strip()
     if character_name and len(character_name) <= 100:
         # The winner event locks the character under the submission's name: give it the admin's.

@@ -9,9 +9,7 @@ from characters.api.character_serializers import CharacterDNASerializer
 from characters.character_selectors import character_queryset
 from characters.models import Character
 from common.api_schema import error_responses
-from common.exceptions import NotFound
 from voting import services
-from voting.models import CharacterSubmission
 
 
 class LockRequestSerializer(serializers.Serializer):
@@ -35,13 +33,11 @@ class CharacterLockApi(APIView):
         serializer = LockRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         submission_id = serializer.validated_data["submission_id"]
-        if not CharacterSubmission.objects.filter(pk=submission_id, story_id=story_id).exists():
-            raise NotFound(f"Story {story_id} has no submission {submission_id}.")
         existed = Character.objects.filter(
             origin_submission_id=submission_id, status=Character.Status.CANONICAL
         ).exists()
         character = services.submission_lock_by_admin(
-            submission_id=submission_id, admin=request.user,
+            submission_id=submission_id, admin=request.user, story_id=story_id,
             character_name=serializer.validated_data.get("character_name", ""),
         )
         body = CharacterDNASerializer(character_queryset().get(pk=character.pk), context={"request": request}).data
