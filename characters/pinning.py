@@ -1,9 +1,9 @@
 """Pinned characters, the rules in one place: the admin panel, the API and the generation app call these.
 
 Writes (services): `pin_create`, `pin_add_angle`, `pin_remove_angle`, `pin_update`, `pin_delete`,
-`pin_record_usage`. Reads (selectors): `pinning_settings`, `story_pins`, `story_active_pins`,
-`free_element_indexes`, and `pin_frame_for`, which gives the exact JPEG a pin would store (the panel's
-preview shows it).
+`pin_record_usage`. Reads (selectors): `pinning_settings`, `story_pins`, `story_active_pins` (and its
+lean twin for generation requests, `story_pins_for_generation`), `free_element_indexes`, and
+`pin_frame_for`, which gives the exact JPEG a pin would store (the panel's preview shows it).
 
 Images: every stored pin image meets Kling O1's element rules (JPEG/PNG, at most 10 MB, each side at
 least 300 px, aspect ratio 0.4-2.5). A frame that cannot meet them is refused with the reason; frames
@@ -290,12 +290,26 @@ def story_pins(story: Story) -> QuerySet[PinnedCharacter]:
     )
 
 
-def story_active_pins(story: Story) -> list[PinnedCharacter]:
+def story_active_pins(story: Story, config: PinningSettings | None = None) -> list[PinnedCharacter]:
     """The pins generation uses, by element: active, within the configured slots; none while pinning is off."""
-    config = pinning_settings()
+    config = config or pinning_settings()
     if not config.enabled:
         return []
     return list(story_pins(story).filter(is_active=True, element_index__lte=config.max_elements_per_season))
+
+
+def story_pins_for_generation(story: Story, config: PinningSettings) -> list[PinnedCharacter]:
+    """The same pins as `story_active_pins`, with only what a generation request reads: label, element, images.
+
+    The caller passes the settings it has already read (once per request)."""
+    if not config.enabled:
+        return []
+    return list(
+        PinnedCharacter.objects.filter(story=story, is_active=True, element_index__lte=config.max_elements_per_season)
+        .only("id", "story_id", "element_index", "label", "frontal_image", "is_active")
+        .prefetch_related(Prefetch("angles", queryset=PinAngle.objects.only("id", "pin_id", "image", "position")))
+        .order_by("element_index")
+    )
 
 
 def free_element_indexes(story: Story, config: PinningSettings | None = None) -> list[int]:
@@ -505,8 +519,8 @@ def pin_delete(*, pin: PinnedCharacter, user) -> None:
         pin.delete()
 
 
-def pin_record_usage(pins: Iterable[PinnedCharacter]) -> None:
-    """Count one more generation for each pin; atomic under concurrent generations."""
-    ids = [pin.pk for pin in pins]
-    if ids:
-        PinnedCharacter.objects.filter(pk__in=ids).update(usage_count=F("usage_count") + 1)
+def pin_record_usage(pins: Iterable[PinnedCharacter] | QuerySet[PinnedCharacter]) -> None:
+    """Count one more generation for each pin; atomic under concurrent generations. A queryset is updated as is."""
+    if not isinstance(pins, QuerySet):
+        pins = PinnedCharacter.objects.filter(pk__in=[pin.pk for pin in pins])
+    pins.update(usage_count=F("usage_count") + 1)

@@ -61,6 +61,11 @@ class GenerationJob(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    submit_started_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a submission to the provider began, recorded before the call. With no request id, its "
+        "outcome is unknown (a worker died mid-call): the job is not submitted again blindly.",
+    )
 
     video = models.FileField(upload_to=generated_video_upload_to, blank=True, max_length=300)
     consistency_score = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -97,6 +102,11 @@ class GenerationJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.COMPLETE, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def submission_unconfirmed(self) -> bool:
+        """A submission began but its outcome never came back: the provider may or may not have the request."""
+        return self.status == self.Status.QUEUED and not self.provider_request_id and self.submit_started_at is not None
 
 
 class WebhookDelivery(models.Model):

@@ -1,7 +1,10 @@
 """Which generation mode a request gets, and exactly what is sent for it. One place, pure functions.
 
-- Active pins (flag on, not opted out) -> Kling O1 reference-to-video with the pins as `elements`.
-- A canonical character and no pins -> image-to-video with the DNA prompt, a negative prompt
+- Active pins (pinning on, not opted out) -> Kling O1 reference-to-video with the pins as `elements`,
+  when the pinning settings let generation switch models automatically (`auto_switch_model`), or
+  when the contributor asks for the pins. With automatic switching off, pins are only an offer:
+  the request otherwise goes on as if nothing were pinned.
+- A canonical character and no pins used -> image-to-video with the DNA prompt, a negative prompt
   against drift, and the reference image that suits the scene.
 - Opted out, or nothing locked -> text-to-video.
 """
@@ -81,6 +84,11 @@ def _model_for(mode: str) -> tuple[str, str]:
         if spec["mode"] == mode:
             return key, spec["model_id"]
     raise PlanError(f"No model is configured for {mode}.")
+
+
+def model_key_for(mode: str) -> str:
+    """The key in GENERATION_MODELS of the model that runs `mode` (its price is there)."""
+    return _model_for(mode)[0]
 
 
 def _check_common(prompt: str, duration: int, aspect_ratio: str) -> str:
@@ -235,13 +243,23 @@ def plan_text_to_video(prompt: str, duration: int, aspect_ratio: str) -> Generat
     )
 
 
+def pins_apply(*, pins_offered: bool, auto_switch: bool, use_pins: bool | None) -> bool:
+    """Whether a request goes to reference-to-video with the story's active pins.
+
+    `use_pins`: True, the contributor asked for the pins; False, they opted out of every lock;
+    None, they said nothing, and the story's setting decides (`auto_switch`).
+    """
+    return pins_offered and (use_pins is True or (use_pins is None and auto_switch))
+
+
 def plan_generation(
-    *, prompt: str, duration: int, aspect_ratio: str, use_locks: bool, pins: list[PinInput],
-    character: CharacterInput | None,
+    *, prompt: str, duration: int, aspect_ratio: str, use_pins: bool | None, pins: list[PinInput],
+    character: CharacterInput | None, auto_switch: bool = True,
 ) -> GenerationPlan:
     """The one decision of which mode a request gets (see the module docstring)."""
     prompt = _check_common(prompt, duration, aspect_ratio)
-    if use_locks and pins:
+    use_locks = use_pins is not False
+    if pins_apply(pins_offered=bool(pins), auto_switch=auto_switch, use_pins=use_pins):
         return plan_reference_to_video(prompt, pins, duration, aspect_ratio)
     if use_locks and character is not None:
         return plan_image_to_video(prompt, character, duration, aspect_ratio)

@@ -4,6 +4,27 @@ Every entry point (page, API, tasks, webhook) goes through these. A job moves
 queued -> submitted -> processing -> complete | failed | cancelled, and each move is a conditional
 update or happens under the job's row lock, so a webhook and a poll finishing the same job at
 once, or a retried task, complete it exactly once.
+
+Submitting at most once. fal takes no idempotency key, so a request sent twice is made (and billed)
+twice. Before calling the provider, `generation_submit` claims the job by recording the attempt
+(`submit_started_at`, a conditional update: of two deliveries of the task, one sends). When the call
+ends, the outcome is recorded: the request id, or, when the provider surely did not take it (it
+answered 5xx/429, or could not be reached), the claim is released for a retry. If the worker dies
+in between, or the answer is lost on the way back, the outcome is unknown
+(`GenerationJob.submission_unconfirmed`) and the job is never resent blindly. Another delivery of the
+task leaves a claim alone while its call may still be running (`SUBMIT_CALL_LIMIT_SECONDS`, the
+submit task's time limit); after that:
+  - with webhooks, the webhook URL carries our job id, so fal's completion webhook for that request
+    (signed, so it is fal's) tells us its request id; the job takes it and completes as usual. If no
+    webhook comes within the generation timeout, fal never had it, or lost it: the job fails and
+    its license use is given back;
+  - without webhooks nothing can tell us the request id: the job fails at once, use given back, and
+    the contributor can ask again.
+What is left (the window is narrowed, not closed): a job whose request fal did receive but whose
+webhook never arrives (or with webhooks off) is failed while fal may still make, and bill, the clip;
+a worker killed before its request left fails a job that could safely have been sent (we cannot
+tell the two apart); and `fal_client` itself resends a submission whose connection broke (its own
+retries on transport errors), which no caller can prevent.
 """
 from __future__ import annotations
 
@@ -13,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import cv2
 import numpy as np
@@ -32,8 +53,14 @@ from common.exceptions import NotFound, ServiceError
 from marketplace import services as marketplace
 
 from . import prompts
-from .models import GenerationJob, WebhookDelivery
-from .providers import ProviderFailed, ProviderRequest, TransientProviderError, get_provider
+from .models import GenerationJob, WebhookDelivery, new_job_id
+from .providers import (
+    ProviderFailed,
+    ProviderRequest,
+    SubmissionOutcomeUnknown,
+    TransientProviderError,
+    get_provider,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +104,9 @@ def _character_input(character: Character) -> prompts.CharacterInput:
 
 def _story_character(story: Story, character_id: str | None) -> Character | None:
     """The character asked for (canonical), or else the story's own latest canonical character."""
-    canonical = Character.objects.filter(status=Character.Status.CANONICAL).prefetch_related("reference_images")
+    # With its story: the license check asks who contributed to it.
+    canonical = (Character.objects.filter(status=Character.Status.CANONICAL).select_related("story")
+                 .prefetch_related("reference_images"))
     if character_id:
         character = canonical.filter(character_id=character_id).first()
         if character is None:
@@ -90,29 +119,48 @@ def _story_character(story: Story, character_id: str | None) -> Character | None
 class Quote:
     plan: prompts.GenerationPlan
     character: Character | None
-    pins: list[PinnedCharacter]
+    pins: list[PinnedCharacter]  # the pins the plan sends
+    available_pins: list[PinnedCharacter]  # the story's active pins, sent or not
+    auto_switch: bool  # active pins switch a request to reference-to-video unless it opts out
+    reference_cost_usd: Decimal | None = None  # what the pins would cost (shown when they are only offered)
 
     @property
     def cost_usd(self) -> Decimal:
         return self.plan.cost_usd
 
+    @property
+    def pins_on_request(self) -> bool:
+        """The story has pins, but automatic switching is off: they are used only when asked for."""
+        return bool(self.available_pins) and not self.auto_switch
+
 
 def generation_quote(
-    *, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9", use_pins: bool = True,
+    *, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9", use_pins: bool | None = None,
     character_id: str | None = None,
 ) -> Quote:
-    """What a request would run and cost, before anything is spent (the create page shows this)."""
+    """What a request would run and cost, before anything is spent (the create page shows this).
+
+    `use_pins`: True asks for the story's pinned characters (Kling O1 reference-to-video), False
+    opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
+    when `auto_switch_model` is on, and only offered when it is off.
+    """
+    config = pinning.pinning_settings()  # read once per request
     character = _story_character(story, character_id)
-    pins = pinning.story_active_pins(story) if use_pins else []
+    pins = pinning.story_pins_for_generation(story, config) if use_pins is not False else []
     try:
         plan = prompts.plan_generation(
-            prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_locks=use_pins,
-            pins=_pin_inputs(pins), character=_character_input(character) if character else None,
+            prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
+            auto_switch=config.auto_switch_model, pins=_pin_inputs(pins),
+            character=_character_input(character) if character else None,
         )
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
     used_pins = [p for p in pins if p.pk in plan.pin_ids]
-    return Quote(plan=plan, character=character if plan.mode != "text-to-video" else None, pins=used_pins)
+    reference_cost = None
+    if pins and not used_pins and config.cost_premium_warning:
+        reference_cost = prompts.job_cost(prompts.model_key_for("reference-to-video"), plan.duration)
+    return Quote(plan=plan, character=character if plan.mode != "text-to-video" else None, pins=used_pins,
+                 available_pins=pins, auto_switch=config.auto_switch_model, reference_cost_usd=reference_cost)
 
 
 # --- Create ------------------------------------------------------------------------------------
@@ -125,10 +173,12 @@ def _estimate(mode: str, duration: int) -> int:
 
 
 def generation_create(
-    *, requester, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9", use_pins: bool = True,
-    character_id: str | None = None, idempotency_key: str = "",
+    *, requester, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9",
+    use_pins: bool | None = None, character_id: str | None = None, idempotency_key: str = "",
 ) -> GenerationJob:
-    """Plan the job, check and spend the license use, and queue it. A repeated idempotency key returns the same job."""
+    """Plan the job, check and spend the license use, and queue it. A repeated idempotency key returns the same job.
+
+    `use_pins` as in `generation_quote`."""
     if requester is None or not requester.is_authenticated:
         raise GenerationError("Sign in to generate clips.", code="not_authenticated", status_code=401)
     idempotency_key = (idempotency_key or "").strip()[:100]
@@ -141,26 +191,24 @@ def generation_create(
         character_id=character_id,
     )
     plan, character = quote.plan, quote.character
-    if character is not None:
-        access = marketplace.license_check_access(requester, character, story)
-        if not access.allowed:
-            raise GenerationError(access.message, code="license_required", status_code=403)
+    job_id = new_job_id()
+    estimate = _estimate(plan.mode, plan.duration)
     try:
         with transaction.atomic():
+            # One pass: may the requester use the character, and if that takes a license, spend one use
+            # (under the license's row lock). A refusal raises LicenseRequired (403, with the reason and
+            # what to do) before anything is written.
+            use = marketplace.license_consume_use(requester, character, story, job_id) if character else None
             job = GenerationJob.objects.create(
+                job_id=job_id, license_use_ref=job_id if use is not None else "",
                 story=story, character=character, requester=requester, idempotency_key=idempotency_key,
                 mode=plan.mode, model_id=plan.model_id, user_prompt=" ".join(prompt.split()),
                 prompt_used=plan.prompt_used, negative_prompt=plan.negative_prompt, arguments=plan.arguments,
                 elements=plan.elements, pinned_character_ids=plan.pin_ids, reference_image_used=plan.reference_kind,
                 duration=plan.duration, aspect_ratio=plan.aspect_ratio, cost_usd=plan.cost_usd,
-                provider=settings.GENERATION_PROVIDER, estimated_seconds=_estimate(plan.mode, plan.duration),
+                provider=settings.GENERATION_PROVIDER, estimated_seconds=estimate,
                 error="\n".join(plan.notes),
             )
-            if character is not None:
-                use = marketplace.license_consume_use(requester, character, story, job.job_id)
-                if use is not None:
-                    job.license_use_ref = job.job_id
-                    job.save(update_fields=["license_use_ref"])
             transaction.on_commit(lambda: _enqueue_submit(job.pk), robust=True)
     except IntegrityError:
         # The same idempotency key raced in: the other request's job is the answer.
@@ -185,10 +233,34 @@ def _enqueue_poll(job_pk: int, countdown: float) -> None:
 
 # --- Submit and follow -------------------------------------------------------------------------
 
-def _webhook_url() -> str | None:
-    if not settings.GENERATION_USE_WEBHOOKS or settings.GENERATION_PROVIDER != "fal":
+# A submit task is stopped (its hard time limit kills the worker's child) after this long, which is
+# longer than fal_client can spend on one submission (ten tries of at most 30 s, with backoff). So a
+# submission that began longer ago than this is over: if it left no request id, its outcome is lost.
+SUBMIT_CALL_LIMIT_SECONDS = 7 * 60
+
+UNCONFIRMED_MESSAGE = (
+    "The request went to the provider, but its answer never reached us (the connection or the worker was lost), "
+    "so we cannot tell whether the provider has it. It is not sent again, which could make the clip twice. "
+    "Any license use it took has been given back: please ask for the clip again."
+)
+
+
+def _webhook_url(job: GenerationJob) -> str | None:
+    """Where fal posts the job's completion. The job id rides along, so that a webhook for a request whose
+    submission answer we lost still says which job it belongs to (see `webhook_received`)."""
+    if not settings.GENERATION_USE_WEBHOOKS or job.provider != "fal":
         return None
-    return settings.SITE_URL.rstrip("/") + reverse("api-generation-webhook-fal")
+    base = settings.SITE_URL.rstrip("/") + reverse("api-generation-webhook-fal")
+    return f"{base}?{urlencode({'job': job.job_id})}"
+
+
+def _overdue(job: GenerationJob) -> bool:
+    started = job.submitted_at or job.created_at
+    return timezone.now() - started > timedelta(minutes=settings.GENERATION_TIMEOUT_MINUTES)
+
+
+def _timeout_message() -> str:
+    return f"The provider did not finish within {settings.GENERATION_TIMEOUT_MINUTES} minutes."
 
 
 def _image_names(job: GenerationJob) -> tuple[str, ...]:
@@ -203,15 +275,45 @@ def _image_names(job: GenerationJob) -> tuple[str, ...]:
     return ()
 
 
-def generation_submit(*, job_pk: int) -> GenerationJob:
-    """Send a queued job to the provider, once: a retried or duplicated task finds it already sent."""
+def _submission_unconfirmed(job: GenerationJob) -> GenerationJob:
+    """A submission is over and its outcome is unknown: wait for fal's webhook to name it, or give up now.
+
+    Not resent (see the module docstring). With webhooks the job waits, queued, for the webhook that
+    carries its id, until the generation timeout (the stale-job sweep, or reading the job, then fails
+    it). Without webhooks nothing can ever tell us the request id, so the job fails now.
+    """
+    if _webhook_url(job) is None:
+        return generation_fail(job_pk=job.pk, message=UNCONFIRMED_MESSAGE)
+    return job
+
+
+def generation_submit(*, job_pk: int, retried_later: bool = True) -> GenerationJob:
+    """Send a queued job to the provider, at most once (see the module docstring).
+
+    A retried or duplicated task finds it already sent, or being sent. `retried_later` says whether
+    anything will try again after a transient error (the task's retries, then the stale-job sweep):
+    with eager tasks and nothing left to retry it, the job fails with the provider's message and its
+    license use is given back, instead of waiting for a retry that never comes.
+    """
     job = GenerationJob.objects.get(pk=job_pk)
     if job.status != Status.QUEUED or job.provider_request_id:
         return job
-    GenerationJob.objects.filter(pk=job.pk).update(attempts=F("attempts") + 1, updated_at=timezone.now())
+    if _overdue(job):
+        return generation_fail(job_pk=job.pk, message=_timeout_message())
+    now = timezone.now()
+    if job.submit_started_at is not None:
+        if now - job.submit_started_at < timedelta(seconds=SUBMIT_CALL_LIMIT_SECONDS):
+            return job  # another delivery of the task is sending it, or may still be
+        return _submission_unconfirmed(job)
+    claimed = GenerationJob.objects.filter(
+        pk=job.pk, status=Status.QUEUED, provider_request_id="", submit_started_at__isnull=True
+    ).update(attempts=F("attempts") + 1, submit_started_at=now, updated_at=now)
+    if not claimed:  # another delivery of the task claimed it first
+        return GenerationJob.objects.get(pk=job.pk)
+    job.attempts, job.submit_started_at = job.attempts + 1, now
     provider = get_provider(job.provider)
     request = ProviderRequest(
-        model_id=job.model_id, arguments=job.arguments, webhook_url=_webhook_url(),
+        model_id=job.model_id, arguments=job.arguments, webhook_url=_webhook_url(job),
         # Only the offline provider renders from our stored images; a remote one fetches the URLs.
         image_names=_image_names(job) if job.provider == "offline" else (),
         duration=job.duration, aspect_ratio=job.aspect_ratio,
@@ -220,13 +322,32 @@ def generation_submit(*, job_pk: int) -> GenerationJob:
         request_id = provider.submit(request)
     except ProviderFailed as exc:
         return generation_fail(job_pk=job.pk, message=f"The provider refused the request: {exc}")
+    except SubmissionOutcomeUnknown as exc:
+        logger.warning("Generation %s: the submission's outcome is unknown: %s", job.job_id, exc)
+        return _submission_unconfirmed(job)
+    except TransientProviderError as exc:
+        # The provider surely did not take it: release the claim, so that a retry may send it.
+        GenerationJob.objects.filter(pk=job.pk, provider_request_id="").update(
+            submit_started_at=None, updated_at=timezone.now()
+        )
+        if not retried_later:
+            return generation_fail(
+                job_pk=job.pk,
+                message=f"The provider could not take the request ({exc}). Nothing retries it, so the clip "
+                "was not made; any license use it took has been given back. Please try again in a few minutes.",
+            )
+        raise
     now = timezone.now()
-    updated = GenerationJob.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+    updated = GenerationJob.objects.filter(pk=job.pk, status=Status.QUEUED, provider_request_id="").update(
         provider_request_id=request_id, status=Status.SUBMITTED, submitted_at=now, updated_at=now, progress=5,
     )
-    if updated:
-        transaction.on_commit(lambda: _enqueue_poll(job.pk, settings.GENERATION_POLL_SECONDS), robust=True)
-    return GenerationJob.objects.get(pk=job.pk)
+    if not updated:  # cancelled meanwhile, or a webhook already named the request
+        return GenerationJob.objects.get(pk=job.pk)
+    job.provider_request_id, job.status, job.submitted_at, job.updated_at, job.progress = (
+        request_id, Status.SUBMITTED, now, now, 5
+    )
+    transaction.on_commit(lambda: _enqueue_poll(job.pk, settings.GENERATION_POLL_SECONDS), robust=True)
+    return job
 
 
 def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
@@ -234,20 +355,39 @@ def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
     job = GenerationJob.objects.get(pk=job_pk)
     if job.is_finished or not job.provider_request_id:
         return job, False
-    if timezone.now() - (job.submitted_at or job.created_at) > timedelta(minutes=settings.GENERATION_TIMEOUT_MINUTES):
-        return generation_fail(
-            job_pk=job.pk, message=f"The provider did not finish within {settings.GENERATION_TIMEOUT_MINUTES} minutes."
-        ), False
+    if _overdue(job):
+        return generation_fail(job_pk=job.pk, message=_timeout_message()), False
     provider = get_provider(job.provider)
     status = provider.status(job.model_id, job.provider_request_id)
     if status.state == "completed":
-        return generation_complete(job_pk=job.pk), False
-    progress = 10 if status.state == "queued" else 50
-    GenerationJob.objects.filter(pk=job.pk, status__in=(Status.SUBMITTED, Status.PROCESSING)).update(
-        status=Status.PROCESSING if status.state == "processing" else Status.SUBMITTED,
-        queue_position=status.queue_position, progress=progress, updated_at=timezone.now(),
+        # Just seen COMPLETED: the result is fetched without asking for the status again.
+        return generation_complete(job_pk=job.pk, completed=True), False
+    now = timezone.now()
+    fields = {
+        "status": Status.PROCESSING if status.state == "processing" else Status.SUBMITTED,
+        "queue_position": status.queue_position, "progress": 10 if status.state == "queued" else 50,
+        "updated_at": now,
+    }
+    updated = GenerationJob.objects.filter(pk=job.pk, status__in=(Status.SUBMITTED, Status.PROCESSING)).update(
+        **fields
     )
-    return GenerationJob.objects.get(pk=job.pk), True
+    if not updated:  # finished meanwhile (a webhook, a cancel)
+        job = GenerationJob.objects.get(pk=job.pk)
+        return job, not job.is_finished
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return job, True
+
+
+def generation_fail_if_overdue(*, job: GenerationJob) -> GenerationJob:
+    """A job still unfinished past the generation timeout fails, and its license use is given back.
+
+    With a worker the stale-job sweep does this; with eager tasks (the embedded default) no sweep runs,
+    so the job's page and its status endpoint call this when they read the job.
+    """
+    if job.is_finished or not _overdue(job):
+        return job
+    return generation_fail(job_pk=job.pk, message=_timeout_message())
 
 
 # --- Finish ------------------------------------------------------------------------------------
@@ -301,8 +441,10 @@ def _check_video(path: Path) -> None:
         raise ProviderFailed(f"The provider's video is not usable: {exc}") from exc
 
 
-def generation_complete(*, job_pk: int) -> GenerationJob:
-    """Fetch the result, store the video, score it, and count the use of the pins and character. Once."""
+def generation_complete(*, job_pk: int, completed: bool = False) -> GenerationJob:
+    """Fetch the result, store the video, score it, and count the use of the pins and character. Once.
+
+    `completed`: the provider has just reported the request finished (a poll, a webhook)."""
     with transaction.atomic():
         # Lock the job row only: PostgreSQL cannot lock the nullable side of the outer join to the character.
         job = GenerationJob.objects.select_for_update(of=("self",)).select_related("character").get(pk=job_pk)
@@ -310,7 +452,7 @@ def generation_complete(*, job_pk: int) -> GenerationJob:
             return job
         provider = get_provider(job.provider)
         try:
-            result = provider.result(job.model_id, job.provider_request_id)
+            result = provider.result(job.model_id, job.provider_request_id, completed=completed)
             with tempfile.TemporaryDirectory(prefix="generated-") as tmp:
                 video_path = provider.download(result, Path(tmp))
                 _check_video(video_path)
@@ -331,7 +473,8 @@ def generation_complete(*, job_pk: int) -> GenerationJob:
             if note:
                 job.error = "\n".join(filter(None, [job.error, note]))
             try:
-                job.save()
+                job.save(update_fields=["status", "progress", "queue_position", "consistency_score", "frame_scores",
+                                        "completed_at", "error", "video", "updated_at"])
             except BaseException:
                 job.video.delete(save=False)
                 raise
@@ -379,14 +522,44 @@ def generation_cancel(*, job: GenerationJob, user) -> GenerationJob:
 
 # --- Webhooks ----------------------------------------------------------------------------------
 
-def webhook_received(*, provider: str, request_id: str, signature: str, payload: dict) -> str:
-    """Act on a verified provider webhook once; replays and unknown requests change nothing."""
+def _adopt_unconfirmed_submission(provider: str, request_id: str, job_id: str) -> GenerationJob | None:
+    """The job a verified webhook names (by its URL), if its submission's outcome was unknown: it now has the id.
+
+    Only a job whose submission began and never came back takes an unknown request id, and only once
+    (a conditional update); a job that knows its request id keeps it, whatever a URL says.
+    """
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            adopted = GenerationJob.objects.filter(
+                job_id=job_id, provider=provider, status=Status.QUEUED, provider_request_id="",
+                submit_started_at__isnull=False,
+            ).update(provider_request_id=request_id, status=Status.SUBMITTED, submitted_at=now, updated_at=now,
+                     progress=5)
+    except IntegrityError:  # the request id is another job's after all
+        return None
+    if not adopted:
+        return None
+    logger.warning("Generation %s: fal's webhook names request %s, whose submission answer was lost", job_id,
+                   request_id)
+    return GenerationJob.objects.get(job_id=job_id)
+
+
+def webhook_received(*, provider: str, request_id: str, signature: str, payload: dict, job_id: str = "") -> str:
+    """Act on a verified provider webhook once; replays and unknown requests change nothing.
+
+    `job_id` is the one in the webhook URL we gave the provider: it lets a job whose submission
+    answer was lost learn its request id (see the module docstring); it is not trusted otherwise.
+    """
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(provider=provider, request_id=request_id, signature=signature)
     except IntegrityError:
         return "duplicate"
     job = GenerationJob.objects.filter(provider=provider, provider_request_id=request_id).first()
+    adopted = None
+    if job is None and job_id:
+        job = adopted = _adopt_unconfirmed_submission(provider, request_id, job_id)
     if job is None:
         outcome = "unknown_request"
     elif job.is_finished:
@@ -395,18 +568,22 @@ def webhook_received(*, provider: str, request_id: str, signature: str, payload:
         # The payload's own URL is not trusted: the result is fetched from the provider's queue.
         from .tasks import complete_generation_job
 
-        complete_generation_job.delay(job.pk)
+        complete_generation_job.delay(job.pk, True)
         outcome = "completing"
     else:
         message = payload.get("error") or "The provider reported an error."
         generation_fail(job_pk=job.pk, message=f"The provider failed the request: {message}")
         outcome = "failed"
+    if adopted is not None:
+        outcome = f"adopted, {outcome}"
     WebhookDelivery.objects.filter(pk=delivery.pk).update(outcome=outcome)
     return outcome
 
 
 def stale_jobs(older_than_seconds: int = 120) -> tuple[list[int], list[int]]:
-    """Jobs nobody has moved for a while (a lost task, a missed webhook): (to submit, to poll)."""
+    """Jobs nobody has moved for a while (a lost task, a missed webhook): (to submit, to poll).
+
+    Submitting a job whose submission is unconfirmed sends nothing: it waits, or fails once overdue."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stale = GenerationJob.objects.filter(updated_at__lt=cutoff)
     to_submit = stale.filter(status=Status.QUEUED, provider_request_id="").values_list("pk", flat=True)

@@ -9,9 +9,25 @@ RETRY = {"autoretry_for": (TransientProviderError,), "retry_backoff": 2, "retry_
          "retry_jitter": True, "max_retries": 8}
 
 
-@shared_task(name="generation.tasks.submit_generation_job", acks_late=True, reject_on_worker_lost=True, **RETRY)
-def submit_generation_job(job_pk: int) -> str:
-    return services.generation_submit(job_pk=job_pk).status
+def _retried_later(task) -> bool:
+    """Will anything run this step again if it hits a transient error now?
+
+    On a worker, yes: the task retries with backoff, and the beat's stale-job sweep picks up whatever
+    is left after that. Run eagerly (the embedded default, no broker), only while Celery's own retries
+    last, and only when errors do not propagate (they do by default: the first retry is then raised
+    to the caller instead of run); no sweep runs there.
+    """
+    if not task.request.is_eager:
+        return True
+    return not task.app.conf.task_eager_propagates and task.request.retries < task.max_retries
+
+
+# Its time limit bounds how long a claimed submission can still be in flight (see services).
+@shared_task(bind=True, name="generation.tasks.submit_generation_job", acks_late=True, reject_on_worker_lost=True,
+             time_limit=services.SUBMIT_CALL_LIMIT_SECONDS, soft_time_limit=services.SUBMIT_CALL_LIMIT_SECONDS - 30,
+             **RETRY)
+def submit_generation_job(self, job_pk: int) -> str:
+    return services.generation_submit(job_pk=job_pk, retried_later=_retried_later(self)).status
 
 
 @shared_task(name="generation.tasks.poll_generation_job", acks_late=True, reject_on_worker_lost=True, **RETRY)
@@ -25,8 +41,8 @@ def poll_generation_job(job_pk: int, delay: float | None = None) -> str:
 
 
 @shared_task(name="generation.tasks.complete_generation_job", acks_late=True, reject_on_worker_lost=True, **RETRY)
-def complete_generation_job(job_pk: int) -> str:
-    return services.generation_complete(job_pk=job_pk).status
+def complete_generation_job(job_pk: int, completed: bool = False) -> str:
+    return services.generation_complete(job_pk=job_pk, completed=completed).status
 
 
 @shared_task(name="generation.tasks.poll_stale_jobs")

@@ -4,7 +4,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
-from characters import pinning
 from characters.models import Story
 from common.exceptions import ServiceError
 
@@ -22,17 +21,17 @@ def create(request, story_id: int):
         try:
             job = services.generation_create(
                 requester=request.user, story=story, prompt=data["prompt"], duration=data["duration"],
-                aspect_ratio=data["aspect_ratio"], use_pins=not data["without_pins"],
+                aspect_ratio=data["aspect_ratio"], use_pins=form.use_pins,
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Generation {job.job_id} queued.")
             return redirect(job)
-    pins = pinning.story_active_pins(story)
+    # What the story's default request would run: the banner, the pin choice and the cost follow from it.
     quote = services.generation_quote(story=story, prompt="scene", duration=5)
-    character = quote.character
-    context = {"story": story, "form": form, "pins": pins, "character": character, "quote": quote}
+    context = {"story": story, "form": form, "pins": quote.available_pins, "character": quote.character,
+               "quote": quote}
     return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)
 
 
@@ -41,6 +40,8 @@ def job_detail(request, job_id: str):
     job = GenerationJob.objects.select_related("story", "character").filter(job_id=job_id).first()
     if job is None or not (request.user.is_staff or request.user.pk == job.requester_id):
         raise Http404("No such generation job.")
+    if services.generation_fail_if_overdue(job=job) is not job:
+        job = GenerationJob.objects.select_related("story", "character").get(pk=job.pk)
     chart = selectors.bar_chart(
         [f["score"] for f in job.frame_scores], labels=[f"{f['seconds']:.1f}s" for f in job.frame_scores]
     ) if job.frame_scores else None

@@ -7,8 +7,9 @@ was), so no credit ever moves for a refusal.
 
 Lock order, everywhere: character row -> offer row -> license rows -> wallet rows (by pk).
 
-The generation app calls three functions here: `license_check_access` before it submits a job,
-`license_consume_use` when it submits, and `license_refund_use` when the provider failed the job.
+The generation app calls two functions here: `license_consume_use` when it creates a job (it checks
+access and spends the use in one pass, refusing with the reason), and `license_refund_use` when the
+provider failed the job. Pages call `license_check_access` to say whether a character may be used.
 """
 from __future__ import annotations
 
@@ -385,22 +386,24 @@ def license_check_access(user, character: Character, story: Story | None = None)
 
 
 def license_consume_use(user, character: Character, story: Story | None, job_ref: str) -> LicenseUse | None:
-    """Spend one use of the user's license for the generation job `job_ref`.
+    """Check that `user` may use `character` and spend one use of their license for the job `job_ref`: one call.
 
     Returns None when no license is needed (creator, story contributor). Calling it again for the
-    same job returns the same use: a job never spends two. Raises LicenseRequired without access.
+    same job returns the same use: a job never spends two. Raises LicenseRequired (403, with the
+    reason and what to do) without access, before anything is written.
     """
     job_ref = str(job_ref or "").strip()
     if not job_ref or len(job_ref) > 100:
         raise ServiceError("A job reference of 1-100 characters is required.", code="invalid_job_ref")
+    access = license_check_access(user, character, story)
+    if access.allowed and not access.needs_license_use:
+        return None
+    # A job that already spent its use gets it back, even if that use was the license's last one.
     earlier = _use_of_job(job_ref, user, character)
     if earlier is not None:
         return earlier
-    access = license_check_access(user, character, story)
     if not access.allowed:
         raise LicenseRequired(access.message)
-    if not access.needs_license_use:
-        return None
     try:
         with transaction.atomic():
             # Locked rows are re-checked by the database after the lock, so a license another job

@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import requests
 from django.core.files.storage import default_storage
@@ -22,6 +24,7 @@ from characters.models import Character, PinnedCharacter
 from common.testing.fake_fal import WebhookSigner
 from generation import services, tasks
 from generation.models import GenerationJob, WebhookDelivery
+from generation.providers import TransientProviderError
 from marketplace.models import License, LicenseUse
 
 from .factories import StoryFactory, UserFactory
@@ -126,7 +129,7 @@ def test_pins_go_out_as_kling_o1_elements_with_tags(fake_fal, pinned, generate):
     submission, = fake_fal.submissions
     assert submission.endpoint == REF_MODEL
     assert submission.authorization == "Key test-key"
-    assert submission.webhook_url == SITE + WEBHOOK_PATH
+    assert submission.webhook_url == f"{SITE}{WEBHOOK_PATH}?job={job.job_id}"  # the job rides along
     # Slot 2 is deactivated: slots 1 and 3 are sent as elements 1 and 2, the prompt's @Element3 is
     # rewritten to @Element2 and the tag of the unmentioned pin is put in front.
     assert submission.arguments == {
@@ -220,7 +223,8 @@ def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
     assert response.status_code == 200, response.content
     assert response.json() | {"prompt_used": None} == {
         "mode": "image-to-video", "model": I2V_MODEL, "cost_usd": "0.700", "prompt_used": None,
-        "pinned_elements": [], "character_id": character.character_id, "notes": [],
+        "pinned_elements": [], "available_pinned_elements": [], "pins_on_request": False,
+        "reference_cost_usd": None, "character_id": character.character_id, "notes": [],
     }
     assert fake_fal.submissions == [] and not GenerationJob.objects.exists() and uses_left(license) == 10
 
@@ -266,6 +270,13 @@ def test_polling_completes_a_job_without_webhooks(fake_fal, pinned, generate, se
     one, two, three = (PinnedCharacter.objects.get(pk=p.pk) for p in pinned.pins)
     assert (one.usage_count, two.usage_count, three.usage_count) == (1, 0, 1)  # slot 2 was not used
     assert Character.objects.get(pk=pinned.character.pk).clips_used == 1
+
+    # One status call per poll (two IN_QUEUE, one IN_PROGRESS, one COMPLETED), then the result fetched
+    # directly: the poll that saw COMPLETED does not ask for the status again.
+    request = fake_fal.only_request()
+    assert (request.status_polls, request.result_fetches) == (4, 1)
+    base = f"/fal-ai/kling-video/requests/{request.request_id}"
+    assert [path for method, path in fake_fal.calls if path.startswith(base)][-2:] == [f"{base}/status", base]
 
     body = api(pinned.contributor).get(f"/api/v1/generate/{job.job_id}").json()
     assert body["status"] == "complete" and body["mode"] == "reference-to-video" and body["cost_usd"] == "0.560"
@@ -315,16 +326,18 @@ def test_a_5xx_on_submit_is_retried_and_the_job_submitted_once(fake_fal, pinned,
     assert job.provider_request_id == fake_fal.only_request().request_id
 
 
-def test_while_fal_is_down_the_job_waits_and_the_stale_sweep_submits_it_once(
-    fake_fal, pinned, generate, eager_retries
-):
+def test_on_a_worker_a_job_waits_while_fal_is_down_and_the_stale_sweep_submits_it_once(fake_fal, pinned):
     down = fake_fal.script_next(submit_errors=1000, queued_polls=None)
+    job = services.generation_create(requester=pinned.contributor, story=pinned.story, prompt="@Element1 waves")
 
-    job = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 waves"))
+    for _ in range(3):  # a worker's try and retries: something will try again, so the job waits
+        with pytest.raises(TransientProviderError, match="fal answered 500"):
+            services.generation_submit(job_pk=job.pk, retried_later=True)
 
     job.refresh_from_db()
-    assert job.status == "queued" and job.provider_request_id == "" and fake_fal.requests == {}
-    assert len(fake_fal.submissions) == 9  # the first try and eight retries with backoff
+    assert (job.status, job.provider_request_id, job.attempts) == ("queued", "", 3)
+    assert job.submit_started_at is None  # fal surely did not take it: a retry may send it
+    assert len(fake_fal.submissions) == 3 and fake_fal.requests == {}
 
     down.submit_errors = 0  # fal is back
     GenerationJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
@@ -333,6 +346,30 @@ def test_while_fal_is_down_the_job_waits_and_the_stale_sweep_submits_it_once(
 
     job.refresh_from_db()
     assert job.status == "submitted" and len(fake_fal.requests) == 1
+
+
+@pytest.mark.parametrize("retries", [False, True], ids=["errors-propagate", "eager-retries"])
+def test_with_eager_tasks_fal_staying_down_fails_the_job_and_gives_the_use_back(
+    fake_fal, licensed, generate, retries, request
+):
+    """No worker, no sweep: nothing would ever retry the job, so it ends with fal's message instead."""
+    if retries:
+        request.getfixturevalue("eager_retries")
+    character, buyer, story, license = licensed
+    fake_fal.script_next(submit_errors=1000, queued_polls=None)
+
+    job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
+
+    job.refresh_from_db()
+    assert job.status == "failed" and fake_fal.requests == {}
+    assert "fal answered 500" in job.error and "try again" in job.error
+    # Celery's eager retries run back to back (the first try and eight retries); with errors propagating
+    # (the embedded default) the first retry is raised instead of run, so there is one try.
+    assert len(fake_fal.submissions) == (9 if retries else 1) == job.attempts
+    assert uses_left(license) == 10
+    assert LicenseUse.objects.get(job_ref=job.job_id).refunded_at is not None
+    body = api(buyer).get(f"/api/v1/generate/{job.job_id}").json()
+    assert body["status"] == "failed" and "fal answered 500" in body["error"]
 
 
 def test_completed_then_422_fails_the_job_with_fals_message_and_refunds_the_use(fake_fal, licensed, generate):
@@ -567,7 +604,7 @@ def test_fal_posts_the_webhook_to_our_endpoint_and_the_job_completes(fake_fal, g
 
     job.refresh_from_db()
     request = fake_fal.only_request()
-    assert job.status == "submitted" and request.webhook_url == live_server.url + WEBHOOK_PATH
+    assert job.status == "submitted" and request.webhook_url == f"{live_server.url}{WEBHOOK_PATH}?job={job.job_id}"
     fake_fal.complete(request.request_id)
     body, headers = fake_fal.webhook_delivery(request.request_id)
     answers = [requests.post(request.webhook_url, data=body, timeout=120,
@@ -581,3 +618,255 @@ def test_fal_posts_the_webhook_to_our_endpoint_and_the_job_completes(fake_fal, g
     assert Character.objects.get(pk=world.character.pk).clips_used == 1
     assert fake_fal.deliver_webhook(request.request_id)[1]["outcome"] == "already_finished"
     assert Character.objects.get(pk=world.character.pk).clips_used == 1
+
+
+# --- Submitting at most once: a worker killed after fal accepted --------------------------------------
+
+
+class WorkerKilled(BaseException):
+    """What `kill -9` does to a task mid-call: nothing of ours runs after it (no `except Exception` sees it)."""
+
+
+@pytest.fixture
+def killed_after_fal_accepts(monkeypatch):
+    """The next submission reaches fal, which queues it, and the worker dies before it hears the answer.
+
+    Returns a function that brings a healthy worker back (the one that picks up the redelivered task)."""
+    from generation.providers.fal import FalProvider
+
+    original = FalProvider.submit
+
+    def submit_then_die(self, request):
+        original(self, request)
+        raise WorkerKilled
+
+    monkeypatch.setattr(FalProvider, "submit", submit_then_die)
+    return lambda: monkeypatch.setattr(FalProvider, "submit", original)
+
+
+def submitted_and_killed(user, story, prompt: str, **kwargs) -> GenerationJob:
+    job = services.generation_create(requester=user, story=story, prompt=prompt, **kwargs)
+    with pytest.raises(WorkerKilled):
+        services.generation_submit(job_pk=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def worker_died_long_ago(job: GenerationJob) -> None:
+    """Time passes: past the submit task's time limit, no delivery can still be sending the job."""
+    past = timezone.now() - timedelta(seconds=services.SUBMIT_CALL_LIMIT_SECONDS + 60)
+    GenerationJob.objects.filter(pk=job.pk).update(submit_started_at=past, updated_at=past)
+
+
+def post_to(client, url: str, body: bytes, headers: dict):
+    parts = urlsplit(url)
+    return client.post(f"{parts.path}?{parts.query}", data=body, content_type="application/json", headers=headers)
+
+
+def test_a_killed_submission_is_not_sent_again_and_fals_webhook_completes_the_job(
+    fake_fal, pinned, client, killed_after_fal_accepts, good_clip
+):
+    fake_fal.script_next(queued_polls=None)
+    job = submitted_and_killed(pinned.contributor, pinned.story, "@Element1 waves")
+    accepted, = fake_fal.accepted
+    assert job.submission_unconfirmed and job.attempts == 1 and job.provider_request_id == ""
+
+    healthy = killed_after_fal_accepts()  # noqa: F841 -- the next worker is healthy
+    tasks.submit_generation_job.delay(job.pk)  # acks_late: the task is delivered again at once...
+    worker_died_long_ago(job)
+    tasks.submit_generation_job.delay(job.pk)  # ...and again much later,
+    assert tasks.poll_stale_jobs.delay().get() == {"submitted": 1, "polled": 0}  # and the sweep finds the job
+
+    assert len(fake_fal.submissions) == 1, "a submission whose outcome is unknown must not be sent again"
+    job.refresh_from_db()
+    assert job.status == "queued" and job.submission_unconfirmed and job.attempts == 1
+    client.force_login(pinned.contributor)
+    assert "Waiting for the provider to confirm" in client.get(job.get_absolute_url()).content.decode()
+
+    # fal finishes and posts its webhook to the URL it was given, which names our job.
+    fake_fal.complete(accepted.request_id)
+    body, headers = fake_fal.webhook_delivery(accepted.request_id)
+    response = post_to(client, accepted.webhook_url, body, headers)
+
+    assert response.status_code == 200 and response.json()["outcome"] == "adopted, completing"
+    job.refresh_from_db()
+    assert job.status == "complete", job.error
+    assert job.provider_request_id == accepted.request_id and job.consistency_score is not None
+    assert default_storage.open(job.video.name).read() == good_clip.read_bytes()
+    assert fake_fal.only_request().result_fetches == 1 and len(fake_fal.submissions) == 1
+    assert PinnedCharacter.objects.get(pk=pinned.pins[0].pk).usage_count == 1
+    # fal retries its webhook: nothing happens twice.
+    assert post_to(client, accepted.webhook_url, *fake_fal.webhook_delivery(accepted.request_id)).json()[
+        "outcome"] == "already_finished"
+    assert PinnedCharacter.objects.get(pk=pinned.pins[0].pk).usage_count == 1
+
+
+def test_without_webhooks_a_killed_submission_fails_and_gives_the_use_back_rather_than_risk_a_second_clip(
+    fake_fal, licensed, settings, killed_after_fal_accepts
+):
+    settings.GENERATION_USE_WEBHOOKS = False
+    character, buyer, story, license = licensed
+    fake_fal.script_next(queued_polls=None)
+    job = submitted_and_killed(buyer, story, "She jumps", character_id=character.character_id)
+    assert uses_left(license) == 9
+    killed_after_fal_accepts()
+
+    tasks.submit_generation_job.delay(job.pk)  # delivered again while the call might still be running
+    job.refresh_from_db()
+    assert job.status == "queued" and len(fake_fal.submissions) == 1
+
+    worker_died_long_ago(job)
+    tasks.poll_stale_jobs.delay()
+
+    job.refresh_from_db()
+    assert job.status == "failed" and "not sent again" in job.error and "ask for the clip again" in job.error
+    assert len(fake_fal.submissions) == 1 and uses_left(license) == 10
+
+
+@pytest.mark.parametrize("finder", ["stale-sweep", "reading-the-job"])
+def test_a_killed_submission_no_webhook_ever_names_fails_at_the_timeout(
+    fake_fal, licensed, client, killed_after_fal_accepts, finder
+):
+    character, buyer, story, license = licensed
+    fake_fal.script_next(queued_polls=None)
+    job = submitted_and_killed(buyer, story, "She jumps", character_id=character.character_id)
+    accepted, = fake_fal.accepted
+    killed_after_fal_accepts()
+    worker_died_long_ago(job)
+    tasks.poll_stale_jobs.delay()
+    job.refresh_from_db()
+    assert job.status == "queued", "with webhooks, the job waits for fal's webhook until the timeout"
+
+    late = timezone.now() - timedelta(minutes=settings_timeout() + 1)
+    GenerationJob.objects.filter(pk=job.pk).update(created_at=late, updated_at=late)
+    if finder == "stale-sweep":  # a worker's beat
+        tasks.poll_stale_jobs.delay()
+    else:  # eager tasks: no beat runs, reading the job ends it
+        assert api(buyer).get(f"/api/v1/generate/{job.job_id}").json()["status"] == "failed"
+
+    job.refresh_from_db()
+    assert job.status == "failed" and "did not finish within" in job.error
+    assert uses_left(license) == 10 and len(fake_fal.submissions) == 1
+    # A webhook arriving after that changes nothing.
+    fake_fal.complete(accepted.request_id)
+    outcome = post_to(client, accepted.webhook_url, *fake_fal.webhook_delivery(accepted.request_id)).json()
+    assert outcome["outcome"] == "unknown_request"
+    job.refresh_from_db()
+    assert job.status == "failed" and job.provider_request_id == "" and uses_left(license) == 10
+
+
+def settings_timeout() -> int:
+    from django.conf import settings
+
+    return settings.GENERATION_TIMEOUT_MINUTES
+
+
+def test_a_webhook_url_naming_a_job_that_knows_its_request_changes_nothing(fake_fal, held_job, client):
+    before = snapshot(held_job)
+    body, headers = fake_fal.webhook_delivery("0123456789abcdef")
+
+    response = client.post(f"{WEBHOOK_PATH}?job={held_job.job_id}", data=body, content_type="application/json",
+                           headers=headers)
+
+    assert response.status_code == 200 and response.json()["outcome"] == "unknown_request"
+    assert snapshot(held_job) == before and held_job.provider_request_id != "0123456789abcdef"
+
+
+@pytest.mark.parametrize("webhooks", [True, False])
+def test_two_deliveries_of_the_submit_task_at_once_send_the_job_once(fake_fal, pinned, monkeypatch, settings,
+                                                                      webhooks):
+    from generation.providers.fal import FalProvider
+
+    settings.GENERATION_USE_WEBHOOKS = webhooks
+    fake_fal.script_next(queued_polls=None)
+    job = services.generation_create(requester=pinned.contributor, story=pinned.story, prompt="@Element1 waves")
+    original, seen_by_the_other = FalProvider.submit, []
+
+    def submit_while_another_delivery_runs(self, request):
+        seen_by_the_other.append(services.generation_submit(job_pk=job.pk).status)
+        return original(self, request)
+
+    monkeypatch.setattr(FalProvider, "submit", submit_while_another_delivery_runs)
+    assert services.generation_submit(job_pk=job.pk).status == "submitted"
+
+    assert seen_by_the_other == ["queued"]  # it left the claimed job alone: neither sent it nor failed it
+    assert len(fake_fal.submissions) == 1
+    job.refresh_from_db()
+    assert job.status == "submitted" and job.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [(httpx.ReadTimeout("read timed out"), "unknown"), (httpx.RemoteProtocolError("peer closed"), "unknown"),
+     (httpx.ConnectError("connection refused"), "retry"), (httpx.ConnectTimeout("connect timed out"), "retry")],
+)
+def test_a_broken_connection_after_the_request_left_is_never_retried_blindly(fake_fal, licensed, monkeypatch,
+                                                                             settings, error, outcome):
+    """A read timeout or a dropped answer: fal may have the request. A refused connection: it surely has not."""
+    settings.GENERATION_USE_WEBHOOKS = False
+    import fal_client
+
+    character, buyer, story, license = licensed
+
+    def broken(*args, **kwargs):  # what httpx raises to fal_client's submit once its own retries are spent
+        raise error
+
+    job = services.generation_create(requester=buyer, story=story, prompt="She jumps",
+                                     character_id=character.character_id)
+    monkeypatch.setattr(fal_client.SyncClient, "submit", broken)
+    if outcome == "retry":
+        with pytest.raises(TransientProviderError, match="could not be reached"):
+            services.generation_submit(job_pk=job.pk, retried_later=True)
+        job.refresh_from_db()
+        assert job.status == "queued" and job.submit_started_at is None and uses_left(license) == 9
+    else:
+        done = services.generation_submit(job_pk=job.pk, retried_later=True)
+        assert done.status == "failed" and "not sent again" in done.error and uses_left(license) == 10
+
+
+# --- Pins only on request: the pinning settings' auto_switch_model off -------------------------------
+
+
+@pytest.fixture
+def no_auto_switch():
+    from characters.models import PinningSettings
+
+    PinningSettings.objects.filter(pk=PinningSettings.SINGLETON_PK).update(auto_switch_model=False)
+
+
+def test_without_automatic_switching_pins_are_used_only_when_asked_for(fake_fal, pinned, generate, no_auto_switch):
+    fake_fal.default_script.queued_polls = None
+    quote = api(pinned.contributor).post("/api/v1/generate/quote", {
+        "story_id": pinned.story.pk, "prompt": "She runs"}, format="json").json()
+    assert quote["mode"] == "image-to-video" and quote["pins_on_request"] is True
+    assert quote["pinned_elements"] == [] and quote["cost_usd"] == "0.350"
+    assert quote["available_pinned_elements"] == [{"element_index": 1, "label": "Hero 1"},
+                                                   {"element_index": 3, "label": "Hero 3"}]
+    assert quote["reference_cost_usd"] == "0.560"  # the premium warning: what the pins would cost
+
+    default = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="She runs"))
+    asked = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="She runs", use_pins=True))
+    opted_out = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="She runs", use_pins=False))
+
+    assert [s.endpoint for s in fake_fal.submissions] == [I2V_MODEL, REF_MODEL, T2V_MODEL]
+    assert "elements" not in fake_fal.submissions[0].arguments
+    assert fake_fal.submissions[0].arguments["image_url"] == reference_url(pinned.character, "full_body")
+    assert fake_fal.submissions[1].arguments["prompt"] == "@Element1 @Element2 She runs"
+    for job, mode, pins in ((default, "image-to-video", []),
+                            (asked, "reference-to-video", [pinned.pins[0].pk, pinned.pins[2].pk]),
+                            (opted_out, "text-to-video", [])):
+        job.refresh_from_db()
+        assert (job.mode, job.pinned_character_ids) == (mode, pins)
+
+
+def test_with_automatic_switching_pins_are_used_unless_the_contributor_opts_out(fake_fal, pinned, generate):
+    fake_fal.default_script.queued_polls = None
+    quote = api(pinned.contributor).post("/api/v1/generate/quote", {
+        "story_id": pinned.story.pk, "prompt": "She runs"}, format="json").json()
+    assert quote["mode"] == "reference-to-video" and quote["pins_on_request"] is False
+    assert quote["reference_cost_usd"] is None and len(quote["pinned_elements"]) == 2
+
+    for use_pins in (None, True):
+        body = {"use_pins": use_pins} if use_pins is not None else {}
+        job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="She runs", **body))
+    assert [s.endpoint for s in fake_fal.submissions] == [REF_MODEL, REF_MODEL]

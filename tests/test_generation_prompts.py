@@ -130,7 +130,7 @@ def test_negative_prompt_has_drift_words_opposite_hair_and_beard_rules(hair, fea
 def test_image_to_video_prompt_is_style_then_features_then_scene_then_quality():
     character = character_input(features=("short brown curly hair", "orange flight suit", "silver watch", "scar"))
     plan = prompts.plan_generation(prompt="  She runs   across the hangar. ", duration=10, aspect_ratio="9:16",
-                                   use_locks=True, pins=[], character=character)
+                                   use_pins=None, pins=[], character=character)
     assert plan.mode == "image-to-video" and plan.reference_kind == "full_body"
     assert plan.prompt_used == (
         "Smiling astronaut in an orange flight suit. "
@@ -147,7 +147,7 @@ def test_image_to_video_prompt_is_style_then_features_then_scene_then_quality():
 
 def test_features_the_style_already_names_are_not_repeated():
     character = character_input(features=("orange flight suit",))
-    plan = prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="16:9", use_locks=True, pins=[],
+    plan = prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="16:9", use_pins=None, pins=[],
                                    character=character)
     assert plan.prompt_used == f"Smiling astronaut in an orange flight suit. She waves. {QUALITY}"
 
@@ -156,7 +156,7 @@ def test_features_the_style_already_names_are_not_repeated():
 
 
 def test_pins_win_over_the_character_and_send_elements():
-    plan = prompts.plan_generation(prompt="@Element2 looks up", duration=5, aspect_ratio="1:1", use_locks=True,
+    plan = prompts.plan_generation(prompt="@Element2 looks up", duration=5, aspect_ratio="1:1", use_pins=None,
                                    pins=[pin_input(1), pin_input(2, angles=1)], character=character_input())
     assert plan.mode == "reference-to-video" and plan.model_id == "fal-ai/kling-video/o1/reference-to-video"
     assert plan.arguments == {
@@ -171,17 +171,45 @@ def test_pins_win_over_the_character_and_send_elements():
 
 
 @pytest.mark.parametrize(
-    ("use_locks", "with_pins", "with_character"),
-    [(False, True, True), (False, False, True), (True, False, False), (False, False, False)],
+    ("use_pins", "with_pins", "with_character"),
+    [(False, True, True), (False, False, True), (None, False, False), (True, False, False), (False, False, False)],
 )
-def test_opting_out_or_nothing_locked_is_text_to_video(use_locks, with_pins, with_character):
+def test_opting_out_or_nothing_locked_is_text_to_video(use_pins, with_pins, with_character):
     plan = prompts.plan_generation(
-        prompt="A storm over the harbour", duration=5, aspect_ratio="16:9", use_locks=use_locks,
+        prompt="A storm over the harbour", duration=5, aspect_ratio="16:9", use_pins=use_pins,
         pins=[pin_input(1)] if with_pins else [], character=character_input() if with_character else None,
     )
     assert plan.mode == "text-to-video" and plan.model_id == "fal-ai/kling-video/v2.6/pro/text-to-video"
     assert plan.arguments == {"prompt": "A storm over the harbour", "duration": "5", "aspect_ratio": "16:9"}
     assert plan.pin_ids == [] and plan.elements == [] and plan.reference_kind == ""
+
+
+@pytest.mark.parametrize(
+    ("auto_switch", "use_pins", "pins_sent"),
+    [(True, None, True), (True, True, True), (True, False, False),
+     (False, None, False), (False, True, True), (False, False, False)],
+)
+def test_pins_apply_when_switching_is_automatic_or_when_asked_for(auto_switch, use_pins, pins_sent):
+    assert prompts.pins_apply(pins_offered=True, auto_switch=auto_switch, use_pins=use_pins) is pins_sent
+    assert prompts.pins_apply(pins_offered=False, auto_switch=auto_switch, use_pins=use_pins) is False
+
+
+def test_without_automatic_switching_pins_wait_to_be_asked_for_and_the_dna_drives_the_clip():
+    pins, character = [pin_input(1, angles=1)], character_input()
+    default = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=None,
+                                      auto_switch=False, pins=pins, character=character)
+    assert default.mode == "image-to-video" and default.pin_ids == [] and default.elements == []
+    assert default.arguments["image_url"] == "https://site/ref/full_body.jpg"
+    assert "@Element" not in default.prompt_used
+
+    nothing_locked = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=None,
+                                             auto_switch=False, pins=pins, character=None)
+    assert nothing_locked.mode == "text-to-video" and nothing_locked.pin_ids == []
+
+    asked = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=True,
+                                    auto_switch=False, pins=pins, character=character)
+    assert asked.mode == "reference-to-video" and asked.pin_ids == [101]
+    assert asked.arguments["prompt"] == "@Element1 She runs"
 
 
 @pytest.mark.parametrize(
@@ -193,7 +221,7 @@ def test_opting_out_or_nothing_locked_is_text_to_video(use_locks, with_pins, wit
     ],
 )
 def test_requests_the_provider_would_refuse_are_refused_first(kwargs, words):
-    request = {"prompt": "A storm", "duration": 5, "aspect_ratio": "16:9", "use_locks": True, "pins": [],
+    request = {"prompt": "A storm", "duration": 5, "aspect_ratio": "16:9", "use_pins": None, "pins": [],
                "character": None} | kwargs
     with pytest.raises(PlanError, match=words):
         prompts.plan_generation(**request)
@@ -202,10 +230,10 @@ def test_requests_the_provider_would_refuse_are_refused_first(kwargs, words):
 def test_the_prompt_limit_counts_the_injected_tags(settings):
     limit = settings.GENERATION_MAX_PROMPT_CHARS
     fits = "x" * (limit - len("@Element1 "))
-    assert len(prompts.plan_generation(prompt=fits, duration=5, aspect_ratio="16:9", use_locks=True,
+    assert len(prompts.plan_generation(prompt=fits, duration=5, aspect_ratio="16:9", use_pins=None,
                                        pins=[pin_input(1)], character=None).prompt_used) == limit
     with pytest.raises(PlanError, match=f"limit is {limit}"):
-        prompts.plan_generation(prompt=fits + "y", duration=5, aspect_ratio="16:9", use_locks=True,
+        prompts.plan_generation(prompt=fits + "y", duration=5, aspect_ratio="16:9", use_pins=None,
                                 pins=[pin_input(1)], character=None)
 
 

@@ -12,7 +12,13 @@ class GenerateRequestSerializer(serializers.Serializer):
     prompt = serializers.CharField(max_length=2500, trim_whitespace=True)
     duration = serializers.ChoiceField(choices=DURATIONS, default=5)
     aspect_ratio = serializers.ChoiceField(choices=ASPECT_RATIOS, default="16:9")
-    use_pins = serializers.BooleanField(default=True)
+    use_pins = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="true: use the story's pinned characters (Kling O1 reference-to-video). false: generate without "
+        "pinned character or Character DNA (text-to-video). Omitted or null: the story's setting decides; pins are "
+        "used automatically unless an admin turned automatic model switching off, in which case they are used "
+        "only when asked for (see `pins_on_request` in the quote).",
+    )
     idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
 
@@ -66,6 +72,17 @@ class QuoteSerializer(serializers.Serializer):
     model = serializers.CharField()
     cost_usd = serializers.DecimalField(max_digits=8, decimal_places=3)
     prompt_used = serializers.CharField()
-    pinned_elements = serializers.ListField(child=serializers.DictField())
+    pinned_elements = serializers.ListField(child=serializers.DictField(), help_text="The pins this request sends.")
+    available_pinned_elements = serializers.ListField(
+        child=serializers.DictField(), help_text="The story's active pins, sent or not."
+    )
+    pins_on_request = serializers.BooleanField(
+        help_text="The story has pins but automatic switching to reference-to-video is off: send `use_pins: true` "
+        "to use them."
+    )
+    reference_cost_usd = serializers.DecimalField(
+        max_digits=8, decimal_places=3, allow_null=True,
+        help_text="What the request would cost with the pins, when they are offered but not used.",
+    )
     character_id = serializers.CharField(allow_null=True)
     notes = serializers.ListField(child=serializers.CharField())

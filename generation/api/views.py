@@ -41,7 +41,8 @@ class GenerateView(APIView):
     @extend_schema(
         request=GenerateRequestSerializer,
         responses={202: GenerateAcceptedSerializer, **error_responses(400, 401, 403, 404, 409)},
-        description="Queue a clip. With active pins: Kling O1 reference-to-video; with a canonical character: "
+        description="Queue a clip. With active pins: Kling O1 reference-to-video (automatically, or, when an admin "
+        "turned automatic model switching off, only with `use_pins: true`); with a canonical character: "
         "image-to-video with its DNA; `use_pins: false` or nothing locked: text-to-video. A repeated "
         "`idempotency_key` returns the same job.",
     )
@@ -81,6 +82,9 @@ class QuoteView(APIView):
             "mode": quote.plan.mode, "model": quote.plan.model_id, "cost_usd": quote.cost_usd,
             "prompt_used": quote.plan.prompt_used,
             "pinned_elements": [{"element_index": p.element_index, "label": p.label} for p in quote.pins],
+            "available_pinned_elements": [{"element_index": p.element_index, "label": p.label}
+                                          for p in quote.available_pins],
+            "pins_on_request": quote.pins_on_request, "reference_cost_usd": quote.reference_cost_usd,
             "character_id": quote.character.character_id if quote.character else None, "notes": quote.plan.notes,
         }).data)
 
@@ -90,7 +94,8 @@ class GenerationJobView(APIView):
 
     @extend_schema(responses={200: GenerationJobSerializer, **error_responses(401, 404)})
     def get(self, request, job_id: str):
-        return Response(GenerationJobSerializer(_job_for(request, job_id), context={"request": request}).data)
+        job = services.generation_fail_if_overdue(job=_job_for(request, job_id))
+        return Response(GenerationJobSerializer(job, context={"request": request}).data)
 
 
 class GenerationCancelView(APIView):
@@ -124,6 +129,7 @@ class FalWebhookView(APIView):
         if payload.get("request_id") not in (None, delivery.request_id):
             raise ServiceError("The body's request_id does not match the signed one.", code="mismatch")
         outcome = services.webhook_received(
-            provider="fal", request_id=delivery.request_id, signature=delivery.signature, payload=payload
+            provider="fal", request_id=delivery.request_id, signature=delivery.signature, payload=payload,
+            job_id=request.query_params.get("job", ""),  # our own URL's, not covered by the signature
         )
         return Response({"ok": True, "outcome": outcome})

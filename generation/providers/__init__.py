@@ -5,12 +5,13 @@ from .base import (
     ProviderFailed,
     ProviderRequest,
     ProviderStatus,
+    SubmissionOutcomeUnknown,
     TransientProviderError,
     VideoProvider,
 )
 
-__all__ = ["ProviderFailed", "ProviderRequest", "ProviderStatus", "TransientProviderError", "VideoProvider",
-           "get_provider"]
+__all__ = ["ProviderFailed", "ProviderRequest", "ProviderStatus", "SubmissionOutcomeUnknown",
+           "TransientProviderError", "VideoProvider", "get_provider"]
 
 
 def get_provider(name: str | None = None) -> VideoProvider:

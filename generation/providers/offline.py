@@ -82,7 +82,7 @@ class OfflineProvider:
             return ProviderStatus("completed")
         return ProviderStatus("completed", error="The offline render is missing.")
 
-    def result(self, model_id: str, request_id: str) -> dict:
+    def result(self, model_id: str, request_id: str, *, completed: bool = False) -> dict:
         name = self._output_name(request_id)
         if not default_storage.exists(name):
             raise ProviderFailed("The offline render is missing; submit the job again.")

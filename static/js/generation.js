@@ -28,13 +28,16 @@
   var form = document.getElementById("generate-form");
   if (form) {
     var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+    var checked = function (name) { return Boolean(form.elements[name] && form.elements[name].checked); };
     var quote = function () {
+      // true: the pinned characters asked for; false: no locks at all; null: the story's default.
+      var usePins = checked("with_pins") ? true : (checked("without_pins") ? false : null);
       var body = {
         story_id: Number(form.dataset.storyId),
         prompt: form.elements.prompt.value || "scene",
         duration: Number(form.elements.duration.value),
         aspect_ratio: form.elements.aspect_ratio.value,
-        use_pins: !(form.elements.without_pins && form.elements.without_pins.checked)
+        use_pins: usePins
       };
       fetch("/api/v1/generate/quote", {
         method: "POST", credentials: "same-origin",
@@ -47,7 +50,7 @@
         form.querySelector('[data-role="model"]').textContent = data.model;
       });
     };
-    ["duration", "aspect_ratio", "without_pins"].forEach(function (name) {
+    ["duration", "aspect_ratio", "without_pins", "with_pins"].forEach(function (name) {
       if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
     });
   }
