@@ -446,7 +446,6 @@ def _error_code(outcome: Outcome) -> str:
 
 def check_consistency(scenario: Scenario, run: Run) -> list[str]:
     """Compare what clients were told with the votes table, vote_count and the Redis counters."""
-    from django.core.cache import cache
     from django.db import connections
     from django.db.models import Count
 
@@ -474,8 +473,7 @@ def check_consistency(scenario: Scenario, run: Run) -> list[str]:
     table_voters = rows.values("voter_id").distinct().count()
     submissions = CharacterSubmission.objects.filter(pk__in=scenario.submission_ids)
     vote_count = dict(submissions.values_list("pk", "vote_count"))
-    keys = {tallies._key(scenario.session_id, sid): sid for sid in scenario.submission_ids}
-    redis = {keys[k]: int(v) for k, v in cache.get_many(list(keys)).items()}
+    redis = tallies.stored_counts(scenario.session_id) or {}
     connections.close_all()
 
     print("\nConsistency")

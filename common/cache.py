@@ -24,3 +24,30 @@ class ReusedClientRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = ReusedClientRedisCacheClient
+
+    def redis(self):
+        """The redis-py client behind this cache (same server, database and pool), for atomic scripts."""
+        return self._cache.get_client(write=True)
+
+
+def redis_client():
+    """The default cache's redis-py client, or None when the cache is not Redis (the embedded default)."""
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    return backend.redis() if isinstance(backend, ReusedClientRedisCache) else None
+
+
+_scripts: dict[tuple[int, str], tuple] = {}
+
+
+def redis_script(source: str):
+    """A Lua script registered on the default cache's Redis (run with `script(keys=..., args=...)`),
+    or None without Redis. redis-py sends it by its SHA, and the source again only if Redis lost it."""
+    client = redis_client()
+    if client is None:
+        return None
+    entry = _scripts.get((id(client), source))
+    if entry is None or entry[0] is not client:
+        entry = _scripts[(id(client), source)] = (client, client.register_script(source))
+    return entry[1]

@@ -2,14 +2,13 @@
 from datetime import datetime, timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-from rest_framework.throttling import UserRateThrottle
 
+from common.throttling import UserRateThrottle
 from voting import services
 from voting.models import CharacterSubmission, Vote, VotingSession
 
@@ -337,7 +336,6 @@ def test_votes_are_throttled_per_user(pair, monkeypatch):
     a, b, _ = pair
     voter = UserFactory()
     monkeypatch.setitem(UserRateThrottle.THROTTLE_RATES, "user", "2/min")
-    cache.delete(UserRateThrottle.cache_format % {"scope": "user", "ident": voter.pk})
     client = client_for(voter)
     assert client.post(vote_url(a.pk)).status_code == 200
     assert client.post(vote_url(b.pk)).status_code == 409
@@ -354,6 +352,24 @@ def test_vote_stays_lean(pair):
     sql = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert sum("authtoken_token" in s for s in sql) == 1
     assert len(sql) <= 10, "\n".join(sql)
+
+
+def test_vote_answers_json_whatever_the_client_accepts(pair):
+    a, _, _ = pair
+    response = client_for(UserFactory()).post(vote_url(a.pk), HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"success": True, "new_vote_count": 1}
+
+
+def test_inactive_users_token_is_refused(pair):
+    a, _, _ = pair
+    voter = UserFactory()
+    client = client_for(voter)
+    voter.is_active = False
+    voter.save()
+    assert_error(client.post(vote_url(a.pk)), 401, "authentication_failed")
+    assert not Vote.objects.filter(voter=voter).exists()
 
 
 # --- GET /voting-sessions/{id} --------------------------------------------------------------

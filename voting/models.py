@@ -112,7 +112,8 @@ class VotingSession(models.Model):
 
 
 class Vote(models.Model):
-    session = models.ForeignKey(VotingSession, on_delete=models.CASCADE, related_name="votes")
+    # No index of its own: both indexes below start with the session. Every vote writes each index.
+    session = models.ForeignKey(VotingSession, on_delete=models.CASCADE, related_name="votes", db_index=False)
     submission = models.ForeignKey(CharacterSubmission, on_delete=models.CASCADE, related_name="votes")
     voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="votes")
     created_at = models.DateTimeField(auto_now_add=True)

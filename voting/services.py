@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
@@ -181,18 +182,45 @@ _LINK = VotingSession.submissions.through._meta.db_table
 _SUBMISSION = CharacterSubmission._meta.db_table
 _VOTE = Vote._meta.db_table
 
-# The open session a submission is in. On PostgreSQL the row is held in SHARE mode for the vote's
-# transaction: votes share the lock, a closing transaction (which updates the row) waits for votes in
-# flight, and later votes wait for it and then read the closed row (the sub-select names the row
-# before the wait). SQLite serialises writers anyway.
+# PostgreSQL: the whole vote is one statement, so one round trip and its own commit.
+# - `target`: the open session the submission is in, held in SHARE mode until the vote commits. Votes
+#   share the lock; a closing transaction (which locks the row for update) waits for the votes in
+#   flight, and later votes wait for it and then read the closed row (the sub-select names the row
+#   before the wait, the output is computed from the row as locked).
+# - `cast_vote`: one vote per (session, voter) is the database's unique constraint; a second one
+#   inserts nothing.
+# - `counted`: the submission's count moves with its vote; that row update serialises the votes of a
+#   submission, so the count returned is exact.
+_VOTE_STATEMENT = f"""
+    WITH target AS (
+        SELECT id, (status = %(active)s AND starts_at <= %(now)s AND %(now)s < ends_at) AS open_now
+        FROM {_SESSION}
+        WHERE id = (
+            SELECT link.votingsession_id FROM {_LINK} link JOIN {_SESSION} open ON open.id = link.votingsession_id
+            WHERE link.charactersubmission_id = %(submission)s AND open.status IN (%(active)s, %(tied)s) LIMIT 1
+        )
+        FOR SHARE
+    ), cast_vote AS (
+        INSERT INTO {_VOTE} (session_id, submission_id, voter_id, created_at)
+        SELECT id, %(submission)s, %(voter)s, %(now)s FROM target WHERE open_now
+        ON CONFLICT (session_id, voter_id) DO NOTHING
+        RETURNING id
+    ), counted AS (
+        UPDATE {_SUBMISSION} SET vote_count = vote_count + 1
+        WHERE id = %(submission)s AND EXISTS (SELECT FROM cast_vote)
+        RETURNING vote_count
+    )
+    SELECT target.id, target.open_now, (SELECT vote_count FROM counted) FROM target
+"""  # noqa: S608 -- table names from the models, values as parameters
+
+# Other databases (SQLite, the embedded default, serialises writers anyway): the same steps in a transaction.
 _OPEN_SESSION_OF_SUBMISSION = f"""
     SELECT id, status = %s AND starts_at <= %s AND %s < ends_at FROM {_SESSION}
     WHERE id = (
         SELECT link.votingsession_id FROM {_LINK} link JOIN {_SESSION} open ON open.id = link.votingsession_id
         WHERE link.charactersubmission_id = %s AND open.status IN (%s, %s) LIMIT 1
     )
-"""  # noqa: S608 -- table names from the models, values as parameters
-# One vote per (session, voter) is the database's unique constraint; a second one inserts nothing.
+"""  # noqa: S608
 _INSERT_VOTE = f"""
     INSERT INTO {_VOTE} (session_id, submission_id, voter_id, created_at) VALUES (%s, %s, %s, %s)
     ON CONFLICT (session_id, voter_id) DO NOTHING RETURNING id
@@ -204,10 +232,39 @@ _SESSION_COUNTS = f"""
 """  # noqa: S608
 
 
+def _vote_postgresql(submission_id: int, voter_id: int, now) -> tuple | None:
+    """(session id, open now?, new vote_count or None when the voter had voted) or None."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # A server-side prepared statement: PostgreSQL plans the vote once per connection, not per request.
+        cursor.execute(
+            _VOTE_STATEMENT,
+            {"active": VotingSession.Status.ACTIVE.value, "tied": VotingSession.Status.TIED.value, "now": now,
+             "submission": submission_id, "voter": voter_id},
+            prepare=True,
+        )
+        return cursor.fetchone()
+
+
+def _vote_in_transaction(submission_id: int, voter_id: int, now) -> tuple | None:
+    at = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_OPEN_SESSION_OF_SUBMISSION, [VotingSession.Status.ACTIVE, at, at, submission_id, *_OPEN])
+        row = cursor.fetchone()
+        if row is None or not row[1]:
+            return row and (*row, None)
+        cursor.execute(_INSERT_VOTE, [row[0], submission_id, voter_id, at])
+        if cursor.fetchone() is None:
+            return (*row, None)
+        cursor.execute(_COUNT_VOTE, [submission_id])
+        return (*row, cursor.fetchone()[0])
+
+
 def vote_cast(*, submission_id: int, voter) -> VoteResult:
     """One vote for a submission in its open session; one vote per voter per session.
 
-    The app's hot path, so three statements in one transaction, in SQL rather than the ORM.
+    The app's hot path: on PostgreSQL a single prepared statement, and the live tally (which also
+    answers the majority check) one Redis call after it.
     """
     if voter is None or not voter.is_authenticated:
         raise ServiceError("Sign in to vote.", code="not_authenticated", status_code=401)
@@ -217,34 +274,31 @@ def vote_cast(*, submission_id: int, voter) -> VoteResult:
         raise ServiceError(
             f"Accounts can vote once they are {min_age} hours old.", code="account_too_new", status_code=403
         )
-    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
-    at = connection.ops.adapt_datetimefield_value(now)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_OPEN_SESSION_OF_SUBMISSION + lock, [VotingSession.Status.ACTIVE, at, at, submission_id, *_OPEN])
-        row = cursor.fetchone()
-        if row is None:
-            if not CharacterSubmission.objects.filter(pk=submission_id).exists():
-                raise NotFound(f"There is no submission {submission_id}.")
-            raise VotingError(
-                "This submission is not in an open vote. Votes open once a story slot has enough submissions.",
-                code="no_open_session",
-                status_code=409,
-            )
-        session_id, open_now = row
-        if not open_now:
-            ends_at = VotingSession.objects.values_list("ends_at", flat=True).get(pk=session_id)
-            raise VotingError(
-                f"Voting for this session closed at {ends_at:%Y-%m-%d %H:%M} UTC.",
-                code="session_closed",
-                status_code=409,
-            )
-        cursor.execute(_INSERT_VOTE, [session_id, submission_id, voter.pk, at])
-        if cursor.fetchone() is None:
-            raise Conflict("You have already voted in this session: one vote per person.", code="already_voted")
-        cursor.execute(_COUNT_VOTE, [submission_id])
-        (new_count,) = cursor.fetchone()
-        transaction.on_commit(lambda: tallies.record_vote(session_id, submission_id))
-    session_declare_if_majority(session_id=session_id)
+    cast = _vote_postgresql if connection.vendor == "postgresql" else _vote_in_transaction
+    row = cast(submission_id, voter.pk, now)
+    if row is None:
+        if not CharacterSubmission.objects.filter(pk=submission_id).exists():
+            raise NotFound(f"There is no submission {submission_id}.")
+        raise VotingError(
+            "This submission is not in an open vote. Votes open once a story slot has enough submissions.",
+            code="no_open_session",
+            status_code=409,
+        )
+    session_id, open_now, new_count = row
+    if not open_now:
+        ends_at = VotingSession.objects.values_list("ends_at", flat=True).get(pk=session_id)
+        raise VotingError(
+            f"Voting for this session closed at {ends_at:%Y-%m-%d %H:%M} UTC.", code="session_closed", status_code=409
+        )
+    if new_count is None:
+        raise Conflict("You have already voted in this session: one vote per person.", code="already_voted")
+    if connection.in_atomic_block:
+        # Inside a caller's transaction the vote is not committed yet: the tally waits for the commit.
+        transaction.on_commit(lambda: tallies.record_vote(session_id, submission_id, new_count))
+        session_declare_if_majority(session_id=session_id)
+    else:
+        counts = tallies.record_vote(session_id, submission_id, new_count)
+        session_declare_if_majority(session_id=session_id, counts=counts)
     return VoteResult(session_id=session_id, submission_id=submission_id, new_vote_count=new_count)
 
 
@@ -263,15 +317,18 @@ def _majority_winner(standings: list[tuple[int, int]]) -> int | None:
     return leader if votes * 2 > total else None
 
 
-def session_declare_if_majority(*, session_id: int) -> VotingSession | None:
+def session_declare_if_majority(*, session_id: int, counts: dict[int, int] | None = None) -> VotingSession | None:
     """Declare a winner early when one submission has more than half of the votes and the quorum is met.
 
-    The cheap check reads submissions' counts; the decision itself recounts under the session lock.
+    The cheap check reads the live tallies the vote just got back (`counts`), else the submissions'
+    counts (which may include earlier rounds: too high is safe, it only triggers the recount); the
+    decision itself recounts from the votes table under the session lock.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_SESSION_COUNTS, [session_id])
-        counts = cursor.fetchall()
-    if _majority_winner(sorted(counts, key=lambda item: -item[1])) is None:
+    if counts is None:
+        with connection.cursor() as cursor:
+            cursor.execute(_SESSION_COUNTS, [session_id])
+            counts = dict(cursor.fetchall())
+    if _majority_winner(sorted(counts.items(), key=lambda item: -item[1])) is None:
         return None
     with transaction.atomic():
         session = VotingSession.objects.select_for_update().get(pk=session_id)

@@ -14,13 +14,13 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
-from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from characters import selectors, services
 from characters.models import Clip, Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound
+from common.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
 from .serializers import (
     ClipFromUrlSerializer,

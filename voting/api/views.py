@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from characters.models import Story
 from common.api_schema import ErrorSerializer, error_responses
 from common.exceptions import NotFound
+from common.negotiation import JSONOnlyNegotiation
 from voting import selectors, services
 from voting.models import VotingSession
 
@@ -88,6 +89,7 @@ class SubmissionVoteApi(APIView):
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
     parser_classes: list = []
+    content_negotiation_class = JSONOnlyNegotiation
 
     @extend_schema(
         tags=[TAG],
