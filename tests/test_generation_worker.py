@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+import kombu.pools
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
@@ -30,9 +31,13 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def _isolated_redis_url() -> str:
-    """The broker's Redis server, another database: the test settings put the cache at broker + 1."""
+    """The broker's Redis server, another database: the test settings put the cache at broker + 1.
+
+    broker + 4, in the same half of the 16 databases as the broker (a shared development server
+    gives each developer a half)."""
     parts = urlsplit(django_settings.REDIS_URL)
-    database = (int(parts.path.strip("/") or 0) + 8) % 16
+    broker = int(parts.path.strip("/") or 0)
+    database = broker - broker % 8 + (broker + 4) % 8
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
@@ -61,10 +66,14 @@ def isolated_broker():
     client = redis.Redis.from_url(url)
     client.flushdb()
     saved = app.conf.broker_url
+    # kombu's process-wide producer and connection pools are keyed by broker URL and outlive
+    # use_broker(): without a reset, the second test here is handed the pool the first one closed.
+    kombu.pools.reset()
     use_broker(app, url)
     try:
         yield client
     finally:
+        kombu.pools.reset()
         use_broker(app, saved)
         client.flushdb()  # the killed worker's unacknowledged messages, the queues
         client.close()
@@ -92,10 +101,10 @@ def start_worker(isolated_broker, fake_fal, media_root, tmp_path):
     def answers(hostname: str) -> bool:
         return bool(app.control.ping(destination=[hostname], timeout=1.0))
 
-    def start(name: str):
+    def start(name: str, **overrides: str):
         log_dir = tmp_path / name
         log_dir.mkdir()
-        return celery_worker(env=env, log_dir=log_dir, ping=answers)
+        return celery_worker(env=env | overrides, log_dir=log_dir, ping=answers)
 
     return start
 
@@ -154,4 +163,54 @@ def test_a_killed_worker_neither_loses_nor_duplicates_a_job(fake_fal, isolated_b
     assert default_storage.open(job.video.name).read() == good_clip.read_bytes()
     assert PinnedCharacter.objects.get(pk=world.pins[0].pk).usage_count == 1
     assert Character.objects.get(pk=world.character.pk).clips_used == 1
+    assert GenerationJob.objects.count() == 1
+
+
+def test_a_worker_killed_after_fal_accepted_the_submission_does_not_send_it_twice(
+    fake_fal, isolated_broker, start_worker, good_clip, settings, live_server
+):
+    """fal queues the request, and the worker dies before it hears the request id: no second submission.
+
+    The job waits, queued, with its submission unconfirmed; fal's webhook, posted to the URL the worker
+    gave it (our live server, with the job's id in it), names the request, and the job completes.
+    """
+    settings.SITE_URL = live_server.url
+    webhooks = {"GENERATION_USE_WEBHOOKS": "true", "SITE_URL": live_server.url}
+    world = pinned_story(good_clip, [(1, 1)])
+    fake_fal.script_next(queued_polls=None, submit_answer_delay=20)  # under fal_client's 30 s timeout
+
+    with start_worker("first", **webhooks) as first:
+        job = services.generation_create(requester=world.contributor, story=world.story, prompt="@Element1 waves")
+        wait_until(lambda: fake_fal.accepted, timeout=90, what="fal accepting the first worker's submission",
+                   log=first.log, process=first.process)
+        os.killpg(first.process.pid, signal.SIGKILL)  # while it waits for fal's answer
+        first.process.wait(timeout=10)
+
+    accepted, = fake_fal.accepted
+    job.refresh_from_db()
+    assert job.submission_unconfirmed and job.attempts == 1, (job.status, job.provider_request_id, job.error)
+    # Long after (past the submit task's time limit), the sweep and the lost message come back.
+    past = timezone.now() - timedelta(seconds=services.SUBMIT_CALL_LIMIT_SECONDS + 60)
+    GenerationJob.objects.filter(pk=job.pk).update(submit_started_at=past, updated_at=past)
+
+    with start_worker("second", **webhooks) as second:
+        unacked = isolated_broker.hlen("unacked")
+        tasks.poll_stale_jobs.delay()
+        tasks.submit_generation_job.delay(job.pk)
+        wait_until(lambda: _drained(isolated_broker, unacked), timeout=60, what="the repeated submissions",
+                   log=second.log, process=second.process)
+        job.refresh_from_db()
+        assert job.submission_unconfirmed and len(fake_fal.submissions) == 1, "sent again: fal would make two"
+
+        fake_fal.complete(accepted.request_id)
+        status, answer = fake_fal.deliver_webhook(accepted.request_id)  # to the URL fal was given
+        assert (status, answer["outcome"]) == (200, "adopted, completing"), answer
+        wait_until(lambda: GenerationJob.objects.get(pk=job.pk).is_finished, timeout=120,
+                   what="the second worker completing the job", log=second.log, process=second.process)
+
+    job.refresh_from_db()
+    assert job.status == "complete" and job.provider_request_id == accepted.request_id, job.error
+    assert len(fake_fal.submissions) == 1 and fake_fal.only_request().result_fetches == 1
+    assert default_storage.open(job.video.name).read() == good_clip.read_bytes()
+    assert PinnedCharacter.objects.get(pk=world.pins[0].pk).usage_count == 1
     assert GenerationJob.objects.count() == 1

@@ -14,9 +14,9 @@ fal's queue protocol there:
 
 and, over plain HTTP on another loopback port, the result videos and the JWKS of the key it signs
 webhooks with. It records every request body, and each submission follows a `Script` (stay queued
-for N polls or until `complete()`, answer the submission with 5xx first, COMPLETED then 422 on the
-result, ...). `handler_seconds` adds up the time spent inside its handlers, so a bench can take
-the provider's own time out of its figures.
+for N polls or until `complete()`, answer the submission with 5xx first, or only after a delay,
+COMPLETED then 422 on the result, ...). `handler_seconds` adds up the time spent inside its
+handlers, so a bench can take the provider's own time out of its figures.
 """
 from __future__ import annotations
 
@@ -212,6 +212,7 @@ class Script:
     submit_error_status: int = 500
     submit_status: int = 200  # e.g. 422: the submission itself is refused (validation), for good
     submit_detail: Any = None
+    submit_answer_delay: float = 0.0  # queue the request, then wait this long before answering (a worker dies then)
     result_status: int = 200  # e.g. 422: COMPLETED, then the result fetch answers this
     result_detail: Any = None
     status_error: str | None = None  # COMPLETED carries this error (a failed request)
@@ -527,6 +528,8 @@ class FakeFal:
             request = FakeRequest(request_id, endpoint, arguments, webhook, script)
             self.requests[request_id] = request
             submission.request_id = request_id
+        if script.submit_answer_delay:
+            time.sleep(script.submit_answer_delay)  # accepted: the client is waiting for the answer
         base = f"{self.queue_base_url}/{request.owner_alias}/requests/{request_id}"
         return 200, {"status": "IN_QUEUE", "request_id": request_id, "response_url": base,
                      "status_url": f"{base}/status", "cancel_url": f"{base}/cancel", "queue_position": 0}, \
