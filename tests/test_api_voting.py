@@ -299,7 +299,9 @@ def test_vote_after_the_window_is_409(pair):
 def test_vote_in_an_ended_session_is_409(pair, staff):
     a, b, session = pair
     services.session_override(session_id=session.pk, submission_id=b.pk, admin=staff, reason="Pilot look")
-    assert_error(client_for(UserFactory()).post(vote_url(a.pk)), 409, "no_open_session", message_has="not in an open")
+    session.refresh_from_db()
+    assert_error(client_for(UserFactory()).post(vote_url(a.pk)), 409, "session_closed",
+                 message_has=f"closed at {session.ended_at:%Y-%m-%d %H:%M} UTC")
     assert not Vote.objects.exists()
 
 

@@ -224,7 +224,7 @@ def test_majority_over_quorum_wins_early(pair, winner_events, django_capture_on_
     assert len(winner_events) == 1
     assert winner_events[0]["submission_id"] == a.pk and winner_events[0]["votes"] == 6
     assert winner_events[0]["frame_ids"] == a.frame_ids
-    with pytest.raises(ServiceError, match="not in an open vote"):
+    with pytest.raises(ServiceError, match="Voting for this session closed at"):
         services.vote_cast(submission_id=b.pk, voter=UserFactory())
 
 

@@ -81,7 +81,7 @@ def test_majority_is_declared_from_the_live_tallies(pair, settings):
     cast(a, 1)
     session.refresh_from_db()
     assert (session.status, session.winner_id) == ("complete", a.pk)
-    with pytest.raises(ServiceError, match="not in an open vote"):
+    with pytest.raises(ServiceError, match="Voting for this session closed at"):
         services.vote_cast(submission_id=b.pk, voter=UserFactory())
     assert Vote.objects.filter(session=session).count() == 4
 

@@ -5,7 +5,6 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from characters.models import CandidateFrame, Story
 from characters.services import story_add_contributor
+from common.db import prepared_statement_cursor
 from common.exceptions import Conflict, NotFound, ServiceError
 
 from . import tallies
@@ -184,9 +184,10 @@ _VOTE = Vote._meta.db_table
 
 # PostgreSQL: the whole vote is one statement, so one round trip and its own commit.
 # - `target`: the open session the submission is in, held in SHARE mode until the vote commits. Votes
-#   share the lock; a closing transaction (which locks the row for update) waits for the votes in
-#   flight, and later votes wait for it and then read the closed row (the sub-select names the row
-#   before the wait, the output is computed from the row as locked).
+#   share the lock; any transaction that changes the session row (closing it, moving its end) waits
+#   for the votes in flight, and later votes wait for it and then read the changed row (the
+#   sub-select names the row before the wait, the output is computed from the row as locked). Not
+#   KEY SHARE: a plain UPDATE of the end time would not wait for it, and a vote could read the old end.
 # - `cast_vote`: one vote per (session, voter) is the database's unique constraint; a second one
 #   inserts nothing.
 # - `counted`: the submission's count moves with its vote; that row update serialises the votes of a
@@ -234,14 +235,11 @@ _SESSION_COUNTS = f"""
 
 def _vote_postgresql(submission_id: int, voter_id: int, now) -> tuple | None:
     """(session id, open now?, new vote_count or None when the voter had voted) or None."""
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        # A server-side prepared statement: PostgreSQL plans the vote once per connection, not per request.
+    with prepared_statement_cursor() as cursor:
         cursor.execute(
             _VOTE_STATEMENT,
             {"active": VotingSession.Status.ACTIVE.value, "tied": VotingSession.Status.TIED.value, "now": now,
              "submission": submission_id, "voter": voter_id},
-            prepare=True,
         )
         return cursor.fetchone()
 
@@ -260,10 +258,16 @@ def _vote_in_transaction(submission_id: int, voter_id: int, now) -> tuple | None
         return (*row, cursor.fetchone()[0])
 
 
+def _refuse_closed(ended_at) -> None:
+    raise VotingError(
+        f"Voting for this session closed at {ended_at:%Y-%m-%d %H:%M} UTC.", code="session_closed", status_code=409
+    )
+
+
 def vote_cast(*, submission_id: int, voter) -> VoteResult:
     """One vote for a submission in its open session; one vote per voter per session.
 
-    The app's hot path: on PostgreSQL a single prepared statement, and the live tally (which also
+    The app's hot path: on PostgreSQL a single statement, prepared once per connection, and the live tally (which also
     answers the majority check) one Redis call after it.
     """
     if voter is None or not voter.is_authenticated:
@@ -279,6 +283,10 @@ def vote_cast(*, submission_id: int, voter) -> VoteResult:
     if row is None:
         if not CharacterSubmission.objects.filter(pk=submission_id).exists():
             raise NotFound(f"There is no submission {submission_id}.")
+        # A vote that arrives just after its session ended is told so, not that there never was a vote.
+        last = VotingSession.objects.filter(submissions=submission_id).order_by("-starts_at").first()
+        if last is not None and last.status not in _OPEN:
+            _refuse_closed(last.ended_at or last.ends_at)
         raise VotingError(
             "This submission is not in an open vote. Votes open once a story slot has enough submissions.",
             code="no_open_session",
@@ -286,10 +294,7 @@ def vote_cast(*, submission_id: int, voter) -> VoteResult:
         )
     session_id, open_now, new_count = row
     if not open_now:
-        ends_at = VotingSession.objects.values_list("ends_at", flat=True).get(pk=session_id)
-        raise VotingError(
-            f"Voting for this session closed at {ends_at:%Y-%m-%d %H:%M} UTC.", code="session_closed", status_code=409
-        )
+        _refuse_closed(VotingSession.objects.values_list("ends_at", flat=True).get(pk=session_id))
     if new_count is None:
         raise Conflict("You have already voted in this session: one vote per person.", code="already_voted")
     if connection.in_atomic_block:
