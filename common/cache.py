@@ -5,6 +5,8 @@ constructor copies its table of ~170 response callbacks each time: about 0.1 ms 
 or incr, which the vote endpoint pays three times. A client is thread-safe and cheap to keep.
 """
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 
 class ReusedClientRedisCacheClient(RedisCacheClient):
@@ -38,16 +40,24 @@ def redis_client():
     return backend.redis() if isinstance(backend, ReusedClientRedisCache) else None
 
 
-_scripts: dict[tuple[int, str], tuple] = {}
+_scripts: dict[str, object] = {}
 
 
 def redis_script(source: str):
     """A Lua script registered on the default cache's Redis (run with `script(keys=..., args=...)`),
-    or None without Redis. redis-py sends it by its SHA, and the source again only if Redis lost it."""
-    client = redis_client()
-    if client is None:
-        return None
-    entry = _scripts.get((id(client), source))
-    if entry is None or entry[0] is not client:
-        entry = _scripts[(id(client), source)] = (client, client.register_script(source))
-    return entry[1]
+    or None without Redis. redis-py sends it by its SHA, and the source again only if Redis lost it.
+
+    Kept per process (a redis-py client is thread-safe, and its pool reconnects after a fork), since
+    finding the cache's client costs more than the call on the vote path; forgotten when the cache
+    settings change.
+    """
+    if source not in _scripts:
+        client = redis_client()
+        _scripts[source] = client.register_script(source) if client is not None else None
+    return _scripts[source]
+
+
+@receiver(setting_changed)
+def _forget_scripts(*, setting, **kwargs):
+    if setting in ("CACHES", "REDIS_URL"):
+        _scripts.clear()
