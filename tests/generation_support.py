@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
@@ -20,6 +21,15 @@ from characters.models import Character, Clip, PinnedCharacter, ReferenceImage, 
 from marketplace import services as marketplace
 
 from .factories import CharacterFactory, ClipFactory, StoryFactory, UserFactory
+
+
+@pytest.fixture
+def offline_provider(settings):
+    """Generation through the offline provider, with no fal key (use with pytest.mark.usefixtures)."""
+    settings.GENERATION_PROVIDER = "offline"
+    settings.FAL_KEY = ""
+    settings.SITE_URL = "http://testserver"
+
 
 # Where the astronaut's face is in the first frame of the good clip (1280x720), with some margin.
 FACE_BOX = (380, 0, 860, 480)  # x0, y0, x1, y1

@@ -12,16 +12,9 @@ from characters.video import probe_video
 from generation import services
 
 from .factories import UserFactory
-from .generation_support import pinned_story
+from .generation_support import offline_provider, pinned_story  # noqa: F401 -- the fixture
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def offline(settings):
-    settings.GENERATION_PROVIDER = "offline"
-    settings.FAL_KEY = ""
-    settings.SITE_URL = "http://testserver"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_provider")]
 
 
 @pytest.fixture

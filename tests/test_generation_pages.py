@@ -10,16 +10,9 @@ from characters.models import PinningSettings
 from generation import services
 from generation.models import GenerationJob
 
-from .generation_support import pinned_story
+from .generation_support import offline_provider, pinned_story  # noqa: F401 -- the fixture
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def offline(settings):
-    settings.GENERATION_PROVIDER = "offline"
-    settings.FAL_KEY = ""
-    settings.SITE_URL = "http://testserver"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_provider")]
 
 
 @pytest.fixture
@@ -50,7 +43,8 @@ def test_without_automatic_switching_the_page_offers_the_pins_with_their_cost(cl
     auto_switch(False)
     page = create_page(client, world)
     assert "Character pinned: Hero 1, Hero 2" in page and 'data-role="pins-on-request"' in page
-    assert "used only when you ask for them" in page and "($0.560 for 5 s, instead of $0.350)" in page
+    assert "used only when you ask for them" in page
+    assert '(<span data-role="reference-cost">$0.560 for 5 s, instead of $0.350</span>)' in page
     assert 'name="with_pins"' in page and 'name="without_pins"' not in page
     assert f"Character locked: <a href=\"{world.character.get_absolute_url()}\">" in page  # the default: DNA
     assert 'data-role="mode">image-to-video<' in page

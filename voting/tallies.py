@@ -33,27 +33,29 @@ logger = logging.getLogger(__name__)
 HASH_TTL_SECONDS = 7 * 24 * 3600  # longer than any session; rebuilt on demand anyway
 BUILT = "built"
 
-# KEYS[1] the session's hash; ARGV: ttl, then (submission id, vote_count) pairs. Keeps the larger value.
-_RECORD = """
-for i = 2, #ARGV, 2 do
-    local field = 'c:' .. ARGV[i]
-    local value = tonumber(ARGV[i + 1])
+# Lua: set the hash field `field` to `value` unless it already holds a larger count.
+_KEEP_LARGER = """
     if value > tonumber(redis.call('HGET', KEYS[1], field) or '-1') then
         redis.call('HSET', KEYS[1], field, value)
     end
+"""
+# KEYS[1] the session's hash; ARGV: ttl, then (submission id, vote_count) pairs.
+_RECORD = f"""
+for i = 2, #ARGV, 2 do
+    local field = 'c:' .. ARGV[i]
+    local value = tonumber(ARGV[i + 1])
+{_KEEP_LARGER}
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if redis.call('HEXISTS', KEYS[1], 'built') == 0 then return false end
 return redis.call('HGETALL', KEYS[1])
 """
 # KEYS[1] the session's hash; ARGV: ttl, then (submission id, vote_count, base) triples. Marks it built.
-_REBUILD = """
+_REBUILD = f"""
 for i = 2, #ARGV, 3 do
     local field = 'c:' .. ARGV[i]
     local value = tonumber(ARGV[i + 1])
-    if value > tonumber(redis.call('HGET', KEYS[1], field) or '-1') then
-        redis.call('HSET', KEYS[1], field, value)
-    end
+{_KEEP_LARGER}
     redis.call('HSET', KEYS[1], 'b:' .. ARGV[i], ARGV[i + 2])
 end
 redis.call('HSET', KEYS[1], 'built', 1)

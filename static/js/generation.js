@@ -48,6 +48,11 @@
         form.querySelector('[data-role="cost"]').textContent = "$" + data.cost_usd;
         form.querySelector('[data-role="mode"]').textContent = data.mode;
         form.querySelector('[data-role="model"]').textContent = data.model;
+        // The offer of the pinned characters quotes them for the duration picked, beside this request's cost.
+        var offer = document.querySelector('[data-role="reference-cost"]');
+        if (offer && data.reference_cost_usd) {
+          offer.textContent = "$" + data.reference_cost_usd + " for " + body.duration + " s, instead of $" + data.cost_usd;
+        }
       });
     };
     ["duration", "aspect_ratio", "without_pins", "with_pins"].forEach(function (name) {
