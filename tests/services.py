@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import kombu.pools
+
 BIN_DIR = Path(sys.executable).parent
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = "default,extraction,generation"
@@ -156,6 +158,9 @@ def use_broker(app, url: str) -> None:
     """
     if app._pool is not None:
         app._pool.force_close_all()
+    # kombu's process-wide connection and producer pools are keyed by broker URL and outlive the
+    # app's own: without a reset, the next test is handed a pool this one closed.
+    kombu.pools.reset()
     app.conf.broker_url = url
     app._pool = None
     with contextlib.suppress(AttributeError, KeyError):

@@ -12,7 +12,6 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-import kombu.pools
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
@@ -66,14 +65,10 @@ def isolated_broker():
     client = redis.Redis.from_url(url)
     client.flushdb()
     saved = app.conf.broker_url
-    # kombu's process-wide producer and connection pools are keyed by broker URL and outlive
-    # use_broker(): without a reset, the second test here is handed the pool the first one closed.
-    kombu.pools.reset()
     use_broker(app, url)
     try:
         yield client
     finally:
-        kombu.pools.reset()
         use_broker(app, saved)
         client.flushdb()  # the killed worker's unacknowledged messages, the queues
         client.close()
