@@ -2,7 +2,7 @@
 
 Django's RedisCacheClient builds a new `redis.Redis` for every cache operation, and redis-py's
 constructor copies its table of ~170 response callbacks each time: about 0.1 ms of CPU per get, set
-or incr, which the vote endpoint pays three times. A client is thread-safe and cheap to keep.
+or incr, paid on every API request (its throttle). A client is thread-safe and cheap to keep.
 """
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.core.signals import setting_changed

@@ -24,6 +24,7 @@ def prepared_statement_cursor(using: str = "default") -> Iterator:
         return
     from django.db.backends.postgresql.base import ServerBindingCursor
 
+    connection.close_if_health_check_failed()  # what Django's own cursor() does first
     connection.ensure_connection()
     connection.validate_thread_sharing()
     raw = ServerBindingCursor(connection.connection)

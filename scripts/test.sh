@@ -102,23 +102,7 @@ start_redis() {
 
 export DJANGO_SETTINGS_MODULE=config.settings.test
 set +e
-has_paths="" previous=""
-for arg in "$@"; do
-  # A bare word names tests, unless it is the value of -p / -k / -m / -o (e.g. `-p no:cacheprovider`).
-  [[ $arg == -* || $previous =~ ^-[pkmo]$ ]] || has_paths=1
-  previous=$arg
-done
-if [[ -z $has_paths ]]; then
-  # The shared-worker tests run in their own pytest process first: other tests re-point the Celery
-  # app's broker pools in the suite's process, and the worker tests need a process where they never were.
-  "$PYTHON" -m pytest tests/test_worker.py "$@"
-  worker_status=$?
-  "$PYTHON" -m pytest --ignore=tests/test_worker.py "$@"
-  status=$?
-  (( status == 0 )) && status=$worker_status
-else
-  "$PYTHON" -m pytest "$@"
-  status=$?
-fi
+"$PYTHON" -m pytest "$@"
+status=$?
 set -e
 exit "$status"
