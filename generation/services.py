@@ -379,15 +379,29 @@ def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
     return job, True
 
 
-def generation_fail_if_overdue(*, job: GenerationJob) -> GenerationJob:
-    """A job still unfinished past the generation timeout fails, and its license use is given back.
+def generation_refresh(*, job: GenerationJob) -> GenerationJob:
+    """Bring a job up to date as someone reads it (its page, its status endpoint). Returns the job as it is now.
 
-    With a worker the stale-job sweep does this; with eager tasks (the embedded default) no sweep runs,
-    so the job's page and its status endpoint call this when they read the job.
+    With a worker, tasks and the beat's sweep move jobs on and this only fails a job past the
+    generation timeout. With eager tasks (the embedded default: no worker, no beat) nothing follows a
+    job after its first poll, so reading it also asks the provider again, at most every
+    GENERATION_POLL_SECONDS: the page's live status moves the job on, and a transient provider error
+    (a 5xx, fal unreachable) only means that the next read tries again.
     """
-    if job.is_finished or not _overdue(job):
+    if job.is_finished:
         return job
-    return generation_fail(job_pk=job.pk, message=_timeout_message())
+    if _overdue(job):
+        return generation_fail(job_pk=job.pk, message=_timeout_message())
+    if not (settings.CELERY_TASK_ALWAYS_EAGER and job.provider_request_id):
+        return job
+    if timezone.now() - job.updated_at < timedelta(seconds=settings.GENERATION_POLL_SECONDS):
+        return job
+    try:
+        return generation_poll(job_pk=job.pk)[0]
+    except TransientProviderError as exc:
+        logger.info("Generation %s: the provider could not be asked now, the next read retries: %s", job.job_id, exc)
+        GenerationJob.objects.filter(pk=job.pk).update(updated_at=timezone.now())  # readers wait a poll interval
+        return GenerationJob.objects.get(pk=job.pk)
 
 
 # --- Finish ------------------------------------------------------------------------------------

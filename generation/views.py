@@ -40,7 +40,7 @@ def job_detail(request, job_id: str):
     job = GenerationJob.objects.select_related("story", "character").filter(job_id=job_id).first()
     if job is None or not (request.user.is_staff or request.user.pk == job.requester_id):
         raise Http404("No such generation job.")
-    if services.generation_fail_if_overdue(job=job) is not job:
+    if services.generation_refresh(job=job) is not job:
         job = GenerationJob.objects.select_related("story", "character").get(pk=job.pk)
     chart = selectors.bar_chart(
         [f["score"] for f in job.frame_scores], labels=[f"{f['seconds']:.1f}s" for f in job.frame_scores]

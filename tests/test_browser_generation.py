@@ -14,12 +14,11 @@ media_root, media_through_our_view, browser, page = bs.media_root, bs.media_thro
 PASSWORD = "pw-generation-123"
 
 
-def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, browser, good_clip):
+def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, page, good_clip):
     world = pinned_story(good_clip, [(1, 0)])
     PinningSettings.objects.filter(pk=PinningSettings.SINGLETON_PK).update(auto_switch_model=False)
     world.contributor.set_password(PASSWORD)
     world.contributor.save()
-    page = bs.new_page(browser)
     bs.log_in(page, live_server.url, world.contributor.username, PASSWORD)
     page.goto(f"{live_server.url}/stories/{world.story.pk}/create/")
 

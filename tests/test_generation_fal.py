@@ -372,6 +372,45 @@ def test_with_eager_tasks_fal_staying_down_fails_the_job_and_gives_the_use_back(
     assert body["status"] == "failed" and "fal answered 500" in body["error"]
 
 
+def test_with_eager_tasks_reading_the_job_moves_it_on_and_a_5xx_only_delays_it(
+    fake_fal, pinned, generate, settings, good_clip
+):
+    """No worker, no beat, no webhook reaching us: the job's live status (page and API) asks fal again."""
+    settings.GENERATION_USE_WEBHOOKS = False
+    settings.GENERATION_POLL_SECONDS = 0
+    fake_fal.script_next(queued_polls=0, status_errors=2)  # fal is done at once, but answers 503 twice first
+
+    job = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 waves"))
+    job.refresh_from_db()
+    assert job.status == "submitted"  # the first poll, right after the submission, got a 503
+    request = fake_fal.only_request()
+    status_url = f"/api/v1/generate/{job.job_id}"
+
+    body = api(pinned.contributor).get(status_url).json()  # the next read gets the second 503
+    assert body["status"] == "submitted" and body["result"] is None
+    assert (request.status_polls, request.result_fetches) == (0, 0)
+
+    body = api(pinned.contributor).get(status_url).json()  # and this one finds it done
+    assert body["status"] == "complete", body
+    assert (request.status_polls, request.result_fetches) == (1, 1)
+    job.refresh_from_db()
+    assert default_storage.open(job.video.name).read() == good_clip.read_bytes()
+    # Read again: nothing more is asked of fal.
+    assert api(pinned.contributor).get(status_url).json()["status"] == "complete"
+    assert (request.status_polls, request.result_fetches) == (1, 1)
+
+
+def test_on_a_worker_reading_a_job_does_not_poll_fal(fake_fal, pinned, generate, settings):
+    fake_fal.script_next(queued_polls=None)
+    job = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element1 waves"))
+    polls = fake_fal.only_request().status_polls
+    settings.GENERATION_POLL_SECONDS = 0
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a worker follows the job: reads leave it alone
+
+    assert api(pinned.contributor).get(f"/api/v1/generate/{job.job_id}").json()["status"] == "submitted"
+    assert fake_fal.only_request().status_polls == polls
+
+
 def test_completed_then_422_fails_the_job_with_fals_message_and_refunds_the_use(fake_fal, licensed, generate):
     character, buyer, story, license = licensed
     detail = [{"loc": ["body", "image_url"], "msg": "Image must be at least 300x300 pixels",

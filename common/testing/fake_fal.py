@@ -216,6 +216,7 @@ class Script:
     result_status: int = 200  # e.g. 422: COMPLETED, then the result fetch answers this
     result_detail: Any = None
     status_error: str | None = None  # COMPLETED carries this error (a failed request)
+    status_errors: int = 0  # answer this many status calls with 503 first (fal having a bad minute)
     video: bytes | None = None  # the result video; the fake's default when None
 
 
@@ -538,8 +539,11 @@ class FakeFal:
     def _status(self, request: FakeRequest, url) -> tuple[int, Any, dict]:
         with_logs = parse_qs(url.query).get("logs", ["false"])[0].lower() in ("1", "true")
         with self._lock:
-            state = request.state()
             script = request.script
+            if script.status_errors > 0:
+                script.status_errors -= 1
+                return self._error(503, "Service temporarily unavailable.", request.request_id)
+            state = request.state()
             position = (script.queued_polls or 0) - request.status_polls - 1 if script.queued_polls else 0
             request.status_polls += 1
         base = f"{self.queue_base_url}/{request.owner_alias}/requests/{request.request_id}"

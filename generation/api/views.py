@@ -94,7 +94,7 @@ class GenerationJobView(APIView):
 
     @extend_schema(responses={200: GenerationJobSerializer, **error_responses(401, 404)})
     def get(self, request, job_id: str):
-        job = services.generation_fail_if_overdue(job=_job_for(request, job_id))
+        job = services.generation_refresh(job=_job_for(request, job_id))
         return Response(GenerationJobSerializer(job, context={"request": request}).data)
 
 
