@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from redis.exceptions import RedisError
 
@@ -96,7 +96,7 @@ def _database_rows(session_id: int) -> list[tuple[int, int, int]]:
         .order_by().values("submission_id").annotate(n=Count("id")).values("n")
     )
     return list(
-        CharacterSubmission.objects.filter(Q(voting_sessions=session_id))
+        CharacterSubmission.objects.filter(voting_sessions=session_id)
         .annotate(in_session=Coalesce(Subquery(in_session, output_field=IntegerField()), 0))
         .values_list("pk", "vote_count", "in_session")
     )
