@@ -290,26 +290,29 @@ def story_pins(story: Story) -> QuerySet[PinnedCharacter]:
     )
 
 
-def story_active_pins(story: Story, config: PinningSettings | None = None) -> list[PinnedCharacter]:
-    """The pins generation uses, by element: active, within the configured slots; none while pinning is off."""
-    config = config or pinning_settings()
+def _usable_pins(pins: QuerySet[PinnedCharacter], config: PinningSettings) -> list[PinnedCharacter]:
+    """The rule for which pins generation uses: active, within the configured slots; none while pinning is off."""
     if not config.enabled:
         return []
-    return list(story_pins(story).filter(is_active=True, element_index__lte=config.max_elements_per_season))
+    return list(pins.filter(is_active=True, element_index__lte=config.max_elements_per_season))
+
+
+def story_active_pins(story: Story, config: PinningSettings | None = None) -> list[PinnedCharacter]:
+    """The pins generation uses, by element (see `_usable_pins`), with everything the panel and API show."""
+    return _usable_pins(story_pins(story), config or pinning_settings())
 
 
 def story_pins_for_generation(story: Story, config: PinningSettings) -> list[PinnedCharacter]:
     """The same pins as `story_active_pins`, with only what a generation request reads: label, element, images.
 
     The caller passes the settings it has already read (once per request)."""
-    if not config.enabled:
-        return []
-    return list(
-        PinnedCharacter.objects.filter(story=story, is_active=True, element_index__lte=config.max_elements_per_season)
+    lean = (
+        PinnedCharacter.objects.filter(story=story)
         .only("id", "story_id", "element_index", "label", "frontal_image", "is_active")
         .prefetch_related(Prefetch("angles", queryset=PinAngle.objects.only("id", "pin_id", "image", "position")))
         .order_by("element_index")
     )
+    return _usable_pins(lean, config)
 
 
 def free_element_indexes(story: Story, config: PinningSettings | None = None) -> list[int]:
