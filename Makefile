@@ -31,14 +31,20 @@ help:
 
 # --- Virtualenv and dependencies (a stamp per requirements set: reinstall only when they change)
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+# Each stamp is written only after its step succeeded, so a run that failed half-way (no venv
+# module, a broken download) starts that step again next time instead of skipping it.
+$(VENV)/.venv-ready:
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip --version >/dev/null
+	touch $@
 
-$(VENV)/.installed-run: requirements.txt | $(BIN)/python
+$(VENV)/.installed-run: requirements.txt | $(VENV)/.venv-ready
+	rm -f $@
 	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/.venv-ready
+	rm -f $@
 	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@ $(VENV)/.installed-run
 
