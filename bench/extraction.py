@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/extraction.py [CLIP] [--repeat N] [--fps F]
 
-With no CLIP it renders a 5 s 1080p30 clip with common/testing/clips.py into a temp dir (pass
+With no CLIP it renders a 5 s 1080p30 clip with demo/clips.py into a temp dir (pass
 ../shared/samples/astronaut_kenburns_1080p30_5s.mp4 to use the sample). Prints, from one run:
   decode only   OpenCV reads every frame and does nothing else (the floor for any in-process tool)
-  ours          characters.extraction.extract_candidates (models made once, as a worker keeps them)
+  ours          characters.clips.extraction.extract_candidates (models made once, as a worker keeps them)
   seed baseline ffmpeg writes PNG frames at 1 fps into a temp dir, then each file is read with
                 cv2.imread and run through MediaPipe face detection (full range), as the seed does
   katna         Katna's keyframe extraction, only when Katna is importable
@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 
-from characters import extraction  # noqa: E402
-from common.testing import clips  # noqa: E402
+from characters.clips import extraction  # noqa: E402
+from characters.vision import faces  # noqa: E402
+from demo import clips  # noqa: E402
 
 
 def decode_only(path: Path) -> int:
@@ -44,7 +45,7 @@ def decode_only(path: Path) -> int:
     return frames
 
 
-def ours(path: Path, fps: float, models: extraction.Detectors) -> int:
+def ours(path: Path, fps: float, models: faces.Detectors) -> int:
     return len(extraction.extract_candidates(path, fps=fps, top_n=10, models=models).frames)
 
 
@@ -118,7 +119,7 @@ def main() -> int:
         print(f"sampling {args.fps:g} fps, median of {args.repeat} runs, {cv2.getNumThreads()} OpenCV threads\n")
 
         start = time.perf_counter()
-        models = extraction.Detectors()
+        models = faces.Detectors()
         cold = timed(ours, clip, args.fps, models)
         cold_total = time.perf_counter() - start
         seed = SeedBaseline()

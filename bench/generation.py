@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/generation.py [--jobs 100] [--queued-polls 1] [--in-progress-polls 1]
 
-What runs: the fake fal queue server (common/testing/fake_fal.py) in this process, on loopback,
+What runs: the fake fal queue server (tests/support/fake_fal.py) in this process, on loopback,
 HTTPS with a throwaway CA, exactly as the tests use it. The jobs cycle through the three modes
 (reference-to-video with two pins, image-to-video with a canonical character, text-to-video) and
 are created with `generation.services.generation_create`. Tasks run eagerly, in this process (the
@@ -82,7 +82,7 @@ def drop_bench_database(url: str) -> None:
 
 def configure(stack: ExitStack, workdir: Path):
     """Point fal_client at the fake (before anything imports it), then set Django up. Returns the fake's host."""
-    from common.testing.fake_fal import prepare_environment
+    from tests.support.fake_fal import prepare_environment
 
     host = prepare_environment(workdir / "tls")
     stack.callback(host.restore_environment)
@@ -116,7 +116,7 @@ def configure(stack: ExitStack, workdir: Path):
 
 def build_world(workdir: Path) -> tuple[object, list[dict], Path]:
     """Who generates, one request per mode, and the clip fal answers with (the same person, 2 s)."""
-    from common.testing import clips
+    from demo import clips
     from tests.factories import StoryFactory
     from tests.generation_support import canonical_character, pinned_story
 
@@ -244,9 +244,9 @@ def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:
 
         from django.core.files.storage import default_storage
 
-        from common.testing.fake_fal import FakeFal
         from generation import services, tasks
         from generation.models import GenerationJob
+        from tests.support.fake_fal import FakeFal
 
         user, requests, clip = build_world(workdir)
         fake = stack.enter_context(FakeFal(host, default_video=clip.read_bytes(), expected_key="bench-key"))

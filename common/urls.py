@@ -1,10 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
-
 urlpatterns = [
-    path("", views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Django 5 logs out on POST only; the nav's "Log out" is a CSRF-protected form.
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -66,7 +66,7 @@ Cost
     CPU time on this machine class: detection about 15 ms a sampled frame, the descriptor about
     80 ms a face, the palette about 25 ms; decoding about 5 ms a 1080p frame, and every frame is
     decoded. A 5 s clip with 5 samples: about 0.7 s (720p) to 1.3 s (1080p). Models load once per
-    thread (MediaPipe through `characters.extraction.detectors()`, dlib through `face_models()`,
+    thread (MediaPipe through `characters.vision.faces.detectors()`, dlib through `face_models()`,
     0.2 s), and the reference descriptors once per call.
 
 Measured (5 samples, references: a crop of the astronaut's photo; identity only / with her palette)
@@ -86,8 +86,8 @@ from typing import IO
 import cv2
 import numpy as np
 
-from characters.extraction import Face, detect_faces, detectors
-from characters.video import InvalidVideo, open_capture
+from characters.vision.faces import Face, detect_faces, detectors
+from characters.vision.video import InvalidVideo, open_capture
 
 MIN_SAMPLES = 3
 MAX_SAMPLES = 60
@@ -291,7 +291,7 @@ def palette_from_references(references: list[np.ndarray]) -> dict[str, str]:
     For references that are not a locked character (the command's --references, pinned images).
     Empty when no reference shows a face.
     """
-    from characters.dna import combine_palettes, measure_palette
+    from characters.dna.images import combine_palettes, measure_palette
 
     palettes = []
     for reference in references:
@@ -311,7 +311,7 @@ def identity_from_distance(distance: float) -> float:
 
 def appearance_similarity(measured: dict[str, str], palette: dict[str, str]) -> float | None:
     """Mean over the shared roles of max(0, 1 - ΔE/40); clothing matches the nearer DNA clothing colour."""
-    from characters.dna import delta_e
+    from characters.dna.images import delta_e
 
     terms = []
     for role in ("skin", "hair"):
@@ -356,7 +356,7 @@ def _score_frame(
     identity = identity_from_distance(distance)
     appearance = None
     if palette:
-        from characters.dna import measure_palette
+        from characters.dna.images import measure_palette
 
         measured = measure_palette(small, _face_dict(face, small.shape[1], small.shape[0]))
         appearance = appearance_similarity(measured, palette)

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from characters import dna
+from characters.dna import images as dna
 
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 DURATIONS = (5, 10)

@@ -45,10 +45,11 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from characters import pinning
-from characters.dna_services import character_record_use, reference_url
+from characters.dna.services import character_record_use, reference_url
 from characters.models import Character, PinnedCharacter, ReferenceImage, Story
-from characters.video import InvalidVideo, probe_video
+from characters.pins import selectors as pin_selectors
+from characters.pins import services as pin_services
+from characters.vision.video import InvalidVideo, probe_video
 from common.exceptions import NotFound, ServiceError
 from marketplace import services as marketplace
 
@@ -144,9 +145,9 @@ def generation_quote(
     opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
     when `auto_switch_model` is on, and only offered when it is off.
     """
-    config = pinning.pinning_settings()  # read once per request
+    config = pin_selectors.pinning_settings()  # read once per request
     character = _story_character(story, character_id)
-    pins = pinning.story_pins_for_generation(story, config) if use_pins is not False else []
+    pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
     try:
         plan = prompts.plan_generation(
             prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
@@ -493,7 +494,7 @@ def generation_complete(*, job_pk: int, completed: bool = False) -> GenerationJo
                 job.video.delete(save=False)
                 raise
             if job.pinned_character_ids:
-                pinning.pin_record_usage(PinnedCharacter.objects.filter(pk__in=job.pinned_character_ids))
+                pin_services.pin_record_usage(PinnedCharacter.objects.filter(pk__in=job.pinned_character_ids))
             if job.character_id:
                 character_record_use(character_id=job.character_id)
     if failure is not None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from characters import dna_services
+from characters.dna import services as dna_services
 from characters.models import Character
 from common.exceptions import ServiceError
 

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("config", "common", "characters", "voting", "generation", "marketplace")
+APPS = ("config", "common", "characters", "voting", "generation", "marketplace", "demo")
 
 
 def project_modules() -> list[str]:

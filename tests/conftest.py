@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from common.testing import clips
+from demo import clips
 
 from .services import S3Endpoint, celery_worker, database_url_for, moto_s3_server
 

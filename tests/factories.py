@@ -40,7 +40,7 @@ class ClipFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def contributor(clip, create, extracted, **kwargs):
-        """Uploading makes the uploader a contributor (characters.services.clip_create does the same)."""
+        """Uploading makes the uploader a contributor (characters.clips.services.clip_create does the same)."""
         if create:
             StoryContributor.objects.get_or_create(story=clip.story, user=clip.uploader,
                                                    defaults={"first_contribution": "clip"})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from common.testing.fake_fal import FakeFal, QueueHost, prepare_environment
+from tests.support.fake_fal import FakeFal, QueueHost, prepare_environment
 
 QUEUE_HOST = pytest.StashKey[QueueHost]()
 FAKE_FAL_KEY = "test-key"

@@ -16,8 +16,8 @@ from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 
-from characters import pinning
 from characters.models import Character, Clip, PinnedCharacter, ReferenceImage, Story
+from characters.pins import services as pin_services
 from marketplace import services as marketplace
 
 from .factories import CharacterFactory, ClipFactory, StoryFactory, UserFactory
@@ -52,10 +52,10 @@ def pinning_admin(username: str = "pin-admin"):
 def pin(story: Story, clip: Clip, admin, element_index: int, *, angles: int = 0, label: str = "",
         character: Character | None = None) -> PinnedCharacter:
     """A pin from a frame of `clip`, with `angles` more angles from later frames."""
-    pinned = pinning.pin_create(story=story, source_clip=clip, element_index=element_index, user=admin,
+    pinned = pin_services.pin_create(story=story, source_clip=clip, element_index=element_index, user=admin,
                                 label=label or f"Hero {element_index}", frame_timestamp=0.2, character=character)
     for k in range(angles):
-        pinning.pin_add_angle(pin=pinned, source_clip=clip, user=admin, frame_timestamp=0.6 + 0.4 * k)
+        pin_services.pin_add_angle(pin=pinned, source_clip=clip, user=admin, frame_timestamp=0.6 + 0.4 * k)
     return pinned
 
 

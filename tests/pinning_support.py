@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.core.files import File
 from django.core.files.base import ContentFile
 
-from characters import services
+from characters.clips import services
 from characters.models import Clip, Story
 
 # The fixtures, for `from .pinning_support import *` in the pinning test modules.

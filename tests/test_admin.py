@@ -6,7 +6,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from characters import services
+from characters.clips import services
 from characters.models import CandidateFrame, Clip
 from tests.test_pages import jpeg_bytes, make_clip, make_frame
 

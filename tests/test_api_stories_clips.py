@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from characters.models import CandidateFrame, Clip, Story
-from common.testing import clips as test_clips
-from common.testing import servers
+from demo import clips as test_clips
 from tests.factories import UserFactory
+from tests.support import servers
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 

@@ -6,7 +6,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from characters import services
+from characters.clips import services
 from characters.models import Clip
 
 from . import browser_support

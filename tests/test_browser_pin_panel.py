@@ -7,8 +7,10 @@ import pytest
 from django.db import connections
 from django.urls import reverse
 
-from characters import pinning, services
+from characters.clips import services
 from characters.models import Clip, PinnedCharacter
+from characters.pins import frames as pin_frames
+from characters.pins import selectors as pin_selectors
 
 from . import browser_support
 from .browser_support import ARTIFACTS, screenshot, wait_for_images
@@ -99,7 +101,7 @@ def test_scrub_pin_add_an_angle_and_deactivate(live_server, page, media_root, dj
     name = f"pinned/{story.pk}/1_frontal.jpg"
     assert pin.frontal_image.name == name and pinned_files(media_root) == [name]
     frontal = stored(name, media_root)
-    assert frontal == pinning.pin_frame_for(clip=first, frame_timestamp=6.534).jpeg  # what the preview showed
+    assert frontal == pin_frames.pin_frame_for(clip=first, frame_timestamp=6.534).jpeg  # what the preview showed
     frames = frames_by_sequential_decoding(mixed_clip, [195, 196, 197])
     assert mean_abs_diff(decode_jpeg(frontal), frames[196]) < min(mean_abs_diff(decode_jpeg(frontal), frames[195]),
                                                                   mean_abs_diff(decode_jpeg(frontal), frames[197]))
@@ -125,8 +127,8 @@ def test_scrub_pin_add_an_angle_and_deactivate(live_server, page, media_root, dj
     assert (angle.position, angle.source_clip, angle.source_frame_seconds) == (1, second, float(seconds))
     angle_name = f"pinned/{story.pk}/1_angle_1.jpg"
     assert angle.image.name == angle_name and pinned_files(media_root) == [angle_name, name]
-    assert stored(angle_name, media_root) == pinning.pin_frame_for(clip=second, frame_timestamp=seconds).jpeg
-    assert frame_index == pinning.frame_index_at(float(seconds), 30, second.frame_count)
+    assert stored(angle_name, media_root) == pin_frames.pin_frame_for(clip=second, frame_timestamp=seconds).jpeg
+    assert frame_index == pin_frames.frame_index_at(float(seconds), 30, second.frame_count)
     assert "1/6 angles" in page.locator(".pin-slot[data-element='1']").inner_text()
     wait_for_images(page, ".pin-slot img, .pin-candidate img, .pin-clips img")
 
@@ -134,7 +136,7 @@ def test_scrub_pin_add_an_angle_and_deactivate(live_server, page, media_root, dj
     with page.expect_navigation():
         page.click(".pin-slot[data-element='1'] [data-action=deactivate]")
     pin.refresh_from_db()
-    assert pin.is_active is False and pinning.story_active_pins(story) == []
+    assert pin.is_active is False and pin_selectors.story_active_pins(story) == []
     assert pinned_files(media_root) == [angle_name, name] and stored(name, media_root) == frontal
     card = page.locator(".pin-slot[data-element='1']")
     assert card.locator(".cps-status").text_content() == "Inactive"

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.utils import timezone
 
-from characters import services as story_services
+from characters.clips import services as story_services
 from characters.models import CandidateFrame
 from voting import services
 from voting.models import CharacterSubmission, Vote, VotingSession

@@ -7,10 +7,10 @@ import pytest
 from django.core.files.storage import default_storage
 from skimage import data
 
-from characters import dna
-from characters.dna_services import InvalidDNA, character_lock, character_update_dna
+from characters.clips.services import clip_create, story_create
+from characters.dna import images as dna
+from characters.dna.services import InvalidDNA, character_lock, character_update_dna
 from characters.models import CandidateFrame, Character
-from characters.services import clip_create, story_create
 from common.exceptions import ServiceError
 from voting import services as voting
 from voting.models import CharacterSubmission

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from characters import dna
-from characters.dna_services import character_lock
-from characters.services import clip_create, story_create
+from characters.clips.services import clip_create, story_create
+from characters.dna import images as dna
+from characters.dna.services import character_lock
 
 from .factories import UserFactory
 from .test_character_dna import HAIR_BY_HAND, SKIN_BY_HAND

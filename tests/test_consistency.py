@@ -17,8 +17,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 
 from characters.models import ReferenceImage
-from characters.video import InvalidVideo
-from common.testing.clips import photo
+from characters.vision.video import InvalidVideo
+from demo.clips import photo
 from generation import consistency
 from generation.consistency import (
     NoReferenceFace,

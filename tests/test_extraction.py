@@ -1,4 +1,4 @@
-"""The extraction pipeline on clips made by common/testing/clips.py, and the service that stores its result."""
+"""The extraction pipeline on clips made by demo/clips.py, and the service that stores its result."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,12 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from characters import extraction, services
-from characters.extraction import extract_candidates
+from characters.clips import extraction, services
+from characters.clips.extraction import extract_candidates
 from characters.models import CandidateFrame, Clip
-from characters.video import InvalidVideo
-from common.testing import clips
+from characters.vision import faces
+from characters.vision.video import InvalidVideo
+from demo import clips
 
 GOOD, BLUR, DARK = (0, 2), (2, 4), (4, 6)
 
@@ -123,7 +124,7 @@ def test_profile_clip_is_classed_right(profile_clip):
     result = extract_candidates(profile_clip, fps=1.0)
     assert len(result.scored) >= 4
     assert {s.pose for s in result.scored} == {"right"}
-    assert all(s.detections[0]["yaw"] > extraction.PROFILE_YAW_DEGREES for s in result.scored)
+    assert all(s.detections[0]["yaw"] > faces.PROFILE_YAW_DEGREES for s in result.scored)
 
 
 def test_profile_clip_mirrored_is_classed_left(profile_clip, clip_dir):
@@ -179,7 +180,7 @@ def test_dominant_needs_the_quality_setting_and_a_clear_shot(good_clip, mixed_cl
 
 
 def test_models_are_made_once_per_thread():
-    assert extraction.detectors() is extraction.detectors()
+    assert faces.detectors() is faces.detectors()
 
 
 # --- Resolution independence ---------------------------------------------------------------------

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from characters.extraction import extract_candidates
-from characters.video import InvalidVideo, probe_video
+from characters.clips.extraction import extract_candidates
+from characters.vision.video import InvalidVideo, probe_video
 
 SAMPLES = Path(settings.BASE_DIR).parent / "shared" / "samples"
 

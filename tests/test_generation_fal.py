@@ -18,14 +18,14 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from characters import pinning
-from characters.dna_services import reference_url
+from characters.dna.services import reference_url
 from characters.models import Character, PinnedCharacter
-from common.testing.fake_fal import WebhookSigner
+from characters.pins import services as pin_services
 from generation import services, tasks
 from generation.models import GenerationJob, WebhookDelivery
 from generation.providers import TransientProviderError
 from marketplace.models import License, LicenseUse
+from tests.support.fake_fal import WebhookSigner
 
 from .factories import StoryFactory, UserFactory
 from .generation_support import canonical_character, licensee_of, pinned_story
@@ -90,7 +90,7 @@ def image_count(elements: list[dict]) -> int:
 def pinned(good_clip):
     """Slots 1 (no angle), 2 (deactivated) and 3 (two angles) of a story with a canonical character."""
     world = pinned_story(good_clip, [(1, 0), (2, 1), (3, 2)])
-    pinning.pin_update(pin=world.pins[1], user=world.admin, is_active=False)
+    pin_services.pin_update(pin=world.pins[1], user=world.admin, is_active=False)
     return world
 
 

@@ -5,10 +5,10 @@ import pytest
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from characters.dna_services import character_lock
+from characters.clips.services import clip_create, story_create
+from characters.dna.services import character_lock
 from characters.models import Character, PinnedCharacter
-from characters.services import clip_create, story_create
-from characters.video import probe_video
+from characters.vision.video import probe_video
 from generation import services
 
 from .factories import UserFactory

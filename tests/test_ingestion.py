@@ -9,11 +9,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from characters import services
+from characters.clips import services
 from characters.models import Clip, Story
 from common.safe_fetch import FetchTooLarge, UrlRefused
-from common.testing import servers
 from tests.factories import UserFactory
+from tests.support import servers
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 

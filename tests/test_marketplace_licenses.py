@@ -5,7 +5,7 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from characters import dna_services
+from characters.dna import services as dna_services
 from characters.models import Character
 from common.exceptions import ServiceError
 from marketplace import selectors, services

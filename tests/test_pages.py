@@ -11,9 +11,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from characters import services
+from characters.clips import services
 from characters.models import CandidateFrame, Clip, Story, format_timestamp
-from common.testing import clips
+from demo import clips
 
 pytestmark = pytest.mark.django_db
 

@@ -1,12 +1,14 @@
 """The pin panel in the Django admin (server side; tests/test_browser_pin_panel.py drives it in Chromium)."""
+
 import re
 
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.urls import reverse
 
-from characters import pinning
 from characters.models import PinnedCharacter, PinningSettings
+from characters.pins import frames as pin_frames
+from characters.pins import services as pin_services
 
 from .factories import CandidateFrameFactory
 from .pinning_support import *  # noqa: F403 - the shared pinning fixtures
@@ -33,12 +35,14 @@ def test_the_clip_and_story_change_pages_have_a_pin_character_button(admin_clien
     assert f'href="{story_panel}" class="pin-character-link">Pin character</a>' in story_page
 
 
-def test_the_panel_has_the_player_scrubber_steps_candidates_preview_and_slots(admin_client, mixed, good, pin_story,
-                                                                              pin_admin):
+def test_the_panel_has_the_player_scrubber_steps_candidates_preview_and_slots(
+    admin_client, mixed, good, pin_story, pin_admin
+):
     CandidateFrameFactory(clip=mixed, seconds=1.5, rank=1, quality=91)
     CandidateFrameFactory(clip=mixed, seconds=6.5, rank=2, quality=70)
-    pinning.pin_create(story=pin_story, source_clip=good, element_index=2, label="Sidekick", frame_timestamp=1.0,
-                       user=pin_admin)
+    pin_services.pin_create(
+        story=pin_story, source_clip=good, element_index=2, label="Sidekick", frame_timestamp=1.0, user=pin_admin
+    )
 
     response = admin_client.get(panel_url(mixed))
 
@@ -47,8 +51,12 @@ def test_the_panel_has_the_player_scrubber_steps_candidates_preview_and_slots(ad
     assert "<title>Pin characters · Pin Story" in html
     assert f'<a href="{reverse("admin:characters_clip_change", args=[mixed.pk])}">' in html  # breadcrumbs
     assert f'src="{mixed.video.url}"' in html and 'data-role="scrubber"' in html
-    for step in ('data-step="frame" data-amount="-1"', 'data-step="frame" data-amount="1"',
-                 'data-step="second" data-amount="-1"', 'data-step="second" data-amount="1"'):
+    for step in (
+        'data-step="frame" data-amount="-1"',
+        'data-step="frame" data-amount="1"',
+        'data-step="second" data-amount="-1"',
+        'data-step="second" data-amount="1"',
+    ):
         assert step in html
     assert re.findall(r'class="pin-candidate" data-seconds="([\d.]+)"', html) == ["1.500", "6.500"]
     assert 'value="1.500"' in html  # opens at the best candidate frame
@@ -76,7 +84,7 @@ def test_the_preview_is_the_exact_jpeg_that_will_be_stored(admin_client, mixed):
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert response["Cache-Control"] == "private, max-age=300"
     assert (response["X-Frame-Index"], response["X-Frame-Width"], response["X-Frame-Height"]) == ("200", "1280", "720")
-    assert response.content == pinning.pin_frame_for(clip=mixed, frame_timestamp=6.667).jpeg
+    assert response.content == pin_frames.pin_frame_for(clip=mixed, frame_timestamp=6.667).jpeg
     assert decode_jpeg(response.content).shape == (720, 1280, 3)
 
     refused = admin_client.get(url, {"t": "11"})
@@ -85,8 +93,9 @@ def test_the_preview_is_the_exact_jpeg_that_will_be_stored(admin_client, mixed):
     assert no_last.status_code == 409 and "no stored last frame" in no_last.json()["error"]["message"]
 
 
-def test_pinning_from_the_panel_then_an_angle_then_last_frame(admin_client, mixed, mixed_clip, good, pin_story,
-                                                             pin_admin, media_root):
+def test_pinning_from_the_panel_then_an_angle_then_last_frame(
+    admin_client, mixed, mixed_clip, good, pin_story, pin_admin, media_root
+):
     response = admin_client.post(panel_url(mixed), {"do": "pin:1", "frame_timestamp": "1.234", "label": "Astro"})
     assert response.status_code == 302 and response["Location"] == f"{panel_url(mixed)}?t=1.234"
     pin = PinnedCharacter.objects.get()
@@ -101,8 +110,11 @@ def test_pinning_from_the_panel_then_an_angle_then_last_frame(admin_client, mixe
     last = PinnedCharacter.objects.get(element_index=3)
     with last.frontal_image.open("rb") as stored, mixed.last_frame.open("rb") as original:
         assert stored.read() == original.read()
-    assert pinned_files(media_root) == [f"pinned/{pin_story.pk}/1_angle_1.jpg", f"pinned/{pin_story.pk}/1_frontal.jpg",
-                                        f"pinned/{pin_story.pk}/3_frontal.jpg"]
+    assert pinned_files(media_root) == [
+        f"pinned/{pin_story.pk}/1_angle_1.jpg",
+        f"pinned/{pin_story.pk}/1_frontal.jpg",
+        f"pinned/{pin_story.pk}/3_frontal.jpg",
+    ]
     messages = [str(m) for m in admin_client.get(panel_url(mixed)).context["messages"]]
     assert messages == ["Pinned @Element1 · Astro.", "Added angle 1 to @Element1 Astro.", "Pinned @Element3 · Ending."]
 
@@ -114,7 +126,9 @@ def test_a_refused_pin_shows_the_reason_and_stores_nothing(admin_client, mixed, 
 
 
 def test_deactivate_reactivate_and_delete_with_confirmation(admin_client, mixed, pin_story, pin_admin, media_root):
-    pin = pinning.pin_create(story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin)
+    pin = pin_services.pin_create(
+        story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin
+    )
     back = panel_url(mixed)
     active_url = reverse("admin:characters_pinnedcharacter_active", args=[pin.pk])
 
@@ -140,12 +154,18 @@ def test_deactivate_reactivate_and_delete_with_confirmation(admin_client, mixed,
     assert not PinnedCharacter.objects.exists() and pinned_files(media_root) == []
 
 
-def test_contributors_and_staff_without_the_permission_are_refused(client, mixed, pin_story, contributor,
-                                                                   django_user_model, pin_admin):
-    pin = pinning.pin_create(story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin)
-    urls = [panel_url(mixed), reverse("admin:characters_clip_pin_preview", args=[mixed.pk]) + "?t=1",
-            reverse("admin:characters_story_pin", args=[pin_story.pk]),
-            reverse("admin:characters_pinnedcharacter_unpin", args=[pin.pk])]
+def test_contributors_and_staff_without_the_permission_are_refused(
+    client, mixed, pin_story, contributor, django_user_model, pin_admin
+):
+    pin = pin_services.pin_create(
+        story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin
+    )
+    urls = [
+        panel_url(mixed),
+        reverse("admin:characters_clip_pin_preview", args=[mixed.pk]) + "?t=1",
+        reverse("admin:characters_story_pin", args=[pin_story.pk]),
+        reverse("admin:characters_pinnedcharacter_unpin", args=[pin.pk]),
+    ]
 
     client.force_login(contributor)  # not staff: the admin sends them to its login page
     for url in urls:
@@ -157,8 +177,10 @@ def test_contributors_and_staff_without_the_permission_are_refused(client, mixed
     for url in urls:
         assert client.get(url).status_code == 403
     assert client.post(panel_url(mixed), {"do": "pin:2", "frame_timestamp": "1"}).status_code == 403
-    assert client.post(reverse("admin:characters_pinnedcharacter_active", args=[pin.pk]),
-                       {"is_active": "0"}).status_code == 403
+    assert (
+        client.post(reverse("admin:characters_pinnedcharacter_active", args=[pin.pk]), {"is_active": "0"}).status_code
+        == 403
+    )
     change_page = client.get(reverse("admin:characters_clip_change", args=[mixed.pk]))
     assert change_page.status_code in (200, 403) and b"Pin character" not in change_page.content
     assert list(PinnedCharacter.objects.values_list("element_index", "is_active")) == [(1, True)]
@@ -186,20 +208,26 @@ def test_the_flag_is_edited_in_the_admin(admin_client):
     response = admin_client.post(change_url, {"max_elements_per_season": 3, "auto_switch_model": "on"})
     assert response.status_code == 302
     config = PinningSettings.objects.get()
-    assert (config.enabled, config.max_elements_per_season, config.auto_switch_model,
-            config.cost_premium_warning) == (False, 3, True, False)
+    assert (config.enabled, config.max_elements_per_season, config.auto_switch_model, config.cost_premium_warning) == (
+        False,
+        3,
+        True,
+        False,
+    )
     too_many = admin_client.post(change_url, {"enabled": "on", "max_elements_per_season": 8})
     assert too_many.status_code == 200 and PinningSettings.objects.get().max_elements_per_season == 3
 
 
 def test_the_pin_list_in_the_admin(admin_client, mixed, pin_story, pin_admin):
-    pin = pinning.pin_create(story=pin_story, source_clip=mixed, element_index=1, label="Listed",
-                             frame_timestamp=1.0, user=pin_admin)
+    pin = pin_services.pin_create(
+        story=pin_story, source_clip=mixed, element_index=1, label="Listed", frame_timestamp=1.0, user=pin_admin
+    )
     changelist = admin_client.get(reverse("admin:characters_pinnedcharacter_changelist")).content.decode()
     assert "Listed" in changelist and pin.frontal_image.url in changelist
     assert "delete_selected" not in changelist
-    admin_client.post(reverse("admin:characters_pinnedcharacter_changelist"),
-                      {"action": "deactivate", "_selected_action": [pin.pk]})
+    admin_client.post(
+        reverse("admin:characters_pinnedcharacter_changelist"), {"action": "deactivate", "_selected_action": [pin.pk]}
+    )
     assert not PinnedCharacter.objects.get().is_active
     detail = admin_client.get(reverse("admin:characters_pinnedcharacter_change", args=[pin.pk])).content.decode()
     assert reverse("admin:characters_story_pin", args=[pin_story.pk]) in detail
@@ -214,8 +242,10 @@ def test_a_story_without_clips_has_a_panel_with_its_slots(admin_client, pin_stor
 
 
 def test_removing_an_angle_from_the_panel(admin_client, mixed, good, pin_story, pin_admin, media_root):
-    pin = pinning.pin_create(story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin)
-    pinning.pin_add_angle(pin=pin, source_clip=good, frame_timestamp=1.0, user=pin_admin)
+    pin = pin_services.pin_create(
+        story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin
+    )
+    pin_services.pin_add_angle(pin=pin, source_clip=good, frame_timestamp=1.0, user=pin_admin)
     url = reverse("admin:characters_pinnedcharacter_remove_angle", args=[pin.pk, 1])
     assert url in admin_client.get(panel_url(mixed)).content.decode()
 

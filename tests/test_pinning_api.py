@@ -1,10 +1,13 @@
 """The pinned-characters API: the plan's shapes, staff only, clear 4xx with nothing stored."""
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from characters import pinning, services
+from characters.clips import services
 from characters.models import PinAngle, PinnedCharacter, PinningSettings
+from characters.pins import frames as pin_frames
+from characters.pins import services as pin_services
 
 from .pinning_support import *  # noqa: F403 - the shared pinning fixtures
 from .pinning_support import pinned_files, store_last_frame, upload_clip
@@ -32,8 +35,17 @@ def error_of(response) -> dict:
 
 
 def test_pin_list_angles_and_the_public_view(api, mixed, good, pin_story, pin_admin, contributor, media_root):
-    created = api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.5,
-                              "label": "Main Robot", "element_index": 1}, format="json")
+    created = api.post(
+        PINS,
+        {
+            "story_id": pin_story.pk,
+            "source_clip_id": mixed.pk,
+            "frame_timestamp": 1.5,
+            "label": "Main Robot",
+            "element_index": 1,
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.content
     body = created.json()
     assert body["ok"] is True
@@ -45,14 +57,18 @@ def test_pin_list_angles_and_the_public_view(api, mixed, good, pin_story, pin_ad
     assert pin["reference_image_urls"] == [] and pin["angles"] == []
     assert (pin["frontal_width"], pin["frontal_height"]) == (1280, 720)
 
-    angle = api.post(f"{PINS}/{pin['id']}/angles", {"source_clip_id": good.pk, "frame_timestamp": 2.0},
-                     format="json")
+    angle = api.post(f"{PINS}/{pin['id']}/angles", {"source_clip_id": good.pk, "frame_timestamp": 2.0}, format="json")
     assert angle.status_code == 201, angle.content
     with_angle = angle.json()["character"]
     assert with_angle["reference_image_urls"] == [f"http://testserver/media/pinned/{pin_story.pk}/1_angle_1.jpg"]
     assert with_angle["angles"][0] | {"created_at": None} == {
-        "position": 1, "image_url": with_angle["reference_image_urls"][0], "width": 1280, "height": 720,
-        "source_clip_id": good.pk, "source_frame_timestamp": 2.0, "created_at": None,
+        "position": 1,
+        "image_url": with_angle["reference_image_urls"][0],
+        "width": 1280,
+        "height": 720,
+        "source_clip_id": good.pk,
+        "source_frame_timestamp": 2.0,
+        "created_at": None,
     }
     assert pinned_files(media_root) == [f"pinned/{pin_story.pk}/1_angle_1.jpg", f"pinned/{pin_story.pk}/1_frontal.jpg"]
 
@@ -62,25 +78,44 @@ def test_pin_list_angles_and_the_public_view(api, mixed, good, pin_story, pin_ad
 
     public = bearer(contributor).get(f"/api/v1/stories/{pin_story.pk}/pinned-characters")
     assert public.status_code == 200
-    assert public.json() == {"ok": True, "characters": [{
-        "element_index": 1, "label": "Main Robot", "frontal_image_url": pin["frontal_image_url"],
-        "reference_count": 1,
-    }]}
+    assert public.json() == {
+        "ok": True,
+        "characters": [
+            {
+                "element_index": 1,
+                "label": "Main Robot",
+                "frontal_image_url": pin["frontal_image_url"],
+                "reference_count": 1,
+            }
+        ],
+    }
 
 
 def test_the_frame_stored_through_the_api_is_the_preview_frame(api, good, pin_story):
-    response = api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": good.pk, "frame_timestamp": 3.2,
-                               "element_index": 2}, format="json")
+    response = api.post(
+        PINS,
+        {"story_id": pin_story.pk, "source_clip_id": good.pk, "frame_timestamp": 3.2, "element_index": 2},
+        format="json",
+    )
     assert response.status_code == 201
     stored = PinnedCharacter.objects.get()
     with stored.frontal_image.open("rb") as fh:
-        assert fh.read() == pinning.pin_frame_for(clip=good, frame_timestamp=3.2).jpeg
+        assert fh.read() == pin_frames.pin_frame_for(clip=good, frame_timestamp=3.2).jpeg
 
 
 def test_null_timestamp_pins_the_stored_last_frame(api, mixed, mixed_clip, pin_story):
     last_frame = store_last_frame(mixed, mixed_clip)
-    response = api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": None,
-                               "label": "End", "element_index": 4}, format="json")
+    response = api.post(
+        PINS,
+        {
+            "story_id": pin_story.pk,
+            "source_clip_id": mixed.pk,
+            "frame_timestamp": None,
+            "label": "End",
+            "element_index": 4,
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     assert response.json()["character"]["source_frame_timestamp"] == pytest.approx(9.967)
     with PinnedCharacter.objects.get().frontal_image.open("rb") as fh:
@@ -88,7 +123,9 @@ def test_null_timestamp_pins_the_stored_last_frame(api, mixed, mixed_clip, pin_s
 
 
 def test_deactivate_reactivate_and_the_public_view(api, mixed, pin_story, pin_admin, contributor):
-    pin = pinning.pin_create(story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin)
+    pin = pin_services.pin_create(
+        story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin
+    )
     off = api.patch(f"{PINS}/{pin.pk}", {"is_active": False}, format="json")
     assert off.status_code == 200 and off.json()["character"]["is_active"] is False
     public = bearer(contributor).get(f"/api/v1/stories/{pin_story.pk}/pinned-characters")
@@ -102,8 +139,11 @@ def test_deactivate_reactivate_and_the_public_view(api, mixed, pin_story, pin_ad
 
 
 def test_delete_removes_the_pin_and_its_files(api, mixed, good, pin_story, media_root):
-    pin_id = api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0,
-                             "element_index": 1}, format="json").json()["character"]["id"]
+    pin_id = api.post(
+        PINS,
+        {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0, "element_index": 1},
+        format="json",
+    ).json()["character"]["id"]
     api.post(f"{PINS}/{pin_id}/angles", {"source_clip_id": good.pk, "frame_timestamp": 1.0}, format="json")
     assert len(pinned_files(media_root)) == 2
 
@@ -116,8 +156,11 @@ def test_delete_removes_the_pin_and_its_files(api, mixed, good, pin_story, media
 
 
 def test_removing_one_angle(api, mixed, pin_story, media_root):
-    pin_id = api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0,
-                             "element_index": 1}, format="json").json()["character"]["id"]
+    pin_id = api.post(
+        PINS,
+        {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0, "element_index": 1},
+        format="json",
+    ).json()["character"]["id"]
     api.post(f"{PINS}/{pin_id}/angles", {"source_clip_id": mixed.pk, "frame_timestamp": 7.0}, format="json")
 
     removed = api.delete(f"{PINS}/{pin_id}/angles/1")
@@ -147,8 +190,14 @@ def test_removing_one_angle(api, mixed, pin_story, media_root):
     ],
 )
 def test_a_refused_pin_stores_nothing(api, mixed, pin_story, media_root, change, status, code, words):
-    payload = {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0, "label": "x",
-               "element_index": 1, **change}
+    payload = {
+        "story_id": pin_story.pk,
+        "source_clip_id": mixed.pk,
+        "frame_timestamp": 1.0,
+        "label": "x",
+        "element_index": 1,
+        **change,
+    }
     response = api.post(PINS, payload, format="json")
     assert response.status_code == status, response.content
     error = error_of(response)
@@ -156,14 +205,19 @@ def test_a_refused_pin_stores_nothing(api, mixed, pin_story, media_root, change,
     assert not PinnedCharacter.objects.exists() and pinned_files(media_root) == []
 
 
-def test_a_taken_slot_a_foreign_clip_and_a_seventh_angle(api, mixed, good, pin_story, pin_admin, good_clip,
-                                                         media_root):
-    first = api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0,
-                            "element_index": 1}, format="json").json()["character"]
+def test_a_taken_slot_a_foreign_clip_and_a_seventh_angle(api, mixed, good, pin_story, pin_admin, good_clip, media_root):
+    first = api.post(
+        PINS,
+        {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0, "element_index": 1},
+        format="json",
+    ).json()["character"]
     files_before = pinned_files(media_root)
 
-    taken = api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": good.pk, "frame_timestamp": 2.0,
-                            "element_index": 1}, format="json")
+    taken = api.post(
+        PINS,
+        {"story_id": pin_story.pk, "source_clip_id": good.pk, "frame_timestamp": 2.0, "element_index": 1},
+        format="json",
+    )
     assert taken.status_code == 409
     assert error_of(taken)["code"] == "element_taken"
     assert error_of(taken)["details"] == {"free_element_indexes": [2, 3, 4]}
@@ -180,10 +234,17 @@ def test_a_taken_slot_a_foreign_clip_and_a_seventh_angle(api, mixed, good, pin_s
     assert pinned_files(media_root) == files_before
 
     for k in range(6):
-        assert api.post(f"{PINS}/{first['id']}/angles", {"source_clip_id": good.pk, "frame_timestamp": 0.5 + k * 0.5},
-                        format="json").status_code == 201
-    seventh = api.post(f"{PINS}/{first['id']}/angles", {"source_clip_id": good.pk, "frame_timestamp": 4.0},
-                       format="json")
+        assert (
+            api.post(
+                f"{PINS}/{first['id']}/angles",
+                {"source_clip_id": good.pk, "frame_timestamp": 0.5 + k * 0.5},
+                format="json",
+            ).status_code
+            == 201
+        )
+    seventh = api.post(
+        f"{PINS}/{first['id']}/angles", {"source_clip_id": good.pk, "frame_timestamp": 4.0}, format="json"
+    )
     assert seventh.status_code == 409 and error_of(seventh)["code"] == "too_many_angles"
     assert "already has 6 angles" in error_of(seventh)["message"]
     assert len(pinned_files(media_root)) == 7 and PinAngle.objects.count() == 6
@@ -197,14 +258,17 @@ def test_list_needs_a_story_id(api):
 # --- Who may call, and the flag ------------------------------------------------------------------------------
 
 
-def test_contributors_get_403_and_anonymous_callers_401(mixed, pin_story, contributor, django_user_model,
-                                                        media_root):
+def test_contributors_get_403_and_anonymous_callers_401(mixed, pin_story, contributor, django_user_model, media_root):
     staff_without_permission = django_user_model.objects.create_user("stella", password="pw-123456", is_staff=True)
     payload = {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 1.0, "element_index": 1}
     for client in (bearer(contributor), bearer(staff_without_permission)):
-        for response in (client.get(PINS, {"story_id": pin_story.pk}), client.post(PINS, payload, format="json"),
-                         client.delete(f"{PINS}?id=1"), client.patch(f"{PINS}/1", {}, format="json"),
-                         client.post(f"{PINS}/1/angles", {}, format="json")):
+        for response in (
+            client.get(PINS, {"story_id": pin_story.pk}),
+            client.post(PINS, payload, format="json"),
+            client.delete(f"{PINS}?id=1"),
+            client.patch(f"{PINS}/1", {}, format="json"),
+            client.post(f"{PINS}/1/angles", {}, format="json"),
+        ):
             assert response.status_code == 403, response.content
             assert "pin characters" in error_of(response)["message"]
     anonymous = APIClient()
@@ -213,15 +277,21 @@ def test_contributors_get_403_and_anonymous_callers_401(mixed, pin_story, contri
     assert not PinnedCharacter.objects.exists() and pinned_files(media_root) == []
 
 
-def test_with_the_flag_off_every_endpoint_says_pinning_is_disabled(api, mixed, pin_story, pin_admin, contributor,
-                                                                   media_root):
-    pin = pinning.pin_create(story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin)
+def test_with_the_flag_off_every_endpoint_says_pinning_is_disabled(
+    api, mixed, pin_story, pin_admin, contributor, media_root
+):
+    pin = pin_services.pin_create(
+        story=pin_story, source_clip=mixed, element_index=1, frame_timestamp=1.0, user=pin_admin
+    )
     PinningSettings.objects.filter(pk=1).update(enabled=False)
 
     responses = [
         api.get(PINS, {"story_id": pin_story.pk}),
-        api.post(PINS, {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 2.0,
-                        "element_index": 2}, format="json"),
+        api.post(
+            PINS,
+            {"story_id": pin_story.pk, "source_clip_id": mixed.pk, "frame_timestamp": 2.0, "element_index": 2},
+            format="json",
+        ),
         api.delete(f"{PINS}?id={pin.pk}"),
         api.patch(f"{PINS}/{pin.pk}", {"is_active": False}, format="json"),
         api.post(f"{PINS}/{pin.pk}/angles", {"source_clip_id": mixed.pk, "frame_timestamp": 2.0}, format="json"),
@@ -229,6 +299,9 @@ def test_with_the_flag_off_every_endpoint_says_pinning_is_disabled(api, mixed, p
     ]
     for response in responses:
         assert response.status_code == 403, response.content
-        assert error_of(response) == {"code": "pinning_disabled", "message": "Character pinning is disabled.",
-                                      "details": {}}
+        assert error_of(response) == {
+            "code": "pinning_disabled",
+            "message": "Character pinning is disabled.",
+            "details": {},
+        }
     assert PinnedCharacter.objects.get().is_active and pinned_files(media_root) == [pin.frontal_image.name]

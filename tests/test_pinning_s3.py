@@ -2,7 +2,9 @@
 and a scrubbed clip is downloaded once for decoding. What is checked is what is in the bucket."""
 import pytest
 
-from characters import pinning, services
+from characters.clips import services
+from characters.pins import frames as pin_frames
+from characters.pins import services as pin_services
 
 from .pinning_support import upload_clip
 
@@ -27,17 +29,17 @@ def test_pin_images_on_s3(s3_storage, good_clip, django_user_model):
     # so without care the pin would be stored under another, random name.
     s3_storage.client.put_object(Bucket=s3_storage.name, Key=f"{prefix}1_frontal.jpg", Body=b"stale")
 
-    pin = pinning.pin_create(story=story, source_clip=clip, element_index=1, frame_timestamp=1.0, user=admin)
+    pin = pin_services.pin_create(story=story, source_clip=clip, element_index=1, frame_timestamp=1.0, user=admin)
 
     assert keys_under(s3_storage, prefix) == [f"{prefix}1_frontal.jpg"] == [pin.frontal_image.name]
-    assert object_bytes(s3_storage, pin.frontal_image.name) == pinning.pin_frame_for(clip=clip,
+    assert object_bytes(s3_storage, pin.frontal_image.name) == pin_frames.pin_frame_for(clip=clip,
                                                                                     frame_timestamp=1.0).jpeg
 
     # Later frames of the same clip come from the local copy made for the first one.
     s3_storage.client.delete_object(Bucket=s3_storage.name, Key=clip.video.name)
-    angle = pinning.pin_add_angle(pin=pin, source_clip=clip, frame_timestamp=2.0, user=admin)
+    angle = pin_services.pin_add_angle(pin=pin, source_clip=clip, frame_timestamp=2.0, user=admin)
     assert angle.image.name == f"{prefix}1_angle_1.jpg"
     assert object_bytes(s3_storage, angle.image.name)[:2] == b"\xff\xd8"
 
-    pinning.pin_delete(pin=pin, user=admin)
+    pin_services.pin_delete(pin=pin, user=admin)
     assert keys_under(s3_storage, prefix) == []

@@ -25,7 +25,7 @@ from common.safe_fetch import (
     address_refusal,
     fetch_to_temp_file,
 )
-from common.testing import servers
+from tests.support import servers
 
 BODY = bytes(range(256)) * 400  # 100 KiB that are not text
 

@@ -16,7 +16,7 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
 from characters.models import ReferenceImage
-from common.testing.clips import photo
+from demo.clips import photo
 from tests.factories import CharacterFactory
 
 

@@ -11,8 +11,9 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from rest_framework.test import APIClient
 
-from characters import services
+from characters.clips import services
 from characters.models import CandidateFrame, Clip
+from characters.vision.video import local_video_copy
 
 from .factories import StoryFactory, UserFactory
 
@@ -67,7 +68,7 @@ def test_extraction_reads_the_clip_from_the_bucket_and_stores_frames_there(
 def test_local_copy_downloads_the_clip_and_is_temporary(s3_storage, good_clip):
     clip = upload(good_clip, StoryFactory(), UserFactory())
 
-    path, is_temp = services.clip_local_copy(clip)
+    path, is_temp = local_video_copy(clip.video)
     try:
         assert is_temp
         assert path.read_bytes() == good_clip.read_bytes()

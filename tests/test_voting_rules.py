@@ -384,7 +384,7 @@ def test_tallies_match_votes_table(pair):
 
 
 def test_submitting_a_design_makes_a_story_contributor(story, frames):
-    from characters.selectors import story_contributors
+    from characters.clips.selectors import story_contributors
 
     designer = UserFactory(username="designer")
     assert designer not in story_contributors(story)

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.core.files import File
 
-from characters import services
+from characters.clips import services
 from characters.models import CandidateFrame, Clip
 
 from .factories import StoryFactory, UserFactory

@@ -10,8 +10,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from characters.clips.services import story_add_contributor
 from characters.models import CandidateFrame, Story
-from characters.services import story_add_contributor
 from common.db import prepared_statement_cursor
 from common.exceptions import Conflict, NotFound, ServiceError
 
@@ -531,7 +531,7 @@ def session_end_now(*, session_id: int, admin) -> VotingSession:
 
 def submission_lock_winner(*, submission_id: int, character_name: str = ""):
     """Lock a winning submission into its canonical character (idempotent: one character per submission)."""
-    from characters.dna_services import character_lock
+    from characters.dna.services import character_lock
 
     submission = CharacterSubmission.objects.select_related("story", "submitter").get(pk=submission_id)
     if submission.status != CharacterSubmission.Status.WON:

@@ -6,7 +6,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from characters import selectors as story_selectors
+from characters.clips import selectors as story_selectors
 from characters.models import Story
 from common.exceptions import ServiceError
 

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "voting",
     "generation",
     "marketplace",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -3,7 +3,7 @@ fields it lacks). Rules live in marketplace.services, not here."""
 from django.conf import settings
 from rest_framework import serializers
 
-from characters.dna_services import reference_url
+from characters.dna.services import reference_url
 from marketplace.models import ExclusiveOffer, LedgerEntry, License
 from marketplace.selectors import DEFAULT_SORT, GALLERY_SORTS
 

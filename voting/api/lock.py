@@ -5,8 +5,8 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from characters.api.character_serializers import CharacterDNASerializer
-from characters.character_selectors import character_queryset
+from characters.dna.api.serializers import CharacterDNASerializer
+from characters.dna.selectors import character_queryset
 from characters.models import Character
 from common.api_schema import error_responses
 from voting import services

@@ -2,7 +2,7 @@
 
     python manage.py extract_frames clip.mp4 [--fps 2] [--top 6] [--json]
 
-The file is checked as an upload would be (characters.video.probe_video); a refused file exits
+The file is checked as an upload would be (characters.vision.video.probe_video); a refused file exits
 non-zero with the reason on stderr. Nothing is written to the database or to storage.
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
-from characters.extraction import ExtractionResult, detectors, extract_candidates
+from characters.clips.extraction import ExtractionResult, extract_candidates
 from characters.models import format_timestamp
-from characters.video import InvalidVideo, probe_video
+from characters.vision.faces import detectors
+from characters.vision.video import InvalidVideo, probe_video
 
 BAR_WIDTH = 30
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from characters.character_selectors import character_queryset
+from characters.dna.selectors import character_queryset
 from characters.models import Character
-from characters.video import InvalidVideo, open_capture
+from characters.vision.video import InvalidVideo, open_capture
 from generation.consistency import (
     DEFAULT_SAMPLES,
     MAX_SAMPLES,

@@ -1,7 +1,0 @@
-from django.urls import path
-
-from .character_views import CharacterDetailView
-
-urlpatterns = [
-    path("characters/<slug:character_id>", CharacterDetailView.as_view(), name="api-character-detail"),
-]

@@ -1,0 +1,120 @@
+"""Admin for canonical characters: references, palette preview, corrections through the DNA service."""
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from characters.dna import images, services
+from characters.models import Character, ReferenceImage
+from common.exceptions import ServiceError
+
+
+class ReferenceImageInline(admin.TabularInline):
+    model = ReferenceImage
+    extra = 0
+    fields = ("kind", "preview", "width", "height", "source_frame")
+    readonly_fields = fields
+    can_delete = False
+
+    @admin.display(description="Image")
+    def preview(self, ref):
+        return format_html('<img src="{}" style="height:96px;border-radius:6px">', ref.image.url) if ref.image else "-"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def palette_html(palette: dict) -> str:
+    return format_html_join(
+        "",
+        '<span title="{0} {1}" style="display:inline-block;width:22px;height:22px;margin-right:3px;'
+        'border-radius:4px;border:1px solid #0002;background:{1}"></span>',
+        palette.items(),
+    )
+
+
+class CharacterForm(forms.ModelForm):
+    class Meta:
+        model = Character
+        fields = ["name", "style_description", "color_palette", "locked_features", "allow_licensing"]
+
+    def clean(self):
+        """Refuse an edit that would break the DNA schema, with the schema's own reasons."""
+        cleaned = super().clean()
+        proposed = Character(**{f.attname: getattr(self.instance, f.attname) for f in Character._meta.concrete_fields})
+        for field in ("name", "style_description", "color_palette", "locked_features"):
+            if field in cleaned:
+                setattr(proposed, field, cleaned[field])
+        problems = images.validate_dna(services.dna_document(proposed)) if self.instance.pk else []
+        if problems:
+            raise forms.ValidationError(problems)
+        return cleaned
+
+
+@admin.register(Character)
+class CharacterAdmin(admin.ModelAdmin):
+    form = CharacterForm
+    list_display = ("name", "character_id", "story", "status", "face", "palette", "total_votes", "clips_used",
+                    "allow_licensing")
+    list_filter = ("status", "allow_licensing")
+    search_fields = ("name", "character_id", "story__title")
+    list_select_related = ("story",)
+    readonly_fields = ("character_id", "story", "status", "creator", "total_votes", "clips_used", "created_from_clip",
+                       "origin_submission_id", "lock_error", "palette", "sheet", "dna_file")
+    inlines = [ReferenceImageInline]
+    actions = ["relock", "archive"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("reference_images")
+
+    @admin.display(description="Face")
+    def face(self, character):
+        for ref in character.reference_images.all():
+            if ref.kind == ReferenceImage.Kind.FACE_CLOSEUP:
+                return format_html('<img src="{}" style="height:48px;border-radius:6px">', ref.image.url)
+        return "-"
+
+    @admin.display(description="Palette")
+    def palette(self, character):
+        return palette_html(character.color_palette) or "-"
+
+    @admin.display(description="Model sheet")
+    def sheet(self, character):
+        if not character.model_sheet:
+            return "-"
+        return format_html('<img src="{}" style="max-width:720px;border:1px solid #ddd">', character.model_sheet.url)
+
+    def has_add_permission(self, request):
+        return False  # characters are locked from a winning submission
+
+    def save_model(self, request, obj, form, change):
+        """DNA fields go through the DNA service so dna.json is rewritten and revalidated."""
+        try:  # the form already checked the schema; the service checks again for every other caller
+            services.character_update_dna(
+                character=obj, user=request.user, color_palette=form.cleaned_data["color_palette"],
+                style_description=form.cleaned_data["style_description"],
+                locked_features=form.cleaned_data["locked_features"],
+            )
+            services.character_set_licensing(
+                character=obj, user=request.user, allow=form.cleaned_data["allow_licensing"]
+            )
+            Character.objects.filter(pk=obj.pk).update(name=form.cleaned_data["name"])
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    @admin.action(description="Re-lock: rebuild the DNA from its frames", permissions=["change"])
+    def relock(self, request, queryset):
+        for character in queryset:
+            try:
+                services.character_relock(character=character, user=request.user)
+            except ServiceError as exc:
+                self.message_user(request, f"{character}: {exc.message}", messages.ERROR)
+            else:
+                self.log_change(request, character, "Re-locked: DNA rebuilt")
+                self.message_user(request, f"{character}: DNA rebuilt.", messages.SUCCESS)
+
+    @admin.action(description="Archive selected characters", permissions=["change"])
+    def archive(self, request, queryset):
+        for character in queryset:
+            services.character_archive(character=character, user=request.user)
+            self.log_change(request, character, "Archived")
+        self.message_user(request, f"{queryset.count()} archived.", messages.SUCCESS)

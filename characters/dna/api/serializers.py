@@ -1,0 +1,42 @@
+"""Shapes of the Character DNA API: the seed's "Get Character DNA" body, field for field."""
+from rest_framework import serializers
+
+from characters.clips.api.serializers import AbsoluteFileUrlField
+from characters.dna.services import reference_url
+from characters.models import Character, ReferenceImage
+
+
+class CreatorSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class CharacterDNASerializer(serializers.ModelSerializer):
+    story_name = serializers.CharField(source="story.title")
+    reference_images = serializers.SerializerMethodField()
+    creator = CreatorSerializer(allow_null=True)
+    created_from_clip = serializers.IntegerField(source="created_from_clip_id", allow_null=True)
+    model_sheet_url = AbsoluteFileUrlField(source="model_sheet")
+    dna_url = AbsoluteFileUrlField(source="dna_file")
+
+    class Meta:
+        model = Character
+        fields = [
+            "character_id", "name", "story_id", "story_name", "status", "style_description", "color_palette",
+            "locked_features", "reference_images", "created_from_clip", "total_votes", "clips_used", "creator",
+            "created_at", "allow_licensing", "model_sheet_url", "dna_url", "lock_error",
+        ]
+
+    def get_reference_images(self, character: Character) -> dict[str, str]:
+        return {
+            ref.kind: reference_url(character, ref.kind)
+            for ref in character.reference_images.all()
+            if ref.kind != ReferenceImage.Kind.EXTRA_ANGLE
+        }
+
+
+class CharacterPatchSerializer(serializers.Serializer):
+    color_palette = serializers.DictField(child=serializers.CharField(), required=False)
+    style_description = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    locked_features = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    allow_licensing = serializers.BooleanField(required=False)
