@@ -6,11 +6,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from characters.models import PinningSettings
+from characters.models import Character, PinningSettings, Story
 from generation import services
 from generation.models import GenerationJob
+from marketplace.models import License
 
-from .generation_support import offline_provider, pinned_story  # noqa: F401 -- the fixture
+from .factories import StoryFactory, UserFactory
+from .generation_support import canonical_character, licensee_of, offline_provider, pinned_story  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_provider")]
 
@@ -46,7 +48,7 @@ def test_without_automatic_switching_the_page_offers_the_pins_with_their_cost(cl
     assert "used only when you ask for them" in page
     assert '(<span data-role="reference-cost">$0.560 for 5 s, instead of $0.350</span>)' in page
     assert 'name="with_pins"' in page and 'name="without_pins"' not in page
-    assert f"Character locked: <a href=\"{world.character.get_absolute_url()}\">" in page  # the default: DNA
+    assert f"Character locked: <a href=\"{world.character.get_absolute_url()}\" data-role=\"character-link\">" in page
     assert 'data-role="mode">image-to-video<' in page
 
 
@@ -98,3 +100,56 @@ def test_the_job_page_leaves_a_recent_job_alone(client, world):
     assert client.get(job.get_absolute_url()).status_code == 200
     job.refresh_from_db()
     assert job.status == "queued"
+
+
+# --- Picking the character: the story's own, or a licensed one --------------------------------------
+
+
+@pytest.fixture
+def licensed_elsewhere(good_clip):
+    """A character of another story, licensed (pack of 10) by a user who generates in their own story."""
+    owner = UserFactory(username="owner")
+    other = StoryFactory(title="Deep Field", created_by=owner)
+    character = canonical_character(other, owner, good_clip, allow_licensing=True)
+    Character.objects.filter(pk=character.pk).update(name="Commander Eileen")
+    character.refresh_from_db()
+    buyer, story, license = licensee_of(character)
+    Story.objects.filter(pk=story.pk).update(description="A rescue mission on the far side of the moon.")
+    story.refresh_from_db()
+    return character, buyer, story, license
+
+
+def test_the_create_page_offers_a_licensed_character_with_the_uses_left(client, licensed_elsewhere):
+    character, buyer, story, license = licensed_elsewhere
+    client.force_login(buyer)
+    page = client.get(f"/stories/{story.pk}/create/").content.decode()
+    assert f'<option value="{character.character_id}"' in page
+    assert "Commander Eileen — licensed, 10 uses left" in page
+    # The placeholder is this story's, not the demo's astronaut.
+    assert "The next scene of " in page and "far side of the moon" in page and "launch pad" not in page
+    License.objects.filter(pk=license.pk).update(uses_remaining=None, uses_granted=None)
+    assert "Commander Eileen — licensed, unlimited uses" in client.get(f"/stories/{story.pk}/create/").content.decode()
+
+
+def test_posting_the_licensed_character_spends_one_use(client, licensed_elsewhere):
+    character, buyer, story, license = licensed_elsewhere
+    client.force_login(buyer)
+    response = client.post(f"/stories/{story.pk}/create/", {
+        "prompt": "She lands", "duration": 5, "aspect_ratio": "16:9", "character_id": character.character_id})
+    job = GenerationJob.objects.get()
+    assert response.status_code == 302 and job.story == story and job.character == character
+    assert job.mode == "image-to-video"
+    license.refresh_from_db()
+    assert license.uses_remaining == 9
+
+
+def test_a_character_the_user_may_not_use_is_not_offered_and_refused(client, licensed_elsewhere, good_clip):
+    character, buyer, story, license = licensed_elsewhere
+    stranger = canonical_character(StoryFactory(), UserFactory(), good_clip, allow_licensing=True)
+    License.objects.filter(pk=license.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    client.force_login(buyer)
+    page = client.get(f"/stories/{story.pk}/create/").content.decode()
+    assert character.character_id not in page and stranger.character_id not in page
+    response = client.post(f"/stories/{story.pk}/create/", {
+        "prompt": "She lands", "duration": 5, "aspect_ratio": "16:9", "character_id": character.character_id})
+    assert response.status_code == 400 and not GenerationJob.objects.exists()
