@@ -1,6 +1,7 @@
 """The create page says which mode a clip will use and offers the pins as the pinning settings say; the job page."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -153,3 +154,32 @@ def test_a_character_the_user_may_not_use_is_not_offered_and_refused(client, lic
     response = client.post(f"/stories/{story.pk}/create/", {
         "prompt": "She lands", "duration": 5, "aspect_ratio": "16:9", "character_id": character.character_id})
     assert response.status_code == 400 and not GenerationJob.objects.exists()
+
+
+# --- The drift chart --------------------------------------------------------------------------------
+
+
+def test_the_drift_chart_draws_one_bar_per_clip_over_a_0_to_100_axis(client, world):
+    now = timezone.now()
+    for i, score in enumerate([92, 70, 40]):
+        GenerationJob.objects.create(
+            story=world.story, requester=world.contributor, mode="image-to-video", model_id="m", user_prompt="p",
+            prompt_used="p", provider="offline", status=GenerationJob.Status.COMPLETE, consistency_score=score,
+            completed_at=now + timedelta(minutes=i),
+        )
+    html = client.get(world.story.get_absolute_url()).content.decode()
+    chart = html[html.index('<svg class="bar-chart"'):html.index("</svg>", html.index('<svg class="bar-chart"'))]
+    axis = chart[chart.index('data-role="y-axis"'):chart.index("</g>")]
+    ticks = re.findall(r'<text x="27" y="(\d+)" text-anchor="end" class="bar-chart__label">(\d+)</text>', axis)
+    assert [int(value) for _, value in ticks] == [0, 25, 50, 75, 100]
+    tick_y = {int(value): int(y) - 3 for y, value in ticks}  # the labels sit 3 px below their tick
+    bars = re.findall(r'<rect x="\d+" y="(\d+)" width="\d+" height="(\d+)"', chart)
+    assert len(bars) == 3
+    # Each bar stands on the 0 tick and reaches its score on the axis: 92 above 75, 40 below 50.
+    tops = [int(y) for y, _ in bars]
+    assert all(int(y) + int(h) == tick_y[0] for y, h in bars)
+    assert tick_y[100] < tops[0] < tick_y[75] and tick_y[75] < tops[1] < tick_y[50] < tops[2] < tick_y[25]
+    caption = html[html.index('data-role="drift-caption"'):]
+    caption = caption[:caption.index("</p>")]
+    assert "One bar per generated clip" in caption and "consistency score" in caption and "0–100" in caption
+    assert "line" not in caption
