@@ -1,10 +1,17 @@
 from django.conf import settings
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Browsers and crawlers ask for /favicon.ico whatever the pages link: send them to the static icon. Its URL
+    # is looked up per request (lazily: the manifest of hashed names may not exist at import), and the
+    # redirect is temporary because that name changes with the file.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Django tries patterns in order: the vote endpoint, the busiest by far, comes first. (No two

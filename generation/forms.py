@@ -1,11 +1,35 @@
 from django import forms
+from django.utils.text import Truncator
 
 from .prompts import ASPECT_RATIOS, DURATIONS
 
 
+class CharacterSelect(forms.Select):
+    """A select whose options carry the character's page and model sheet, for the banner beside it."""
+
+    def __init__(self, *args, option_data: dict[str, dict[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.option_data = option_data or {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        option["attrs"].update(self.option_data.get(str(value), {}))
+        return option
+
+
+def prompt_placeholder(story) -> str:
+    """An example scene for this story, from its title and description."""
+    if story is None:
+        return "Describe the next scene…"
+    description = " ".join((story.description or "").split())
+    if description:
+        return f"The next scene of {story.title}: {Truncator(description).chars(140)}"
+    return f"The next scene of {story.title}…"
+
+
 class GenerateForm(forms.Form):
     prompt = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "She walks across the launch pad at dawn…"}),
+        widget=forms.Textarea(attrs={"rows": 4}),
         max_length=2500,
         help_text="Describe the scene. Pinned characters are added as @Element tags for you.",
     )
@@ -14,6 +38,28 @@ class GenerateForm(forms.Form):
     # The page shows one of these two, by the story's pinning settings (Quote.pins_on_request).
     without_pins = forms.BooleanField(required=False, label="Generate without the pinned character")
     with_pins = forms.BooleanField(required=False, label="Use the pinned character (Kling O1 reference-to-video)")
+
+    def __init__(self, *args, story=None, usable=(), **kwargs):
+        """`usable`: the characters the contributor may use (marketplace.selectors.usable_characters)."""
+        super().__init__(*args, **kwargs)
+        self.fields["prompt"].widget.attrs["placeholder"] = prompt_placeholder(story)
+        self.usable = {row.character.character_id: row for row in usable}
+        # A post that does not name a character gets the story's own, as the API does; one naming a character
+        # that is not offered is refused.
+        named = "character_id" in self.data if self.is_bound else bool(self.usable)
+        if named:
+            # Only the characters the access rule allows are offered; the service checks the same rule again.
+            self.fields["character_id"] = forms.ChoiceField(
+                label="Character",
+                choices=[(key, f"{row.character.name} — {row.basis}") for key, row in self.usable.items()],
+                initial=next(iter(self.usable), None),
+                widget=CharacterSelect(option_data={
+                    key: {"data-name": row.character.name, "data-url": row.character.get_absolute_url(),
+                          "data-sheet": row.character.model_sheet.url if row.character.model_sheet else ""}
+                    for key, row in self.usable.items()
+                }),
+                help_text="Your story's characters, and the characters you hold a license for (a clip spends one use).",
+            )
 
     def clean(self):
         data = super().clean()
@@ -29,3 +75,12 @@ class GenerateForm(forms.Form):
         if self.cleaned_data.get("without_pins"):
             return False
         return None
+
+    def chosen_character_id(self) -> str | None:
+        """The character picked (or shown as picked), or None for the story's default."""
+        if "character_id" not in self.fields:
+            return None
+        if self.is_bound:
+            value = self.data.get("character_id") or ""
+            return value if value in self.usable else None
+        return self.fields["character_id"].initial

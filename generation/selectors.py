@@ -19,17 +19,29 @@ def drift_points(story: Story) -> list[dict]:
     ]
 
 
-def bar_chart(values: list[int], *, width: int = 560, height: int = 140, labels: list[str] | None = None) -> dict:
-    """Geometry of a 0-100 bar chart for an inline SVG (server-rendered: pictures, not only numbers)."""
+CHART_TICKS = (0, 25, 50, 75, 100)
+
+
+def bar_chart(values: list[int], *, width: int = 560, height: int = 160, labels: list[str] | None = None) -> dict:
+    """Geometry of a 0-100 bar chart for an inline SVG (server-rendered: pictures, not only numbers).
+
+    One bar per value, over a y-axis with ticks at 0, 25, 50, 75 and 100 (the score scale) and the
+    bars' labels under the baseline. Bars are at most 56 px wide, so a few bars do not fill the width.
+    """
+    axis_x, top, bottom = 34, 10, 20  # room for the tick labels, the top label and the bar labels
+    baseline = height - bottom
+    plot = baseline - top
     count = max(1, len(values))
     gap = 6
-    bar = max(4, (width - gap * (count + 1)) // count)
+    bar = min(56, max(4, (width - axis_x - gap * (count + 1)) // count))
     bars = []
     for i, value in enumerate(values):
-        h = round((height - 20) * max(0, min(100, value)) / 100)
+        h = round(plot * max(0, min(100, value)) / 100)
         bars.append({
-            "x": gap + i * (bar + gap), "y": height - 20 - h, "w": bar, "h": h, "value": value,
+            "x": axis_x + gap + i * (bar + gap), "y": baseline - h, "w": bar, "h": h, "value": value,
             "label": (labels or [""] * count)[i],
             "tone": "good" if value >= 75 else "warn" if value >= 50 else "bad",
         })
-    return {"width": gap + count * (bar + gap), "height": height, "bars": bars, "baseline": height - 20}
+    ticks = [{"value": v, "y": baseline - round(plot * v / 100)} for v in CHART_TICKS]
+    return {"width": axis_x + gap + count * (bar + gap), "height": height, "bars": bars, "baseline": baseline,
+            "top": top, "axis_x": axis_x, "ticks": ticks}

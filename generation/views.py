@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from characters.models import Story
 from common.exceptions import ServiceError
+from marketplace import selectors as marketplace_selectors
 
 from . import selectors, services
 from .forms import GenerateForm
@@ -15,21 +16,26 @@ from .models import GenerationJob
 @login_required
 def create(request, story_id: int):
     story = get_object_or_404(Story, pk=story_id)
-    form = GenerateForm(request.POST or None)
+    # The same access rule the service applies when the job is created (it spends the license use then).
+    usable = marketplace_selectors.usable_characters(request.user, story)
+    form = GenerateForm(request.POST or None, story=story, usable=usable)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             job = services.generation_create(
                 requester=request.user, story=story, prompt=data["prompt"], duration=data["duration"],
                 aspect_ratio=data["aspect_ratio"], use_pins=form.use_pins,
+                character_id=data.get("character_id") or None,
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Generation {job.job_id} queued.")
             return redirect(job)
-    # What the story's default request would run: the banner, the pin choice and the cost follow from it.
-    quote = services.generation_quote(story=story, prompt="scene", duration=5)
+    # What the story's default request with the character picked would run: the banner, the pin choice and
+    # the cost follow from it.
+    quote = services.generation_quote(story=story, prompt="scene", duration=5,
+                                      character_id=form.chosen_character_id())
     context = {"story": story, "form": form, "pins": quote.available_pins, "character": quote.character,
                "quote": quote}
     return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)

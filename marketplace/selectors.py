@@ -1,4 +1,9 @@
-"""Reads for the marketplace: the gallery, wallets and their ledger, licenses and offers."""
+"""Reads for the marketplace: the gallery, wallets and their ledger, licenses and offers, and who may use a character.
+
+`character_access` is the one rule for using a character (free for its creator and its story's
+contributors, else a valid license); the license panel, the purchase refusal, the create page's
+character list and the license check when a job is created all ask it.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +14,8 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from characters.models import Character, ReferenceImage
+from characters.models import Character, ReferenceImage, Story
+from characters.selectors import story_contributors
 
 from .models import ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
 
@@ -166,3 +172,104 @@ def offers_made(user) -> QuerySet[ExclusiveOffer]:
 def offers_received(user) -> QuerySet[ExclusiveOffer]:
     """Offers on characters the user created."""
     return ExclusiveOffer.objects.filter(character__creator=user).select_related("character__story", "buyer")
+
+
+# --- Who may use a character: the one access rule ------------------------------------------------
+
+def free_access(user, character: Character) -> str | None:
+    """Why `user` may use `character` without a license ("creator", "story_contributor"), or None."""
+    if user is None or not user.is_authenticated:
+        return None
+    if user.pk == character.creator_id:
+        return "creator"
+    if story_contributors(character.story_id).filter(pk=user.pk).exists():
+        return "story_contributor"
+    return None
+
+
+@dataclass(frozen=True)
+class CharacterAccess:
+    """May a user use a character, on what basis, and (with a license) how many uses are left."""
+
+    character: Character
+    allowed: bool
+    reason: str  # "creator", "story_contributor", "license" or "none"
+    message: str
+    license: License | None = None  # the license a use is spent from first
+    uses_left: int | None = None  # over all the user's valid licenses of it; None: unlimited (or not counted)
+
+    @property
+    def needs_license_use(self) -> bool:
+        return self.reason == "license"
+
+    @property
+    def free(self) -> bool:
+        return self.allowed and not self.needs_license_use
+
+    @property
+    def basis(self) -> str:
+        """The basis in a few words, for a list of characters to pick from."""
+        if self.reason == "creator":
+            return "you created it"
+        if self.reason == "story_contributor":
+            return "you contribute to its story"
+        if self.reason == "license":
+            if self.uses_left is None:
+                return "licensed, unlimited uses"
+            return f"licensed, {self.uses_left} use{'' if self.uses_left == 1 else 's'} left"
+        return "needs a license"
+
+
+def free_access_message(reason: str) -> str:
+    """What the license panel and a refused purchase say to someone who needs no license."""
+    if reason == "creator":
+        return "You can use this character without a license: you created it."
+    return "You can use this character without a license: you contribute to its story."
+
+
+def character_access(user, character: Character) -> CharacterAccess:
+    """May `user` use `character` in a clip?
+
+    The creator always may; so may anyone who contributed to the character's own story; everyone
+    else needs a license with uses left that has not expired. Sales being closed (licensing off,
+    an exclusive sold) does not stop licenses already bought.
+    """
+    if user is None or not user.is_authenticated:
+        return CharacterAccess(character, False, "none", "Sign in to use a character.")
+    reason = free_access(user, character)
+    if reason is not None:
+        return CharacterAccess(character, True, reason, free_access_message(reason))
+    licenses = list(valid_licenses(user, character))
+    if not licenses:
+        message = f"Using {character.name} needs a license: buy one in the gallery."
+        return CharacterAccess(character, False, "none", message)
+    first = licenses[0]
+    uses_left = None if any(lic.unlimited for lic in licenses) else sum(lic.uses_remaining for lic in licenses)
+    return CharacterAccess(
+        character, True, "license", f"Your {first.get_license_type_display().lower()} license.", first, uses_left
+    )
+
+
+def usable_characters(user, story: Story) -> list[CharacterAccess]:
+    """The canonical characters `user` may use in a clip of `story`, each with its basis (`character_access`).
+
+    The story's own characters first, newest first (so the first one is the one a request without a
+    character gets), then characters of the user's other stories and licensed characters, by name.
+    A character of the story the user may not use is left out, as are expired and used-up licenses.
+    """
+    if user is None or not user.is_authenticated:
+        return []
+    licensed = valid_licenses(user, OuterRef("pk"))
+    candidates = (
+        Character.objects.filter(status=Character.Status.CANONICAL)
+        .filter(
+            Q(story=story) | Q(creator=user) | Q(story__contributor_links__user=user)
+            | Q(Exists(licensed.order_by().values("pk")))
+        )
+        .select_related("story")
+        .distinct()
+    )
+    own = sorted((c for c in candidates if c.story_id == story.pk), key=lambda c: (c.created_at, c.pk), reverse=True)
+    others = sorted((c for c in candidates if c.story_id != story.pk), key=lambda c: (c.name.lower(), c.pk))
+    rows = [character_access(user, character) for character in own + others]
+    return [row for row in rows if row.allowed]

@@ -9,7 +9,8 @@ Lock order, everywhere: character row -> offer row -> license rows -> wallet row
 
 The generation app calls two functions here: `license_consume_use` when it creates a job (it checks
 access and spends the use in one pass, refusing with the reason), and `license_refund_use` when the
-provider failed the job. Pages call `license_check_access` to say whether a character may be used.
+provider failed the job. The access rule itself is a read: `selectors.character_access` (and
+`selectors.free_access` for who needs no license), which pages and the create page's character list use.
 """
 from __future__ import annotations
 
@@ -52,6 +53,13 @@ class ExclusiveTaken(ServiceError):
 class LicenseRequired(ServiceError):
     status_code = 403
     code = "license_required"
+
+
+class LicenseNotNeeded(ServiceError):
+    """The buyer may already use the character for free (its creator, a contributor of its story)."""
+
+    status_code = 409
+    code = "license_not_needed"
 
 
 def _forbidden(message: str) -> ServiceError:
@@ -146,10 +154,9 @@ def _check_on_sale(character: Character, buyer) -> None:
         raise NotLicensable(f"{character.name} is not canonical yet, so it cannot be licensed.")
     if not character.allow_licensing:
         raise NotLicensable(f"The creator of {character.name} does not allow licensing at the moment.")
-    if buyer.pk == character.creator_id:
-        raise ServiceError(
-            f"You created {character.name}: you can use it without a license.", code="own_character", status_code=403
-        )
+    free = selectors.free_access(buyer, character)
+    if free is not None:
+        raise LicenseNotNeeded(selectors.free_access_message(free), details={"reason": free})
     holder = selectors.exclusive_holder(character)
     if holder is not None:
         if holder.licensee_id == buyer.pk:
@@ -354,35 +361,13 @@ def exclusive_offer_withdraw(*, offer_id: int, buyer) -> ExclusiveOffer:
 
 # --- Using a character: the one access rule, and license uses ------------------------------------
 
-@dataclass(frozen=True)
-class LicenseAccess:
-    allowed: bool
-    reason: str  # "creator", "story_contributor", "license" or "none"
-    message: str
-    license: License | None = None
-
-    @property
-    def needs_license_use(self) -> bool:
-        return self.reason == "license"
+# The access rule is a read (marketplace.selectors.character_access); its result's old name is kept.
+LicenseAccess = selectors.CharacterAccess
 
 
 def license_check_access(user, character: Character, story: Story | None = None) -> LicenseAccess:
-    """May `user` use `character` (in `story`, when generating a clip)?
-
-    The creator always may; so may anyone who contributed to the character's own story; everyone
-    else needs a license with uses left that has not expired. Sales being closed (licensing off,
-    an exclusive sold) does not stop licenses already bought.
-    """
-    if user is None or not user.is_authenticated:
-        return LicenseAccess(False, "none", "Sign in to use a character.")
-    if user.pk == character.creator_id:
-        return LicenseAccess(True, "creator", f"You created {character.name}.")
-    if story_contributors(character.story).filter(pk=user.pk).exists():
-        return LicenseAccess(True, "story_contributor", f"You contributed to {character.name}'s story.")
-    license = selectors.valid_licenses(user, character).first()
-    if license is not None:
-        return LicenseAccess(True, "license", f"Your {license.get_license_type_display().lower()} license.", license)
-    return LicenseAccess(False, "none", f"Using {character.name} needs a license: buy one in the gallery.")
+    """May `user` use `character` (in `story`, when generating a clip)? See `selectors.character_access`."""
+    return selectors.character_access(user, character)
 
 
 def license_consume_use(user, character: Character, story: Story | None, job_ref: str) -> LicenseUse | None:

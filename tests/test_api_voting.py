@@ -199,6 +199,16 @@ def test_bad_submissions_get_a_clear_400(story, frames, contributor, payload, co
     assert not CharacterSubmission.objects.exists()
 
 
+def test_several_problems_are_all_listed_in_the_details(story, contributor):
+    response = client_for(contributor).post(
+        submissions_url(story.pk), {"frame_ids": [], "style_description": ""}, format="json"
+    )
+    error = assert_error(response, 400, "style_required", message_has="Describe")  # the first, as before
+    assert [e["code"] for e in error["details"]["errors"]] == ["style_required", "frame_count"]
+    assert "you picked 0" in error["details"]["errors"][1]["message"]
+    assert not CharacterSubmission.objects.exists()
+
+
 def test_eleven_frames_are_refused(story, contributor):
     clip = ClipFactory(story=story)
     ids = [CandidateFrameFactory(clip=clip).pk for _ in range(11)]

@@ -1,11 +1,13 @@
 """The create page in a real browser: the cost follows what the contributor picks, before anything is spent."""
 import pytest
 
-from characters.models import PinningSettings
+from characters.models import Character, PinningSettings
 from generation.models import GenerationJob
+from marketplace.models import LicenseUse
 
 from . import browser_support as bs
-from .generation_support import offline_provider, pinned_story  # noqa: F401 -- the fixture
+from .factories import StoryFactory, UserFactory
+from .generation_support import canonical_character, licensee_of, offline_provider, pinned_story  # noqa: F401
 
 pytestmark = [*bs.BROWSER_MARKS, pytest.mark.usefixtures("offline_provider")]
 # Shared fixtures (see tests/browser_support.py): bound here so pytest finds them for this module.
@@ -35,4 +37,36 @@ def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, page
     page.wait_for_function("document.querySelector('[data-role=\"mode\"]').textContent === 'reference-to-video'")
     assert cost.inner_text() == "$1.120"
     assert not GenerationJob.objects.exists()  # quoting spends nothing
+    assert page.js_errors == []
+
+
+def test_a_licensed_character_of_another_story_is_picked_and_its_use_spent(live_server, page, good_clip):
+    owner = UserFactory(username="owner")
+    character = canonical_character(StoryFactory(title="Deep Field", created_by=owner), owner, good_clip,
+                                    allow_licensing=True)
+    Character.objects.filter(pk=character.pk).update(name="Commander Eileen")
+    buyer, story, license = licensee_of(character)  # a pack of 10
+    own = canonical_character(story, buyer, good_clip)  # the buyer's story has its own character, the default
+    buyer.set_password(PASSWORD)
+    buyer.save()
+    bs.log_in(page, live_server.url, buyer.username, PASSWORD)
+    page.goto(f"{live_server.url}/stories/{story.pk}/create/")
+
+    select = page.locator("#id_character_id")
+    assert select.input_value() == own.character_id
+    options = select.locator("option").all_inner_texts()
+    assert f"{own.name} — you created it" in options
+    assert "Commander Eileen — licensed, 10 uses left" in options
+    select.select_option(character.character_id)
+    page.wait_for_function(
+        "document.querySelector('[data-role=\"character-link\"]').textContent === 'Commander Eileen'")
+    page.fill("#id_prompt", "She lands on the far side of the moon")
+    with page.expect_navigation():
+        page.click("#generate-form button[type=submit]")
+
+    job = GenerationJob.objects.get()
+    assert page.url.endswith(job.get_absolute_url())
+    assert (job.story, job.character, job.mode) == (story, character, "image-to-video")
+    license.refresh_from_db()
+    assert license.uses_remaining == 9 and LicenseUse.objects.get().job_ref == job.job_id
     assert page.js_errors == []

@@ -14,7 +14,7 @@ from marketplace import selectors, services
 from marketplace.api.serializers import GalleryCharacterSerializer
 from marketplace.models import ExclusiveOffer, LedgerEntry, License, Wallet
 
-from .factories import CharacterFactory, StoryFactory, UserFactory
+from .factories import CharacterFactory, ClipFactory, StoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -188,13 +188,18 @@ def test_every_refusal_is_a_clear_4xx_and_moves_no_money(character, buyer, creat
     poor = UserFactory()
     services.credits_grant(user=poor, amount=9, reason="x", granted_by=admin_user)
     closed = CharacterFactory(allow_licensing=False)
+    contributor = ClipFactory(story=character.story).uploader
+    services.credits_grant(user=contributor, amount=100, reason="x", granted_by=admin_user)
     before = money()
     assert_error(client_for(buyer).post(url, {"license_type": "gold"}, format="json"), 400, "unknown_license_type",
                  "single_use")
     assert_error(client_for(buyer).post(url, {}, format="json"), 400, "invalid", "license_type")
     assert_error(client_for(poor).post(url, {"license_type": "single_use"}, format="json"), 402,
                  "insufficient_credits", "costs 10")
-    assert_error(client_for(creator).post(url, {"license_type": "single_use"}, format="json"), 403, "own_character")
+    # The creator and a contributor of the character's story use it for free: no license is sold to them.
+    for free in (creator, contributor):
+        assert_error(client_for(free).post(url, {"license_type": "single_use"}, format="json"), 409,
+                     "license_not_needed", "without a license")
     assert_error(client_for(buyer).post(f"/api/v1/characters/{closed.character_id}/license",
                                         {"license_type": "single_use"}, format="json"), 409, "not_licensable")
     assert_error(client_for(buyer).post("/api/v1/characters/nobody_here/license",

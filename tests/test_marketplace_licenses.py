@@ -119,8 +119,16 @@ def test_refusals_move_no_money(fund, buyer, creator, character):
 
     assert _refusal(buy(tier="gold")).code == "unknown_license_type"
     assert _refusal(buy(tier="exclusive")).code == "exclusive_by_offer"
-    assert _refusal(buy(who=creator)).status_code == 403
-    assert _refusal(buy(who=creator)).code == "own_character"
+    # Free access needs no license, so none is sold: the creator, and a contributor of the character's story.
+    refused = _refusal(buy(who=creator))
+    assert (refused.status_code, refused.code, refused.details) == (409, "license_not_needed", {"reason": "creator"})
+    contributor = ClipFactory(story=character.story).uploader
+    fund(contributor, 100)
+    refused = _refusal(buy(who=contributor))
+    assert (refused.status_code, refused.code, refused.details) == (
+        409, "license_not_needed", {"reason": "story_contributor"}
+    )
+    assert refused.message == "You can use this character without a license: you contribute to its story."
     poor = fund(UserFactory(), 9)
     refused = _refusal(buy(who=poor))
     assert (refused.code, refused.status_code, refused.details) == (
@@ -212,7 +220,7 @@ def test_offer_rules(fund, buyer, creator, character, admin_user):
     refused = _refusal(lambda: services.exclusive_offer_make(buyer=buyer, character=character, credits=5000))
     assert refused.code == "insufficient_credits"
     assert _refusal(lambda: services.exclusive_offer_make(
-        buyer=creator, character=character, credits=1000)).code == "own_character"
+        buyer=creator, character=character, credits=1000)).code == "license_not_needed"
     offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
     with pytest.raises(ServiceError) as caught:
         services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
@@ -287,6 +295,43 @@ def test_expired_revoked_and_used_up_licenses_give_no_access(buyer, character, a
     assert not services.license_check_access(buyer, character).allowed
     with pytest.raises(services.LicenseRequired):
         services.license_consume_use(buyer, character, None, "job-2")
+
+
+def test_usable_characters_lists_the_storys_own_and_the_licensed_ones_with_uses_left(buyer, character, admin_user):
+    """The create page's list: the story's characters the user may use, then valid licenses only."""
+    home = StoryFactory(title="Home")
+    ClipFactory(story=home, uploader=buyer)  # buyer contributes to home
+    mine = CharacterFactory(story=home, name="Own hero")
+    CharacterFactory(story=home, name="Draft", status=Character.Status.CANDIDATE)  # not canonical: not usable
+    unrelated = CharacterFactory(name="Unlicensed", allow_licensing=True)
+    pack = services.license_purchase(buyer=buyer, character=character, license_type="pack_10").license
+    services.license_consume_use(buyer, character, home, "job-a")
+    expired = CharacterFactory(name="Expired one", allow_licensing=True)
+    old = services.license_purchase(buyer=buyer, character=expired, license_type="single_use").license
+    License.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    used_up = CharacterFactory(name="Used up", allow_licensing=True)
+    services.license_purchase(buyer=buyer, character=used_up, license_type="single_use")
+    services.license_consume_use(buyer, used_up, home, "job-b")
+    forever = CharacterFactory(name="Zed", allow_licensing=True)
+    services.license_purchase(buyer=buyer, character=forever, license_type="unlimited")
+
+    rows = selectors.usable_characters(buyer, home)
+
+    assert [(r.character, r.reason) for r in rows] == [
+        (mine, "story_contributor"), (character, "license"), (forever, "license")
+    ]
+    assert [r.basis for r in rows] == [
+        "you contribute to its story", "licensed, 9 uses left", "licensed, unlimited uses"
+    ]
+    assert rows[1].license == pack and rows[1].uses_left == 9
+    assert unrelated not in [r.character for r in rows]
+    # A second valid license of the same character adds its uses; the same rule decides the service's check.
+    services.license_purchase(buyer=buyer, character=character, license_type="single_use")
+    assert selectors.usable_characters(buyer, home)[1].uses_left == 10
+    for row in rows:
+        assert services.license_check_access(buyer, row.character).allowed
+    # A stranger on the home story sees none of them: the story's character needs a license for them too.
+    assert selectors.usable_characters(UserFactory(), home) == []
 
 
 def test_a_job_spends_one_use_once_and_gets_it_back_once(buyer, character):

@@ -112,8 +112,12 @@ def test_panel_for_others(character, creator, buyer):
     assert "Log in to license Kira" in anonymous and "Buy for" not in anonymous
     mine = render_panel(character, creator)
     assert "Stop licensing" in mine and "Buy for" not in mine and "0 licenses sold" in mine
+    assert "You can use this character without a license: you created it." in mine
+    # A contributor of the character's story has free access too: told so, and offered nothing to buy.
     contributor = ClipFactory(story=character.story).uploader
-    assert "without a license" in render_panel(character, contributor)
+    theirs = render_panel(character, contributor)
+    assert "You can use this character without a license: you contribute to its story." in theirs
+    assert "Buy for" not in theirs and "Make an exclusive offer" not in theirs and "Stop licensing" not in theirs
     draft = CharacterFactory(status=Character.Status.CANDIDATE, allow_licensing=True)
     assert "Only canonical characters can be licensed" in render_panel(draft, buyer)
     closed = CharacterFactory(allow_licensing=False)
@@ -143,7 +147,10 @@ def test_refusals_on_the_page_are_messages_and_move_no_money(character, buyer, c
     response = csrf_post(signed_in(buyer), url, {"license_type": "unlimited"})
     assert flash(response) == ["Not enough credits: the unlimited license of Kira costs 500 and your balance is 100."]
     response = csrf_post(signed_in(creator), url, {"license_type": "single_use"})
-    assert flash(response) == ["You created Kira: you can use it without a license."]
+    assert flash(response) == ["You can use this character without a license: you created it."]
+    contributor = ClipFactory(story=character.story).uploader
+    response = csrf_post(signed_in(contributor), url, {"license_type": "single_use"})
+    assert flash(response) == ["You can use this character without a license: you contribute to its story."]
     assert not License.objects.exists()
     assert selectors.wallet_balance(buyer) == 100
 

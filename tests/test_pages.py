@@ -386,3 +386,15 @@ def test_pages_make_a_bounded_number_of_queries(client, story, author, django_as
         assert client.get(story.get_absolute_url()).status_code == 200
     with django_assert_max_num_queries(5):
         assert client.get(reverse("home")).status_code == 200
+
+
+def test_the_favicon_is_linked_from_every_page_and_served(client):
+    home = client.get(reverse("home")).content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in home
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(icon.streaming_content)
+    # /favicon.ico, which browsers ask for on their own, is not a 404: it leads to the same icon.
+    response = client.get("/favicon.ico", follow=True)
+    assert response.redirect_chain == [("/static/favicon.svg", 302)]
+    assert response.status_code == 200 and response["Content-Type"] == "image/svg+xml"

@@ -475,6 +475,21 @@ def test_the_form_refuses_an_empty_description_next_to_the_field(story, frames, 
     assert not CharacterSubmission.objects.exists()
 
 
+def test_the_form_shows_every_problem_at_once(story, frames, ada):
+    """No frames and no description: both are said, each next to its part of the form, in one go."""
+    response = signed_in(ada).post(submit_url(story), {"frame_ids": [], "style_description": ""})
+    assert response.status_code == 400
+    html = response.content.decode()
+    frames_error = html[html.index('id="frames-error"'):]
+    assert shows(frames_error[:400], "Pick between 1 and 10 frames (you picked 0).")
+    field = html[html.index('for="id_style_description"'):]
+    assert shows(field[:1500], "Describe the character's style (up to 500 characters).")
+    summary = html[html.index('id="form-errors"'):]
+    summary = summary[:summary.index("</div>")]
+    assert "Pick between 1 and 10 frames" in summary and "Describe the character" in summary
+    assert not CharacterSubmission.objects.exists()
+
+
 def test_the_form_refuses_a_description_over_500_characters(story, frames, ada):
     response = signed_in(ada).post(submit_url(story), {"frame_ids": [frames[1].pk], "style_description": "x" * 501})
     assert response.status_code == 400

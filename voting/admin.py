@@ -44,12 +44,22 @@ class CharacterSubmissionAdmin(admin.ModelAdmin):
 
 
 class OverrideForm(forms.Form):
-    submission = forms.ModelChoiceField(queryset=CharacterSubmission.objects.none(), label="Winner")
+    submission = forms.ModelChoiceField(
+        queryset=CharacterSubmission.objects.none(), label="Winner", widget=forms.RadioSelect
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept with the result.")
 
     def __init__(self, *args, session: VotingSession, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["submission"].queryset = session.submissions.all()
+        # What the admin decides on, per design: its votes so far and its first frame (most votes first).
+        status = selectors.session_status(session)
+        self.total_votes = status["total_votes"]
+        self.rows = status["submissions"]
+        for row in self.rows:
+            links = row["submission"].frame_links.all()  # prefetched in frame order
+            first = links[0].frame if links else None
+            row["thumbnail_url"] = first.thumbnail.url if first is not None and first.thumbnail else ""
 
 
 class StartSessionForm(forms.Form):
@@ -158,7 +168,7 @@ class VotingSessionAdmin(admin.ModelAdmin):
                 return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
                    "original": session, "title": f"Override the result of vote {session.pk}"}
-        return render(request, "admin/voting/votingsession/form_page.html", context)
+        return render(request, "admin/voting/votingsession/override_form.html", context)
 
     def _each(self, request, queryset, fn, verb):
         for session in queryset:

@@ -92,5 +92,8 @@ class SubmissionForm(forms.Form):
             "style_description": data["style_description"],
         }
 
-    def add_service_error(self, code: str, message: str) -> None:
-        self.add_error(ERROR_FIELDS.get(code), message)
+    def add_service_error(self, code: str, message: str, details: dict | None = None) -> None:
+        """Show a refusal next to its field; a refusal listing several problems shows each of them."""
+        problems = (details or {}).get("errors") or [{"code": code, "message": message}]
+        for problem in problems:
+            self.add_error(ERROR_FIELDS.get(problem["code"]), problem["message"])

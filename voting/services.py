@@ -31,6 +31,45 @@ class VotingError(ServiceError):
 
 # --- Submissions ----------------------------------------------------------------------------
 
+def _submission_problems(story: Story, style: str, name: str, ids: list[int]) -> list[VotingError]:
+    """Everything wrong with a proposed design, so a person fixes it all in one go."""
+    problems = []
+    if not style:
+        problems.append(VotingError("Describe the character's style (up to 500 characters).", code="style_required"))
+    elif len(style) > 500:
+        problems.append(VotingError(
+            f"The style description is {len(style)} characters; the limit is 500.", code="style_too_long"
+        ))
+    if len(name) > 100:
+        problems.append(VotingError("The character name may be at most 100 characters.", code="name_too_long"))
+    if not 1 <= len(ids) <= settings.VOTING_MAX_FRAMES:
+        problems.append(VotingError(
+            f"Pick between 1 and {settings.VOTING_MAX_FRAMES} frames (you picked {len(ids)}).", code="frame_count"
+        ))
+    else:
+        found = set(CandidateFrame.objects.filter(pk__in=ids, clip__story=story).values_list("pk", flat=True))
+        foreign = [i for i in ids if i not in found]
+        if foreign:
+            problems.append(VotingError(
+                f"Frames {', '.join(map(str, foreign))} are not candidate frames of this story's clips. "
+                "Pick frames from this story's clips.",
+                code="foreign_frames",
+                details={"frame_ids": foreign},
+            ))
+    return problems
+
+
+def _all_of(problems: list[VotingError]) -> VotingError:
+    """One refusal: the first problem's code and message (as before), and with several, all of them in
+    `details["errors"]` (each `{"code", "message", "details"}`)."""
+    first = problems[0]
+    if len(problems) > 1:
+        first.details = {**first.details, "errors": [
+            {"code": p.code, "message": p.message, "details": p.details} for p in problems
+        ]}
+    return first
+
+
 def submission_create(
     *,
     story: Story,
@@ -47,28 +86,10 @@ def submission_create(
     style_description = (style_description or "").strip()
     character_name = (character_name or "").strip()
     character_slot = (character_slot or DEFAULT_CHARACTER_SLOT).strip().lower()
-    if not style_description:
-        raise VotingError("Describe the character's style (up to 500 characters).", code="style_required")
-    if len(style_description) > 500:
-        raise VotingError(
-            f"The style description is {len(style_description)} characters; the limit is 500.", code="style_too_long"
-        )
-    if len(character_name) > 100:
-        raise VotingError("The character name may be at most 100 characters.", code="name_too_long")
     ids = list(dict.fromkeys(int(i) for i in frame_ids or []))
-    if not 1 <= len(ids) <= settings.VOTING_MAX_FRAMES:
-        raise VotingError(
-            f"Pick between 1 and {settings.VOTING_MAX_FRAMES} frames (you picked {len(ids)}).", code="frame_count"
-        )
-    found = set(CandidateFrame.objects.filter(pk__in=ids, clip__story=story).values_list("pk", flat=True))
-    foreign = [i for i in ids if i not in found]
-    if foreign:
-        raise VotingError(
-            f"Frames {', '.join(map(str, foreign))} are not candidate frames of this story's clips. "
-            "Pick frames from this story's clips.",
-            code="foreign_frames",
-            details={"frame_ids": foreign},
-        )
+    problems = _submission_problems(story, style_description, character_name, ids)
+    if problems:
+        raise _all_of(problems)
     with transaction.atomic():
         submission = CharacterSubmission.objects.create(
             story=story,

@@ -32,7 +32,7 @@ def submission_create(request, story_id):
                 submission = services.submission_create(story=story, submitter=request.user,
                                                         **form.service_arguments())
             except ServiceError as exc:
-                form.add_service_error(exc.code, exc.message)
+                form.add_service_error(exc.code, exc.message, exc.details)
                 status = exc.status_code
             else:
                 messages.success(request, _created_message(submission))

@@ -93,9 +93,10 @@ class CharacterLicenseApi(APIView):
             200: OpenApiResponse(LicensePurchaseResponseSerializer, description="A replayed purchase."),
             **error_responses(400, 401, 404),
             402: _error("Not enough credits (`insufficient_credits`); `error.details` has balance and required."),
-            403: _error("You created this character (`own_character`)."),
-            409: _error("Not open to licensing (`not_licensable`), sold exclusively (`exclusive_taken`), or the "
-                        "idempotency key was used for another purchase (`idempotency_key_reused`)."),
+            409: _error("Not open to licensing (`not_licensable`), sold exclusively (`exclusive_taken`), no license "
+                        "needed: you created the character or contribute to its story (`license_not_needed`, "
+                        "`error.details.reason`), or the idempotency key was used for another purchase "
+                        "(`idempotency_key_reused`)."),
         },
     )
     def post(self, request, character_id: str):
@@ -127,8 +128,8 @@ class CharacterExclusiveOffersApi(APIView):
             201: ExclusiveOfferSerializer,
             **error_responses(400, 401, 404),
             402: _error("Your balance does not cover the offer (`insufficient_credits`)."),
-            403: _error("You created this character (`own_character`)."),
-            409: _error("Not open to licensing, already exclusive, or you have a pending offer (`offer_pending`)."),
+            409: _error("Not open to licensing, already exclusive, no license needed (`license_not_needed`), or you "
+                        "have a pending offer (`offer_pending`)."),
         },
     )
     def post(self, request, character_id: str):

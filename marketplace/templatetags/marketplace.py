@@ -9,7 +9,7 @@ from django import template
 from django.conf import settings
 from django.utils import timezone
 
-from marketplace import selectors, services
+from marketplace import selectors
 from marketplace.forms import ExclusiveOfferForm
 from marketplace.models import ExclusiveOffer
 from marketplace.tiers import priced_tiers
@@ -30,7 +30,6 @@ def license_panel(context, character):
         "user": user,
         "signed_in": signed_in,
         "can_manage": can_manage,
-        "is_creator": signed_in and user.pk == character.creator_id,
         "canonical": character.status == character.Status.CANONICAL,
         "exclusive_holder": holder,
         "tiers": priced_tiers(),
@@ -46,7 +45,8 @@ def license_panel(context, character):
         panel["tier_rows"] = [
             {"tier": tier, "shortfall": max(tier.cost - balance, 0)} for tier in panel["tiers"]
         ]
-        panel["access"] = services.license_check_access(user, character)
+        # Free access (creator, story contributor) hides the tiers: the purchase would be refused anyway.
+        panel["access"] = selectors.character_access(user, character)
         panel["my_licenses"] = list(selectors.valid_licenses(user, character))
         panel["my_pending_offer"] = character.exclusive_offers.filter(
             buyer=user, status=ExclusiveOffer.Status.PENDING

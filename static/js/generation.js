@@ -39,6 +39,7 @@
         aspect_ratio: form.elements.aspect_ratio.value,
         use_pins: usePins
       };
+      if (form.elements.character_id) { body.character_id = form.elements.character_id.value; }
       fetch("/api/v1/generate/quote", {
         method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
@@ -55,8 +56,24 @@
         }
       });
     };
-    ["duration", "aspect_ratio", "without_pins", "with_pins"].forEach(function (name) {
+    // The banner names the character picked (its page and model sheet ride on the option).
+    var showCharacter = function () {
+      var select = form.elements.character_id;
+      var link = document.querySelector('[data-role="character-link"]');
+      if (!select || !link) { return; }
+      var option = select.options[select.selectedIndex];
+      link.textContent = option.dataset.name;
+      link.href = option.dataset.url;
+      var sheet = document.querySelector('[data-role="character-sheet"]');
+      if (sheet) {
+        sheet.hidden = !option.dataset.sheet;
+        if (option.dataset.sheet) { sheet.src = option.dataset.sheet; }
+        sheet.alt = "Model sheet of " + option.dataset.name;
+      }
+    };
+    ["duration", "aspect_ratio", "without_pins", "with_pins", "character_id"].forEach(function (name) {
       if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
     });
+    if (form.elements.character_id) { form.elements.character_id.addEventListener("change", showCharacter); }
   }
 })();
