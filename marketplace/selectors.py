@@ -14,8 +14,8 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
+from characters.clips.selectors import story_contributors
 from characters.models import Character, ReferenceImage, Story
-from characters.selectors import story_contributors
 
 from .models import ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
 

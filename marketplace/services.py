@@ -22,7 +22,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from characters.clips.selectors import story_contributors
 from characters.models import Character, Story
 from common.exceptions import Conflict, NotFound, ServiceError
 
