@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from characters.models import Character, ReferenceImage
 
-from .models import ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
+from .models import CreditRequest, ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
 
 GALLERY_SORTS = {
     # Each order ends on the primary key so pages never repeat or skip a character; each has a
@@ -166,3 +166,12 @@ def offers_made(user) -> QuerySet[ExclusiveOffer]:
 def offers_received(user) -> QuerySet[ExclusiveOffer]:
     """Offers on characters the user created."""
     return ExclusiveOffer.objects.filter(character__creator=user).select_related("character__story", "buyer")
+
+
+def credit_requests_of(user) -> QuerySet[CreditRequest]:
+    """A user's credit requests, newest first."""
+    return CreditRequest.objects.filter(user=user).order_by("-created_at", "-pk")
+
+
+def open_credit_request(user) -> CreditRequest | None:
+    return CreditRequest.objects.filter(user=user, status=CreditRequest.Status.OPEN).first()
