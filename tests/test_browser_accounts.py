@@ -22,6 +22,7 @@ def test_sign_up_verify_log_in_and_request_credits(live_server, page, settings):
     page.fill("input[name=username]", "dana")
     page.fill("input[name=password1]", "a-long-pass-phrase-9")
     page.fill("input[name=password2]", "a-long-pass-phrase-9")
+    bs.screenshot(page, "accounts-signup.png")
     with page.expect_navigation():
         page.click("button[type=submit]")
     assert page.locator("h1").inner_text() == "Check your email"
