@@ -100,7 +100,7 @@ def test_the_admin_actions_grant_reject_and_close(admin_client):
     requests = [services.credit_request_create(user=u, amount=10 * (n + 1), reason="please") for n, u in
                 enumerate(users)]
     changelist = reverse("admin:marketplace_creditrequest_changelist")
-    for action, credit_request in zip(["grant", "reject", "close"], requests):
+    for action, credit_request in zip(["grant", "reject", "close"], requests, strict=True):
         response = admin_client.post(changelist, {"action": action, "_selected_action": [credit_request.pk]})
         assert response.status_code == 302
     statuses = dict(CreditRequest.objects.values_list("pk", "status"))
