@@ -1,8 +1,12 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from allauth.account import views as account_views
+from django.urls import include, path
+from django.views.decorators.http import require_POST
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    # Django 5 logs out on POST only; the nav's "Log out" is a CSRF-protected form.
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # allauth's log-in and log-out under the names the templates and LOGIN_URL use. Log-out takes a POST only
+    # (the nav's "Log out" is a CSRF-protected form): a link or an <img> cannot log anyone out.
+    path("accounts/login/", account_views.login, name="login"),
+    path("accounts/logout/", require_POST(account_views.logout), name="logout"),
+    # Sign-up, email verification, password reset (allauth's names: account_signup, account_login...).
+    path("accounts/", include("allauth.urls")),
 ]

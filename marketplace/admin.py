@@ -1,19 +1,21 @@
 """Admin for the marketplace: wallets with their (read-only) ledger, granting credits with a reason,
-licenses (revoke, with or without refund) and exclusive offers (accept / decline).
+licenses (revoke, with or without refund), exclusive offers (accept / decline) and credit requests (grant in one
+click, reject, close).
 
 Every admin action goes through marketplace.services and is written to the admin log.
 """
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from common.exceptions import ServiceError
 
 from . import services
 from .forms import GrantCreditsForm
-from .models import ExclusiveOffer, LedgerEntry, License, LicenseUse, Wallet
+from .models import CreditRequest, ExclusiveOffer, LedgerEntry, License, LicenseUse, Wallet
 
 
 class ReadOnlyAdminMixin:
@@ -198,3 +200,104 @@ class ExclusiveOfferAdmin(admin.ModelAdmin):
             ),
             "declined",
         )
+
+
+CREDIT_REQUEST_DECISIONS = {
+    "grant": (lambda request, pk: services.credit_request_grant(request_id=pk, granted_by=request.user), "granted"),
+    "reject": (
+        lambda request, pk: services.credit_request_decline(
+            request_id=pk, decided_by=request.user, status=CreditRequest.Status.REJECTED,
+            note=request.POST.get("note", ""),
+        ),
+        "rejected",
+    ),
+    "close": (
+        lambda request, pk: services.credit_request_decline(
+            request_id=pk, decided_by=request.user, status=CreditRequest.Status.CLOSED,
+            note=request.POST.get("note", ""),
+        ),
+        "closed",
+    ),
+}
+
+
+@admin.register(CreditRequest)
+class CreditRequestAdmin(admin.ModelAdmin):
+    """Contributors' requests for credits. Grant (one click: a ledger grant with the request's reason), reject or
+    close, from the list (actions) or the change page (buttons); a request already answered is left as it is."""
+
+    list_display = ("id", "user", "amount", "reason", "status", "created_at", "decided_by", "ledger_link")
+    list_filter = ("status",)
+    search_fields = ("user__username", "user__email", "reason")
+    list_select_related = ("user", "decided_by")
+    readonly_fields = [f.name for f in CreditRequest._meta.fields]
+    actions = ["grant", "reject", "close"]
+    change_form_template = "admin/marketplace/creditrequest/change_form.html"
+
+    def has_add_permission(self, request):
+        return False  # contributors file them from their wallet
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Ledger entry")
+    def ledger_link(self, credit_request):
+        if not credit_request.ledger_entry_id:
+            return "-"
+        url = reverse("admin:marketplace_ledgerentry_change", args=[credit_request.ledger_entry_id])
+        return format_html('<a href="{}">#{}</a>', url, credit_request.ledger_entry_id)
+
+    def get_urls(self):
+        decide = path(
+            "<int:pk>/decide/<str:decision>/", self.admin_site.admin_view(self.decide_view),
+            name="marketplace_creditrequest_decide",
+        )
+        return [decide, *super().get_urls()]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Nothing on a request is edited by hand: the buttons above the form are the only changes.
+        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
+                         "decisions": CREDIT_REQUEST_DECISIONS}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _decide(self, request, credit_request, decision: str) -> bool:
+        run, verb = CREDIT_REQUEST_DECISIONS[decision]
+        try:
+            run(request, credit_request.pk)
+        except ServiceError as exc:
+            self.message_user(request, f"Request {credit_request.pk}: {exc.message}", messages.ERROR)
+            return False
+        self.log_change(request, credit_request, verb)
+        self.message_user(
+            request, f"Request {credit_request.pk} {verb}: {credit_request.amount} credits for {credit_request.user}.",
+            messages.SUCCESS,
+        )
+        return True
+
+    def decide_view(self, request, pk, decision):
+        if decision not in CREDIT_REQUEST_DECISIONS:
+            raise PermissionDenied
+        return require_POST(self._decide_post)(request, pk, decision)
+
+    def _decide_post(self, request, pk, decision):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        credit_request = get_object_or_404(CreditRequest.objects.select_related("user"), pk=pk)
+        self._decide(request, credit_request, decision)
+        return redirect(reverse("admin:marketplace_creditrequest_change", args=[pk]))
+
+    def _decide_all(self, request, queryset, decision):
+        for credit_request in queryset.select_related("user"):
+            self._decide(request, credit_request, decision)
+
+    @admin.action(description="Grant selected requests (credits through the ledger)", permissions=["change"])
+    def grant(self, request, queryset):
+        self._decide_all(request, queryset, "grant")
+
+    @admin.action(description="Reject selected requests", permissions=["change"])
+    def reject(self, request, queryset):
+        self._decide_all(request, queryset, "reject")
+
+    @admin.action(description="Close selected requests", permissions=["change"])
+    def close(self, request, queryset):
+        self._decide_all(request, queryset, "close")

@@ -3,3 +3,6 @@ from django.apps import AppConfig
 
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
+
+    def ready(self):
+        from . import receivers  # noqa: F401  (connects the sign-up grant)

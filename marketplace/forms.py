@@ -58,3 +58,16 @@ class GrantCreditsForm(forms.Form):
         self.user = user
         return username
 
+
+
+class CreditRequestForm(forms.Form):
+    amount = forms.IntegerField(label="Credits", min_value=1, help_text="How many credits you need.")
+    reason = forms.CharField(
+        max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What you want them for: the admins read it, and it is kept with the grant.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].max_value = settings.CREDIT_GRANT_MAX
+        self.fields["amount"].widget.attrs.update({"min": 1, "max": settings.CREDIT_GRANT_MAX, "step": 1})

@@ -206,3 +206,46 @@ class ExclusiveOffer(models.Model):
 
     def __str__(self) -> str:
         return f"Offer {self.pk}: {self.credits} credits for {self.character.character_id} by {self.buyer}"
+
+
+class CreditRequest(models.Model):
+    """A contributor asks the admins for credits, saying why; an admin grants it (one ledger entry), rejects or
+    closes it. One open request per user at a time (a database constraint)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        GRANTED = "granted", "Granted"
+        REJECTED = "rejected", "Rejected"
+        CLOSED = "closed", "Closed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_requests")
+    amount = models.PositiveIntegerField(help_text="Credits asked for.")
+    reason = models.CharField(max_length=500, help_text="What the contributor wants the credits for.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=300, blank=True)
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_request",
+        help_text="The grant, once granted.",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(status="open"), name="one_open_credit_request_per_user"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_request_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status="granted", ledger_entry__isnull=False)
+                | (~Q(status="granted") & Q(ledger_entry__isnull=True)),
+                name="credit_request_granted_has_entry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Credit request {self.pk}: {self.amount} for {self.user} ({self.get_status_display()})"

@@ -17,7 +17,7 @@ from django.utils import timezone
 from characters.clips.selectors import story_contributors
 from characters.models import Character, ReferenceImage, Story
 
-from .models import ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
+from .models import CreditRequest, ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
 
 GALLERY_SORTS = {
     # Each order ends on the primary key so pages never repeat or skip a character; each has a
@@ -273,3 +273,11 @@ def usable_characters(user, story: Story) -> list[CharacterAccess]:
     others = sorted((c for c in candidates if c.story_id != story.pk), key=lambda c: (c.name.lower(), c.pk))
     rows = [character_access(user, character) for character in own + others]
     return [row for row in rows if row.allowed]
+
+def credit_requests_of(user) -> QuerySet[CreditRequest]:
+    """A user's credit requests, newest first."""
+    return CreditRequest.objects.filter(user=user).order_by("-created_at", "-pk")
+
+
+def open_credit_request(user) -> CreditRequest | None:
+    return CreditRequest.objects.filter(user=user, status=CreditRequest.Status.OPEN).first()

@@ -5,7 +5,7 @@ taken in primary-key order so two sales between the same two people can never de
 action raises a ServiceError before anything is written (and the transaction rolls back whatever
 was), so no credit ever moves for a refusal.
 
-Lock order, everywhere: character row -> offer row -> license rows -> wallet rows (by pk).
+Lock order, everywhere: character row -> offer row / credit request row -> license rows -> wallet rows (by pk).
 
 The generation app calls two functions here: `license_consume_use` when it creates a job (it checks
 access and spends the use in one pass, refusing with the reason), and `license_refund_use` when the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,7 +27,7 @@ from characters.models import Character, Story
 from common.exceptions import Conflict, NotFound, ServiceError
 
 from . import selectors
-from .models import ExclusiveOffer, LedgerEntry, License, LicenseType, LicenseUse, Wallet
+from .models import CreditRequest, ExclusiveOffer, LedgerEntry, License, LicenseType, LicenseUse, Wallet
 from .tiers import EXCLUSIVE, LicenseTier, get_tier
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,95 @@ def _admin_movement(*, user, amount: int, reason: str, by, kind: str) -> LedgerE
         entry = _post(wallet, kind, amount, reason, by=by)
     logger.info("%s %+d credits to %s by %s: %s", kind, amount, user, by, reason)
     return entry
+
+
+SIGNUP_GRANT_REASON = "Welcome credits for a new account"
+
+
+def credits_signup_grant(*, user) -> LedgerEntry | None:
+    """Give a new account CREDITS_SIGNUP_GRANT credits (none when 0), once: a second call grants nothing."""
+    amount = settings.CREDITS_SIGNUP_GRANT
+    if amount <= 0:
+        return None
+    with transaction.atomic():
+        wallet = _lock_wallets(user.pk)[user.pk]
+        if wallet.entries.filter(kind=LedgerEntry.Kind.GRANT, reason=SIGNUP_GRANT_REASON).exists():
+            return None
+        entry = _post(wallet, LedgerEntry.Kind.GRANT, amount, SIGNUP_GRANT_REASON)
+    logger.info("Sign-up grant of %s credits to %s", amount, user)
+    return entry
+
+
+# --- Credit requests ------------------------------------------------------------------------
+
+def credit_request_create(*, user, amount: int, reason: str) -> CreditRequest:
+    """A contributor asks the admins for credits: one open request at a time, CREDIT_REQUESTS_PER_DAY a day."""
+    _require_signed_in(user)
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise ServiceError("Say what the credits are for: the admins decide on it.", code="reason_required")
+    limit = settings.CREDIT_GRANT_MAX
+    if not 0 < amount <= limit:
+        raise ServiceError(f"Ask for between 1 and {limit} credits.", code="invalid_amount")
+    if CreditRequest.objects.filter(user=user, status=CreditRequest.Status.OPEN).exists():
+        raise Conflict("You already have an open request: wait for the admins' answer.", code="request_open")
+    per_day = settings.CREDIT_REQUESTS_PER_DAY
+    since = timezone.now() - timedelta(days=1)
+    if CreditRequest.objects.filter(user=user, created_at__gte=since).count() >= per_day:
+        raise ServiceError(
+            f"You can send {per_day} credit request{'s' if per_day != 1 else ''} a day; try again tomorrow.",
+            code="throttled", status_code=429,
+        )
+    try:
+        with transaction.atomic():
+            credit_request = CreditRequest.objects.create(user=user, amount=amount, reason=reason[:500])
+    except IntegrityError:  # another request of this user was created at the same moment
+        raise Conflict("You already have an open request: wait for the admins' answer.", code="request_open") from None
+    logger.info("Credit request %s: %s credits for %s", credit_request.pk, amount, user)
+    return credit_request
+
+
+def _lock_open_request(request_id: int) -> CreditRequest:
+    credit_request = CreditRequest.objects.select_for_update().select_related("user").filter(pk=request_id).first()
+    if credit_request is None:
+        raise NotFound("No such credit request.")
+    if credit_request.status != CreditRequest.Status.OPEN:
+        state = credit_request.get_status_display().lower()
+        raise Conflict(f"This request is already {state}.", code="request_decided")
+    return credit_request
+
+
+def credit_request_grant(*, request_id: int, granted_by) -> CreditRequest:
+    """Grant an open request through the ledger (credits_grant, the reason kept); a second grant is refused."""
+    _require_staff(granted_by, "grant credit requests")
+    with transaction.atomic():
+        credit_request = _lock_open_request(request_id)
+        entry = credits_grant(
+            user=credit_request.user, amount=credit_request.amount, granted_by=granted_by,
+            reason=f"Credit request #{credit_request.pk}: {credit_request.reason}",
+        )
+        credit_request.status = CreditRequest.Status.GRANTED
+        credit_request.ledger_entry = entry
+        credit_request.decided_by = granted_by
+        credit_request.decided_at = timezone.now()
+        credit_request.save(update_fields=["status", "ledger_entry", "decided_by", "decided_at"])
+    return credit_request
+
+
+def credit_request_decline(*, request_id: int, decided_by, status: str, note: str = "") -> CreditRequest:
+    """Reject (the answer is no) or close (settled otherwise) an open request; no credits move."""
+    _require_staff(decided_by, "decide credit requests")
+    if status not in (CreditRequest.Status.REJECTED, CreditRequest.Status.CLOSED):
+        raise ServiceError("A request is rejected or closed.", code="invalid_status")
+    with transaction.atomic():
+        credit_request = _lock_open_request(request_id)
+        credit_request.status = status
+        credit_request.decided_by = decided_by
+        credit_request.decided_at = timezone.now()
+        credit_request.decision_note = " ".join((note or "").split())[:300]
+        credit_request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    logger.info("Credit request %s %s by %s", request_id, status, decided_by)
+    return credit_request
 
 
 # --- Selling licenses ---------------------------------------------------------------------------

@@ -19,4 +19,5 @@ urlpatterns = [
     path("me/licenses/", views.my_licenses, name="my-licenses"),
     path("me/offers/", views.my_offers, name="my-offers"),
     path("me/wallet/", views.my_wallet, name="my-wallet"),
+    path("me/credits/request/", views.credits_request, name="credits-request"),
 ]

@@ -16,7 +16,7 @@ from characters.models import Character
 from common.exceptions import ServiceError
 
 from . import selectors, services
-from .forms import BuyLicenseForm, ExclusiveOfferForm, GalleryFilterForm
+from .forms import BuyLicenseForm, CreditRequestForm, ExclusiveOfferForm, GalleryFilterForm
 from .models import ExclusiveOffer
 from .tiers import cheapest_cost, get_tier
 
@@ -160,5 +160,30 @@ def my_wallet(request):
     page = Paginator(selectors.wallet_ledger(request.user), 50).get_page(request.GET.get("page"))
     return render(request, "marketplace/wallet.html", {
         "balance": selectors.wallet_balance(request.user), "page": page,
+        "open_request": selectors.open_credit_request(request.user),
+        "signup_grant": settings.CREDITS_SIGNUP_GRANT,
     })
 
+
+@login_required
+def credits_request(request):
+    """Ask the admins for credits (amount + reason); the page also lists the answers so far."""
+    form = CreditRequestForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.credit_request_create(user=request.user, **form.cleaned_data)
+            except ServiceError as exc:
+                messages.error(request, exc.message)
+                status = exc.status_code
+            else:
+                messages.success(
+                    request, "Your request was sent to the admins. The credits show here once they grant it."
+                )
+                return redirect("my-wallet")
+    return render(request, "marketplace/credits_request.html", {
+        "form": form, "open_request": selectors.open_credit_request(request.user),
+        "requests": selectors.credit_requests_of(request.user)[:20],
+    }, status=status)

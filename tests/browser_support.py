@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from .factories import verify_email
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -80,8 +82,9 @@ def page(browser):
 
 
 def log_in(page, base_url, username, password):
+    verify_email(username)
     page.goto(f"{base_url}/accounts/login/")
-    page.fill("input[name=username]", username)
+    page.fill("input[name=login]", username)  # allauth's field: a username or an email address
     page.fill("input[name=password]", password)
     with page.expect_navigation():
         page.click("button[type=submit]")

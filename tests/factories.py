@@ -1,5 +1,6 @@
 """factory-boy factories for rows whose files do not matter to the test (no video decoding)."""
 import factory
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 
 from characters.models import CandidateFrame, Character, Clip, Story, StoryContributor
@@ -13,6 +14,17 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     password = factory.django.Password("pass-word-123")
+
+
+def verify_email(username: str) -> EmailAddress:
+    """Give the account a verified primary address, as its emailed link would: the site's log-in page requires one."""
+    user = get_user_model().objects.get(username=username)
+    if not user.email:
+        user.email = f"{username}@example.com"
+        user.save(update_fields=["email"])
+    return EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )[0]
 
 
 class StoryFactory(factory.django.DjangoModelFactory):

@@ -1,5 +1,6 @@
 """`load_demo_data` gives a newcomer a story with extracted clips, through the real services, once."""
 import pytest
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
@@ -26,6 +27,9 @@ def test_demo_data_is_extracted_and_loading_it_again_changes_nothing(django_capt
     assert not users["alice"].is_staff and not users["bob"].is_staff
     assert all(u.check_password("demo-pass-1") for u in users.values())
     assert "admin  / demo-pass-1" in out
+    # Verified addresses, so mandatory email verification does not keep them out of the log-in page.
+    assert set(EmailAddress.objects.filter(verified=True, primary=True).values_list("user__username", flat=True)) == {
+        "admin", "alice", "bob"}
 
     # The community steps on top: a decided vote, the locked character, a pin and a generated clip.
     character = Character.objects.get(story=story)
@@ -40,7 +44,7 @@ def test_demo_data_is_extracted_and_loading_it_again_changes_nothing(django_capt
         call_command("load_demo_data", password="demo-pass-1")
     assert callbacks == []  # nothing queued again
     assert Story.objects.count() == 1 and Clip.objects.count() == 2
-    assert get_user_model().objects.count() == 3
+    assert get_user_model().objects.count() == 3 and EmailAddress.objects.count() == 3
     assert Character.objects.count() == 1 and GenerationJob.objects.count() == 1
     assert set(CandidateFrame.objects.values_list("pk", flat=True)) == frames_before
 

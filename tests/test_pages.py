@@ -15,6 +15,8 @@ from characters.clips import services
 from characters.models import CandidateFrame, Clip, Story, format_timestamp
 from demo import clips
 
+from .factories import verify_email
+
 pytestmark = pytest.mark.django_db
 
 
@@ -139,11 +141,12 @@ def test_anonymous_cannot_create_a_story(client):
 
 
 def test_login_page_logs_in_and_logout_needs_a_post(client, author):
+    verify_email("ada")  # the log-in page lets in accounts with a verified address
     page = client.get(reverse("login"))
     assert page.status_code == 200
-    assert 'name="username"' in page.content.decode()
+    assert 'name="login"' in page.content.decode()  # allauth's field: a username or an email address
 
-    response = client.post(reverse("login"), {"username": "ada", "password": "pw-ada-123", "next": "/"})
+    response = client.post(reverse("login"), {"login": "ada", "password": "pw-ada-123", "next": "/"})
     assert response.status_code == 302
     assert "_auth_user_id" in client.session
 
@@ -157,7 +160,7 @@ def test_login_page_logs_in_and_logout_needs_a_post(client, author):
 
 
 def test_wrong_password_shows_an_error(client, author):
-    response = client.post(reverse("login"), {"username": "ada", "password": "wrong"})
+    response = client.post(reverse("login"), {"login": "ada", "password": "wrong"})
     assert response.status_code == 200
     assert "form-error" in response.content.decode()
     assert "_auth_user_id" not in client.session

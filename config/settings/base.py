@@ -198,6 +198,61 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Accounts: sign-up, log-in, email verification (django-allauth), lock-outs (django-axes) --
+INSTALLED_APPS += ["allauth", "allauth.account", "axes"]
+# Both after AuthenticationMiddleware; axes' turns a flagged (locked-out) log-in into its page, so it comes last.
+MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "common.login_limits.LoginLimitBackend",  # refuses locked-out accounts/addresses before any password check
+    "django.contrib.auth.backends.ModelBackend",  # the admin, the API token (username + password)
+    "allauth.account.auth_backends.AuthenticationBackend",  # the site's log-in page (username or email)
+]
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+# mandatory: no log-in before the address is verified by the emailed link; optional | none.
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Character Persistence] "
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
+# allauth's own limits stay on (sign-up, log-in, password reset, confirmation mails, all in the cache). Its
+# failed-log-in limit is set above axes' so the lock-out below, with its clear message, is what people meet.
+ACCOUNT_RATE_LIMITS = {"login_failed": "20/m/ip,10/5m/key"}
+
+# Email: SMTP when EMAIL_HOST is set, else printed on the console (the embedded default).
+EMAIL_HOST = env("EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Character Persistence <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# How many reverse proxies in front of us append to X-Forwarded-For. 0: the client is REMOTE_ADDR and the
+# header is ignored (a client can write anything in it).
+if "TRUSTED_PROXY_COUNT" not in globals():
+    TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+
+# Lock-out after LOGIN_FAILURE_LIMIT wrong passwords, per account (from any address) and per address (for any
+# account), on every entry point: the site's log-in, the admin's and the API token. Admins unlock in the admin
+# (Axes -> Access attempts: delete the rows) or it lifts by itself after LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "common.login_limits.client_address"
+AXES_USERNAME_CALLABLE = "common.login_limits.attempted_account"
+AXES_LOCKOUT_CALLABLE = "common.login_limits.lockout_response"
+
+# --- Credits for newcomers ------------------------------------------------------------------
+# Granted through the ledger when an account signs up (0: none; admins grant on request instead).
+CREDITS_SIGNUP_GRANT = env.int("CREDITS_SIGNUP_GRANT", default=0)
+# A contributor may file this many credit requests a day, one open at a time.
+CREDIT_REQUESTS_PER_DAY = env.int("CREDIT_REQUESTS_PER_DAY", default=3)
+
 # --- Uploads and the extraction pipeline ----------------------------------------------------
 CLIP_MAX_BYTES = env.int("CLIP_MAX_BYTES", default=200 * 1024 * 1024)
 CLIP_MAX_SECONDS = env.float("CLIP_MAX_SECONDS", default=60.0)

@@ -20,3 +20,6 @@ if REDIS_URL:
     _broker_db = int(_redis.path.strip("/") or 0)
     _cache_url = urlunsplit(_redis._replace(path=f"/{(_broker_db + 1) % 16}"))
     CACHES = {"default": {**CACHES["default"], "LOCATION": _cache_url}}
+
+# Sent mail stays in django.core.mail.outbox (the browser tests read verification links from it).
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

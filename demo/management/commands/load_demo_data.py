@@ -16,6 +16,7 @@ import contextlib
 import tempfile
 from pathlib import Path
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files import File
@@ -122,6 +123,10 @@ class Command(BaseCommand):
         if not user.check_password(password):
             user.set_password(password)  # so the printed login always works
             user.save(update_fields=["password"])
+        # A verified address, so the log-in page (which asks for one) lets the demo users in.
+        EmailAddress.objects.update_or_create(
+            user=user, email__iexact=user.email, defaults={"email": user.email, "verified": True, "primary": True}
+        )
         if created:
             self.stdout.write(f"Created user {username}")
         return user
