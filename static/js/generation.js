@@ -37,7 +37,8 @@
         prompt: form.elements.prompt.value || "scene",
         duration: Number(form.elements.duration.value),
         aspect_ratio: form.elements.aspect_ratio.value,
-        use_pins: usePins
+        use_pins: usePins,
+        with_sound: checked("with_sound")
       };
       fetch("/api/v1/generate/quote", {
         method: "POST", credentials: "same-origin",
@@ -48,6 +49,8 @@
         form.querySelector('[data-role="cost"]').textContent = "$" + data.cost_usd;
         form.querySelector('[data-role="mode"]').textContent = data.mode;
         form.querySelector('[data-role="model"]').textContent = data.model;
+        var summary = form.querySelector('[data-role="summary"]');
+        if (summary) { summary.textContent = data.summary; }
         // The offer of the pinned characters quotes them for the duration picked, beside this request's cost.
         var offer = document.querySelector('[data-role="reference-cost"]');
         if (offer && data.reference_cost_usd) {
@@ -55,7 +58,7 @@
         }
       });
     };
-    ["duration", "aspect_ratio", "without_pins", "with_pins"].forEach(function (name) {
+    ["duration", "aspect_ratio", "without_pins", "with_pins", "with_sound"].forEach(function (name) {
       if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
     });
   }
