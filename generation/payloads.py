@@ -74,16 +74,23 @@ def _fal_error(error: jsonschema.ValidationError) -> dict:
     return {"loc": loc, "msg": error.message, "type": "value_error"}
 
 
+@lru_cache(maxsize=64)
+def _validator(model_id: str, part: str) -> jsonschema.Draft202012Validator | None:
+    doc = schema_for(model_id)
+    if doc is None:
+        return None
+    schema = {"$ref": "#/$defs/output", "$defs": doc["$defs"]} if part == "output" else doc
+    return jsonschema.Draft202012Validator(schema)
+
+
 def validation_errors(model_id: str, arguments, *, part: str = "input") -> list[dict] | None:
     """Where `arguments` break the model's schema, in fal's 422 `detail` shape; [] when they fit.
 
     None when we have no schema for the model. `part="output"` checks a result body instead.
     """
-    doc = schema_for(model_id)
-    if doc is None:
+    validator = _validator(model_id, part)
+    if validator is None:
         return None
-    schema = {"$ref": "#/$defs/output", "$defs": doc["$defs"]} if part == "output" else doc
-    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     return [_fal_error(e) for e in errors]
 

@@ -54,7 +54,7 @@
         // The offer of the pinned characters quotes them for the duration picked, beside this request's cost.
         var offer = document.querySelector('[data-role="reference-cost"]');
         if (offer && data.reference_cost_usd) {
-          offer.textContent = "$" + data.reference_cost_usd + " for " + body.duration + " s, instead of $" + data.cost_usd;
+          offer.textContent = "$" + data.reference_cost_usd + " for " + body.duration + " s, instead of $" + data.would_cost_usd;
         }
       });
     };
