@@ -244,12 +244,14 @@ def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:
 
         from django.core.files.storage import default_storage
 
-        from generation import services, tasks
+        from generation import payloads, services, tasks
         from generation.models import GenerationJob
         from tests.support.fake_fal import FakeFal
 
         user, requests, clip = build_world(workdir)
-        fake = stack.enter_context(FakeFal(host, default_video=clip.read_bytes(), expected_key="bench-key"))
+        # The fake checks every body against the model's published schema, as fal does (422 otherwise).
+        fake = stack.enter_context(FakeFal(host, default_video=clip.read_bytes(), expected_key="bench-key",
+                                           validate=payloads.validation_errors))
         timers = Timers()
         timers.install(stack)
 
@@ -338,6 +340,21 @@ def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:
             print(f"    {step:<30} {len(values):4d} calls, mean {statistics.fmean(values):6.1f} ms")
         print(f"  jobs completed {len(complete)}/{jobs}; submissions at fal {len(fake.accepted)}; "
               f"videos stored {len(stored)}; lost {jobs - len(complete)}")
+        print("  payload accepted by the model's schema (one per model, its builder's body):")
+        for model_id in sorted(payloads.BUILDERS):
+            sample = payloads.PayloadInput(
+                prompt="@Element1 walks", duration=5, aspect_ratio="16:9", negative_prompt="blur",
+                image_url="https://example.test/ref.jpg", with_audio=payloads.supports_audio(model_id),
+                elements=[{"frontal_image_url": "https://example.test/f.jpg",
+                           "reference_image_urls": ["https://example.test/a.jpg"]}],
+            )
+            try:
+                accepted = payloads.validation_errors(model_id, payloads.build(model_id, sample)) == []
+            except payloads.PayloadError:
+                accepted = False
+            print(f"    {model_id:<48} {'yes' if accepted else 'no'}")
+            if not accepted:
+                problems.append(f"the payload for {model_id} does not fit its schema")
         for problem in problems:
             print(f"  FAIL: {problem}")
         return 1 if problems else 0

@@ -1,7 +1,13 @@
 from django import forms
 from django.utils.text import Truncator
 
-from .prompts import ASPECT_RATIOS, DURATIONS
+from . import payloads
+from .prompts import ASPECT_RATIOS
+
+
+def _duration_choices():
+    # Every length a configured model makes; the chosen model's own lengths are checked when planning.
+    return [(d, f"{d} seconds") for d in payloads.all_durations()]
 
 
 class CharacterSelect(forms.Select):
@@ -33,8 +39,12 @@ class GenerateForm(forms.Form):
         max_length=2500,
         help_text="Describe the scene. Pinned characters are added as @Element tags for you.",
     )
-    duration = forms.TypedChoiceField(choices=[(d, f"{d} seconds") for d in DURATIONS], coerce=int, initial=5)
+    duration = forms.TypedChoiceField(choices=_duration_choices, coerce=int, initial=5)
     aspect_ratio = forms.ChoiceField(choices=[(a, a) for a in ASPECT_RATIOS], initial="16:9")
+    with_sound = forms.BooleanField(
+        required=False, label="With sound",
+        help_text="Native audio from the model, at its price with sound (Kling v2.6: $0.14/s instead of $0.07/s).",
+    )
     # The page shows one of these two, by the story's pinning settings (Quote.pins_on_request).
     without_pins = forms.BooleanField(required=False, label="Generate without the pinned character")
     with_pins = forms.BooleanField(required=False, label="Use the pinned character (Kling O1 reference-to-video)")

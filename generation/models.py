@@ -50,7 +50,14 @@ class GenerationJob(models.Model):
     reference_image_used = models.CharField(max_length=20, blank=True)
     duration = models.PositiveSmallIntegerField(default=5)
     aspect_ratio = models.CharField(max_length=8, default="16:9")
-    cost_usd = models.DecimalField(max_digits=8, decimal_places=3, default=0)
+    with_audio = models.BooleanField(default=False, help_text="The contributor asked for sound (priced higher).")
+    cost_usd = models.DecimalField(
+        max_digits=8, decimal_places=3, default=0, help_text="What the provider bills (0 for the offline provider)."
+    )
+    would_cost_usd = models.DecimalField(
+        max_digits=8, decimal_places=3, default=0,
+        help_text="What the model would bill on fal for the same request: the offline provider's jobs cost nothing.",
+    )
     license_use_ref = models.CharField(max_length=64, blank=True, help_text="The license use this job consumed.")
 
     provider = models.CharField(max_length=20)
@@ -102,6 +109,15 @@ class GenerationJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.COMPLETE, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def model_label(self) -> str:
+        return settings.GENERATION_MODELS.get(self.model_id, {}).get("label", self.model_id)
+
+    @property
+    def is_offline_preview(self) -> bool:
+        """Made on this machine from the references, not by the model: free, and its score means nothing."""
+        return self.provider == "offline"
 
     @property
     def submission_unconfirmed(self) -> bool:

@@ -18,9 +18,11 @@ from django.conf import settings
 
 from characters.dna import images as dna
 
+from . import payloads
+from .payloads import PayloadError as PlanError  # noqa: F401 (the plan's refusals, re-exported)
+
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
-DURATIONS = (5, 10)
-MAX_IMAGES = 7  # Kling O1: frontal and reference images of every element together
+MAX_IMAGES = payloads.MAX_INPUTS  # Kling O1: frontal and reference images of every element together
 MAX_REFS_PER_ELEMENT = 3
 QUALITY_TAGS = "High quality, cinematic lighting, consistent character appearance"
 DRIFT_NEGATIVES = ["different character", "different person", "changing appearance", "inconsistent features",
@@ -31,10 +33,6 @@ DIALOGUE_WORDS = re.compile(
     r"\b(speak|spoke|talk|say|said|whisper|shout|emotion|react|cry|cries|smil|laugh|frown|tear)\w*", re.I
 )
 ELEMENT_TAG = re.compile(r"@Element(\d+)\b")
-
-
-class PlanError(ValueError):
-    """The request cannot be turned into a provider call; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,6 @@ class CharacterInput:
 @dataclass
 class GenerationPlan:
     mode: str
-    model_key: str
     model_id: str
     arguments: dict
     prompt_used: str
@@ -69,34 +66,32 @@ class GenerationPlan:
     notes: list = field(default_factory=list)
     duration: int = 5
     aspect_ratio: str = "16:9"
+    with_audio: bool = False
+    left_out: list = field(default_factory=list)  # pins not sent: {pin_id, element_index, label, reason}
 
     @property
     def cost_usd(self) -> Decimal:
-        return job_cost(self.model_key, self.duration)
+        """What the provider bills for this request (with or without sound)."""
+        return job_cost(self.model_id, self.duration, self.with_audio)
+
+    @property
+    def model_label(self) -> str:
+        return settings.GENERATION_MODELS[self.model_id]["label"]
 
 
-def job_cost(model_key: str, duration: int) -> Decimal:
-    return (Decimal(settings.GENERATION_MODELS[model_key]["usd_per_second"]) * duration).quantize(Decimal("0.001"))
+def job_cost(model_id: str, duration: int, with_audio: bool = False) -> Decimal:
+    return payloads.cost(model_id, duration, with_audio)
 
 
-def _model_for(mode: str) -> tuple[str, str]:
-    for key, spec in settings.GENERATION_MODELS.items():
-        if spec["mode"] == mode:
-            return key, spec["model_id"]
-    raise PlanError(f"No model is configured for {mode}.")
-
-
-def model_key_for(mode: str) -> str:
-    """The key in GENERATION_MODELS of the model that runs `mode` (its price is there)."""
-    return _model_for(mode)[0]
+def model_id_for(mode: str) -> str:
+    """The configured model of `mode` (GENERATION_MODEL_FOR_MODE); PlanError if it cannot be used."""
+    return payloads.model_for(mode)[0]
 
 
 def _check_common(prompt: str, duration: int, aspect_ratio: str) -> str:
     prompt = " ".join((prompt or "").split())
     if not prompt:
         raise PlanError("Describe the scene to generate.")
-    if duration not in DURATIONS:
-        raise PlanError(f"Duration must be 5 or 10 seconds, not {duration}.")
     if aspect_ratio not in ASPECT_RATIOS:
         raise PlanError(f"Aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
     return prompt
@@ -111,18 +106,22 @@ def _limit(prompt: str) -> str:
 
 # --- reference-to-video ------------------------------------------------------------------------
 
-def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], list[str]]:
+def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], list[dict]]:
     """Elements for the pins that fit in the provider's image budget, in element order.
 
     Each element needs its frontal image and 1-3 reference images (the frontal again when the pin
     has no angle: the provider refuses an empty list); all images together at most 7. Every pin
     first gets frontal + one reference; leftover room goes to extra angles in element order.
-    Pins that do not fit are left out and named in the notes.
+    So at most 3 pins fit (4 would need 8 images): the ones left out are returned with the reason,
+    and the quote, the create page and the API name them before anything is spent.
     """
     ordered = sorted(pins, key=lambda p: p.element_index)
     fitting = ordered[: MAX_IMAGES // 2]
-    notes = [
-        f"@Element{p.element_index} ({p.label}) left out: at most {MAX_IMAGES} images fit in one request."
+    left_out = [
+        {"pin_id": p.pin_id, "element_index": p.element_index, "label": p.label,
+         "reason": f"@Element{p.element_index} ({p.label}) is left out: each pinned character takes at least 2 "
+                   f"images (its frontal and one reference), and at most {MAX_IMAGES} images fit in one request, "
+                   f"so {len(fitting)} pins fit. Deactivate a pin to choose which ones are used."}
         for p in ordered[len(fitting):]
     ]
     refs = [[(p.angle_urls or (p.frontal_url,))[0]] for p in fitting]
@@ -136,7 +135,7 @@ def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], li
     elements = [
         {"frontal_image_url": p.frontal_url, "reference_image_urls": r} for p, r in zip(fitting, refs, strict=True)
     ]
-    return fitting, elements, notes
+    return fitting, elements, left_out
 
 
 def tag_prompt(prompt: str, pins: list[PinInput]) -> str:
@@ -159,16 +158,19 @@ def tag_prompt(prompt: str, pins: list[PinInput]) -> str:
     return " ".join([*missing, rewritten]) if missing else rewritten
 
 
-def plan_reference_to_video(prompt: str, pins: list[PinInput], duration: int, aspect_ratio: str) -> GenerationPlan:
-    fitting, elements, notes = build_elements(pins)
+def plan_reference_to_video(
+    prompt: str, pins: list[PinInput], duration: int, aspect_ratio: str, with_audio: bool = False
+) -> GenerationPlan:
+    fitting, elements, left_out = build_elements(pins)
     prompt_used = _limit(tag_prompt(prompt, fitting))
-    key, model_id = _model_for("reference-to-video")
-    arguments = {"prompt": prompt_used, "elements": elements, "duration": str(duration),
-                 "aspect_ratio": aspect_ratio}
+    model_id = model_id_for("reference-to-video")
+    arguments = payloads.build(model_id, payloads.PayloadInput(
+        prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio, elements=elements,
+    ))
     return GenerationPlan(
-        mode="reference-to-video", model_key=key, model_id=model_id, arguments=arguments, prompt_used=prompt_used,
-        elements=elements, pin_ids=[p.pin_id for p in fitting], notes=notes, duration=duration,
-        aspect_ratio=aspect_ratio,
+        mode="reference-to-video", model_id=model_id, arguments=arguments, prompt_used=prompt_used,
+        elements=elements, pin_ids=[p.pin_id for p in fitting], notes=[p["reason"] for p in left_out],
+        duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio, left_out=left_out,
     )
 
 
@@ -209,7 +211,9 @@ def negative_prompt_for(character: CharacterInput) -> str:
     return ", ".join(dict.fromkeys(negatives))
 
 
-def plan_image_to_video(prompt: str, character: CharacterInput, duration: int, aspect_ratio: str) -> GenerationPlan:
+def plan_image_to_video(
+    prompt: str, character: CharacterInput, duration: int, aspect_ratio: str, with_audio: bool = False
+) -> GenerationPlan:
     reference = choose_reference(prompt, set(character.reference_urls))
     parts = [character.style_description.rstrip(". ")]
     # The top locked features, for emphasis, unless the style description already says them.
@@ -220,26 +224,29 @@ def plan_image_to_video(prompt: str, character: CharacterInput, duration: int, a
     parts += [prompt.rstrip(". "), QUALITY_TAGS]
     prompt_used = _limit(". ".join(p for p in parts if p))
     negative = negative_prompt_for(character)
-    key, model_id = _model_for("image-to-video")
-    arguments = {
-        "prompt": prompt_used, "image_url": character.reference_urls[reference], "negative_prompt": negative,
-        "duration": str(duration), "aspect_ratio": aspect_ratio,
-    }
+    model_id = model_id_for("image-to-video")
+    arguments = payloads.build(model_id, payloads.PayloadInput(
+        prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
+        negative_prompt=negative, image_url=character.reference_urls[reference],
+    ))
     return GenerationPlan(
-        mode="image-to-video", model_key=key, model_id=model_id, arguments=arguments, prompt_used=prompt_used,
+        mode="image-to-video", model_id=model_id, arguments=arguments, prompt_used=prompt_used,
         negative_prompt=negative, reference_kind=reference, duration=duration, aspect_ratio=aspect_ratio,
+        with_audio=with_audio,
     )
 
 
 # --- text-to-video -----------------------------------------------------------------------------
 
-def plan_text_to_video(prompt: str, duration: int, aspect_ratio: str) -> GenerationPlan:
-    key, model_id = _model_for("text-to-video")
+def plan_text_to_video(prompt: str, duration: int, aspect_ratio: str, with_audio: bool = False) -> GenerationPlan:
+    model_id = model_id_for("text-to-video")
     prompt_used = _limit(prompt)
-    arguments = {"prompt": prompt_used, "duration": str(duration), "aspect_ratio": aspect_ratio}
+    arguments = payloads.build(model_id, payloads.PayloadInput(
+        prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
+    ))
     return GenerationPlan(
-        mode="text-to-video", model_key=key, model_id=model_id, arguments=arguments, prompt_used=prompt_used,
-        duration=duration, aspect_ratio=aspect_ratio,
+        mode="text-to-video", model_id=model_id, arguments=arguments, prompt_used=prompt_used,
+        duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
     )
 
 
@@ -254,13 +261,14 @@ def pins_apply(*, pins_offered: bool, auto_switch: bool, use_pins: bool | None) 
 
 def plan_generation(
     *, prompt: str, duration: int, aspect_ratio: str, use_pins: bool | None, pins: list[PinInput],
-    character: CharacterInput | None, auto_switch: bool = True,
+    character: CharacterInput | None, auto_switch: bool = True, with_audio: bool = False,
 ) -> GenerationPlan:
-    """The one decision of which mode a request gets (see the module docstring)."""
+    """The one decision of which mode a request gets (see the module docstring); the model of that mode
+    (settings.GENERATION_MODEL_FOR_MODE) spells the payload. `with_audio`: the contributor asked for sound."""
     prompt = _check_common(prompt, duration, aspect_ratio)
     use_locks = use_pins is not False
     if pins_apply(pins_offered=bool(pins), auto_switch=auto_switch, use_pins=use_pins):
-        return plan_reference_to_video(prompt, pins, duration, aspect_ratio)
+        return plan_reference_to_video(prompt, pins, duration, aspect_ratio, with_audio)
     if use_locks and character is not None:
-        return plan_image_to_video(prompt, character, duration, aspect_ratio)
-    return plan_text_to_video(prompt, duration, aspect_ratio)
+        return plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio)
+    return plan_text_to_video(prompt, duration, aspect_ratio, with_audio)

@@ -103,7 +103,7 @@ def _character_input(character: Character) -> prompts.CharacterInput:
     )
 
 
-def _story_character(story: Story, character_id: str | None) -> Character | None:
+def _story_character(story: Story | None, character_id: str | None) -> Character | None:
     """The character asked for (canonical), or else the story's own latest canonical character."""
     # With its story: the license check asks who contributed to it.
     canonical = (Character.objects.filter(status=Character.Status.CANONICAL).select_related("story")
@@ -116,6 +116,47 @@ def _story_character(story: Story, character_id: str | None) -> Character | None
     return canonical.filter(story=story).order_by("-created_at").first()
 
 
+def generation_target_story(*, requester, character_id: str | None) -> Story:
+    """The story a request that names no story_id is for (the seed's body): the character's own story.
+
+    Only when the requester may generate there without a license (they created the character or
+    contributed to its story); anyone else is licensing the character for a story of their own, which the
+    request must name (400, saying so).
+    """
+    if not character_id:
+        raise GenerationError("Give story_id (the story the clip is for), or the character_id of a locked character.",
+                              code="invalid_request")
+    character = _story_character(None, character_id)
+    access = marketplace.license_check_access(requester, character, character.story)
+    if access.allowed and access.reason in ("creator", "story_contributor"):
+        return character.story
+    raise GenerationError(
+        f"Give story_id: the story the clip is for. {character.name} belongs to story {character.story_id} "
+        f"(\"{character.story.title}\"), which you have not contributed to; to use the character in one of your "
+        f"stories, send that story's id (a license is needed).",
+        code="story_required", details={"character_story_id": character.story_id},
+    )
+
+
+def _pin_character(pins: list[PinnedCharacter]) -> Character | None:
+    """The canonical character a reference-to-video request shows: the one linked to its first pin that links one.
+
+    Pins without a linked character leave the job to today's rule (the story's latest canonical
+    character). A job has one character: when pins link several, the first (in element order) is it.
+    """
+    linked = dict(PinnedCharacter.objects.filter(pk__in=[p.pk for p in pins], character__isnull=False)
+                  .values_list("pk", "character_id"))
+    for pin in pins:
+        if pin.pk in linked:
+            return (Character.objects.filter(pk=linked[pin.pk], status=Character.Status.CANONICAL)
+                    .select_related("story").first())
+    return None
+
+
+def _offline() -> bool:
+    return settings.GENERATION_PROVIDER == "offline"
+
+
 @dataclass(frozen=True)
 class Quote:
     plan: prompts.GenerationPlan
@@ -124,10 +165,34 @@ class Quote:
     available_pins: list[PinnedCharacter]  # the story's active pins, sent or not
     auto_switch: bool  # active pins switch a request to reference-to-video unless it opts out
     reference_cost_usd: Decimal | None = None  # what the pins would cost (shown when they are only offered)
+    provider: str = "fal"
+
+    @property
+    def offline_preview(self) -> bool:
+        return self.provider == "offline"
+
+    @property
+    def would_cost_usd(self) -> Decimal:
+        """What the model bills on fal for this request."""
+        return self.plan.cost_usd
 
     @property
     def cost_usd(self) -> Decimal:
-        return self.plan.cost_usd
+        """What this request costs: nothing when the offline provider makes a preview."""
+        return Decimal("0.000") if self.offline_preview else self.plan.cost_usd
+
+    @property
+    def left_out(self) -> list[dict]:
+        return self.plan.left_out
+
+    @property
+    def summary(self) -> str:
+        """Who makes the clip and what it costs, in the words every page and the API use."""
+        sound = " with sound" if self.plan.with_audio else ""
+        if self.offline_preview:
+            return (f"Offline preview — made on this machine from the references, not by {self.plan.model_label}; "
+                    f"$0.00. On fal this would cost ${self.would_cost_usd:.2f}.")
+        return f"{self.plan.model_label} on fal, {self.plan.duration} s{sound}: ${self.cost_usd:.2f}."
 
     @property
     def pins_on_request(self) -> bool:
@@ -137,13 +202,13 @@ class Quote:
 
 def generation_quote(
     *, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9", use_pins: bool | None = None,
-    character_id: str | None = None,
+    character_id: str | None = None, with_audio: bool = False,
 ) -> Quote:
     """What a request would run and cost, before anything is spent (the create page shows this).
 
     `use_pins`: True asks for the story's pinned characters (Kling O1 reference-to-video), False
     opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
-    when `auto_switch_model` is on, and only offered when it is off.
+    when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound.
     """
     config = pin_selectors.pinning_settings()  # read once per request
     character = _story_character(story, character_id)
@@ -151,23 +216,29 @@ def generation_quote(
     try:
         plan = prompts.plan_generation(
             prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
-            auto_switch=config.auto_switch_model, pins=_pin_inputs(pins),
+            auto_switch=config.auto_switch_model, pins=_pin_inputs(pins), with_audio=with_audio,
             character=_character_input(character) if character else None,
         )
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
     used_pins = [p for p in pins if p.pk in plan.pin_ids]
+    if used_pins and not character_id:
+        character = _pin_character(used_pins) or character
     reference_cost = None
     if pins and not used_pins and config.cost_premium_warning:
-        reference_cost = prompts.job_cost(prompts.model_key_for("reference-to-video"), plan.duration)
+        try:
+            reference_cost = prompts.job_cost(prompts.model_id_for("reference-to-video"), plan.duration)
+        except prompts.PlanError:
+            reference_cost = None
     return Quote(plan=plan, character=character if plan.mode != "text-to-video" else None, pins=used_pins,
-                 available_pins=pins, auto_switch=config.auto_switch_model, reference_cost_usd=reference_cost)
+                 available_pins=pins, auto_switch=config.auto_switch_model, reference_cost_usd=reference_cost,
+                 provider=settings.GENERATION_PROVIDER)
 
 
 # --- Create ------------------------------------------------------------------------------------
 
 def _estimate(mode: str, duration: int) -> int:
-    if settings.GENERATION_PROVIDER == "offline":
+    if _offline():
         return 5
     ahead = GenerationJob.objects.filter(status__in=ACTIVE_STATUSES).count()
     return BASE_ESTIMATE_SECONDS[mode] * duration // 5 + 20 * ahead
@@ -176,10 +247,12 @@ def _estimate(mode: str, duration: int) -> int:
 def generation_create(
     *, requester, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9",
     use_pins: bool | None = None, character_id: str | None = None, idempotency_key: str = "",
+    with_audio: bool = False,
 ) -> GenerationJob:
     """Plan the job, check and spend the license use, and queue it. A repeated idempotency key returns the same job.
 
-    `use_pins` as in `generation_quote`."""
+    `use_pins` and `with_audio` as in `generation_quote`. The job records what the provider bills
+    (`cost_usd`: nothing for an offline preview) and what fal would bill (`would_cost_usd`)."""
     if requester is None or not requester.is_authenticated:
         raise GenerationError("Sign in to generate clips.", code="not_authenticated", status_code=401)
     idempotency_key = (idempotency_key or "").strip()[:100]
@@ -189,7 +262,7 @@ def generation_create(
             return existing
     quote = generation_quote(
         story=story, prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
-        character_id=character_id,
+        character_id=character_id, with_audio=with_audio,
     )
     plan, character = quote.plan, quote.character
     job_id = new_job_id()
@@ -206,7 +279,8 @@ def generation_create(
                 mode=plan.mode, model_id=plan.model_id, user_prompt=" ".join(prompt.split()),
                 prompt_used=plan.prompt_used, negative_prompt=plan.negative_prompt, arguments=plan.arguments,
                 elements=plan.elements, pinned_character_ids=plan.pin_ids, reference_image_used=plan.reference_kind,
-                duration=plan.duration, aspect_ratio=plan.aspect_ratio, cost_usd=plan.cost_usd,
+                duration=plan.duration, aspect_ratio=plan.aspect_ratio, with_audio=plan.with_audio,
+                cost_usd=quote.cost_usd, would_cost_usd=quote.would_cost_usd,
                 provider=settings.GENERATION_PROVIDER, estimated_seconds=estimate,
                 error="\n".join(plan.notes),
             )

@@ -1,5 +1,8 @@
 """pytest plugin (registered in tests/conftest.py): the fake fal queue server the generation tests drive.
 
+Every body submitted to it is validated against that model's JSON Schema (generation/provider_schemas/),
+answered 422 in fal's shape when it breaks it.
+
 `pytest_configure` points fal_client at the fake before anything imports it: fal_client reads
 FAL_QUEUE_RUN_HOST once, when `fal_client.auth` is imported, and httpx trusts SSL_CERT_FILE (here a
 bundle of the system CAs plus a throwaway test CA). Child processes, such as a Celery worker a test
@@ -34,8 +37,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def fake_fal_server(pytestconfig, good_clip) -> FakeFal:
     """The fake, running for the whole session; its result videos are the good (same person) clip."""
+    from generation.payloads import validation_errors
+
+    # Every submission is checked against the model's published input schema, as fal checks it.
     server = FakeFal(pytestconfig.stash[QUEUE_HOST], default_video=good_clip.read_bytes(),
-                     expected_key=FAKE_FAL_KEY)
+                     expected_key=FAKE_FAL_KEY, validate=validation_errors)
     with server:
         yield server
 

@@ -25,17 +25,23 @@ def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, page
     page.goto(f"{live_server.url}/stories/{world.story.pk}/create/")
 
     cost, mode = page.locator('[data-role="cost"]'), page.locator('[data-role="mode"]')
-    offer = page.locator('[data-role="reference-cost"]')
-    assert (cost.inner_text(), mode.inner_text()) == ("$0.350", "image-to-video")
+    offer, summary = page.locator('[data-role="reference-cost"]'), page.locator('[data-role="summary"]')
+    # an offline preview costs nothing here, and says what fal would charge
+    assert (cost.inner_text(), mode.inner_text()) == ("$0.000", "image-to-video")
     assert offer.inner_text() == "$0.560 for 5 s, instead of $0.350"
+    assert summary.inner_text().endswith("On fal this would cost $0.35.")
 
     page.select_option("#id_duration", "10")  # twice as long: every price doubles
-    page.wait_for_function("document.querySelector('[data-role=\"cost\"]').textContent === '$0.700'")
+    page.wait_for_function("document.querySelector('[data-role=\"summary\"]').textContent.endsWith('$0.70.')")
     assert offer.inner_text() == "$1.120 for 10 s, instead of $0.700"
+
+    page.check("input[name=with_sound]")  # sound doubles the v2.6 price
+    page.wait_for_function("document.querySelector('[data-role=\"summary\"]').textContent.endsWith('$1.40.')")
+    page.uncheck("input[name=with_sound]")
 
     page.check("input[name=with_pins]")  # ask for the pinned character: Kling O1, at its price
     page.wait_for_function("document.querySelector('[data-role=\"mode\"]').textContent === 'reference-to-video'")
-    assert cost.inner_text() == "$1.120"
+    assert cost.inner_text() == "$0.000" and summary.inner_text().endswith("On fal this would cost $1.12.")
     assert not GenerationJob.objects.exists()  # quoting spends nothing
     assert page.js_errors == []
 

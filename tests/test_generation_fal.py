@@ -186,12 +186,13 @@ def test_image_to_video_sends_the_dna_prompt_negative_prompt_and_the_reference_f
     assert sent[0] == {
         "prompt": "Smiling astronaut in an orange flight suit. Character has short brown curly hair, trimmed beard. "
                   f"She runs across the hangar. {QUALITY}",
-        "image_url": reference_url(character, "full_body"),
-        "negative_prompt": negative, "duration": "5", "aspect_ratio": "16:9",
+        # Kling v2.6 spells it start_image_url and takes no aspect ratio; sound is off unless asked for
+        "start_image_url": reference_url(character, "full_body"),
+        "negative_prompt": negative, "duration": "5", "generate_audio": False,
     }
-    assert sent[1]["image_url"] == reference_url(character, "face_closeup")
+    assert sent[1]["start_image_url"] == reference_url(character, "face_closeup")
     assert sent[1]["prompt"].endswith(f"She whispers a secret to the camera. {QUALITY}")
-    assert sent[1]["negative_prompt"] == negative and sent[1]["aspect_ratio"] == "1:1"
+    assert sent[1]["negative_prompt"] == negative and "aspect_ratio" not in sent[1]
     for job, kind in ((action, "full_body"), (dialogue, "face_closeup")):
         job.refresh_from_db()
         assert (job.mode, job.reference_image_used, job.negative_prompt) == ("image-to-video", kind, negative)
@@ -209,7 +210,8 @@ def test_opting_out_or_nothing_locked_sends_text_to_video(fake_fal, pinned, gene
 
     submission, = fake_fal.submissions
     assert submission.endpoint == T2V_MODEL
-    assert submission.arguments == {"prompt": "A storm over the harbour", "duration": "10", "aspect_ratio": "16:9"}
+    assert submission.arguments == {"prompt": "A storm over the harbour", "duration": "10", "aspect_ratio": "16:9",
+                                    "generate_audio": False}
     job.refresh_from_db()
     assert (job.mode, job.character, job.pinned_character_ids, job.cost_usd) == (
         "text-to-video", None, [], Decimal("0.700"))
@@ -221,11 +223,24 @@ def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
         "story_id": story.pk, "character_id": character.character_id, "prompt": "She jumps", "duration": 10,
     }, format="json")
     assert response.status_code == 200, response.content
-    assert response.json() | {"prompt_used": None} == {
-        "mode": "image-to-video", "model": I2V_MODEL, "cost_usd": "0.700", "prompt_used": None,
-        "pinned_elements": [], "available_pinned_elements": [], "pins_on_request": False,
+    body = response.json()
+    assert body | {"prompt_used": None, "arguments": None} == {
+        "mode": "image-to-video", "model": I2V_MODEL, "provider": "fal", "model_id": I2V_MODEL, "arguments": None,
+        "offline_preview": False, "summary": "Kling v2.6 Pro image-to-video on fal, 10 s: $0.70.",
+        "with_sound": False, "cost_usd": "0.700", "would_cost_usd": "0.700", "left_out_elements": [],
+        "prompt_used": None, "pinned_elements": [], "available_pinned_elements": [], "pins_on_request": False,
         "reference_cost_usd": None, "character_id": character.character_id, "notes": [],
     }
+    # the exact body that would be sent
+    assert body["arguments"] == {
+        "prompt": body["prompt_used"], "start_image_url": reference_url(character, "full_body"),
+        "negative_prompt": body["arguments"]["negative_prompt"], "duration": "10", "generate_audio": False,
+    }
+    with_sound = api(buyer).post("/api/v1/generate/quote", {
+        "story_id": story.pk, "character_id": character.character_id, "prompt": "She jumps", "duration": 10,
+        "with_sound": True,
+    }, format="json").json()
+    assert with_sound["cost_usd"] == "1.400" and with_sound["arguments"]["generate_audio"] is True
     assert fake_fal.submissions == [] and not GenerationJob.objects.exists() and uses_left(license) == 10
 
 
@@ -889,7 +904,7 @@ def test_without_automatic_switching_pins_are_used_only_when_asked_for(fake_fal,
 
     assert [s.endpoint for s in fake_fal.submissions] == [I2V_MODEL, REF_MODEL, T2V_MODEL]
     assert "elements" not in fake_fal.submissions[0].arguments
-    assert fake_fal.submissions[0].arguments["image_url"] == reference_url(pinned.character, "full_body")
+    assert fake_fal.submissions[0].arguments["start_image_url"] == reference_url(pinned.character, "full_body")
     assert fake_fal.submissions[1].arguments["prompt"] == "@Element1 @Element2 She runs"
     for job, mode, pins in ((default, "image-to-video", []),
                             (asked, "reference-to-video", [pinned.pins[0].pk, pinned.pins[2].pk]),

@@ -38,7 +38,10 @@ def test_with_automatic_switching_the_page_says_the_pins_are_used_and_offers_to_
     page = create_page(client, world)
     assert "Character pinned: Hero 1, Hero 2" in page and "Kling O1 reference-to-video, so" in page
     assert 'name="without_pins"' in page and 'name="with_pins"' not in page
-    assert 'data-role="mode">reference-to-video<' in page and "$0.560" in page
+    assert 'data-role="mode">reference-to-video<' in page and 'data-role="cost">$0.000<' in page
+    # the offline provider is named as such, with what fal would charge
+    assert ("Offline preview — made on this machine from the references, not by Kling O1 reference-to-video; "
+            "$0.00. On fal this would cost $0.56.") in page
     assert 'data-role="pins-on-request"' not in page
 
 

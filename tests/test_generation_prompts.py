@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from generation import prompts
+from generation import payloads, prompts
 from generation.prompts import CharacterInput, PinInput, PlanError
 
 DRIFT = "different character, different person, changing appearance, inconsistent features, morphing face"
@@ -48,12 +48,13 @@ def test_angles_become_one_to_three_references_in_element_order():
 
 def test_at_most_seven_images_go_out_and_pins_left_out_are_named():
     pins = [pin_input(i, angles=6) for i in (1, 2, 3, 4)]
-    fitting, elements, notes = prompts.build_elements(pins)
+    fitting, elements, left_out = prompts.build_elements(pins)
     assert image_count(elements) == 7
     assert [p.element_index for p in fitting] == [1, 2, 3]
     # every element keeps frontal + one reference; the one spare image goes to the first element
     assert [len(e["reference_image_urls"]) for e in elements] == [2, 1, 1]
-    assert len(notes) == 1 and "@Element4" in notes[0] and "Hero 4" in notes[0]
+    assert [(p["pin_id"], p["element_index"], p["label"]) for p in left_out] == [(104, 4, "Hero 4")]
+    assert "@Element4 (Hero 4) is left out" in left_out[0]["reason"] and "at most 7 images" in left_out[0]["reason"]
 
 
 @pytest.mark.parametrize("angles", [(0, 0), (6, 0), (2, 2), (6, 6)])
@@ -139,8 +140,9 @@ def test_image_to_video_prompt_is_style_then_features_then_scene_then_quality():
         f"She runs across the hangar. {QUALITY}"
     )
     assert plan.arguments == {
-        "prompt": plan.prompt_used, "image_url": "https://site/ref/full_body.jpg",
-        "negative_prompt": f"{DRIFT}, blonde hair, platinum hair", "duration": "10", "aspect_ratio": "9:16",
+        # v2.6: start_image_url, no aspect_ratio (the image's shape decides), sound said explicitly
+        "prompt": plan.prompt_used, "start_image_url": "https://site/ref/full_body.jpg",
+        "negative_prompt": f"{DRIFT}, blonde hair, platinum hair", "duration": "10", "generate_audio": False,
     }
     assert plan.model_id == "fal-ai/kling-video/v2.6/pro/image-to-video"
 
@@ -180,7 +182,8 @@ def test_opting_out_or_nothing_locked_is_text_to_video(use_pins, with_pins, with
         pins=[pin_input(1)] if with_pins else [], character=character_input() if with_character else None,
     )
     assert plan.mode == "text-to-video" and plan.model_id == "fal-ai/kling-video/v2.6/pro/text-to-video"
-    assert plan.arguments == {"prompt": "A storm over the harbour", "duration": "5", "aspect_ratio": "16:9"}
+    assert plan.arguments == {"prompt": "A storm over the harbour", "duration": "5", "aspect_ratio": "16:9",
+                              "generate_audio": False}
     assert plan.pin_ids == [] and plan.elements == [] and plan.reference_kind == ""
 
 
@@ -199,7 +202,7 @@ def test_without_automatic_switching_pins_wait_to_be_asked_for_and_the_dna_drive
     default = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=None,
                                       auto_switch=False, pins=pins, character=character)
     assert default.mode == "image-to-video" and default.pin_ids == [] and default.elements == []
-    assert default.arguments["image_url"] == "https://site/ref/full_body.jpg"
+    assert default.arguments["start_image_url"] == "https://site/ref/full_body.jpg"
     assert "@Element" not in default.prompt_used
 
     nothing_locked = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=None,
@@ -216,7 +219,9 @@ def test_without_automatic_switching_pins_wait_to_be_asked_for_and_the_dna_drive
     ("kwargs", "words"),
     [
         ({"prompt": "   "}, "Describe the scene"),
-        ({"duration": 7}, "5 or 10"),
+        ({"duration": 7}, "5 or 10 seconds, not 7"),
+        ({"duration": 11, "pins": [pin_input(1)]}, "3–10 seconds, not 11"),
+        ({"with_audio": True, "pins": [pin_input(1)]}, "Kling O1 reference-to-video makes silent clips"),
         ({"aspect_ratio": "4:3"}, "16:9, 9:16, 1:1"),
     ],
 )
@@ -237,10 +242,72 @@ def test_the_prompt_limit_counts_the_injected_tags(settings):
                                 pins=[pin_input(1)], character=None)
 
 
+O1 = "fal-ai/kling-video/o1/reference-to-video"
+I2V = "fal-ai/kling-video/v2.6/pro/image-to-video"
+T2V = "fal-ai/kling-video/v2.6/pro/text-to-video"
+
+
 @pytest.mark.parametrize(
-    ("model_key", "duration", "cost"),
-    [("kling-o1-ref", 5, "0.560"), ("kling-o1-ref", 10, "1.120"), ("kling-i2v", 5, "0.350"),
-     ("kling-t2v", 10, "0.700")],
+    ("model_id", "duration", "with_audio", "cost"),
+    [(O1, 3, False, "0.336"), (O1, 5, False, "0.560"), (O1, 10, False, "1.120"), (I2V, 5, False, "0.350"),
+     (I2V, 5, True, "0.700"), (T2V, 10, False, "0.700"), (T2V, 10, True, "1.400")],
 )
-def test_cost_is_price_per_second_times_duration(model_key, duration, cost):
-    assert prompts.job_cost(model_key, duration) == Decimal(cost)
+def test_cost_is_what_fal_bills_per_second_with_or_without_sound(model_id, duration, with_audio, cost):
+    assert prompts.job_cost(model_id, duration, with_audio) == Decimal(cost)
+
+
+def test_o1_takes_three_to_ten_seconds():
+    for seconds in range(3, 11):
+        plan = prompts.plan_generation(prompt="She runs", duration=seconds, aspect_ratio="16:9", use_pins=None,
+                                       pins=[pin_input(1)], character=None)
+        assert plan.arguments["duration"] == str(seconds) and plan.cost_usd == Decimal("0.112") * seconds
+
+
+def test_sound_is_sent_and_priced_only_when_asked_for():
+    plan = prompts.plan_generation(prompt="She sings", duration=5, aspect_ratio="16:9", use_pins=None, pins=[],
+                                   character=character_input(), with_audio=True)
+    assert plan.arguments["generate_audio"] is True and plan.cost_usd == Decimal("0.700")
+
+
+def test_a_model_switch_in_settings_picks_that_models_payload(settings):
+    settings.GENERATION_MODEL_FOR_MODE = {**settings.GENERATION_MODEL_FOR_MODE,
+                                          "image-to-video": "fal-ai/kling-video/v2.1/pro/image-to-video"}
+    plan = prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="9:16", use_pins=None, pins=[],
+                                   character=character_input())
+    # v2.1 spells it the old way: image_url and cfg_scale, no generate_audio
+    assert set(plan.arguments) == {"prompt", "image_url", "negative_prompt", "duration", "cfg_scale"}
+    assert plan.cost_usd == Decimal("0.490")
+    with pytest.raises(PlanError, match="makes silent clips"):
+        prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="9:16", use_pins=None, pins=[],
+                                character=character_input(), with_audio=True)
+
+
+def test_an_unknown_model_id_is_refused_with_the_known_ones(settings):
+    settings.GENERATION_MODEL_FOR_MODE = {**settings.GENERATION_MODEL_FOR_MODE, "text-to-video": "fal-ai/made-up"}
+    with pytest.raises(PlanError, match="'fal-ai/made-up' chosen for text-to-video is not in GENERATION_MODELS"):
+        prompts.plan_generation(prompt="A storm", duration=5, aspect_ratio="16:9", use_pins=None, pins=[],
+                                character=None)
+    from generation.apps import check_generation_models
+
+    assert [e.id for e in check_generation_models()] == ["generation.E001"]
+
+
+@pytest.mark.parametrize("model_id", sorted(payloads.BUILDERS))
+def test_every_builder_output_fits_its_models_published_schema(model_id):
+    request = payloads.PayloadInput(
+        prompt="@Element1 walks", duration=5, aspect_ratio="16:9", negative_prompt="blur",
+        image_url="https://site/ref/full_body.jpg",
+        elements=[{"frontal_image_url": "https://site/p1/front.jpg", "reference_image_urls": ["https://site/p1/a.jpg"]}],
+    )
+    assert payloads.validation_errors(model_id, payloads.build(model_id, request)) == []
+    assert payloads.schema_for(model_id)["$comment"].startswith(f"Input of {model_id} on fal, from https://fal.ai/")
+
+
+def test_a_payload_for_the_wrong_version_breaks_the_schema_in_fals_words():
+    # the v2.1 spelling sent to v2.6: fal answers 422, missing start_image_url and the extra fields named
+    wrong = {"prompt": "x", "image_url": "https://site/a.jpg", "aspect_ratio": "16:9", "duration": "7"}
+    errors = payloads.validation_errors(I2V, wrong)
+    assert {"loc": ["body", "start_image_url"], "msg": "Field required", "type": "missing"} in errors
+    assert {"loc": ["body", "duration"], "msg": "Input should be '5' or '10'", "type": "enum"} in errors
+    assert any(e["type"] == "extra_forbidden" for e in errors)
+    assert payloads.validation_errors("fal-ai/made-up", wrong) is None

@@ -298,21 +298,44 @@ CELERY_BEAT_SCHEDULE["voting-close-expired"] = {
 }
 
 # --- Generation -----------------------------------------------------------------------------
-# Every model we can call, with its mode and price. The cost of a job is usd_per_second x duration,
-# shown before it is spent and recorded on the job.
+# Every model we can call, by its fal model id: the mode it serves, the seconds it makes and its price
+# (USD per second of video; `usd_per_second_audio` when the contributor asks for sound, None when the
+# model makes no sound). Each has an input/output JSON Schema in generation/provider_schemas/fal/ and a
+# payload builder in generation/payloads.py; the cost of a job is what fal would bill for it.
 GENERATION_MODELS = {
-    "kling-o1-ref": {
-        "model_id": "fal-ai/kling-video/o1/reference-to-video", "mode": "reference-to-video",
-        "usd_per_second": "0.112", "label": "Kling O1 reference-to-video",
+    "fal-ai/kling-video/o1/reference-to-video": {
+        "mode": "reference-to-video", "label": "Kling O1 reference-to-video", "durations": list(range(3, 11)),
+        "usd_per_second": "0.112", "usd_per_second_audio": None,
     },
-    "kling-i2v": {
-        "model_id": env("GENERATION_I2V_MODEL_ID", default="fal-ai/kling-video/v2.6/pro/image-to-video"),
-        "mode": "image-to-video", "usd_per_second": "0.07", "label": "Kling image-to-video",
+    # Price from a third-party summary of fal's catalogue: fal's own page showed none when checked.
+    "fal-ai/kling-video/o3/pro/reference-to-video": {
+        "mode": "reference-to-video", "label": "Kling O3 Pro reference-to-video", "durations": list(range(3, 16)),
+        "usd_per_second": "0.14", "usd_per_second_audio": "0.14",
     },
-    "kling-t2v": {
-        "model_id": env("GENERATION_T2V_MODEL_ID", default="fal-ai/kling-video/v2.6/pro/text-to-video"),
-        "mode": "text-to-video", "usd_per_second": "0.07", "label": "Kling text-to-video",
+    "fal-ai/kling-video/v2.6/pro/image-to-video": {
+        "mode": "image-to-video", "label": "Kling v2.6 Pro image-to-video", "durations": [5, 10],
+        "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
     },
+    "fal-ai/kling-video/v2.1/pro/image-to-video": {
+        "mode": "image-to-video", "label": "Kling v2.1 Pro image-to-video", "durations": [5, 10],
+        "usd_per_second": "0.098", "usd_per_second_audio": None,
+    },
+    # fal's pages disagree (llms.txt $0.224/$0.336, playground $0.112/$0.168): the higher figures.
+    "fal-ai/kling-video/v3/pro/image-to-video": {
+        "mode": "image-to-video", "label": "Kling v3 Pro image-to-video", "durations": list(range(3, 16)),
+        "usd_per_second": "0.224", "usd_per_second_audio": "0.336",
+    },
+    "fal-ai/kling-video/v2.6/pro/text-to-video": {
+        "mode": "text-to-video", "label": "Kling v2.6 Pro text-to-video", "durations": [5, 10],
+        "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
+    },
+}
+# Which model runs each mode; `manage.py check` (and so migrate, runserver, the worker's start) refuses an id
+# that is not in GENERATION_MODELS with a builder and a schema, or that serves another mode.
+GENERATION_MODEL_FOR_MODE = {
+    "reference-to-video": env("GENERATION_REF_MODEL_ID", default="fal-ai/kling-video/o1/reference-to-video"),
+    "image-to-video": env("GENERATION_I2V_MODEL_ID", default="fal-ai/kling-video/v2.6/pro/image-to-video"),
+    "text-to-video": env("GENERATION_T2V_MODEL_ID", default="fal-ai/kling-video/v2.6/pro/text-to-video"),
 }
 FAL_KEY = env("FAL_KEY", default="")
 # fal when a key is set, else the offline provider that renders a real clip from the references.

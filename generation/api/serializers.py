@@ -3,15 +3,33 @@ from rest_framework import serializers
 
 from characters.clips.api.serializers import AbsoluteFileUrlField
 from generation.models import GenerationJob
-from generation.prompts import ASPECT_RATIOS, DURATIONS
+from generation.prompts import ASPECT_RATIOS
+
+OFFLINE_SCORE_NOTE = (
+    "Offline preview: the clip is a camera move over the reference images themselves, so the score compares the "
+    "references with themselves and says nothing about how a model keeps the character."
+)
 
 
 class GenerateRequestSerializer(serializers.Serializer):
-    story_id = serializers.IntegerField()
+    story_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="The story the clip is for. Omitted (the seed's body): the story of `character_id`, if you created "
+        "the character or contributed to its story; otherwise a 400 says which story_id to give.",
+    )
     character_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
     prompt = serializers.CharField(max_length=2500, trim_whitespace=True)
-    duration = serializers.ChoiceField(choices=DURATIONS, default=5)
+    duration = serializers.IntegerField(
+        min_value=1, max_value=60, default=5,
+        help_text="Seconds. Each model makes its own lengths (Kling O1: 3-10, Kling v2.6: 5 or 10); another is "
+        "refused with the ones it makes.",
+    )
     aspect_ratio = serializers.ChoiceField(choices=ASPECT_RATIOS, default="16:9")
+    with_sound = serializers.BooleanField(
+        default=False,
+        help_text="Ask the model for native audio (priced higher, e.g. Kling v2.6 $0.14/s instead of $0.07/s). "
+        "Sent explicitly as `generate_audio`; models without audio refuse it.",
+    )
     use_pins = serializers.BooleanField(
         required=False, allow_null=True, default=None,
         help_text="true: use the story's pinned characters (Kling O1 reference-to-video). false: generate without "
@@ -24,10 +42,13 @@ class GenerateRequestSerializer(serializers.Serializer):
 
 class GenerateAcceptedSerializer(serializers.Serializer):
     job_id = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="`processing`, as in the seed, for every accepted job.")
+    state = serializers.CharField(help_text="The finer state: queued, submitted, processing, ... (as GET shows).")
     estimated_time = serializers.IntegerField(help_text="Seconds.")
     mode = serializers.CharField()
     cost_usd = serializers.DecimalField(max_digits=8, decimal_places=3)
+    would_cost_usd = serializers.DecimalField(max_digits=8, decimal_places=3)
+    provider = serializers.CharField()
     status_url = serializers.URLField()
 
 
@@ -49,6 +70,9 @@ class GenerationResultSerializer(serializers.Serializer):
 
 class GenerationJobSerializer(serializers.ModelSerializer):
     estimated_time = serializers.IntegerField(source="estimated_seconds")
+    offline_preview = serializers.BooleanField(source="is_offline_preview")
+    consistency_score_meaningful = serializers.SerializerMethodField()
+    consistency_note = serializers.SerializerMethodField()
     model = serializers.CharField(source="model_id")
     story_id = serializers.IntegerField()
     pinned_character_ids = serializers.ListField(child=serializers.IntegerField())
@@ -58,8 +82,15 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         model = GenerationJob
         fields = [
             "job_id", "status", "estimated_time", "queue_position", "progress", "story_id", "mode", "model",
-            "cost_usd", "pinned_character_ids", "error", "created_at", "result",
+            "provider", "offline_preview", "with_audio", "cost_usd", "would_cost_usd", "pinned_character_ids",
+            "consistency_score_meaningful", "consistency_note", "error", "created_at", "result",
         ]
+
+    def get_consistency_score_meaningful(self, job: GenerationJob) -> bool:
+        return not job.is_offline_preview
+
+    def get_consistency_note(self, job: GenerationJob) -> str:
+        return OFFLINE_SCORE_NOTE if job.is_offline_preview else ""
 
     def get_result(self, job: GenerationJob) -> dict | None:
         if job.status != GenerationJob.Status.COMPLETE:
@@ -67,10 +98,30 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         return GenerationResultSerializer(job, context=self.context).data
 
 
+class LeftOutPinSerializer(serializers.Serializer):
+    element_index = serializers.IntegerField()
+    label = serializers.CharField()
+    reason = serializers.CharField()
+
+
 class QuoteSerializer(serializers.Serializer):
     mode = serializers.CharField()
     model = serializers.CharField()
-    cost_usd = serializers.DecimalField(max_digits=8, decimal_places=3)
+    provider = serializers.CharField(help_text="Who makes the clip: `fal`, or `offline` (a local preview, free).")
+    model_id = serializers.CharField(help_text="The model the arguments are for.")
+    arguments = serializers.DictField(help_text="The exact body that would be sent to the model.")
+    offline_preview = serializers.BooleanField()
+    summary = serializers.CharField(help_text="Who makes the clip and what it costs, in words.")
+    with_sound = serializers.BooleanField()
+    cost_usd = serializers.DecimalField(
+        max_digits=8, decimal_places=3, help_text="What this request costs (0 for an offline preview)."
+    )
+    would_cost_usd = serializers.DecimalField(
+        max_digits=8, decimal_places=3, help_text="What the same request costs on fal."
+    )
+    left_out_elements = LeftOutPinSerializer(
+        many=True, help_text="Active pins this request does not send, and why (said before anything is spent)."
+    )
     prompt_used = serializers.CharField()
     pinned_elements = serializers.ListField(child=serializers.DictField(), help_text="The pins this request sends.")
     available_pinned_elements = serializers.ListField(

@@ -28,6 +28,13 @@ def _story(story_id: int) -> Story:
     return story
 
 
+def _target_story(request, data) -> Story:
+    """The story of the request: the one named, or (the seed's body, no story_id) the character's own."""
+    if data.get("story_id") is not None:
+        return _story(data["story_id"])
+    return services.generation_target_story(requester=request.user, character_id=data.get("character_id") or None)
+
+
 def _job_for(request, job_id: str) -> GenerationJob:
     job = GenerationJob.objects.select_related("character").filter(job_id=job_id).first()
     if job is None or not (request.user.is_staff or job.requester_id == request.user.pk):
@@ -51,13 +58,16 @@ class GenerateView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         job = services.generation_create(
-            requester=request.user, story=_story(data["story_id"]), prompt=data["prompt"],
+            requester=request.user, story=_target_story(request, data), prompt=data["prompt"],
             duration=data["duration"], aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"],
             character_id=data.get("character_id") or None, idempotency_key=data.get("idempotency_key", ""),
+            with_audio=data["with_sound"],
         )
         status_url = reverse("api-generation-job", args=[job.job_id], request=request)
-        body = {"job_id": job.job_id, "status": job.status, "estimated_time": job.estimated_seconds,
-                "mode": job.mode, "cost_usd": job.cost_usd, "status_url": status_url}
+        # The seed's answer says `processing` for an accepted job; `state` keeps the finer one.
+        body = {"job_id": job.job_id, "status": "processing", "state": job.status,
+                "estimated_time": job.estimated_seconds, "mode": job.mode, "cost_usd": job.cost_usd,
+                "would_cost_usd": job.would_cost_usd, "provider": job.provider, "status_url": status_url}
         return Response(GenerateAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED,
                         headers={"Location": status_url})
 
@@ -68,18 +78,25 @@ class QuoteView(APIView):
     @extend_schema(
         request=GenerateRequestSerializer,
         responses={200: QuoteSerializer, **error_responses(400, 401, 404)},
-        description="What a generate request would run and cost, without spending anything.",
+        description="What a generate request would run and cost, without spending anything: the provider, the "
+        "model and the exact `arguments` that would be sent, what it costs (0 for an offline preview) and what it "
+        "would cost on fal, and the pins it would leave out, with why.",
     )
     def post(self, request):
         serializer = GenerateRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         quote = services.generation_quote(
-            story=_story(data["story_id"]), prompt=data["prompt"], duration=data["duration"],
+            story=_target_story(request, data), prompt=data["prompt"], duration=data["duration"],
             aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"], character_id=data.get("character_id"),
+            with_audio=data["with_sound"],
         )
         return Response(QuoteSerializer({
-            "mode": quote.plan.mode, "model": quote.plan.model_id, "cost_usd": quote.cost_usd,
+            "mode": quote.plan.mode, "model": quote.plan.model_id, "provider": quote.provider,
+            "model_id": quote.plan.model_id, "arguments": quote.plan.arguments,
+            "offline_preview": quote.offline_preview,
+            "summary": quote.summary, "with_sound": quote.plan.with_audio, "cost_usd": quote.cost_usd,
+            "would_cost_usd": quote.would_cost_usd, "left_out_elements": quote.left_out,
             "prompt_used": quote.plan.prompt_used,
             "pinned_elements": [{"element_index": p.element_index, "label": p.label} for p in quote.pins],
             "available_pinned_elements": [{"element_index": p.element_index, "label": p.label}

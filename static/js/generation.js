@@ -37,7 +37,8 @@
         prompt: form.elements.prompt.value || "scene",
         duration: Number(form.elements.duration.value),
         aspect_ratio: form.elements.aspect_ratio.value,
-        use_pins: usePins
+        use_pins: usePins,
+        with_sound: checked("with_sound")
       };
       if (form.elements.character_id) { body.character_id = form.elements.character_id.value; }
       fetch("/api/v1/generate/quote", {
@@ -49,10 +50,12 @@
         form.querySelector('[data-role="cost"]').textContent = "$" + data.cost_usd;
         form.querySelector('[data-role="mode"]').textContent = data.mode;
         form.querySelector('[data-role="model"]').textContent = data.model;
+        var summary = form.querySelector('[data-role="summary"]');
+        if (summary) { summary.textContent = data.summary; }
         // The offer of the pinned characters quotes them for the duration picked, beside this request's cost.
         var offer = document.querySelector('[data-role="reference-cost"]');
         if (offer && data.reference_cost_usd) {
-          offer.textContent = "$" + data.reference_cost_usd + " for " + body.duration + " s, instead of $" + data.cost_usd;
+          offer.textContent = "$" + data.reference_cost_usd + " for " + body.duration + " s, instead of $" + data.would_cost_usd;
         }
       });
     };
@@ -71,7 +74,7 @@
         sheet.alt = "Model sheet of " + option.dataset.name;
       }
     };
-    ["duration", "aspect_ratio", "without_pins", "with_pins", "character_id"].forEach(function (name) {
+    ["duration", "aspect_ratio", "without_pins", "with_pins", "character_id", "with_sound"].forEach(function (name) {
       if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
     });
     if (form.elements.character_id) { form.elements.character_id.addEventListener("change", showCharacter); }

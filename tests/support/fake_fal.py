@@ -12,10 +12,13 @@ fal's queue protocol there:
     GET  /{owner}/{alias}/requests/{id}         -> the result, {"video": {"url": ...}}
     PUT  /{owner}/{alias}/requests/{id}/cancel  -> 202 CANCELLATION_REQUESTED | 400 ALREADY_COMPLETED
 
-and, over plain HTTP on another loopback port, the result videos and the JWKS of the key it signs
-webhooks with. It records every request body, and each submission follows a `Script` (stay queued
-for N polls or until `complete()`, answer the submission with 5xx first, or only after a delay,
-COMPLETED then 422 on the result, ...). `handler_seconds` adds up the time spent inside its
+A submission whose body breaks the model's input schema (the `validate` callable it is given: the
+tests pass generation.payloads' published schemas) is answered 422 with fal's `{"detail": [{"loc",
+"msg", "type"}]}`, as fal answers it. And, over plain HTTP on another loopback port, it serves the
+result videos and the JWKS of the key it signs webhooks with. It records every request body, and
+each submission follows a `Script` (stay queued for N polls or until `complete()`, answer the
+submission with 5xx first, or only after a delay, COMPLETED then 422 on the result, ...).
+`handler_seconds` adds up the time spent inside its
 handlers, so a bench can take the provider's own time out of its figures.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -332,8 +336,13 @@ class _Server(ThreadingHTTPServer):
 class FakeFal:
     """The fake queue (HTTPS, at `host`) and file server (HTTP); see the module docstring."""
 
-    def __init__(self, host: QueueHost, *, default_video: bytes = b"", expected_key: str | None = None) -> None:
+    def __init__(self, host: QueueHost, *, default_video: bytes = b"", expected_key: str | None = None,
+                 validate: Callable[[str, Any], list[dict] | None] | None = None) -> None:
+        """`validate(endpoint, body)`: where the body breaks that model's input schema, in fal's 422 `detail`
+        shape ([] when it fits, None for a model with no schema, answered 404 as fal answers an unknown app).
+        Without it every body is accepted."""
         self.host = host
+        self.validate = validate
         self.default_video = default_video
         self.expected_key = expected_key
         self.signer = WebhookSigner()
@@ -525,6 +534,14 @@ class FakeFal:
             if not isinstance(arguments, dict):
                 submission.status_code = 422
                 return self._error(422, "The body must be a JSON object.")
+            if self.validate is not None:
+                problems = self.validate(endpoint, arguments)
+                if problems is None:
+                    submission.status_code = 404
+                    return self._error(404, f"Application '{endpoint}' not found.")
+                if problems:  # as fal does: 422 with pydantic's list of {loc, msg, type}
+                    submission.status_code = 422
+                    return self._error(422, problems)
             request_id = secrets.token_hex(16)
             request = FakeRequest(request_id, endpoint, arguments, webhook, script)
             self.requests[request_id] = request

@@ -1,0 +1,220 @@
+"""Exactly what each model is sent: one payload builder per model id, and each model's published schema. Pure code.
+
+The field names differ between Kling versions on fal (v2.1 takes `image_url` and `cfg_scale`, v2.6 and v3
+take `start_image_url` and no `aspect_ratio`, O1 takes `elements` and no audio...), so a payload is built
+per MODEL, not per mode. `settings.GENERATION_MODEL_FOR_MODE` picks the model of each mode, and with it
+the builder. Every builder's output must validate against the model's JSON Schema in
+provider_schemas/fal/ (the fake fal server refuses anything else with fal's 422, and so would fal).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+from django.conf import settings
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "provider_schemas"
+MAX_INPUTS = 7  # Kling O1 / O3 reference-to-video: images of all elements, style images and start image together
+
+
+class PayloadError(ValueError):
+    """The request cannot be sent to this model as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class PayloadInput:
+    """What a request wants, before it is spelled for one model."""
+
+    prompt: str
+    duration: int
+    aspect_ratio: str
+    with_audio: bool = False
+    negative_prompt: str = ""
+    image_url: str = ""  # image-to-video: the reference the clip starts from
+    elements: list = field(default_factory=list)  # reference-to-video: [{frontal_image_url, reference_image_urls}]
+    image_urls: list = field(default_factory=list)  # reference-to-video: style images, @Image1...
+
+
+# --- the schemas --------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _schemas() -> dict[str, dict]:
+    found = {}
+    for path in sorted(SCHEMA_DIR.glob("*/*.json")):
+        doc = json.loads(path.read_text())
+        found[doc["x-model-id"]] = doc
+    return found
+
+
+def schema_for(model_id: str) -> dict | None:
+    """The model's published input schema (its output schema is in `$defs.output`), or None if we have none."""
+    return _schemas().get(model_id)
+
+
+def known_schema_ids() -> list[str]:
+    return sorted(_schemas())
+
+
+def _fal_error(error: jsonschema.ValidationError) -> dict:
+    """One schema violation in fal's 422 shape: {"loc": ["body", ...], "msg", "type"} (pydantic's words)."""
+    loc = ["body", *[str(p) for p in error.absolute_path]]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        return {"loc": [*loc, missing], "msg": "Field required", "type": "missing"}
+    if error.validator == "additionalProperties":
+        extras = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return {"loc": [*loc, *extras[:1]], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+    if error.validator == "enum":
+        allowed = " or ".join(repr(v) for v in error.validator_value)
+        return {"loc": loc, "msg": f"Input should be {allowed}", "type": "enum"}
+    return {"loc": loc, "msg": error.message, "type": "value_error"}
+
+
+@lru_cache(maxsize=64)
+def _validator(model_id: str, part: str) -> jsonschema.Draft202012Validator | None:
+    doc = schema_for(model_id)
+    if doc is None:
+        return None
+    schema = {"$ref": "#/$defs/output", "$defs": doc["$defs"]} if part == "output" else doc
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validation_errors(model_id: str, arguments, *, part: str = "input") -> list[dict] | None:
+    """Where `arguments` break the model's schema, in fal's 422 `detail` shape; [] when they fit.
+
+    None when we have no schema for the model. `part="output"` checks a result body instead.
+    """
+    validator = _validator(model_id, part)
+    if validator is None:
+        return None
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+    return [_fal_error(e) for e in errors]
+
+
+# --- the builders -------------------------------------------------------------------------------
+
+def _no_sound(label: str, request: PayloadInput) -> None:
+    if request.with_audio:
+        raise PayloadError(f"{label} makes silent clips: generate without sound, or pick another model.")
+
+
+def _elements_within_budget(request: PayloadInput) -> None:
+    images = sum(1 + len(e["reference_image_urls"]) for e in request.elements) + len(request.image_urls)
+    if images > MAX_INPUTS:
+        raise PayloadError(f"{images} images do not fit in one request: the limit is {MAX_INPUTS}.")
+
+
+def kling_o1_reference(request: PayloadInput) -> dict:
+    _no_sound("Kling O1 reference-to-video", request)
+    _elements_within_budget(request)
+    body = {"prompt": request.prompt, "elements": request.elements, "duration": str(request.duration),
+            "aspect_ratio": request.aspect_ratio}
+    if request.image_urls:
+        body["image_urls"] = request.image_urls
+    return body
+
+
+def kling_o3_reference(request: PayloadInput) -> dict:
+    _elements_within_budget(request)
+    body = {"prompt": request.prompt, "elements": request.elements, "duration": str(request.duration),
+            "aspect_ratio": request.aspect_ratio, "generate_audio": request.with_audio}
+    if request.image_urls:
+        body["image_urls"] = request.image_urls
+    return body
+
+
+def kling_start_image(request: PayloadInput) -> dict:
+    """v2.6 / v3 image-to-video: `start_image_url`, no aspect ratio (the image decides), sound said explicitly
+    (fal's default is on, at twice the price)."""
+    return {"prompt": request.prompt, "start_image_url": request.image_url, "negative_prompt": request.negative_prompt,
+            "duration": str(request.duration), "generate_audio": request.with_audio}
+
+
+def kling_v21_image(request: PayloadInput) -> dict:
+    _no_sound("Kling v2.1 image-to-video", request)
+    return {"prompt": request.prompt, "image_url": request.image_url, "negative_prompt": request.negative_prompt,
+            "duration": str(request.duration), "cfg_scale": 0.5}
+
+
+def kling_v26_text(request: PayloadInput) -> dict:
+    return {"prompt": request.prompt, "duration": str(request.duration), "aspect_ratio": request.aspect_ratio,
+            "generate_audio": request.with_audio}
+
+
+BUILDERS = {
+    "fal-ai/kling-video/o1/reference-to-video": kling_o1_reference,
+    "fal-ai/kling-video/o3/pro/reference-to-video": kling_o3_reference,
+    "fal-ai/kling-video/v2.6/pro/image-to-video": kling_start_image,
+    "fal-ai/kling-video/v3/pro/image-to-video": kling_start_image,
+    "fal-ai/kling-video/v2.1/pro/image-to-video": kling_v21_image,
+    "fal-ai/kling-video/v2.6/pro/text-to-video": kling_v26_text,
+}
+# Models that take no aspect ratio: the clip has the shape of its start image.
+SHAPE_FROM_IMAGE = {"fal-ai/kling-video/v2.6/pro/image-to-video", "fal-ai/kling-video/v3/pro/image-to-video"}
+
+
+# --- choosing the model -------------------------------------------------------------------------
+
+def model_problem(mode: str, model_id: str) -> str | None:
+    """Why `model_id` cannot run `mode` (not configured, no builder, no schema, another mode), or None."""
+    spec = settings.GENERATION_MODELS.get(model_id)
+    if spec is None:
+        return (f"The model '{model_id}' chosen for {mode} is not in GENERATION_MODELS; known models: "
+                f"{', '.join(sorted(settings.GENERATION_MODELS))}.")
+    if spec["mode"] != mode:
+        return f"The model '{model_id}' makes {spec['mode']}, not {mode}."
+    if model_id not in BUILDERS:
+        return f"There is no payload builder for '{model_id}' in generation/payloads.py."
+    if schema_for(model_id) is None:
+        return f"There is no schema for '{model_id}' in generation/provider_schemas/."
+    return None
+
+
+def model_for(mode: str) -> tuple[str, dict]:
+    """The configured model of `mode` and its settings entry; PayloadError when it cannot be used."""
+    model_id = settings.GENERATION_MODEL_FOR_MODE.get(mode, "")
+    problem = model_problem(mode, model_id)
+    if problem:
+        raise PayloadError(problem)
+    return model_id, settings.GENERATION_MODELS[model_id]
+
+
+def durations(model_id: str) -> list[int]:
+    return list(settings.GENERATION_MODELS[model_id]["durations"])
+
+
+def supports_audio(model_id: str) -> bool:
+    return settings.GENERATION_MODELS[model_id].get("usd_per_second_audio") is not None
+
+
+def cost(model_id: str, duration: int, with_audio: bool = False) -> Decimal:
+    """What fal bills for the clip: its price per second (with or without sound) x seconds."""
+    spec = settings.GENERATION_MODELS[model_id]
+    per_second = spec["usd_per_second_audio"] if with_audio and spec.get("usd_per_second_audio") else \
+        spec["usd_per_second"]
+    return (Decimal(per_second) * duration).quantize(Decimal("0.001"))
+
+
+def build(model_id: str, request: PayloadInput) -> dict:
+    """The body for `model_id`, checked against its schema before anything is sent."""
+    label = settings.GENERATION_MODELS[model_id]["label"]
+    allowed = durations(model_id)
+    if request.duration not in allowed:
+        span = f"{allowed[0]}–{allowed[-1]}" if len(allowed) > 2 else " or ".join(str(d) for d in allowed)
+        raise PayloadError(f"{label} makes clips of {span} seconds, not {request.duration}.")
+    body = BUILDERS[model_id](request)
+    errors = validation_errors(model_id, body)
+    if errors:  # a builder bug, or a schema that changed: never send what the model would refuse
+        raise PayloadError(f"The request for {label} does not fit its schema: "
+                           + "; ".join(f"{'.'.join(e['loc'][1:])}: {e['msg']}" for e in errors))
+    return body
+
+
+def all_durations() -> list[int]:
+    """Every length some configured model makes (the forms offer these; the plan checks the model's own)."""
+    chosen = {m for m in settings.GENERATION_MODEL_FOR_MODE.values() if m in settings.GENERATION_MODELS}
+    return sorted({d for m in chosen for d in settings.GENERATION_MODELS[m]["durations"]})
