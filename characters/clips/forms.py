@@ -2,7 +2,7 @@
 from django import forms
 from django.conf import settings
 
-# A hint for the file picker only: any file with a video stream is taken (characters.video decides).
+# A hint for the file picker only: any file with a video stream is taken (characters.vision.video decides).
 # Some systems give .mkv/.avi no video/* type, hence the extensions.
 ACCEPTED_VIDEO_TYPES = "video/*,.mkv,.avi,.mov,.webm,.mp4"
 
