@@ -16,6 +16,10 @@ def clip_upload_to(clip: "Clip", filename: str) -> str:
     return f"clips/{clip.story_id}/{uuid.uuid4().hex}.{ext}"
 
 
+def playable_upload_to(clip: "Clip", filename: str) -> str:
+    return f"clips/{clip.story_id}/{uuid.uuid4().hex}.playable.mp4"
+
+
 def frame_upload_to(frame: "CandidateFrame", filename: str) -> str:
     return f"frames/{frame.clip.story_id}/{frame.clip_id}/{filename}"
 
@@ -81,7 +85,10 @@ class Clip(models.Model):
 
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="clips")
     uploader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clips")
-    video = models.FileField(upload_to=clip_upload_to, max_length=300)
+    video = models.FileField(upload_to=clip_upload_to, max_length=300, help_text="The file as it was uploaded.")
+    # H.264/yuv420p MP4 that browsers play and providers take; made by the extraction run. When the upload
+    # already is one, this names the same file as `video` (no second copy).
+    playable_video = models.FileField(upload_to=playable_upload_to, max_length=300, blank=True)
     original_filename = models.CharField(max_length=255, blank=True)
     source_url = models.URLField(max_length=2000, blank=True)
     position = models.PositiveIntegerField(default=0, help_text="Order of the clip in its story.")
@@ -126,6 +133,11 @@ class Clip(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.READY, self.Status.FAILED)
+
+    @property
+    def playback_video(self):
+        """The file to show and to decode: the playable copy once made, else the upload itself."""
+        return self.playable_video or self.video
 
 
 class CandidateFrame(models.Model):

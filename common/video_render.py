@@ -1,18 +1,19 @@
 """Render frames into a browser-playable video: pan/zoom windows over still images, encoded as MP4.
 
 Used by the offline generation provider (a real clip from the reference images, no API key) and
-by the test and demo clips. H.264 through the system ffmpeg when it is installed (browsers play
-it); otherwise OpenCV's own MPEG-4 writer, which needs nothing else.
+by the test and demo clips. H.264 through the project's ffmpeg (common.ffmpeg: the one imageio-ffmpeg
+ships, or FFMPEG_BINARY), which browsers play; OpenCV's own MPEG-4 writer only if there is none.
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from common.ffmpeg import FfmpegMissing, ffmpeg_binary
 
 
 def pan_zoom_window(img: np.ndarray, size: tuple[int, int], zoom: float, center: tuple[float, float]) -> np.ndarray:
@@ -41,7 +42,10 @@ def write_mp4(
     """Encode BGR frames of `size` into an MP4 at `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ffmpeg = shutil.which("ffmpeg")
+    try:
+        ffmpeg = ffmpeg_binary()
+    except FfmpegMissing:
+        ffmpeg = None
     if ffmpeg:
         cmd = [
             ffmpeg, "-y", "-hide_banner", "-loglevel", "error",

@@ -2,7 +2,8 @@
 
 Each clip is a slow pan/zoom over a photo, with optional defects (blur, low light, the subject
 leaving the frame, no person) in known seconds, like the labelled samples. H.264 through the
-system ffmpeg when it is there (browsers play it); otherwise OpenCV's MPEG-4 writer.
+project's ffmpeg (common.ffmpeg), which browsers play. The same ffmpeg turns them into the other
+formats and broken files the upload checks must tell apart.
 """
 from __future__ import annotations
 
@@ -114,4 +115,84 @@ def missing_header(dest: Path, *, seconds=3.0) -> Path:
     data = tmp.read_bytes()
     tmp.unlink()
     Path(dest).write_bytes(data[: int(len(data) * 0.4)])
+    return Path(dest)
+
+
+# --- Other formats and broken files (the upload checks), made with the project's ffmpeg ------------------
+
+
+def _ffmpeg(*args: str) -> None:
+    import subprocess
+
+    from common.ffmpeg import ffmpeg_binary
+
+    subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def convert(src: Path, dest: Path, *codec_args: str) -> Path:
+    """Re-encode `src` into `dest` (the container follows dest's extension) with `codec_args`, no sound."""
+    _ffmpeg("-i", src, "-an", *codec_args, dest)
+    return Path(dest)
+
+
+def avi_mpeg4(src: Path, dest: Path) -> Path:
+    """MPEG-4 Part 2 in AVI (what old cameras and DivX/Xvid tools write)."""
+    return convert(src, dest, "-c:v", "mpeg4", "-q:v", "3")
+
+
+def mkv_mjpeg(src: Path, dest: Path) -> Path:
+    return convert(src, dest, "-c:v", "mjpeg", "-q:v", "4")
+
+
+def mov_prores(src: Path, dest: Path) -> Path:
+    """ProRes 422 Proxy in QuickTime (an editor's export); 10-bit 4:2:2, which no browser plays."""
+    return convert(src, dest, "-c:v", "prores_ks", "-profile:v", "0")
+
+
+def webm_vp8(src: Path, dest: Path) -> Path:
+    return convert(src, dest, "-c:v", "libvpx", "-b:v", "1M", "-deadline", "realtime", "-cpu-used", "8")
+
+
+def audio_only(dest: Path, *, seconds: float = 2.0) -> Path:
+    """An AAC sound file in an MP4 container (.m4a): a real file ffmpeg reads, with no video stream."""
+    _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", dest)
+    return Path(dest)
+
+
+def damaged_payload(src: Path, dest: Path) -> Path:
+    """An MP4 whose header is intact but whose media data is noise: it opens, no picture decodes."""
+    data = bytearray(Path(src).read_bytes())
+    start = data.find(b"mdat") + 4
+    data[start:] = np.random.default_rng(7).integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
+    Path(dest).write_bytes(bytes(data))
+    return Path(dest)
+
+
+def _matroska_duration_element(data: bytes) -> int:
+    """Offset of the Segment Info's Duration element (ID 0x4489, an 8-byte float) that ffmpeg writes."""
+    at = data.find(b"\x44\x89\x88")
+    if at < 0:
+        raise ValueError("no 8-byte Duration element in this Matroska file")
+    return at
+
+
+def webm_claiming_duration(src: Path, dest: Path, *, claimed_seconds: float) -> Path:
+    """A copy of the WebM `src` whose header says it lasts `claimed_seconds` (it holds what it holds)."""
+    import struct
+
+    data = bytearray(Path(src).read_bytes())
+    at = _matroska_duration_element(data)
+    # The value is in TimecodeScale units: ffmpeg writes 1 ms.
+    data[at + 3:at + 11] = struct.pack(">d", claimed_seconds * 1000)
+    Path(dest).write_bytes(bytes(data))
+    return Path(dest)
+
+
+def webm_without_duration(src: Path, dest: Path) -> Path:
+    """A copy of the WebM `src` with no duration in its header (as live recorders write): the Duration
+    element becomes an EBML Void element of the same size."""
+    data = bytearray(Path(src).read_bytes())
+    at = _matroska_duration_element(data)
+    data[at:at + 11] = b"\xec\x89" + bytes(9)
+    Path(dest).write_bytes(bytes(data))
     return Path(dest)

@@ -481,7 +481,10 @@ def test_media_urls_already_absolute_are_given_as_they_are(ready_clip, settings)
     ("fields", "message"),
     [
         ({"status": Clip.Status.UPLOADED, "progress": 0}, "Waiting to start extracting frames."),
-        ({"status": Clip.Status.EXTRACTING, "progress": 40}, "Extracting frames: 40 %"),
+        ({"status": Clip.Status.EXTRACTING, "progress": 40, "playable_video": "clips/1/copy.playable.mp4"},
+         "Extracting frames: 40 %"),
+        ({"status": Clip.Status.EXTRACTING, "progress": 20, "playable_video": ""},
+         "Converting the video to a copy every browser plays: 20 %"),
         ({"status": Clip.Status.READY, "progress": 100, "people_found": False}, "No person was found in this clip."),
         ({"status": Clip.Status.FAILED, "error_message": "The video stream ended unexpectedly."},
          "The video stream ended unexpectedly."),

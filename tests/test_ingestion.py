@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from characters.clips import services
 from characters.models import Clip, Story
 from common.safe_fetch import FetchTooLarge, UrlRefused
+from demo import clips
 from tests.factories import UserFactory
 from tests.support import servers
 
@@ -221,3 +222,167 @@ def test_re_extracting_replaces_the_candidates(api, story, good_clip, media_root
     stored = {f"/media/{path.relative_to(media_root).as_posix()}" for path in files_under(media_root)}
     assert {urlsplit(f["image_url"]).path for f in after["candidates"]} <= stored
     assert old_files.isdisjoint(stored)  # the old frames' files are gone
+
+
+# --- Formats: what ffmpeg reads is taken, and a copy browsers play is made ----------------------------
+
+
+@pytest.fixture(scope="module")
+def format_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("formats")
+
+
+@pytest.fixture(scope="module")
+def small_clip(format_dir):
+    """3 s, 640x360 at 24 fps, the frontal astronaut: H.264 MP4, the source of the other formats."""
+    return clips.good_frontal(format_dir / "small.mp4", size=(640, 360), seconds=3.0, fps=24)
+
+
+@pytest.fixture(scope="module")
+def webm_clip(format_dir, small_clip):
+    return clips.webm_vp8(small_clip, format_dir / "small.webm")
+
+
+def probe(path: Path):
+    from characters.vision.video import probe_video
+
+    return probe_video(path)
+
+
+def test_an_avi_upload_is_kept_as_it_is_and_extracted_from_its_h264_copy(api, story, small_clip, format_dir,
+                                                                         media_root, temp_dir,
+                                                                         django_capture_on_commit_callbacks):
+    avi = clips.avi_mpeg4(small_clip, format_dir / "camera.avi")
+
+    body = upload_and_extract(api, story, avi, django_capture_on_commit_callbacks)
+
+    assert (body["status"], body["progress"]) == ("ready", 100), body["message"]
+    assert (body["container"], body["codec"]) == ("avi", "mpeg4")
+    assert body["candidates"], "extraction found no candidate in the playable copy"
+    clip = Clip.objects.get(pk=body["id"])
+    assert clip.video.name.endswith(".avi")
+    assert (media_root / clip.video.name).read_bytes() == avi.read_bytes()  # the original, untouched
+    playable = media_root / clip.playable_video.name
+    assert playable != media_root / clip.video.name
+    info = probe(playable)
+    assert (info.container, info.codec, info.pix_fmt) == ("mp4", "h264", "yuv420p")
+    assert (info.width, info.height, info.frame_count) == (640, 360, 72)
+    served = api.get(urlsplit(body["playable_video_url"]).path)
+    assert served.status_code == 200
+    assert b"".join(served.streaming_content)[4:8] == b"ftyp"
+    assert files_under(temp_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "container", "codec"),
+    [
+        (clips.mkv_mjpeg, "scene.mkv", "mkv", "mjpeg"),
+        (clips.mov_prores, "edit.mov", "mov", "prores"),
+        (clips.webm_vp8, "screen.webm", "webm", "vp8"),
+    ],
+    ids=["mkv-mjpeg", "mov-prores", "webm-vp8"],
+)
+def test_other_containers_and_codecs_are_accepted(make, name, container, codec, story, user, small_clip,
+                                                  format_dir, media_root, temp_dir):
+    path = make(small_clip, format_dir / name)
+
+    clip = services.clip_create(story=story, uploader=user, upload=upload(path))
+
+    assert (clip.container, clip.codec, clip.width, clip.height) == (container, codec, 640, 360)
+    assert clip.duration_seconds == pytest.approx(3.0, abs=0.05)
+    assert clip.frame_count == 72
+    assert clip.video.name.endswith(f".{container}")
+    assert not clip.playable_video  # made by the extraction run
+    assert files_under(media_root) == [media_root / clip.video.name]
+
+
+def test_prores_clip_gets_a_playable_copy_with_progress(story, user, small_clip, format_dir, monkeypatch,
+                                                        django_capture_on_commit_callbacks):
+    path = clips.mov_prores(small_clip, format_dir / "progress.mov")
+    with django_capture_on_commit_callbacks(execute=False):
+        clip = services.clip_create(story=story, uploader=user, upload=upload(path))
+    seen = []
+    real = services._set_progress
+
+    def record(clip_id, percent):
+        seen.append(percent)
+        real(clip_id, percent)
+
+    monkeypatch.setattr(services, "_set_progress", record)
+
+    clip = services.clip_extract_frames(clip_id=clip.pk)
+
+    assert clip.status == Clip.Status.READY
+    assert probe(Path(clip.playable_video.path)).codec == "h264"
+    transcoding = [p for p in seen if p <= services.TRANSCODE_PROGRESS_SHARE]
+    assert transcoding and max(transcoding) == services.TRANSCODE_PROGRESS_SHARE
+    assert seen == sorted(seen) and seen[-1] > services.TRANSCODE_PROGRESS_SHARE
+    # A re-run keeps the copy: nothing is encoded again.
+    name = clip.playable_video.name
+    assert services.clip_extract_frames(clip_id=clip.pk).playable_video.name == name
+
+
+def test_an_h264_mp4_is_its_own_playable_copy(story, user, small_clip, media_root):
+    clip = services.clip_create(story=story, uploader=user, upload=upload(small_clip))
+
+    assert clip.playable_video.name == clip.video.name
+    assert files_under(media_root) == [media_root / clip.video.name]
+
+
+@pytest.fixture(scope="module")
+def refused_files(format_dir, small_clip, webm_clip):
+    text = format_dir / "notes.txt"
+    text.write_text("Not a video, only words.\n")  # ffmpeg would render a .txt as a video of its text
+    return {
+        "audio only": (clips.audio_only(format_dir / "voice.m4a"), "no video stream"),
+        "damaged": (clips.damaged_payload(small_clip, format_dir / "noise.mp4"), "damaged: no picture"),
+        "text": (text, "not a video"),
+    }
+
+
+@pytest.mark.parametrize("case", ["audio only", "damaged", "text"])
+def test_a_refused_file_names_the_reason_through_the_api(case, refused_files, api, story, media_root, temp_dir):
+    path, words = refused_files[case]
+
+    response = api.post(f"/api/v1/stories/{story.pk}/clips", {"video": upload(path)}, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_clip"
+    assert words in response.json()["error"]["message"]
+    assert_nothing_kept(media_root, temp_dir)
+
+
+def test_a_webm_whose_header_understates_its_length_is_refused(api, story, user, webm_clip, format_dir, settings,
+                                                              media_root, temp_dir):
+    settings.CLIP_MAX_SECONDS = 1
+    lying = clips.webm_claiming_duration(webm_clip, format_dir / "lying.webm", claimed_seconds=0.5)
+
+    response = api.post(f"/api/v1/stories/{story.pk}/clips", {"video": upload(lying)}, format="multipart")
+    with pytest.raises(services.InvalidClip) as caught:
+        services.clip_create(story=story, uploader=user, upload=upload(lying))
+
+    assert response.status_code == 400
+    # The scan stops a second past the limit: it knows "more than", not how much more.
+    assert "Too long: the clip lasts more than 1 s, the limit is 1 s" in response.json()["error"]["message"]
+    assert caught.value.status_code == 400 and "Too long" in caught.value.message
+    assert_nothing_kept(media_root, temp_dir)
+
+
+def test_a_webm_with_no_duration_in_its_header_is_measured(api, story, user, webm_clip, format_dir, settings,
+                                                           media_root, temp_dir):
+    unknown = clips.webm_without_duration(webm_clip, format_dir / "live.webm")
+
+    accepted = api.post(f"/api/v1/stories/{story.pk}/clips", {"video": upload(unknown)}, format="multipart")
+    settings.CLIP_MAX_SECONDS = 2
+    refused = api.post(f"/api/v1/stories/{story.pk}/clips", {"video": upload(unknown)}, format="multipart")
+    with pytest.raises(services.InvalidClip, match="Too long"):
+        services.clip_create(story=story, uploader=user, upload=upload(unknown))
+
+    assert accepted.status_code == 202, accepted.json()
+    body = accepted.json()
+    assert (body["duration"], body["container"]) == (pytest.approx(3.0, abs=0.05), "webm")
+    assert Clip.objects.get(pk=body["id"]).frame_count == 72
+    assert refused.status_code == 400
+    assert "the limit is 2 s" in refused.json()["error"]["message"]
+    assert Clip.objects.count() == 1  # only the accepted one
+    assert files_under(temp_dir) == []

@@ -221,8 +221,8 @@ class ClipAdmin(admin.ModelAdmin):
             return "—"
         return format_html(
             '<video class="cps-video" controls preload="metadata" src="{}"></video>'
-            '<div><a href="{}" target="_blank" rel="noopener">Open the file</a></div>',
-            clip.video.url, clip.video.url,
+            '<div><a href="{}" target="_blank" rel="noopener">Open the original file</a></div>',
+            clip.playback_video.url, clip.video.url,
         )
 
 

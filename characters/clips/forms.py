@@ -2,7 +2,9 @@
 from django import forms
 from django.conf import settings
 
-ACCEPTED_VIDEO_TYPES = "video/mp4,video/quicktime,video/webm"
+# A hint for the file picker only: any file with a video stream is taken (characters.vision.video decides).
+# Some systems give .mkv/.avi no video/* type, hence the extensions.
+ACCEPTED_VIDEO_TYPES = "video/*,.mkv,.avi,.mov,.webm,.mp4"
 
 
 class StoryForm(forms.Form):
@@ -23,6 +25,6 @@ class ClipUploadForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["video"].help_text = (
-            f"MP4, MOV or WebM · up to {settings.CLIP_MAX_SECONDS:g} seconds · "
+            f"MP4, MOV, WebM, MKV, AVI or another video format · up to {settings.CLIP_MAX_SECONDS:g} seconds · "
             f"up to {settings.CLIP_MAX_BYTES / 1_048_576:.0f} MB"
         )

@@ -14,13 +14,15 @@ from django.utils import timezone
 from characters.clips.extraction import ExtractionResult, extract_candidates
 from characters.models import CandidateFrame, Clip, Story, StoryContributor, format_timestamp
 from characters.vision.jpeg import encode_jpeg
-from characters.vision.video import InvalidVideo, local_video_copy, probe_video
+from characters.vision.video import InvalidVideo, local_video_copy, probe_video, transcode_to_playable
 from common.exceptions import ServiceError
 from common.safe_fetch import fetch_to_temp_file
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_MAX_SIDE = 320
+# The share of an extraction run's progress bar that making the playable copy takes, when it has to.
+TRANSCODE_PROGRESS_SHARE = 30
 
 
 class InvalidClip(ServiceError):
@@ -96,6 +98,9 @@ def clip_create(*, story: Story, uploader, upload: File, source_url: str = "") -
             )
             with open(local_path, "rb") as fh:
                 clip.video.save(f"{original_name or 'clip'}.{info.container}", File(fh), save=False)
+            if info.browser_playable:
+                # Already H.264/yuv420p in MP4: the upload is its own playable copy, no re-encoding.
+                clip.playable_video.name = clip.video.name
             try:
                 clip.save()
             except BaseException:
@@ -168,6 +173,28 @@ def _set_progress(clip_id: int, percent: int) -> None:
     Clip.objects.filter(pk=clip_id, status=Clip.Status.EXTRACTING).update(progress=max(0, min(99, percent)))
 
 
+def _make_playable_copy(clip: Clip, progress) -> None:
+    """Store an H.264/yuv420p MP4 of the clip's upload as `playable_video` (when it has none yet)."""
+    if clip.playable_video and clip.playable_video.storage.exists(clip.playable_video.name):
+        return
+    source, source_is_temp = local_video_copy(clip.video)
+    tmp = tempfile.NamedTemporaryFile(prefix="clip-playable-", suffix=".mp4", delete=False)
+    tmp.close()
+    try:
+        transcode_to_playable(source, tmp.name, duration_seconds=clip.duration_seconds, progress=progress)
+        with open(tmp.name, "rb") as fh:
+            clip.playable_video.save("playable.mp4", File(fh), save=False)
+        try:
+            Clip.objects.filter(pk=clip.pk).update(playable_video=clip.playable_video.name)
+        except BaseException:
+            clip.playable_video.delete(save=False)
+            raise
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+        if source_is_temp:
+            source.unlink(missing_ok=True)
+
+
 def clip_extract_frames(*, clip_id: int) -> Clip:
     """Run the extraction pipeline on a clip and replace its candidate frames with the result.
 
@@ -186,13 +213,19 @@ def clip_extract_frames(*, clip_id: int) -> Clip:
             status=Clip.Status.FAILED, error_message=message, extraction_finished_at=timezone.now()
         )
         raise ServiceError(message, code="video_missing", status_code=409)
-    local_path, is_temp = local_video_copy(clip.video)
+    local_path, is_temp = None, False
     try:
+        # First the copy browsers play (0-30 % when it has to be encoded); the extraction then decodes that
+        # copy, so candidate times match what the clip page and the pin panel's scrubber show.
+        share = 0 if clip.playable_video else TRANSCODE_PROGRESS_SHARE
+        _make_playable_copy(clip, lambda fraction: _set_progress(clip_id, round(fraction * share)))
+        # The playable copy (playback_video) is what the clip page plays and what is decoded.
+        local_path, is_temp = local_video_copy(clip.playback_video)
         result = extract_candidates(
             local_path,
             fps=settings.EXTRACTION_FPS,
             top_n=settings.EXTRACTION_TOP_N,
-            progress=lambda p: _set_progress(clip_id, p),
+            progress=lambda p: _set_progress(clip_id, share + round(p * (100 - share) / 100)),
         )
         _store_result(clip, result)
     except Exception as exc:
@@ -203,7 +236,7 @@ def clip_extract_frames(*, clip_id: int) -> Clip:
         )
         raise
     finally:
-        if is_temp:
+        if is_temp and local_path is not None:
             local_path.unlink(missing_ok=True)
     clip.refresh_from_db()
     return clip

@@ -124,7 +124,8 @@ def clip_frame_at(*, clip: Clip, seconds) -> PinFrame:
     """Decode the frame on screen at `seconds` (seek by frame index, then one read) as an element JPEG."""
     seconds = checked_timestamp(clip, seconds)
     try:
-        capture = open_capture(cached_local_video(clip.video))
+        # The playable copy once made: the file the panel's scrubber plays, so times agree.
+        capture = open_capture(cached_local_video(clip.playback_video))
     except (InvalidVideo, OSError) as exc:
         raise FrameNotUsable(f"Clip {clip.pk} could not be opened: {exc}") from None
     try:

@@ -259,6 +259,8 @@ CLIP_MAX_SECONDS = env.float("CLIP_MAX_SECONDS", default=60.0)
 CLIP_MAX_WIDTH = env.int("CLIP_MAX_WIDTH", default=3840)
 CLIP_MAX_HEIGHT = env.int("CLIP_MAX_HEIGHT", default=2160)
 CLIP_FETCH_TIMEOUT_SECONDS = env.float("CLIP_FETCH_TIMEOUT_SECONDS", default=20.0)
+# The ffmpeg that probes uploads and makes their H.264 copies; empty: the one imageio-ffmpeg ships.
+FFMPEG_BINARY = env.str("FFMPEG_BINARY", default="")
 # Networks a server-side fetch may reach besides public addresses (tests allow 127.0.0.0/8). Keep empty in production.
 SAFE_FETCH_ALLOWED_NETWORKS = env.list("SAFE_FETCH_ALLOWED_NETWORKS", default=[])
 # Let Django spool large uploads to disk instead of memory.

@@ -34,6 +34,8 @@ def clip_status_message(clip: Clip) -> str:
     if clip.status == Clip.Status.UPLOADED:
         return "Waiting to start extracting frames."
     if clip.status == Clip.Status.EXTRACTING:
+        if not clip.playable_video:  # the run's first step: the H.264 copy (characters.services)
+            return f"Converting the video to a copy every browser plays: {clip.progress} %"
         return f"Extracting frames: {clip.progress} %"
     if clip.status == Clip.Status.FAILED:
         return clip.error_message or "Frame extraction failed."
@@ -77,7 +79,10 @@ class ClipSerializer(serializers.ModelSerializer):
     uploader = serializers.CharField(source="uploader.username", read_only=True)
     message = serializers.SerializerMethodField()
     duration = serializers.FloatField(source="duration_seconds", read_only=True)
-    video_url = AbsoluteFileUrlField(source="video")
+    video_url = AbsoluteFileUrlField(source="video", help_text="The file as it was uploaded.")
+    playable_video_url = AbsoluteFileUrlField(
+        source="playable_video", help_text="H.264 MP4 copy that browsers play; null until the extraction made it."
+    )
     last_frame_url = AbsoluteFileUrlField(source="last_frame")
     status_url = serializers.SerializerMethodField()
     candidates = CandidateFrameSerializer(many=True, read_only=True)
@@ -87,8 +92,8 @@ class ClipSerializer(serializers.ModelSerializer):
         fields = [
             "id", "story_id", "position", "uploader", "original_filename", "source_url", "status", "progress",
             "message", "error_message", "warning_message", "duration", "fps", "width", "height", "codec",
-            "size_bytes", "video_url", "last_frame_url", "last_frame_seconds", "frames_analysed", "people_found",
-            "is_winner", "created_at", "status_url", "candidates",
+            "size_bytes", "container", "video_url", "playable_video_url", "last_frame_url", "last_frame_seconds",
+            "frames_analysed", "people_found", "is_winner", "created_at", "status_url", "candidates",
         ]
         read_only_fields = fields
 

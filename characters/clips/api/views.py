@@ -134,7 +134,9 @@ class StoryClipUploadApi(APIView):
         description=(
             "Send the file as multipart/form-data field `video`, or give `source_url` (JSON or form) for the "
             "server to fetch from a public http(s) host. The file is checked before anything is kept: really a "
-            "video (MP4, MOV or WebM) with a decodable frame, within the size, duration and resolution limits. "
+            "video (any file ffmpeg reads with a video stream: MP4, MOV, WebM, MKV, AVI...) with a decodable frame "
+            "and a measured duration, within the size, duration and resolution limits. The original is kept and an "
+            "H.264 MP4 copy (`playable_video_url`) is made by the extraction run. "
             "A refused file leaves no clip behind. The answer is 202 with the clip; follow `status_url` "
             "(also the `Location` header) for progress and candidate frames."
         ),
