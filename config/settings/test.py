@@ -20,3 +20,9 @@ if REDIS_URL:
     _broker_db = int(_redis.path.strip("/") or 0)
     _cache_url = urlunsplit(_redis._replace(path=f"/{(_broker_db + 1) % 16}"))
     CACHES = {"default": {**CACHES["default"], "LOCATION": _cache_url}}
+
+# The suite runs tasks in the test's own process and transaction (eager), or on a real worker; tests of the
+# embedded background mode turn it on themselves (tests/test_background_tasks.py).
+TASKS_IN_BACKGROUND_THREADS = False
+if not REDIS_URL:
+    CELERY_TASK_ALWAYS_EAGER = True
