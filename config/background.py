@@ -155,6 +155,7 @@ def start(*, beat: bool = True) -> None:
     from .celery import app
 
     _get_executor()
+    app.loader.import_default_modules()  # the apps' tasks modules (a web process imports them only on use)
     boot = timezone.now().isoformat()
     # The same tasks the beat sends, told that anything not seen alive since boot is lost.
     for name in ("characters.tasks.resume_stale_clips", "generation.tasks.poll_stale_jobs"):
