@@ -383,8 +383,8 @@ def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
 def generation_refresh(*, job: GenerationJob) -> GenerationJob:
     """Bring a job up to date as someone reads it (its page, its status endpoint). Returns the job as it is now.
 
-    With a worker, tasks and the beat's sweep move jobs on and this only fails a job past the
-    generation timeout. With eager tasks (the embedded default: no worker, no beat) nothing follows a
+    With a worker or background threads, tasks and the sweep move jobs on and this only fails a job past
+    the generation timeout. With eager tasks (no broker, TASKS_IN_BACKGROUND_THREADS off) nothing follows a
     job after its first poll, so reading it also asks the provider again, at most every
     GENERATION_POLL_SECONDS: the page's live status moves the job on, and a transient provider error
     (a 5xx, fal unreachable) only means that the next read tries again.
