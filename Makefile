@@ -22,7 +22,7 @@ help:
 	@echo "make run          install, migrate, load the demo data, serve on http://$(HOST):$(PORT)"
 	@echo "make test         the test suite on PostgreSQL + Redis (started for the run if not given)"
 	@echo "make worker       a Celery worker on the default, extraction and generation queues"
-	@echo "make beat         Celery beat (closes expired voting sessions, polls generation jobs)"
+	@echo "make beat         Celery beat (closes expired votes, sweeps for lost clips and jobs)"
 	@echo "make lint         ruff"
 	@echo "make bench        extraction benchmark (decode only vs ours vs the seed's way)"
 	@echo "make bench-votes  voting load benchmark under gunicorn on PostgreSQL + Redis"

@@ -113,6 +113,17 @@ class Clip(models.Model):
     last_frame_seconds = models.FloatField(null=True, blank=True)
     extraction_started_at = models.DateTimeField(null=True, blank=True)
     extraction_finished_at = models.DateTimeField(null=True, blank=True)
+    # Following the extraction while it is queued or running (see selectors.stale_clips).
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the extraction: queued, started, progress, beats."
+    )
+    extraction_task_id = models.CharField(
+        max_length=64, blank=True,
+        help_text="The task that may run the extraction now; any other delivery (a lost message come back) is ignored.",
+    )
+    extraction_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the current extraction was queued: 1, plus each time lost work was queued again."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,13 +1,28 @@
-"""Reads for generation: a story's generated clips in order, for the drift chart."""
+"""Reads for generation: a story's generated clips in order, for the drift chart; jobs nobody is moving."""
 from django.db.models import QuerySet
 
 from characters.models import Story
+from common.stale_work import StaleCutoffs
 
 from .models import GenerationJob
 
 
 def story_generated_clips(story: Story) -> QuerySet[GenerationJob]:
     return GenerationJob.objects.filter(story=story, status=GenerationJob.Status.COMPLETE).order_by("completed_at")
+
+
+def stale_jobs(cutoffs: StaleCutoffs) -> tuple[list[int], list[int]]:
+    """Unfinished jobs nobody has moved since `cutoffs.running_before` (a lost task, a killed worker, a flushed
+    broker, a missed webhook): (to submit, to poll). The one rule for a stuck job (see common.stale_work).
+
+    A running job is moved at least every poll (30 s at most), so its last update is its heartbeat. Sending
+    either task again is safe: a job is submitted at most once (services.generation_submit).
+    """
+    stale = GenerationJob.objects.filter(updated_at__lt=cutoffs.running_before)
+    Status = GenerationJob.Status
+    to_submit = stale.filter(status=Status.QUEUED, provider_request_id="").values_list("pk", flat=True)
+    to_poll = stale.filter(status__in=(Status.SUBMITTED, Status.PROCESSING)).values_list("pk", flat=True)
+    return list(to_submit), list(to_poll)
 
 
 def drift_points(story: Story) -> list[dict]:

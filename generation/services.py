@@ -51,6 +51,7 @@ from characters.pins import selectors as pin_selectors
 from characters.pins import services as pin_services
 from characters.vision.video import InvalidVideo, probe_video
 from common.exceptions import NotFound, ServiceError
+from common.stale_work import StaleCutoffs, stale_cutoffs
 from marketplace import services as marketplace
 
 from . import prompts
@@ -457,8 +458,8 @@ def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
 def generation_refresh(*, job: GenerationJob) -> GenerationJob:
     """Bring a job up to date as someone reads it (its page, its status endpoint). Returns the job as it is now.
 
-    With a worker, tasks and the beat's sweep move jobs on and this only fails a job past the
-    generation timeout. With eager tasks (the embedded default: no worker, no beat) nothing follows a
+    With a worker or background threads, tasks and the sweep move jobs on and this only fails a job past
+    the generation timeout. With eager tasks (no broker, TASKS_IN_BACKGROUND_THREADS off) nothing follows a
     job after its first poll, so reading it also asks the provider again, at most every
     GENERATION_POLL_SECONDS: the page's live status moves the job on, and a transient provider error
     (a 5xx, fal unreachable) only means that the next read tries again.
@@ -669,12 +670,17 @@ def webhook_received(*, provider: str, request_id: str, signature: str, payload:
     return outcome
 
 
-def stale_jobs(older_than_seconds: int = 120) -> tuple[list[int], list[int]]:
-    """Jobs nobody has moved for a while (a lost task, a missed webhook): (to submit, to poll).
+def generation_resume_stale(*, cutoffs: StaleCutoffs | None = None) -> dict:
+    """Move on every job nobody is moving (selectors.stale_jobs): queue its submission or its poll again.
 
-    Submitting a job whose submission is unconfirmed sends nothing: it waits, or fails once overdue."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = GenerationJob.objects.filter(updated_at__lt=cutoff)
-    to_submit = stale.filter(status=Status.QUEUED, provider_request_id="").values_list("pk", flat=True)
-    to_poll = stale.filter(status__in=(Status.SUBMITTED, Status.PROCESSING)).values_list("pk", flat=True)
-    return list(to_submit), list(to_poll)
+    The beat's sweep and the embedded mode's start-up call this. The tasks fail a job past the generation
+    timeout with that reason (the bound on how long a lost job is tried), and never submit one twice.
+    """
+    from . import selectors
+
+    to_submit, to_poll = selectors.stale_jobs(cutoffs or stale_cutoffs())
+    for pk in to_submit:
+        _enqueue_submit(pk)
+    for pk in to_poll:
+        _enqueue_poll(pk, 0)
+    return {"submitted": len(to_submit), "polled": len(to_poll)}

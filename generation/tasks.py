@@ -1,6 +1,10 @@
 """Celery tasks for generation (queue `generation`): thin wrappers over the services."""
 from celery import shared_task
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
+
+from common.stale_work import stale_cutoffs
+from config.celery import runs_detached
 
 from . import services
 from .providers import TransientProviderError
@@ -12,12 +16,12 @@ RETRY = {"autoretry_for": (TransientProviderError,), "retry_backoff": 2, "retry_
 def _retried_later(task) -> bool:
     """Will anything run this step again if it hits a transient error now?
 
-    On a worker, yes: the task retries with backoff, and the beat's stale-job sweep picks up whatever
-    is left after that. Run eagerly (the embedded default, no broker), only while Celery's own retries
-    last, and only when errors do not propagate (they do by default: the first retry is then raised
-    to the caller instead of run); no sweep runs there.
+    On a worker or in a background thread (the embedded default), yes: the task retries with backoff, and
+    the stale-job sweep picks up whatever is left after that. Run eagerly (inside the request), only while
+    Celery's own retries last, and only when errors do not propagate (they do by default: the first retry
+    is then raised to the caller instead of run); no sweep runs there.
     """
-    if not task.request.is_eager:
+    if runs_detached(task):
         return True
     return not task.app.conf.task_eager_propagates and task.request.retries < task.max_retries
 
@@ -46,10 +50,6 @@ def complete_generation_job(job_pk: int, completed: bool = False) -> str:
 
 
 @shared_task(name="generation.tasks.poll_stale_jobs")
-def poll_stale_jobs() -> dict:
-    to_submit, to_poll = services.stale_jobs()
-    for pk in to_submit:
-        submit_generation_job.delay(pk)
-    for pk in to_poll:
-        poll_generation_job.delay(pk)
-    return {"submitted": len(to_submit), "polled": len(to_poll)}
+def poll_stale_jobs(since: str | None = None) -> dict:
+    """The beat's sweep for stuck jobs; `since` (a process start, ISO 8601): every job not moved since."""
+    return services.generation_resume_stale(cutoffs=stale_cutoffs(since=parse_datetime(since) if since else None))

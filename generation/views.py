@@ -30,7 +30,7 @@ def create(request, story_id: int):
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(request, f"Generation {job.job_id} queued.")
+            _flash_created(request, GenerationJob.objects.get(pk=job.pk))
             return redirect(job)
     # What the story's default request with the character picked would run: the banner, the pin choice and
     # the cost follow from it.
@@ -39,6 +39,16 @@ def create(request, story_id: int):
     context = {"story": story, "form": form, "pins": quote.available_pins, "character": quote.character,
                "quote": quote}
     return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)
+
+
+def _flash_created(request, job: GenerationJob) -> None:
+    """Say what is true of the job now: queued in the background, or (run in the request) finished."""
+    if job.status == GenerationJob.Status.COMPLETE:
+        messages.success(request, f"Generation {job.job_id} is ready.")
+    elif job.is_finished:
+        messages.error(request, f"Generation {job.job_id} {job.get_status_display().lower()}: {job.error}")
+    else:
+        messages.success(request, f"Generation {job.job_id} queued; its progress is below.")
 
 
 @login_required

@@ -37,6 +37,8 @@ def project_modules() -> list[str]:
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    # Importing config.wsgi would start the embedded background pool (and its start-up sweep): not wanted here.
+    os.environ["TASKS_IN_BACKGROUND_THREADS"] = "False"
     import django
 
     django.setup()

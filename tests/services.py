@@ -123,18 +123,24 @@ class WorkerProcess:
 
 
 @contextlib.contextmanager
-def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], bool]) -> Iterator[WorkerProcess]:
+def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], bool], beat: bool = False,
+                  purge: bool = True) -> Iterator[WorkerProcess]:
     """A real `celery worker` on every queue: prefork with one child, as in production but small.
 
     `env` holds what differs from ours (settings module, DATABASE_URL, REDIS_URL, media root);
-    `ping(hostname)` says whether the worker answers over the broker.
+    `ping(hostname)` says whether the worker answers over the broker. `beat`: with Celery beat in the
+    worker (`-B`), so the periodic sweeps run; `purge=False` keeps the messages already queued.
     """
     hostname = f"tests-{os.getpid()}@localhost"
     log = log_dir / "celery_worker.log"
     command = [
         str(BIN_DIR / "celery"), "-A", "config", "worker", "-Q", WORKER_QUEUES, "-P", "prefork", "-c", "1",
-        "-n", hostname, "--purge", "--without-gossip", "--without-mingle", "-l", "INFO",
+        "-n", hostname, "--without-gossip", "--without-mingle", "-l", "INFO",
     ]
+    if purge:
+        command.append("--purge")
+    if beat:
+        command += ["-B", "-s", str(log_dir / "celerybeat-schedule")]
     with open(log, "wb") as out:
         process = subprocess.Popen(
             command, cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,

@@ -24,6 +24,10 @@ print(json.dumps({
     "db_name": str(settings.DATABASES["default"]["NAME"]),
     "cache": settings.CACHES["default"]["BACKEND"],
     "eager": app.conf.task_always_eager,
+    "background": settings.TASKS_IN_BACKGROUND_THREADS,
+    "visibility_timeout": app.conf.broker_transport_options.get("visibility_timeout"),
+    "time_limit": app.conf.task_time_limit,
+    "sqlite_options": settings.DATABASES["default"].get("OPTIONS", {}),
     "broker": app.conf.broker_url,
     "storage": type(storages["default"]).__name__,
     "media_root": str(settings.MEDIA_ROOT),
@@ -87,7 +91,9 @@ def test_local_settings_boot_with_no_environment_on_the_embedded_default(no_dote
     assert local["engine"] == "django.db.backends.sqlite3"
     assert local["db_name"] == str(PROJECT_DIR / "db.sqlite3")
     assert local["cache"].endswith("LocMemCache")
-    assert local["eager"] is True
+    # Tasks run in background threads of the server process, not inside the request.
+    assert local["eager"] is False and local["background"] is True
+    assert local["sqlite_options"]["timeout"] >= 5 and "WAL" in local["sqlite_options"]["init_command"]
     assert local["storage"] == "FileSystemStorage"
     assert local["media_root"] == str(PROJECT_DIR / "media")
 
@@ -102,7 +108,9 @@ def test_each_service_switch_selects_the_real_backend(no_dotenv):
     assert real["engine"] == "django.db.backends.postgresql"
     assert real["db_name"] == "cps"
     assert real["cache"].endswith("RedisCache")
-    assert real["eager"] is False
+    assert real["eager"] is False and real["background"] is False
+    # A message whose worker died comes back just after the longest a task may run, not after an hour.
+    assert real["time_limit"] < real["visibility_timeout"] <= real["time_limit"] + 120
     assert real["broker"] == "redis://cache.internal:6379/0"
     assert real["storage"] == "S3Storage"
 

@@ -132,18 +132,19 @@ class ClipAdmin(admin.ModelAdmin):
     list_select_related = ("story", "uploader")
     search_fields = ("story__title", "original_filename", "uploader__username")
     date_hierarchy = "created_at"
-    actions = ["reextract_frames"]
+    actions = ["reextract_frames", "resume_stuck_extractions"]
     inlines = [CandidateFrameInline]
     readonly_fields = (
         "story", "uploader", "video_player", "original_filename", "source_url", "status_display", "error_message",
         "warning_message", "duration", "resolution", "fps", "frame_count", "codec", "container", "file_size",
         "frames_analysed", "people_found", "last_frame_preview", "last_frame_seconds", "extraction_started_at",
-        "extraction_finished_at", "created_at", "updated_at",
+        "extraction_finished_at", "heartbeat_at", "extraction_attempts", "created_at", "updated_at",
     )
     fieldsets = (
         (None, {"fields": ("story", "uploader", "position", "is_winner", "video_player")}),
         ("Extraction", {"fields": ("status_display", "error_message", "warning_message", "frames_analysed",
-                                   "people_found", "extraction_started_at", "extraction_finished_at")}),
+                                   "people_found", "extraction_started_at", "extraction_finished_at",
+                                   "heartbeat_at", "extraction_attempts")}),
         ("Video", {"fields": ("original_filename", "source_url", "duration", "resolution", "fps", "frame_count",
                               "codec", "container", "file_size")}),
         ("Last frame", {"fields": ("last_frame_preview", "last_frame_seconds")}),
@@ -178,6 +179,21 @@ class ClipAdmin(admin.ModelAdmin):
             request,
             ngettext("Frame extraction queued again for %(count)d clip.",
                      "Frame extraction queued again for %(count)d clips.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Resume stuck extractions (queue again, or fail after too many tries)",
+                  permissions=["change"])
+    def resume_stuck_extractions(self, request, queryset):
+        # The beat's own sweep, on the selected clips only: the same rule for "stuck" and the same attempt limit.
+        outcome = services.clips_resume_stale(clip_ids=queryset.values_list("pk", flat=True))
+        for pk in outcome["requeued"] + outcome["failed"]:
+            self.log_change(request, Clip.objects.get(pk=pk), "Stuck extraction resumed by an admin.")
+        left = queryset.count() - len(outcome["requeued"]) - len(outcome["failed"])
+        self.message_user(
+            request,
+            f"Queued again: {len(outcome['requeued'])}; failed after too many tries: {len(outcome['failed'])}; "
+            f"not stuck (finished, or showing signs of life): {left}.",
             messages.SUCCESS,
         )
 

@@ -2,21 +2,27 @@
 commands all call these; the rules live here once."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from characters.clips import selectors
 from characters.clips.extraction import ExtractionResult, extract_candidates
 from characters.models import CandidateFrame, Clip, Story, StoryContributor, format_timestamp
 from characters.vision.jpeg import encode_jpeg
 from characters.vision.video import InvalidVideo, local_video_copy, probe_video, transcode_to_playable
 from common.exceptions import ServiceError
 from common.safe_fetch import fetch_to_temp_file
+from common.stale_work import StaleCutoffs, keep_alive, stale_cutoffs
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +87,9 @@ def clip_create(*, story: Story, uploader, upload: File, source_url: str = "") -
         original_name = Path(getattr(upload, "name", "") or "").name[:255]
         with transaction.atomic():
             position = (story.clips.order_by("-position").values_list("position", flat=True).first() or 0) + 1
+            token = _new_task_id()
             clip = Clip(
+                extraction_task_id=token, extraction_attempts=1, heartbeat_at=timezone.now(),
                 story=story,
                 uploader=uploader,
                 original_filename=original_name,
@@ -108,7 +116,7 @@ def clip_create(*, story: Story, uploader, upload: File, source_url: str = "") -
                 raise
             # robust: with in-process tasks a failed extraction is recorded on the clip, not raised at the uploader.
             story_add_contributor(story=story, user=uploader, contribution="clip")
-            transaction.on_commit(lambda: _enqueue_extraction(clip.pk), robust=True)
+            transaction.on_commit(lambda: _enqueue_extraction(clip.pk, token), robust=True)
         return clip
     finally:
         local_path.unlink(missing_ok=True)
@@ -128,10 +136,29 @@ def clip_create_from_url(*, story: Story, uploader, url: str) -> Clip:
         fetched.path.unlink(missing_ok=True)
 
 
-def _enqueue_extraction(clip_id: int) -> None:
+def _new_task_id() -> str:
+    return f"extract-{uuid.uuid4().hex}"
+
+
+def _enqueue_extraction(clip_id: int, token: str) -> None:
+    """Send the task; its id is the clip's token, so the broker can be asked whether the message is still there."""
     from characters.clips.tasks import extract_clip_frames
 
-    extract_clip_frames.delay(clip_id)
+    extract_clip_frames.apply_async((clip_id, token), task_id=token)
+
+
+def _queue_extraction(clip_id: int, rows: QuerySet[Clip], *, attempts) -> int:
+    """Queue the clip's extraction, if it is still in `rows` (a conditional update: 0 when not), with a new token.
+
+    The new token supersedes any message still around for the clip: only the task carrying it runs."""
+    token = _new_task_id()
+    updated = rows.filter(pk=clip_id).update(
+        status=Clip.Status.UPLOADED, progress=0, error_message="", extraction_task_id=token,
+        extraction_attempts=attempts, heartbeat_at=timezone.now(), extraction_finished_at=None,
+    )
+    if updated:
+        transaction.on_commit(lambda: _enqueue_extraction(clip_id, token), robust=True)
+    return updated
 
 
 def can_request_extraction(user, clip: Clip) -> bool:
@@ -146,7 +173,8 @@ def can_request_extraction(user, clip: Clip) -> bool:
 def clip_request_extraction(*, clip: Clip, user) -> Clip:
     """Queue (again) the extraction of a clip; a re-run replaces its candidates.
 
-    Refused while a run is queued or under way, so two runs never write the same clip at once.
+    Refused while a run is queued or under way, so two runs never write the same clip at once; staff may
+    re-run a clip whose run is stuck (selectors.stale_clips: its worker died, its message was lost).
     """
     if not can_request_extraction(user, clip):
         raise ServiceError(
@@ -155,22 +183,73 @@ def clip_request_extraction(*, clip: Clip, user) -> Clip:
             status_code=403,
         )
     busy = (Clip.Status.UPLOADED, Clip.Status.EXTRACTING)
-    updated = Clip.objects.filter(pk=clip.pk).exclude(status__in=busy).update(
-        status=Clip.Status.UPLOADED, progress=0, error_message=""
-    )
-    if not updated:
+    with transaction.atomic():
+        queued = _queue_extraction(clip.pk, Clip.objects.exclude(status__in=busy), attempts=1)
+        if not queued and user.is_staff:
+            queued = _queue_extraction(clip.pk, selectors.stale_clips(stale_cutoffs()), attempts=1)
+    if not queued:
         raise ServiceError(
-            "This clip's frames are being extracted already; wait for the run to finish.",
+            "This clip's frames are being extracted already; wait for the run to finish."
+            + (" It is not stuck: it showed signs of life recently." if user.is_staff else ""),
             code="extraction_in_progress",
             status_code=409,
         )
-    transaction.on_commit(lambda: _enqueue_extraction(clip.pk), robust=True)
     clip.refresh_from_db()
     return clip
 
 
+def interrupted_message(attempts: int) -> str:
+    return (
+        f"The extraction was interrupted {attempts} time{'s' if attempts != 1 else ''} (its worker stopped, or its "
+        "task was lost) and is not tried again automatically. Re-run it to try again."
+    )
+
+
+def clips_resume_stale(*, cutoffs: StaleCutoffs | None = None, clip_ids: Iterable[int] | None = None) -> dict:
+    """Queue again each stuck clip (selectors.stale_clips), at most TASKS_MAX_ATTEMPTS times; then fail it, saying why.
+
+    The beat's sweep, the embedded mode's start-up and the admin call this. Each clip is taken with a
+    conditional update on what was seen, so two sweeps at once queue it once.
+    """
+    stale = selectors.stale_clips(cutoffs or stale_cutoffs())
+    if clip_ids is not None:
+        stale = stale.filter(pk__in=list(clip_ids))
+    outcome = {"requeued": [], "failed": []}
+    for pk, status, token, attempts, heartbeat in stale.values_list(
+        "pk", "status", "extraction_task_id", "extraction_attempts", "heartbeat_at"
+    ):
+        unchanged = Clip.objects.filter(pk=pk, status=status, extraction_task_id=token, heartbeat_at=heartbeat)
+        if attempts >= settings.TASKS_MAX_ATTEMPTS:
+            if unchanged.update(status=Clip.Status.FAILED, error_message=interrupted_message(attempts),
+                                extraction_finished_at=timezone.now()):
+                logger.warning("Clip %s: extraction lost %s times, failed", pk, attempts)
+                outcome["failed"].append(pk)
+        elif _queue_extraction(pk, unchanged, attempts=F("extraction_attempts") + 1):
+            logger.warning("Clip %s: extraction lost while %s, queued again (attempt %s)", pk, status, attempts + 1)
+            outcome["requeued"].append(pk)
+    return outcome
+
+
+def clip_heartbeat(*, clip_id: int, token: str = "") -> None:
+    """The running extraction is alive (only the run holding the clip's token counts)."""
+    rows = Clip.objects.filter(pk=clip_id, status=Clip.Status.EXTRACTING)
+    if token:
+        rows = rows.filter(extraction_task_id=token)
+    rows.update(heartbeat_at=timezone.now())
+
+
+@contextlib.contextmanager
+def clip_keep_alive(*, clip_id: int, token: str = "") -> Iterator[None]:
+    """Beat for the clip while the block runs, also through steps that report no progress (storing, encoding)."""
+    every = max(1.0, min(20.0, settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS / 4))
+    with keep_alive(lambda: clip_heartbeat(clip_id=clip_id, token=token), every=every):
+        yield
+
+
 def _set_progress(clip_id: int, percent: int) -> None:
-    Clip.objects.filter(pk=clip_id, status=Clip.Status.EXTRACTING).update(progress=max(0, min(99, percent)))
+    Clip.objects.filter(pk=clip_id, status=Clip.Status.EXTRACTING).update(
+        progress=max(0, min(99, percent)), heartbeat_at=timezone.now()  # progress is a sign of life
+    )
 
 
 def _make_playable_copy(clip: Clip, progress) -> None:
@@ -195,15 +274,24 @@ def _make_playable_copy(clip: Clip, progress) -> None:
             source.unlink(missing_ok=True)
 
 
-def clip_extract_frames(*, clip_id: int) -> Clip:
+def clip_extract_frames(*, clip_id: int, token: str = "") -> Clip:
     """Run the extraction pipeline on a clip and replace its candidate frames with the result.
 
     Safe to re-run. On failure the clip ends `failed` with the reason and keeps no partial frames.
+    With `token` (the task's), it runs only while the clip is queued or running under that token: a message
+    that comes back after the clip was queued again, or finished, does nothing.
     """
-    updated = Clip.objects.filter(pk=clip_id).update(
+    rows = Clip.objects.filter(pk=clip_id)
+    if token:
+        rows = rows.filter(extraction_task_id=token, status__in=(Clip.Status.UPLOADED, Clip.Status.EXTRACTING))
+    now = timezone.now()
+    updated = rows.update(
         status=Clip.Status.EXTRACTING, progress=0, error_message="", warning_message="",
-        extraction_started_at=timezone.now(), extraction_finished_at=None,
+        extraction_started_at=now, extraction_finished_at=None, heartbeat_at=now,
     )
+    if not updated and token and Clip.objects.filter(pk=clip_id).exists():
+        logger.info("Clip %s: task %s is superseded or done; nothing to do", clip_id, token)
+        return Clip.objects.get(pk=clip_id)
     if not updated:
         raise ServiceError(f"Clip {clip_id} does not exist.", code="not_found", status_code=404)
     clip = Clip.objects.select_related("story").get(pk=clip_id)

@@ -48,13 +48,13 @@ def story_detail(request, pk):
         form = ClipUploadForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                services.clip_create(story=story, uploader=request.user, upload=form.cleaned_data["video"])
+                clip = services.clip_create(story=story, uploader=request.user, upload=form.cleaned_data["video"])
             except ServiceError as exc:
                 refused_name = form.cleaned_data["video"].name
                 form.add_error("video", exc.message)
                 status = exc.status_code
             else:
-                messages.success(request, "Clip uploaded — extracting frames…")
+                _flash_uploaded(request, Clip.objects.get(pk=clip.pk))
                 return redirect(story)
         else:
             status = 400
@@ -67,6 +67,18 @@ def story_detail(request, pk):
         "refused_name": refused_name,  # a file input cannot be refilled, so say which file was refused
     }
     return render(request, "characters/story_detail.html", context, status=status)
+
+
+def _flash_uploaded(request, clip: Clip) -> None:
+    """Say what is true of the new clip now: its extraction runs in the background, or (run in the request) is done."""
+    if clip.status == Clip.Status.FAILED:
+        messages.error(request, f"Clip uploaded, but no frames could be taken from it: {clip.error_message}")
+    elif clip.status == Clip.Status.READY:
+        count = clip.candidates.count()
+        found = f"{count} candidate frame{'s' if count != 1 else ''}" if count else "no person was found in it"
+        messages.success(request, f"Clip uploaded and ready: {found}.")
+    else:
+        messages.success(request, "Clip uploaded; extracting frames — progress below.")
 
 
 def _with_cover(characters) -> list:

@@ -2,7 +2,8 @@
 the environment (see the README's table); each external service has one switch:
 
 - DATABASE_URL  -> PostgreSQL (else a SQLite file)
-- REDIS_URL     -> Celery broker/result backend and the cache (else eager tasks, local memory)
+- REDIS_URL     -> Celery broker/result backend and the cache (else tasks in background threads of the
+                   server process, local memory)
 - S3_BUCKET     -> django-storages S3 backend (else the local media/ folder)
 """
 from datetime import timedelta
@@ -81,6 +82,14 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # prepare either way; this lets the one statement that asks for it (the vote) be planned once per
     # connection instead of on every request.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Background tasks write while pages read (the embedded default): wait for a lock instead of failing with
+    # "database is locked", take the write lock when a transaction starts (a read lock cannot always be
+    # upgraded while another connection writes, and that fails at once whatever the timeout), and WAL, so
+    # readers never wait for a writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -129,6 +138,11 @@ STORAGES = {
 
 # --- Cache, Celery --------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
+# With no broker, long work (extraction, DNA lock, generation) runs in a small thread pool of the server
+# process, through the same task functions and `.delay()` calls (config/background.py): the request returns
+# at once and the page shows progress. Off, tasks run inside the request that queues them (eager).
+TASKS_IN_BACKGROUND_THREADS = not REDIS_URL and env.bool("TASKS_IN_BACKGROUND_THREADS", default=True)
+TASKS_BACKGROUND_THREADS = env.int("TASKS_BACKGROUND_THREADS", default=2)
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "common.cache.ReusedClientRedisCache", "LOCATION": REDIS_URL}}
     CELERY_BROKER_URL = REDIS_URL
@@ -139,7 +153,7 @@ else:
     # No broker configured: tasks run in-process, through the very same task functions.
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = None
-    CELERY_TASK_ALWAYS_EAGER = True
+    CELERY_TASK_ALWAYS_EAGER = not TASKS_IN_BACKGROUND_THREADS
     CELERY_TASK_EAGER_PROPAGATES = True
 
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -149,6 +163,8 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("extraction"), Queue("generation"))
 CELERY_TASK_ROUTES = {
+    # The sweep is quick and must not wait behind long extractions.
+    "characters.tasks.resume_stale_clips": {"queue": "default"},
     "characters.tasks.*": {"queue": "extraction"},
     "voting.tasks.lock_winning_submission": {"queue": "extraction"},  # image work, like extraction
     "generation.tasks.*": {"queue": "generation"},
@@ -157,7 +173,27 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=15 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=14 * 60)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis hands an unacknowledged message (acks late: a task whose worker died) out again after this long. Just
+# over the longest a task may run: sooner would run a live task twice, the default (an hour) leaves a clip
+# stuck for an hour. (Countdowns longer than this would be delivered twice; ours are at most 30 s.)
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Work that gets stuck (characters.selectors.stale_clips, generation.selectors.stale_jobs) ---------
+# Work shows it is alive: a running extraction beats (progress, and a beat every few seconds while it works),
+# a generation job is moved by its polls. No sign of life for this long and it is taken for lost.
+TASKS_HEARTBEAT_TIMEOUT_SECONDS = env.int("TASKS_HEARTBEAT_TIMEOUT_SECONDS", default=120)
+# A queued clip whose message is no longer in the broker (a FLUSHALL, a lost Redis) is re-queued after this
+# grace; where the broker cannot be asked, a clip queued this long is taken for lost.
+TASKS_QUEUED_GRACE_SECONDS = env.int("TASKS_QUEUED_GRACE_SECONDS", default=60)
+TASKS_QUEUED_TIMEOUT_SECONDS = env.int("TASKS_QUEUED_TIMEOUT_SECONDS", default=30 * 60)
+# How many times lost work is queued again before it fails with the reason.
+TASKS_MAX_ATTEMPTS = env.int("TASKS_MAX_ATTEMPTS", default=3)
+TASKS_SWEEP_SECONDS = env.float("TASKS_SWEEP_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["characters-resume-stale-clips"] = {
+    "task": "characters.tasks.resume_stale_clips", "schedule": TASKS_SWEEP_SECONDS,
+}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -349,7 +385,9 @@ GENERATED_VIDEO_MAX_BYTES = env.int("GENERATED_VIDEO_MAX_BYTES", default=200 * 1
 GENERATION_POLL_SECONDS = env.float("GENERATION_POLL_SECONDS", default=5.0)
 GENERATION_TIMEOUT_MINUTES = env.int("GENERATION_TIMEOUT_MINUTES", default=30)
 GENERATION_MAX_PROMPT_CHARS = 2500
-CELERY_BEAT_SCHEDULE["generation-poll-stale"] = {"task": "generation.tasks.poll_stale_jobs", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["generation-poll-stale"] = {
+    "task": "generation.tasks.poll_stale_jobs", "schedule": TASKS_SWEEP_SECONDS,
+}
 
 # --- Marketplace ----------------------------------------------------------------------------
 # Credits per tier, uses (None = unlimited), validity in days (None = never expires) and the creator's

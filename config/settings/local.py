@@ -1,4 +1,5 @@
-"""Development: the embedded default (SQLite, local media, eager tasks) unless the env says otherwise."""
+"""Development: the embedded default (SQLite, local media, tasks in background threads) unless the env says
+otherwise."""
 from .base import *  # noqa: F403
 from .base import env
 

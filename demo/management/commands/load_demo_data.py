@@ -59,6 +59,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, password: str | None = None, **options):
+        from config.background import tasks_inline
+
+        # With no broker, tasks would run in background threads: here each step needs the last one's results.
+        with tasks_inline():
+            self._load(password)
+
+    def _load(self, password: str | None) -> None:
         if not password:
             if not settings.DEBUG:
                 raise CommandError(
@@ -150,7 +157,7 @@ class Command(BaseCommand):
             path = make(Path(tmp) / filename)
             with open(path, "rb") as fh:
                 upload = File(fh, name=filename)
-                # Eager tasks (the default) extract right here; with a worker this only queues it.
+                # With no broker, tasks run right here (tasks_inline); with a worker this only queues it.
                 self._guard(lambda: services.clip_create(story=story, uploader=uploader, upload=upload))
 
     def _guard(self, action, what: str = "extraction") -> None:
