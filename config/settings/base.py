@@ -282,6 +282,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "common.login_limits.client_address"
 AXES_USERNAME_CALLABLE = "common.login_limits.attempted_account"
 AXES_LOCKOUT_CALLABLE = "common.login_limits.lockout_response"
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; lock-outs are still logged
 
 # --- Credits for newcomers ------------------------------------------------------------------
 # Granted through the ledger when an account signs up (0: none; admins grant on request instead).
