@@ -7,6 +7,17 @@ from common.stale_work import StaleCutoffs
 from .models import GenerationJob
 
 
+def can_see_job(user, job: GenerationJob) -> bool:
+    """Staff, or the person who asked for the clip, may see (and cancel) a job."""
+    return bool(user is not None and user.is_authenticated and (user.is_staff or user.pk == job.requester_id))
+
+
+def job_visible_to(user, job_id: str) -> GenerationJob | None:
+    """The job with this id if `user` may see it, else None (the same answer for someone else's job)."""
+    job = GenerationJob.objects.select_related("story", "character").filter(job_id=job_id).first()
+    return job if job is not None and can_see_job(user, job) else None
+
+
 def story_generated_clips(story: Story) -> QuerySet[GenerationJob]:
     return GenerationJob.objects.filter(story=story, status=GenerationJob.Status.COMPLETE).order_by("completed_at")
 

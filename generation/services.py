@@ -54,7 +54,7 @@ from common.exceptions import NotFound, ServiceError
 from common.stale_work import StaleCutoffs, stale_cutoffs
 from marketplace import services as marketplace
 
-from . import prompts
+from . import prompts, selectors
 from .models import GenerationJob, WebhookDelivery, new_job_id
 from .providers import (
     ProviderFailed,
@@ -596,7 +596,7 @@ def generation_fail(*, job_pk: int, message: str, status: str = Status.FAILED) -
 
 
 def generation_cancel(*, job: GenerationJob, user) -> GenerationJob:
-    if user is None or not (user.is_staff or user.pk == job.requester_id):
+    if not selectors.can_see_job(user, job):
         raise GenerationError("Only the person who asked for this clip can cancel it.", code="forbidden",
                               status_code=403)
     if job.is_finished:

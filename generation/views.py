@@ -53,8 +53,8 @@ def _flash_created(request, job: GenerationJob) -> None:
 
 @login_required
 def job_detail(request, job_id: str):
-    job = GenerationJob.objects.select_related("story", "character").filter(job_id=job_id).first()
-    if job is None or not (request.user.is_staff or request.user.pk == job.requester_id):
+    job = selectors.job_visible_to(request.user, job_id)
+    if job is None:
         raise Http404("No such generation job.")
     if services.generation_refresh(job=job) is not job:
         job = GenerationJob.objects.select_related("story", "character").get(pk=job.pk)

@@ -8,12 +8,12 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from characters.dna import services as dna_services
 from characters.models import Character
 from common.exceptions import ServiceError
+from common.http import safe_next_url
 
 from . import selectors, services
 from .forms import BuyLicenseForm, CreditRequestForm, ExclusiveOfferForm, GalleryFilterForm
@@ -23,10 +23,7 @@ from .tiers import cheapest_cost, get_tier
 
 def _back(request, character: Character | None = None):
     """Where to go after an action: a safe `next`, else the character's page, else the gallery."""
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return redirect(target)
-    return redirect(character.get_absolute_url() if character else "gallery")
+    return redirect(safe_next_url(request) or (character.get_absolute_url() if character else "gallery"))
 
 
 def _attempt(request, action, success: str) -> bool:

@@ -7,7 +7,6 @@ from django.utils import timezone
 from common.exceptions import Conflict, ServiceError
 from voting import services, tallies
 from voting.models import CharacterSubmission, Vote, VotingSession
-from voting.signals import winner_declared
 
 from .factories import CandidateFrameFactory, ClipFactory, StoryFactory, UserFactory
 
@@ -26,15 +25,17 @@ def frames(story):
 
 
 @pytest.fixture
-def winner_events():
+def winner_events(monkeypatch):
+    """What each declared winner hands on after its commit (the lock is still queued)."""
     received = []
+    declared = services.winner_declared
 
-    def handler(sender, **kwargs):
-        received.append(kwargs)
+    def recording(**decision):
+        received.append(decision)
+        declared(**decision)
 
-    winner_declared.connect(handler)
-    yield received
-    winner_declared.disconnect(handler)
+    monkeypatch.setattr(services, "winner_declared", recording)
+    return received
 
 
 def submit(story, frames, name="Hero", user=None, slot="protagonist"):

@@ -17,7 +17,6 @@ from common.exceptions import Conflict, NotFound, ServiceError
 
 from . import tallies
 from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, SubmissionFrame, Vote, VotingSession
-from .signals import winner_declared
 
 logger = logging.getLogger(__name__)
 
@@ -392,9 +391,22 @@ def _declare_winner(session: VotingSession, winner_id: int, decided_by: str, *, 
         "votes": winner.vote_count,
         "decided_by": decided_by,
     }
-    transaction.on_commit(lambda: winner_declared.send(sender=VotingSession, **payload))
+    transaction.on_commit(lambda: winner_declared(**payload))
     logger.info("Session %s won by submission %s (%s)", session.pk, winner_id, decided_by)
     return session
+
+
+def winner_declared(**decision) -> None:
+    """After the commit that declared a winner: lock the design into a Character DNA, on the extraction queue.
+
+    `decision`: session_id, story_id, submission_id, frame_ids, character_name, submitter_id, votes, decided_by.
+    """
+    from .tasks import lock_winning_submission
+
+    try:
+        lock_winning_submission.delay(decision["submission_id"])
+    except Exception:  # the vote stands either way; the lock can be re-run from the admin
+        logger.exception("Locking the winner of submission %s failed", decision["submission_id"])
 
 
 def _first_to_final_count(session: VotingSession, tied: list[int]) -> int:

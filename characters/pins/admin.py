@@ -19,12 +19,12 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from characters.models import PIN_MAX_ANGLES, Character, Clip, PinAngle, PinnedCharacter, PinningSettings, Story
 from characters.pins import frames, selectors, services
 from common.exceptions import ServiceError
+from common.http import safe_next_url
 
 PREVIEW_CACHE_SECONDS = 300
 
@@ -53,10 +53,7 @@ class PinActionForm(forms.Form):
 
 
 def _redirect_back(request, fallback: str) -> HttpResponseRedirect:
-    target = request.POST.get("next") or request.GET.get("next")
-    if not target or not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        target = fallback
-    return HttpResponseRedirect(target)
+    return HttpResponseRedirect(safe_next_url(request) or fallback)
 
 
 def _disabled_page(model_admin, request, title: str):

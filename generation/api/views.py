@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from characters.models import Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound, ServiceError
-from generation import services
+from generation import selectors, services
 from generation.models import GenerationJob
 from generation.webhooks import WebhookRejected, verify_fal_webhook
 
@@ -36,8 +36,8 @@ def _target_story(request, data) -> Story:
 
 
 def _job_for(request, job_id: str) -> GenerationJob:
-    job = GenerationJob.objects.select_related("character").filter(job_id=job_id).first()
-    if job is None or not (request.user.is_staff or job.requester_id == request.user.pk):
+    job = selectors.job_visible_to(request.user, job_id)
+    if job is None:
         raise NotFound(f"There is no generation job '{job_id}' of yours.")
     return job
 
