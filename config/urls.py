@@ -1,9 +1,20 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common import views as common_views
+
+# Under /api/ these answer the API's error shape ({"error": {...}}), elsewhere a page.
+handler400 = "common.views.bad_request"
+handler403 = "common.views.permission_denied"
+handler404 = "common.views.page_not_found"
+handler500 = "common.views.server_error"
+
 urlpatterns = [
+    # For a load balancer: the process is up / it can serve (database, Redis, storage).
+    path("healthz", common_views.healthz, name="healthz"),
+    path("readyz", common_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -16,6 +27,8 @@ urlpatterns = [
     path("api/v1/", include("characters.api.pin_urls")),
     path("api/v1/", include("generation.api.urls")),
     path("api/v1/", include("marketplace.api.urls")),
+    # Last of the API: any other /api/ path is the API's JSON 404, not a page.
+    re_path(r"^api/", common_views.api_not_found, name="api-not-found"),
     path("", include("common.urls")),
     path("", include("characters.urls")),
     path("", include("characters.character_urls")),

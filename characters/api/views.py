@@ -10,7 +10,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -20,6 +20,7 @@ from characters import selectors, services
 from characters.models import Clip, Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound
+from common.parsers import JSONParser
 from common.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
 from .serializers import (

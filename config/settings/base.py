@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "common.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -51,6 +52,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Under /api/ a CSRF refusal answers the API's JSON error, elsewhere Django's page.
+CSRF_FAILURE_VIEW = "common.views.csrf_failure"
+# A database that cannot be reached answers 503 with this Retry-After (common.middleware).
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 10
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -80,6 +86,8 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # prepare either way; this lets the one statement that asks for it (the vote) be planned once per
     # connection instead of on every request.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
+    # A database host that does not answer fails a request in seconds (then 503), not at the OS's TCP timeout.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -165,6 +173,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # JSON with a nesting and size limit (a 4xx, not a RecursionError); forms and uploads as DRF parses them.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "common.throttling.AnonRateThrottle",
         "common.throttling.UserRateThrottle",
