@@ -7,7 +7,8 @@ increment (a Redis script: one round trip; a locked increment in the local-memor
 so a client never gets past its rate however many requests race. The price of a fixed window is
 that a client can spend one window's allowance at its end and the next one's at the start.
 
-The rates, scopes and keys are DRF's (`DEFAULT_THROTTLE_RATES`, `throttle_scope`); only the counting differs.
+The rates, scopes and keys are DRF's (`DEFAULT_THROTTLE_RATES`, `throttle_scope`); only the counting differs,
+and the client's address, which is common.client_ip's (X-Forwarded-For through TRUSTED_PROXY_COUNT proxies only).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 from rest_framework import throttling
 
 from common.cache import redis_script
+from common.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,11 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
 
     def wait(self):
         return getattr(self, "retry_after", None)
+
+    def get_ident(self, request):
+        # DRF's trusts any X-Forwarded-For when NUM_PROXIES is unset: a rotating header would get a new allowance
+        # per request. The address comes from common.client_ip, through our trusted proxies only.
+        return client_ip(request)
 
 
 class AnonRateThrottle(throttling.AnonRateThrottle, FixedWindowRateThrottle):

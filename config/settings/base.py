@@ -20,6 +20,9 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-ch
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# How many reverse proxies of ours stand in front of the app, each appending to X-Forwarded-For. The client's
+# address is read from that header only through them (common.client_ip); 0 = the header is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
