@@ -20,7 +20,7 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 from rest_framework import throttling
 
-from common.cache import redis_script
+from common.cache import redis_client, redis_script
 from common.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,35 @@ def _count(key: str, window: int) -> int:
     except ValueError:  # expired between add and incr: this request opens the next window
         cache.add(key, 1, window)
         return 1
+
+
+def _peek(key: str) -> int:
+    client = redis_client()
+    if client is not None:
+        try:
+            return int(client.get(key) or 0)
+        except RedisError:
+            return 0
+    return cache.get(key, 0)
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """DRF's spelling of a rate: "30/hour" -> (30, 3600)."""
+    return throttling.SimpleRateThrottle.parse_rate(None, rate)
+
+
+def rate_limit_wait(key: str, rate: str, *, count: bool = True) -> int | None:
+    """Count one use of `key` against `rate` in its fixed window (with `count=False`, only look); the seconds
+    until the window ends if that is over the rate, else None. For rules kept in services, whatever the entry
+    point (page, API, admin), counted exactly like the API throttles."""
+    num_requests, duration = parse_rate(rate)
+    now = time.time()
+    start = int(now // duration) * duration
+    counter = f"ratelimit:{key}:{start}"
+    used = _count(counter, duration + 1) if count else _peek(counter) + 1
+    if used > num_requests:
+        return max(1, math.ceil(start + duration - now))
+    return None
 
 
 class FixedWindowRateThrottle(throttling.SimpleRateThrottle):

@@ -126,9 +126,7 @@ class StoryClipUploadApi(APIView):
 
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
-    # Each upload costs a pipeline run: a scoped rate on top of the general ones.
-    throttle_classes = [AnonRateThrottle, UserRateThrottle, ScopedRateThrottle]
-    throttle_scope = "uploads"
+    # Each upload costs a pipeline run: limited per user by the service (CLIP_UPLOAD_RATE), for pages and API alike.
 
     @extend_schema(
         operation_id="stories_clips_create",
@@ -195,7 +193,7 @@ class ClipDetailApi(APIView):
 class ClipExtractApi(APIView):
     permission_classes = [IsAuthenticated]
     throttle_classes = [AnonRateThrottle, UserRateThrottle, ScopedRateThrottle]
-    throttle_scope = "uploads"
+    throttle_scope = "extractions"
 
     @extend_schema(
         operation_id="clips_extract",

@@ -189,7 +189,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/min"),
         "user": env("API_THROTTLE_USER", default="600/min"),
-        "uploads": env("API_THROTTLE_UPLOADS", default="30/hour"),
+        # Re-running a clip's extraction (clip uploads are limited in the service: CLIP_UPLOAD_RATE).
+        "extractions": env("API_THROTTLE_EXTRACTIONS", default="30/hour"),
         "auth": env("API_THROTTLE_AUTH", default="20/min"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -215,6 +216,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Uploads and the extraction pipeline ----------------------------------------------------
+# Clips one user may upload per window (DRF's spelling: N/second|minute|hour|day), from any page, the API or
+# a command: characters.services counts them (empty = no limit).
+CLIP_UPLOAD_RATE = env("CLIP_UPLOAD_RATE", default="30/hour")
 CLIP_MAX_BYTES = env.int("CLIP_MAX_BYTES", default=200 * 1024 * 1024)
 CLIP_MAX_SECONDS = env.float("CLIP_MAX_SECONDS", default=60.0)
 CLIP_MAX_WIDTH = env.int("CLIP_MAX_WIDTH", default=3840)
