@@ -27,6 +27,7 @@ _DESCRIPTIONS = {
     415: "Unsupported request content type.",
     429: "Too many requests; `error.details.retry_after_seconds` says when to retry.",
     502: "The remote host could not be fetched.",
+    503: "Briefly unavailable (the database or a key server cannot be reached); retry after `Retry-After` seconds.",
     504: "The remote host took too long.",
 }
 

@@ -192,6 +192,8 @@ REST_FRAMEWORK = {
         # Re-running a clip's extraction (clip uploads are limited in the service: CLIP_UPLOAD_RATE).
         "extractions": env("API_THROTTLE_EXTRACTIONS", default="30/hour"),
         "auth": env("API_THROTTLE_AUTH", default="20/min"),
+        # Provider webhooks, per source address (they carry no user).
+        "webhooks": env("API_THROTTLE_WEBHOOKS", default="120/min"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.exceptions.api_exception_handler",
