@@ -45,7 +45,7 @@ def test_a_slow_key_server_is_cut_off_at_the_deadline_and_answers_503(settings, 
         response = post(*delivery(WebhookSigner()))
         elapsed = time.monotonic() - started
 
-    assert elapsed < 2.5, f"the key fetch took {elapsed:.1f} s"
+    assert elapsed < 3.5, f"the key fetch took {elapsed:.1f} s"
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "keys_unavailable"
     assert int(response["Retry-After"]) == webhooks.JWKS_FAILURE_BACKOFF_SECONDS
@@ -62,7 +62,7 @@ def test_a_failed_fetch_is_not_retried_until_the_backoff_ends(settings, monkeypa
         asked = len(slow.requests)
     assert answers == [503] * 10
     assert asked == 1, "each delivery asked the key server again"
-    assert elapsed < 1.0
+    assert elapsed < 2.0  # ten answers with no wait on the key server
 
     # Once the backoff is over, the next delivery fetches again (now from a key server that answers).
     later = time.time() + webhooks.JWKS_FAILURE_BACKOFF_SECONDS + 1
