@@ -195,7 +195,7 @@ REST_FRAMEWORK = {
         # Provider webhooks, per source address (they carry no user).
         "webhooks": env("API_THROTTLE_WEBHOOKS", default="120/min"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "common.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
 }
