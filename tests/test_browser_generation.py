@@ -28,11 +28,11 @@ def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, page
     assert offer.inner_text() == "$0.560 for 5 s, instead of $0.350"
 
     page.select_option("#id_duration", "10")  # twice as long: every price doubles
-    page.wait_for_function("document.querySelector('[data-role=\"cost\"]').textContent === '$0.700'")
+    page.wait_for_function("() => document.querySelector('[data-role=\"cost\"]').textContent === '$0.700'")
     assert offer.inner_text() == "$1.120 for 10 s, instead of $0.700"
 
     page.check("input[name=with_pins]")  # ask for the pinned character: Kling O1, at its price
-    page.wait_for_function("document.querySelector('[data-role=\"mode\"]').textContent === 'reference-to-video'")
+    page.wait_for_function("() => document.querySelector('[data-role=\"mode\"]').textContent === 'reference-to-video'")
     assert cost.inner_text() == "$1.120"
     assert not GenerationJob.objects.exists()  # quoting spends nothing
     assert page.js_errors == []
