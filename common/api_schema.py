@@ -1,4 +1,6 @@
-"""OpenAPI pieces every app's API shares: the error body that common.exceptions gives."""
+"""OpenAPI pieces every app's API shares: the error body that common.exceptions gives, and the schema class
+that documents the errors any operation can answer (429 where throttled, 503 everywhere)."""
+from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -27,6 +29,7 @@ _DESCRIPTIONS = {
     415: "Unsupported request content type.",
     429: "Too many requests; `error.details.retry_after_seconds` says when to retry.",
     502: "The remote host could not be fetched.",
+    503: "Briefly unavailable (the database or a key server cannot be reached); retry after `Retry-After` seconds.",
     504: "The remote host took too long.",
 }
 
@@ -34,3 +37,19 @@ _DESCRIPTIONS = {
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """`responses=` entries for the error statuses an endpoint can answer."""
     return {code: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[code]) for code in statuses}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's, adding to each operation the error answers that do not depend on the endpoint: 429 when
+    a throttle applies to it, 503 always (common.middleware answers it for any request while the database is
+    unreachable)."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        codes = [429] if self.view.get_throttles() else []
+        codes.append(503)
+        for code in codes:
+            if str(code) not in responses:
+                responses[str(code)] = self._get_response_for_code(error_responses(code)[code], str(code),
+                                                                   direction=direction)
+        return responses

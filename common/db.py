@@ -1,4 +1,5 @@
-"""Database helpers for the few hot, fixed SQL statements that run on every request."""
+"""Database helpers: the few hot, fixed SQL statements that run on every request, and telling an
+unreachable database from a failed query."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -31,3 +32,19 @@ def prepared_statement_cursor(using: str = "default") -> Iterator:
     cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
     with cursor:
         yield cursor
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` means a database cannot be reached (refused, down, connection lost), as opposed to a
+    query that failed on a working connection (a deadlock, a constraint), which stays a 500."""
+    from django.db import InterfaceError, OperationalError
+
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    for connection in connections.all(initialized_only=True):
+        raw = connection.connection
+        # A failed connect leaves no connection; psycopg marks one the server dropped as closed or broken.
+        # (Not is_usable(): it runs a query, which also fails on a sound connection in an aborted transaction.)
+        if raw is None or getattr(raw, "closed", False) is True or getattr(raw, "broken", False) is True:
+            return True
+    return False

@@ -7,7 +7,8 @@ increment (a Redis script: one round trip; a locked increment in the local-memor
 so a client never gets past its rate however many requests race. The price of a fixed window is
 that a client can spend one window's allowance at its end and the next one's at the start.
 
-The rates, scopes and keys are DRF's (`DEFAULT_THROTTLE_RATES`, `throttle_scope`); only the counting differs.
+The rates, scopes and keys are DRF's (`DEFAULT_THROTTLE_RATES`, `throttle_scope`); only the counting differs,
+and the client's address, which is common.client_ip's (X-Forwarded-For through TRUSTED_PROXY_COUNT proxies only).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 from rest_framework import throttling
 
-from common.cache import redis_script
+from common.cache import redis_client, redis_script
+from common.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,35 @@ def _count(key: str, window: int) -> int:
         return 1
 
 
+def _peek(key: str) -> int:
+    client = redis_client()
+    if client is not None:
+        try:
+            return int(client.get(key) or 0)
+        except RedisError:
+            return 0
+    return cache.get(key, 0)
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """DRF's spelling of a rate: "30/hour" -> (30, 3600)."""
+    return throttling.SimpleRateThrottle.parse_rate(None, rate)
+
+
+def rate_limit_wait(key: str, rate: str, *, count: bool = True) -> int | None:
+    """Count one use of `key` against `rate` in its fixed window (with `count=False`, only look); the seconds
+    until the window ends if that is over the rate, else None. For rules kept in services, whatever the entry
+    point (page, API, admin), counted exactly like the API throttles."""
+    num_requests, duration = parse_rate(rate)
+    now = time.time()
+    start = int(now // duration) * duration
+    counter = f"ratelimit:{key}:{start}"
+    used = _count(counter, duration + 1) if count else _peek(counter) + 1
+    if used > num_requests:
+        return max(1, math.ceil(start + duration - now))
+    return None
+
+
 class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
     """SimpleRateThrottle's rates and keys, counted per fixed window. Subclasses put DRF's class first,
     so DRF's own setup (the scoped throttle's choice of rate) runs before this counting."""
@@ -70,6 +101,11 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
 
     def wait(self):
         return getattr(self, "retry_after", None)
+
+    def get_ident(self, request):
+        # DRF's trusts any X-Forwarded-For when NUM_PROXIES is unset: a rotating header would get a new allowance
+        # per request. The address comes from common.client_ip, through our trusted proxies only.
+        return client_ip(request)
 
 
 class AnonRateThrottle(throttling.AnonRateThrottle, FixedWindowRateThrottle):

@@ -5,29 +5,50 @@ hex signature in X-Fal-Webhook-Signature; its public keys are published as a JWK
 delivery only if one of those keys verifies the signature and the timestamp is within five
 minutes of our clock. The keys are cached; an unknown signature refreshes them at most once a
 few minutes (key rotation) before refusing.
+
+Anyone can POST to the webhook, so fetching the keys must not be something a forger can make slow:
+one fetch has a total deadline (not a per-read timeout a trickling server can stretch forever), and a
+failed fetch is remembered for JWKS_FAILURE_BACKOFF_SECONDS, during which deliveries are refused at
+once (503, fal retries) instead of each one waiting on the key server again.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import json
+import math
 import time
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.core.cache import cache
 
 JWKS_CACHE_KEY = "fal-webhook-jwks"
+JWKS_FAILED_CACHE_KEY = "fal-webhook-jwks-failed"
 JWKS_CACHE_SECONDS = 24 * 3600
 JWKS_REFRESH_MIN_SECONDS = 300
+JWKS_FETCH_DEADLINE_SECONDS = 3.0
+JWKS_READ_TIMEOUT_SECONDS = 1.0
+JWKS_FAILURE_BACKOFF_SECONDS = 30
+JWKS_MAX_BYTES = 64 * 1024
 HEADER_PREFIX = "X-Fal-Webhook-"
 
 
 class WebhookRejected(Exception):
     """Not a delivery we can trust; nothing is changed."""
+
+
+class WebhookKeysUnavailable(WebhookRejected):
+    """fal's public keys could not be had (now, or in a recent fetch): nothing can be verified for a while."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -42,10 +63,47 @@ def _b64url(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
+def _download_jwks(url: str) -> dict:
+    """GET the JWKS within JWKS_FETCH_DEADLINE_SECONDS in all (plus at most one read's JWKS_READ_TIMEOUT_SECONDS):
+    requests' timeout applies to each socket read, so a server trickling a byte at a time would never hit it."""
+    deadline = time.monotonic() + JWKS_FETCH_DEADLINE_SECONDS
+
+    def check_deadline() -> None:
+        if time.monotonic() > deadline:
+            raise requests.Timeout(f"no complete answer within {JWKS_FETCH_DEADLINE_SECONDS:g} s")
+
+    timeout = (JWKS_FETCH_DEADLINE_SECONDS, JWKS_READ_TIMEOUT_SECONDS)
+    with requests.get(url, timeout=timeout, stream=True) as response:
+        check_deadline()
+        response.raise_for_status()
+        body = bytearray()
+        while chunk := response.raw.read1(8192):  # one network read at most, so the deadline is checked often
+            body += chunk
+            if len(body) > JWKS_MAX_BYTES:
+                raise requests.RequestException(f"the key set is larger than {JWKS_MAX_BYTES} bytes")
+            check_deadline()
+    try:
+        return json.loads(bytes(body))
+    except ValueError as exc:
+        raise requests.RequestException(f"the key set is not JSON: {exc}") from None
+
+
 def _fetch_keys() -> list[str]:
-    response = requests.get(settings.FAL_WEBHOOK_JWKS_URL, timeout=10)
-    response.raise_for_status()
-    keys = [k["x"] for k in response.json().get("keys", []) if k.get("kty") == "OKP" and k.get("crv") == "Ed25519"]
+    failed = cache.get(JWKS_FAILED_CACHE_KEY)
+    if failed and time.time() < failed["until"]:
+        wait = max(1, math.ceil(failed["until"] - time.time()))
+        raise WebhookKeysUnavailable(f"fal's public keys could not be fetched ({failed['error']}); "
+                                     f"not trying again for {wait} s.", wait)
+    try:
+        document = _download_jwks(settings.FAL_WEBHOOK_JWKS_URL)
+        keys = [k["x"] for k in document.get("keys", []) if k.get("kty") == "OKP" and k.get("crv") == "Ed25519"]
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, AttributeError, KeyError,
+            TypeError) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:200]
+        cache.set(JWKS_FAILED_CACHE_KEY, {"error": error, "until": time.time() + JWKS_FAILURE_BACKOFF_SECONDS},
+                  JWKS_FAILURE_BACKOFF_SECONDS)
+        raise WebhookKeysUnavailable(f"fal's public keys could not be fetched: {error}",
+                                     JWKS_FAILURE_BACKOFF_SECONDS) from exc
     cache.set(JWKS_CACHE_KEY, {"keys": keys, "fetched": time.time()}, JWKS_CACHE_SECONDS)
     return keys
 
@@ -85,13 +143,13 @@ def verify_fal_webhook(headers, body: bytes, *, now: float | None = None) -> Ver
     message = "\n".join(
         [values["Request-Id"], values["User-Id"], values["Timestamp"], hashlib.sha256(body).hexdigest()]
     ).encode()
-    try:
-        keys, fetched = _cached_keys()
-        ok = _verifies(keys, signature, message)
-        if not ok and time.time() - fetched > JWKS_REFRESH_MIN_SECONDS:
+    keys, fetched = _cached_keys()
+    ok = _verifies(keys, signature, message)
+    if not ok and time.time() - fetched > JWKS_REFRESH_MIN_SECONDS:
+        try:
             ok = _verifies(_fetch_keys(), signature, message)
-    except requests.RequestException as exc:
-        raise WebhookRejected(f"fal's public keys could not be fetched: {exc}") from exc
+        except WebhookKeysUnavailable:
+            ok = False  # the keys we have stand; this signature matches none of them
     if not ok:
         raise WebhookRejected("The signature does not match any of fal's public keys.")
     return VerifiedDelivery(values["Request-Id"], values["User-Id"], timestamp, values["Signature"].lower())

@@ -60,14 +60,23 @@ def browser(monkeypatch):
             browser.close()
 
 
+def is_csp_violation(text: str) -> bool:
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
 def new_page(browser):
-    """A page in a fresh context (its own cookies: one signed-in person), collecting script errors in `js_errors`."""
+    """A page in a fresh context (its own cookies: one signed-in person), collecting script errors in `js_errors`
+    and what the Content-Security-Policy blocked (Chromium's console reports) in `csp_violations`."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(30_000)
     errors: list[str] = []
+    violations: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
+            if is_csp_violation(message.text) else None)
     page.js_errors = errors
+    page.csp_violations = violations
     return page
 
 
@@ -75,10 +84,13 @@ def new_page(browser):
 def page(browser):
     page = new_page(browser)
     yield page
+    violations = list(page.csp_violations)
     page.context.close()
     # The live server's threads leave their database connections open; close them so the test
     # database can be dropped cleanly on PostgreSQL.
     connections.close_all()
+    # Every browser test runs under the site's policy: anything it blocked is a broken page.
+    assert not violations, f"the Content-Security-Policy blocked: {violations}"
 
 
 def log_in(page, base_url, username, password):

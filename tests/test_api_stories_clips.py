@@ -13,7 +13,6 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
 from characters.models import CandidateFrame, Clip, Story
 from demo import clips as test_clips
@@ -319,11 +318,11 @@ def test_anonymous_upload_is_401(story, good_clip, media_root, temp_dir):
     assert_nothing_kept(media_root, temp_dir)
 
 
-def test_uploads_have_their_own_rate_limit(client, story, good_clip, monkeypatch):
+def test_uploads_have_their_own_rate_limit(client, story, good_clip, settings):
     from django.core.cache import cache
 
     cache.clear()
-    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "uploads", "2/hour")
+    settings.CLIP_UPLOAD_RATE = "2/hour"
     statuses = [
         client.post(upload_url(story.pk), {"video": video_file(good_clip)}, format="multipart").status_code
         for _ in range(3)

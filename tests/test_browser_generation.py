@@ -32,15 +32,15 @@ def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, page
     assert summary.inner_text().endswith("On fal this would cost $0.35.")
 
     page.select_option("#id_duration", "10")  # twice as long: every price doubles
-    page.wait_for_function("document.querySelector('[data-role=\"summary\"]').textContent.endsWith('$0.70.')")
+    page.wait_for_function("() => document.querySelector('[data-role=\"summary\"]').textContent.endsWith('$0.70.')")
     assert offer.inner_text() == "$1.120 for 10 s, instead of $0.700"
 
     page.check("input[name=with_sound]")  # sound doubles the v2.6 price
-    page.wait_for_function("document.querySelector('[data-role=\"summary\"]').textContent.endsWith('$1.40.')")
+    page.wait_for_function("() => document.querySelector('[data-role=\"summary\"]').textContent.endsWith('$1.40.')")
     page.uncheck("input[name=with_sound]")
 
     page.check("input[name=with_pins]")  # ask for the pinned character: Kling O1, at its price
-    page.wait_for_function("document.querySelector('[data-role=\"mode\"]').textContent === 'reference-to-video'")
+    page.wait_for_function("() => document.querySelector('[data-role=\"mode\"]').textContent === 'reference-to-video'")
     assert cost.inner_text() == "$0.000" and summary.inner_text().endswith("On fal this would cost $1.12.")
     assert not GenerationJob.objects.exists()  # quoting spends nothing
     assert page.js_errors == []
@@ -65,7 +65,7 @@ def test_a_licensed_character_of_another_story_is_picked_and_its_use_spent(live_
     assert "Commander Eileen — licensed, 10 uses left" in options
     select.select_option(character.character_id)
     page.wait_for_function(
-        "document.querySelector('[data-role=\"character-link\"]').textContent === 'Commander Eileen'")
+        "() => document.querySelector('[data-role=\"character-link\"]').textContent === 'Commander Eileen'")
     page.fill("#id_prompt", "She lands on the far side of the moon")
     with page.expect_navigation():
         page.click("#generate-form button[type=submit]")

@@ -193,7 +193,7 @@ def test_story_page_shows_each_ready_clips_candidate_grid(client, story, author)
     assert top.thumbnail.url in grid and side.thumbnail.url in grid
     assert f'href="{top.image.url}"' in grid  # click -> the full JPEG
     assert "00:02" in grid and "01:05" in grid
-    assert 'style="width: 94%"' in grid and ">94<" in grid
+    assert 'quality__fill pct-94"' in grid and ">94<" in grid
     assert "Frontal" in grid and "Left profile" in grid
     assert grid.count("badge--dominant") == 1
     assert grid.count("badge--body") == 1

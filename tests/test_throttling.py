@@ -102,3 +102,48 @@ def test_default_throttles_are_the_fixed_window_ones():
     from rest_framework.settings import api_settings
 
     assert [throttling.AnonRateThrottle, throttling.UserRateThrottle] == api_settings.DEFAULT_THROTTLE_CLASSES
+
+
+# --- The client's address: X-Forwarded-For only through our own proxies -------------------------
+
+
+def token_attempt(forwarded_for: str, remote: str = "203.0.113.9"):
+    return APIClient().post(
+        "/api/v1/auth/token", {"username": "someone", "password": "wrong"}, format="json",
+        HTTP_X_FORWARDED_FOR=forwarded_for, REMOTE_ADDR=remote,
+    )
+
+
+def test_a_rotating_forwarded_for_header_gets_no_fresh_allowance_without_trusted_proxies(rates, settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    rates("auth", "5/min")
+    statuses = [token_attempt(f"198.51.100.{n}").status_code for n in range(8)]
+    assert statuses == [400] * 5 + [429] * 3
+
+
+def test_behind_one_trusted_proxy_the_address_it_appended_is_the_client(rates, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    rates("auth", "3/min")
+    # The client makes up the left part; our proxy appends the address it really saw (10.0.0.7).
+    statuses = [token_attempt(f"198.51.100.{n}, 10.0.0.7", remote="10.9.9.9").status_code for n in range(5)]
+    assert statuses == [400] * 3 + [429] * 2
+    # Another real client behind the same proxy has its own allowance.
+    assert token_attempt("10.0.0.8", remote="10.9.9.9").status_code == 400
+
+
+@pytest.mark.parametrize(("trusted", "forwarded", "expected"), [
+    (0, "1.1.1.1", "203.0.113.9"),
+    (1, "", "203.0.113.9"),                      # the header missing: the peer
+    (1, "1.1.1.1, 2.2.2.2", "2.2.2.2"),
+    (2, "1.1.1.1, 2.2.2.2, 3.3.3.3", "2.2.2.2"),
+    (2, "3.3.3.3", "203.0.113.9"),               # fewer entries than proxies: nothing believed
+    (1, "1.1.1.1, not-an-address", "203.0.113.9"),
+    (1, "2001:db8::1", "2001:db8::1"),
+])
+def test_client_ip_reads_the_header_only_through_the_trusted_proxies(settings, trusted, forwarded, expected):
+    from common.client_ip import client_ip
+
+    settings.TRUSTED_PROXY_COUNT = trusted
+    request = APIRequestFactory().get("/", HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR="203.0.113.9")
+    assert client_ip(request) == expected
+    assert throttling.AnonRateThrottle().get_ident(request) == expected

@@ -524,7 +524,7 @@ def test_character_page_shows_the_dna_at_a_glance(client, story, ada):
 
     assert "Mira Vance" in html and "Canonical" in html and story.get_absolute_url() in html
     assert "Short dark hair, orange flight suit." in html
-    assert "#2B1D14" in html and "background: #C68E6E" in html
+    assert "#2B1D14" in html and 'fill="#C68E6E"' in html  # the chip is drawn in the measured colour
     assert "<li>short dark hair</li>" in html and "<li>orange flight suit</li>" in html
     assert re.search(r"<dt>Votes</dt><dd>12</dd>", html) and re.search(r"<dt>Clips used</dt><dd>3</dd>", html)
     assert "ada" in html

@@ -23,6 +23,7 @@ from characters.vision.video import InvalidVideo, local_video_copy, probe_video,
 from common.exceptions import ServiceError
 from common.safe_fetch import fetch_to_temp_file
 from common.stale_work import StaleCutoffs, keep_alive, stale_cutoffs
+from common.throttling import parse_rate, rate_limit_wait
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +74,32 @@ def _spool_to_temp(upload: File) -> Path:
     return Path(tmp.name)
 
 
+_PERIOD_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+
+
+def _refuse_upload_over_rate(uploader, *, count: bool) -> None:
+    """The one upload limit (CLIP_UPLOAD_RATE per user), for every way a clip comes in."""
+    rate = settings.CLIP_UPLOAD_RATE
+    if not rate:
+        return
+    wait = rate_limit_wait(f"clip-uploads:{uploader.pk}", rate, count=count)
+    if wait is None:
+        return
+    limit, period = parse_rate(rate)
+    when = f"{wait} seconds" if wait < 120 else f"{round(wait / 60)} minutes"
+    raise ServiceError(
+        f"You have reached the upload limit of {limit} clips per {_PERIOD_NAMES.get(period, f'{period} s')}. "
+        f"Try again in {when}.",
+        code="upload_rate_limited", status_code=429, retry_after=wait,
+    )
+
+
 def clip_create(*, story: Story, uploader, upload: File, source_url: str = "") -> Clip:
     """Validate an uploaded video, store it and queue its extraction.
 
     Nothing is written (no row, no stored file) unless the video passes every check.
     """
+    _refuse_upload_over_rate(uploader, count=True)  # counts attempts: a refused file cost its probing too
     local_path = _spool_to_temp(upload)
     try:
         try:
@@ -128,6 +150,7 @@ def clip_create_from_url(*, story: Story, uploader, url: str) -> Clip:
     The fetch only reaches public http(s) hosts, within CLIP_MAX_BYTES and CLIP_FETCH_TIMEOUT_SECONDS
     (see common.safe_fetch); a refused link or file leaves nothing behind.
     """
+    _refuse_upload_over_rate(uploader, count=False)  # before fetching; clip_create counts it
     fetched = fetch_to_temp_file(url, max_bytes=settings.CLIP_MAX_BYTES, timeout=settings.CLIP_FETCH_TIMEOUT_SECONDS)
     try:
         with open(fetched.path, "rb") as fh:

@@ -8,8 +8,10 @@ the environment (see the README's table); each external service has one switch:
 """
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -21,6 +23,9 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-ch
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# How many reverse proxies of ours stand in front of the app, each appending to X-Forwarded-For. The client's
+# address is read from that header only through them (common.client_ip); 0 = the header is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -35,6 +40,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "common",
     "characters",
     "voting",
@@ -45,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "common.middleware.ContentSecurityPolicyMiddleware",
+    "common.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +61,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Under /api/ a CSRF refusal answers the API's JSON error, elsewhere Django's page.
+CSRF_FAILURE_VIEW = "common.views.csrf_failure"
+# A database that cannot be reached answers 503 with this Retry-After (common.middleware).
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 10
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -82,6 +95,8 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # prepare either way; this lets the one statement that asks for it (the vote) be planned once per
     # connection instead of on every request.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
+    # A database host that does not answer fails a request in seconds (then 503), not at the OS's TCP timeout.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Background tasks write while pages read (the embedded default): wait for a lock instead of failing with
     # "database is locked", take the write lock when a transaction starts (a read lock cannot always be
@@ -131,6 +146,15 @@ if S3_BUCKET:
     DEFAULT_FILE_STORAGE_BACKEND = "storages.backends.s3.S3Storage"
 else:
     DEFAULT_FILE_STORAGE_BACKEND = "django.core.files.storage.FileSystemStorage"
+# Where pages load clip videos and images from besides this site: the bucket's presigned URLs.
+if S3_BUCKET and AWS_S3_ENDPOINT_URL:
+    _endpoint = urlsplit(AWS_S3_ENDPOINT_URL)
+    MEDIA_ORIGINS = [f"{_endpoint.scheme}://{_endpoint.netloc}"]
+elif S3_BUCKET:
+    MEDIA_ORIGINS = [f"https://{S3_BUCKET}.s3.amazonaws.com", f"https://{S3_BUCKET}.s3.{AWS_S3_REGION_NAME}.amazonaws.com"]
+else:
+    MEDIA_ORIGINS = []
+
 STORAGES = {
     "default": {"BACKEND": DEFAULT_FILE_STORAGE_BACKEND},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -202,6 +226,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # JSON with a nesting and size limit (a 4xx, not a RecursionError); forms and uploads as DRF parses them.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "common.throttling.AnonRateThrottle",
         "common.throttling.UserRateThrottle",
@@ -209,10 +239,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/min"),
         "user": env("API_THROTTLE_USER", default="600/min"),
-        "uploads": env("API_THROTTLE_UPLOADS", default="30/hour"),
+        # Re-running a clip's extraction (clip uploads are limited in the service: CLIP_UPLOAD_RATE).
+        "extractions": env("API_THROTTLE_EXTRACTIONS", default="30/hour"),
         "auth": env("API_THROTTLE_AUTH", default="20/min"),
+        # Provider webhooks, per source address (they carry no user).
+        "webhooks": env("API_THROTTLE_WEBHOOKS", default="120/min"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "common.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
 }
@@ -291,6 +324,9 @@ CREDITS_SIGNUP_GRANT = env.int("CREDITS_SIGNUP_GRANT", default=0)
 CREDIT_REQUESTS_PER_DAY = env.int("CREDIT_REQUESTS_PER_DAY", default=3)
 
 # --- Uploads and the extraction pipeline ----------------------------------------------------
+# Clips one user may upload per window (DRF's spelling: N/second|minute|hour|day), from any page, the API or
+# a command: characters.services counts them (empty = no limit).
+CLIP_UPLOAD_RATE = env("CLIP_UPLOAD_RATE", default="30/hour")
 CLIP_MAX_BYTES = env.int("CLIP_MAX_BYTES", default=200 * 1024 * 1024)
 CLIP_MAX_SECONDS = env.float("CLIP_MAX_SECONDS", default=60.0)
 CLIP_MAX_WIDTH = env.int("CLIP_MAX_WIDTH", default=3840)
@@ -313,6 +349,26 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+}
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------------------
+# Scripts and styles only from our static files: no inline script, style attribute or on* handler anywhere
+# (a script that must be inline carries the request's nonce: {{ request.csp_nonce }}). Images: ours, the
+# bucket's and data: (the favicon, canvas snapshots); fetch() only to this site.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:", "blob:", *MEDIA_ORIGINS],
+        "media-src": [SELF, "blob:", *MEDIA_ORIGINS],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

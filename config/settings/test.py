@@ -8,7 +8,8 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
     **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "10000/min", "user": "10000/min",
-    "uploads": "10000/min", "auth": "10000/min"}}
+    "extractions": "10000/min", "auth": "10000/min", "webhooks": "10000/min"}}
+CLIP_UPLOAD_RATE = "10000/min"
 # Static files straight from the app folders (no collectstatic before tests), no startup scan.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True

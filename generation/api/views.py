@@ -9,9 +9,10 @@ from rest_framework.views import APIView
 from characters.models import Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound, ServiceError
+from common.throttling import ScopedRateThrottle
 from generation import selectors, services
 from generation.models import GenerationJob
-from generation.webhooks import WebhookRejected, verify_fal_webhook
+from generation.webhooks import WebhookKeysUnavailable, WebhookRejected, verify_fal_webhook
 
 from .serializers import (
     GenerateAcceptedSerializer,
@@ -129,17 +130,24 @@ class FalWebhookView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes: list = []
+    # Anyone can post here: a rate per source address (common.client_ip), checked before the body is read.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "webhooks"
 
     @extend_schema(
         request=None,
         responses={200: OpenApiResponse(description="Accepted (or a replay / unknown request: nothing changed)."),
-                   401: OpenApiResponse(description="Signature missing, wrong or stale.")},
+                   401: OpenApiResponse(description="Signature missing, wrong or stale."),
+                   **error_responses(413, 429, 503)},
     )
     def post(self, request):
         body = request.body
         try:
             delivery = verify_fal_webhook(request.headers, body)
+        except WebhookKeysUnavailable as exc:
+            # Not the sender's fault: fal retries a delivery that was not accepted.
+            raise ServiceError(str(exc), code="keys_unavailable", status_code=503,
+                               retry_after=exc.retry_after) from None
         except WebhookRejected as exc:
             return Response({"error": {"code": "bad_signature", "message": str(exc), "details": {}}}, status=401)
         payload = request.data if isinstance(request.data, dict) else {}

@@ -72,11 +72,22 @@ class CandidateFrameSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class BlankAsNullURLField(serializers.URLField):
+    """A URL that may be missing: the model keeps "" (a blank URLField), the API says null, as its schema does
+    (an empty string is no URI)."""
+
+    def to_representation(self, value):
+        return value or None
+
+
 class ClipSerializer(serializers.ModelSerializer):
     """A clip and where its extraction stands. The pages poll this shape: keep it stable."""
 
     story_id = serializers.IntegerField(read_only=True)
     uploader = serializers.CharField(source="uploader.username", read_only=True)
+    source_url = BlankAsNullURLField(
+        read_only=True, allow_null=True, help_text="The link the clip was fetched from; null when uploaded as a file."
+    )
     message = serializers.SerializerMethodField()
     duration = serializers.FloatField(source="duration_seconds", read_only=True)
     video_url = AbsoluteFileUrlField(source="video", help_text="The file as it was uploaded.")

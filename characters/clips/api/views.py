@@ -10,7 +10,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -27,6 +27,7 @@ from characters.clips.api.serializers import (
 from characters.models import Clip, Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound
+from common.parsers import JSONParser
 from common.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
 # Room for the multipart envelope around the file when judging a request by its Content-Length.
@@ -124,9 +125,7 @@ class StoryClipUploadApi(APIView):
 
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
-    # Each upload costs a pipeline run: a scoped rate on top of the general ones.
-    throttle_classes = [AnonRateThrottle, UserRateThrottle, ScopedRateThrottle]
-    throttle_scope = "uploads"
+    # Each upload costs a pipeline run: limited per user by the service (CLIP_UPLOAD_RATE), for pages and API alike.
 
     @extend_schema(
         operation_id="stories_clips_create",
@@ -195,7 +194,7 @@ class ClipDetailApi(APIView):
 class ClipExtractApi(APIView):
     permission_classes = [IsAuthenticated]
     throttle_classes = [AnonRateThrottle, UserRateThrottle, ScopedRateThrottle]
-    throttle_scope = "uploads"
+    throttle_scope = "extractions"
 
     @extend_schema(
         operation_id="clips_extract",
