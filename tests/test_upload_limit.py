@@ -38,6 +38,7 @@ def test_story_page_uploads_stop_at_the_rate_and_the_api_shares_the_count(good_c
     refused = page_upload(page, story)
     message = re.search(r'<div class="field__error"[^>]*>(.*?)</div>', refused.content.decode(), re.S).group(1)
     assert "upload limit of 3 clips per hour" in message
+    assert 0 < int(refused["Retry-After"]) <= 3600  # the page says when too, as the API does
 
     api = APIClient()
     api.force_authenticate(user)

@@ -41,7 +41,7 @@ def story_detail(request, pk):
     story = get_object_or_404(Story.objects.select_related("created_by"), pk=pk)
     form = ClipUploadForm()
     refused_name = ""
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -52,7 +52,7 @@ def story_detail(request, pk):
             except ServiceError as exc:
                 refused_name = form.cleaned_data["video"].name
                 form.add_error("video", exc.message)
-                status = exc.status_code
+                status, retry_after = exc.status_code, exc.retry_after
             else:
                 _flash_uploaded(request, Clip.objects.get(pk=clip.pk))
                 return redirect(story)
@@ -66,7 +66,10 @@ def story_detail(request, pk):
         "form": form,
         "refused_name": refused_name,  # a file input cannot be refilled, so say which file was refused
     }
-    return render(request, "characters/story_detail.html", context, status=status)
+    response = render(request, "characters/story_detail.html", context, status=status)
+    if retry_after is not None:  # over the upload limit: say when, as the API does
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _flash_uploaded(request, clip: Clip) -> None:
