@@ -69,39 +69,103 @@ def gallery_characters(*, sort: str = DEFAULT_SORT, query: str = "") -> QuerySet
     )
 
 
+@dataclass(frozen=True)
+class GalleryPage:
+    """One page of the gallery. Its rows are always current; only the total may lag behind them.
+
+    `has_next` comes from fetching one row more than the page, never from the total, so a character
+    opened to licensing after the total was counted is still on its page. `total_is_estimate` is true
+    when the total is the cached count (shown as "about N"); the last page knows the exact total.
+    """
+
+    characters: list[Character]
+    number: int
+    limit: int
+    has_next: bool
+    total: int
+    total_is_estimate: bool
+
+    def __iter__(self):
+        return iter(self.characters)
+
+    def __len__(self) -> int:
+        return len(self.characters)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+
 class GalleryListing:
-    """The gallery a page at a time, for Django's Paginator and the API: `count()` and slices.
+    """The gallery a page at a time, for pages and the API (`page()`).
 
     A page is one query: its keys come from an index-only scan of the sort's partial index, and only
     those rows are joined to their story, face close-up and exclusive flag, so a deep page does not
     look anything up for the rows it skips. The total is cached for GALLERY_TOTAL_CACHE_SECONDS
-    (0: counted on every request), because counting every character on sale costs more than the page.
+    (0: counted on every request), because counting every character on sale costs more than the page;
+    it is only ever shown, never used to cut a page short.
     """
 
     def __init__(self, *, sort: str = DEFAULT_SORT, query: str = ""):
         self.sort = sort if sort in GALLERY_SORTS else DEFAULT_SORT
         self.query = _normalised(query)
 
-    def count(self) -> int:
+    def _cache_key(self) -> str:
+        digest = hashlib.sha256(self.query.lower().encode()).hexdigest()[:32]
+        return f"marketplace:gallery-total:{digest}"
+
+    def count(self, *, exact: bool = False) -> int:
         seconds = settings.GALLERY_TOTAL_CACHE_SECONDS
         if not seconds:
             return _gallery_matches(self.query).count()
-        digest = hashlib.sha256(self.query.lower().encode()).hexdigest()[:32]
-        key = f"marketplace:gallery-total:{digest}"
-        total = cache.get(key)
+        total = None if exact else cache.get(self._cache_key())
         if total is None:
             total = _gallery_matches(self.query).count()
-            cache.set(key, total, seconds)
+            cache.set(self._cache_key(), total, seconds)
         return total
 
     def page_queryset(self, window: slice) -> QuerySet[Character]:
         keys = _gallery_matches(self.query).order_by(*GALLERY_SORTS[self.sort]).values("pk")[window]
         return gallery_characters(sort=self.sort).filter(pk__in=Subquery(keys))
 
-    def __getitem__(self, window: slice) -> list[Character]:
-        if not isinstance(window, slice):
-            raise TypeError("GalleryListing only gives pages (slices).")
-        return list(self.page_queryset(window))
+    def page(self, number: int, limit: int, *, past_end_shows_last: bool = False) -> GalleryPage:
+        """Page `number` (from 1) of `limit` rows; past the end it is empty, or the last page if asked."""
+        number = max(1, number)
+        offset = (number - 1) * limit
+        rows = list(self.page_queryset(slice(offset, offset + limit + 1)))
+        has_next = len(rows) > limit
+        rows = rows[:limit]
+        if not has_next and (rows or number == 1):
+            # The last page knows the total exactly: show it, and refresh the cached one.
+            total = offset + len(rows)
+            if settings.GALLERY_TOTAL_CACHE_SECONDS:
+                cache.set(self._cache_key(), total, settings.GALLERY_TOTAL_CACHE_SECONDS)
+            return GalleryPage(rows, number, limit, False, total, False)
+        if not rows:  # past the end: rare, so count exactly
+            total = self.count(exact=True)
+            last = max(1, -(-total // limit))
+            if past_end_shows_last and last < number:
+                return self.page(last, limit)
+            return GalleryPage([], number, limit, False, total, False)
+        cached = self.count()
+        total = max(cached, offset + len(rows) + 1)  # there is at least one row after this page
+        return GalleryPage(rows, number, limit, True, total, bool(settings.GALLERY_TOTAL_CACHE_SECONDS))
 
 
 def wallet_balance(user) -> int:

@@ -44,7 +44,11 @@ def gallery(request):
     filters = GalleryFilterForm(request.GET)
     query, sort = filters.values()
     listing = selectors.GalleryListing(sort=sort, query=query)
-    page = Paginator(listing, settings.GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        number = int(request.GET.get("page") or 1)
+    except ValueError:
+        number = 1
+    page = listing.page(number, settings.GALLERY_PAGE_SIZE, past_end_shows_last=True)
     for character in page:
         character.thumbnail_url = default_storage.url(character.face_image) if character.face_image else ""
     return render(request, "marketplace/gallery.html", {

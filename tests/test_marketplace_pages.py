@@ -92,6 +92,19 @@ def test_gallery_page_paginates(client, settings):
         CharacterFactory(name=f"Hero {n}", allow_licensing=True, total_votes=n)
     last = client.get(reverse("gallery"), {"page": 3}).content.decode()
     assert "Page 3 of 3" in last and "Hero 0" in last and "Hero 4" not in last
+    assert "Hero 0" in client.get(reverse("gallery"), {"page": 99}).content.decode()  # past the end: the last page
+
+
+def test_gallery_page_lists_a_character_opened_after_the_total_was_cached(client, settings):
+    settings.GALLERY_PAGE_SIZE = 2
+    for n in range(2):
+        CharacterFactory(name=f"Hero {n}", allow_licensing=True, total_votes=10 + n)
+    assert "2 characters" in client.get(reverse("gallery")).content.decode()  # total cached
+    CharacterFactory(name="Latecomer", allow_licensing=True, total_votes=0)
+    first = client.get(reverse("gallery")).content.decode()
+    assert "about 3 characters" in first and 'rel="next"' in first  # the count lags, the pager does not
+    second = client.get(reverse("gallery"), {"page": 2}).content.decode()
+    assert "Latecomer" in second and "Page 2 of 2" in second
 
 
 # --- The license panel ---------------------------------------------------------------------------

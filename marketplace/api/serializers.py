@@ -52,7 +52,11 @@ def gallery_card(character, cheapest: int | None) -> dict:
 class PaginationSerializer(serializers.Serializer):
     page = serializers.IntegerField()
     limit = serializers.IntegerField()
-    total = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="Characters in the listing; may lag by a few seconds (see below).")
+    total_is_estimate = serializers.BooleanField(
+        help_text="True when `total` is a count cached for up to GALLERY_TOTAL_CACHE_SECONDS; the last page is exact."
+    )
+    has_next = serializers.BooleanField(help_text="Whether a next page has rows: trust this, not `total`, to page on.")
 
 
 class GalleryResponseSerializer(serializers.Serializer):

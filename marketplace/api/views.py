@@ -66,13 +66,14 @@ class GalleryCharactersApi(APIView):
         listing = selectors.GalleryListing(
             sort=params.validated_data["sort"], query=params.validated_data.get("q", "")
         )
-        total = listing.count()
-        offset = (page - 1) * limit
-        characters = listing[offset:offset + limit] if offset < total else []
+        rows = listing.page(page, limit)
         cheapest = cheapest_cost()
         return Response({
-            "characters": [gallery_card(character, cheapest) for character in characters],
-            "pagination": {"page": page, "limit": limit, "total": total},
+            "characters": [gallery_card(character, cheapest) for character in rows],
+            "pagination": {
+                "page": page, "limit": limit, "total": rows.total, "total_is_estimate": rows.total_is_estimate,
+                "has_next": rows.has_next,
+            },
         })
 
 
