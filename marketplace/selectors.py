@@ -222,7 +222,7 @@ def creator_sales(character: Character) -> CreatorSales:
 
 
 def exclusive_holder(character: Character) -> License | None:
-    return active_exclusive(character).select_related("licensee").first()
+    return active_exclusive(character).select_related("licensee", "story").first()
 
 
 def pending_offers_for_character(character: Character) -> QuerySet[ExclusiveOffer]:
@@ -257,7 +257,7 @@ class CharacterAccess:
 
     character: Character
     allowed: bool
-    reason: str  # "creator", "story_contributor", "license" or "none"
+    reason: str  # "creator", "story_contributor", "license", "exclusive" (someone's exclusive stops it) or "none"
     message: str
     license: License | None = None  # the license a use is spent from first
     uses_left: int | None = None  # over all the user's valid licenses of it; None: unlimited (or not counted)
@@ -291,18 +291,40 @@ def free_access_message(reason: str) -> str:
     return "You can use this character without a license: you contribute to its story."
 
 
-def character_access(user, character: Character) -> CharacterAccess:
-    """May `user` use `character` in a clip?
+def character_access(user, character: Character, story: Story | None = None) -> CharacterAccess:
+    """May `user` use `character` in a clip (of `story`, when it is known)?
 
     The creator always may; so may anyone who contributed to the character's own story; everyone
-    else needs a license with uses left that has not expired. Sales being closed (licensing off,
-    an exclusive sold) does not stop licenses already bought.
+    else needs a license with uses left that has not expired. Sales being closed (licensing off)
+    does not stop licenses already bought.
+
+    An exclusive license is "your story only" (the seed's tier): while it is active, the character is
+    used only in its own story (by its creator and contributors, for free: the exclusive is sold to
+    another story, it does not take the character from the story that made it) and in the holder's
+    story (by the holder). Its creator's other stories lose it too; other licenses were stopped and
+    refunded when it was granted (`services.exclusive_offer_accept`).
     """
     if user is None or not user.is_authenticated:
         return CharacterAccess(character, False, "none", "Sign in to use a character.")
     reason = free_access(user, character)
-    if reason is not None:
+    exclusive = exclusive_holder(character)
+    at_home = story is None or story.pk == character.story_id
+    if reason is not None and (exclusive is None or at_home):
         return CharacterAccess(character, True, reason, free_access_message(reason))
+    if exclusive is not None:
+        if exclusive.licensee_id != user.pk:
+            message = (
+                f"{character.name} is licensed exclusively to another story: only that story and "
+                f"“{character.story.title}”, its own, may use it."
+            )
+            return CharacterAccess(character, False, "exclusive", message)
+        if story is not None and exclusive.story_id not in (None, story.pk):
+            message = (
+                f"Your exclusive license of {character.name} lets you use it only in "
+                f"“{exclusive.story.title}”."
+            )
+            return CharacterAccess(character, False, "exclusive", message, exclusive)
+        return CharacterAccess(character, True, "license", "Your exclusive license.", exclusive, None)
     licenses = list(valid_licenses(user, character))
     if not licenses:
         message = f"Using {character.name} needs a license: buy one in the gallery."
@@ -335,7 +357,7 @@ def usable_characters(user, story: Story) -> list[CharacterAccess]:
     )
     own = sorted((c for c in candidates if c.story_id == story.pk), key=lambda c: (c.created_at, c.pk), reverse=True)
     others = sorted((c for c in candidates if c.story_id != story.pk), key=lambda c: (c.name.lower(), c.pk))
-    rows = [character_access(user, character) for character in own + others]
+    rows = [character_access(user, character, story) for character in own + others]
     return [row for row in rows if row.allowed]
 
 def credit_requests_of(user) -> QuerySet[CreditRequest]:

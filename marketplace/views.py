@@ -83,7 +83,7 @@ def license_buy(request, character_id):
 @login_required
 def exclusive_offer_create(request, character_id):
     character = get_object_or_404(Character, character_id=character_id)
-    form = ExclusiveOfferForm(request.POST)
+    form = ExclusiveOfferForm(request.POST, user=request.user, character=character)
     if not form.is_valid():
         errors = [e for field_errors in form.errors.values() for e in field_errors]
         messages.error(request, "Your offer was not sent: " + " ".join(errors))

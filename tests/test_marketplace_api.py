@@ -254,9 +254,23 @@ def test_exclusive_offer_flow(character, buyer, creator):
     assert accepted.json()["status"] == "accepted"
     license = License.objects.get(pk=accepted.json()["license_id"])
     assert (license.license_type, license.royalty_paid) == ("exclusive", 500)
-    assert selectors.wallet_balance(buyer) == 0
+    assert selectors.wallet_balance(buyer) == 80, "the buyer's pack, replaced by the exclusive, is refunded (unused)"
     assert_error(client_for(creator).post(accept), 409, "offer_not_pending")
     assert_error(client_for(creator).post("/api/v1/exclusive-offers/999999/decline"), 404, "not_found")
+
+
+def test_an_exclusive_offer_names_the_buyers_story(character, buyer, creator):
+    url = f"/api/v1/characters/{character.character_id}/exclusive-offers"
+    saga = StoryFactory(created_by=buyer)
+    assert_error(client_for(buyer).post(url, {"credits": 1000, "story_id": StoryFactory().pk}, format="json"),
+                 400, "not_your_story")
+    assert_error(client_for(buyer).post(url, {"credits": 1000, "story_id": 999999}, format="json"), 404, "not_found")
+    assert not ExclusiveOffer.objects.exists()
+    response = client_for(buyer).post(url, {"credits": 1000, "story_id": saga.pk}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["story_id"] == saga.pk
+    accepted = client_for(creator).post(f"/api/v1/exclusive-offers/{response.json()['offer_id']}/accept")
+    assert License.objects.get(pk=accepted.json()["license_id"]).story == saga
 
 
 def test_declining_and_withdrawing_offers(character, buyer, creator):
