@@ -2,6 +2,9 @@
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from characters.models import Story
 
 from .models import LedgerEntry
 from .selectors import DEFAULT_SORT, GALLERY_SORTS
@@ -31,11 +34,22 @@ class ExclusiveOfferForm(forms.Form):
         help_text="Optional: what you plan to do with the character.",
     )
 
-    def __init__(self, *args, **kwargs):
+    story = forms.ModelChoiceField(
+        queryset=Story.objects.none(), required=False, empty_label="The first story I use it in",
+        label="For your story",
+        help_text="An exclusive license is for one of your stories only.",
+    )
+
+    def __init__(self, *args, user=None, character=None, **kwargs):
         super().__init__(*args, **kwargs)
         minimum = settings.LICENSE_EXCLUSIVE_MIN_OFFER
         self.fields["credits"].widget.attrs.update({"min": minimum, "step": 1, "inputmode": "numeric"})
         self.fields["credits"].help_text = f"At least {minimum}. Charged only if the creator accepts."
+        if user is not None and user.is_authenticated:
+            stories = Story.objects.filter(Q(created_by=user) | Q(contributor_links__user=user)).distinct()
+            if character is not None:
+                stories = stories.exclude(pk=character.story_id)
+            self.fields["story"].queryset = stories.order_by("title")
 
 
 class GrantCreditsForm(forms.Form):

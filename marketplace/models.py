@@ -100,6 +100,12 @@ class License(models.Model):
     uses_granted = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited.")
     uses_remaining = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited.")
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    # An exclusive license is for one story of its holder ("your story only"): the one named in the offer,
+    # or else the first story the holder uses the character in.
+    story = models.ForeignKey(
+        Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Exclusive licenses: the only story (besides the character's own) whose clips may use it.",
+    )
     # A client's key for retrying a purchase safely: the same key never buys twice.
     idempotency_key = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -184,6 +190,10 @@ class ExclusiveOffer(models.Model):
     buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exclusive_offers")
     credits = models.PositiveIntegerField()
     message = models.CharField(max_length=500, blank=True)
+    story = models.ForeignKey(
+        Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The buyer's story the exclusive license is for (empty: the first story it is used in).",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

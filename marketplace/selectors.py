@@ -69,39 +69,103 @@ def gallery_characters(*, sort: str = DEFAULT_SORT, query: str = "") -> QuerySet
     )
 
 
+@dataclass(frozen=True)
+class GalleryPage:
+    """One page of the gallery. Its rows are always current; only the total may lag behind them.
+
+    `has_next` comes from fetching one row more than the page, never from the total, so a character
+    opened to licensing after the total was counted is still on its page. `total_is_estimate` is true
+    when the total is the cached count (shown as "about N"); the last page knows the exact total.
+    """
+
+    characters: list[Character]
+    number: int
+    limit: int
+    has_next: bool
+    total: int
+    total_is_estimate: bool
+
+    def __iter__(self):
+        return iter(self.characters)
+
+    def __len__(self) -> int:
+        return len(self.characters)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+
 class GalleryListing:
-    """The gallery a page at a time, for Django's Paginator and the API: `count()` and slices.
+    """The gallery a page at a time, for pages and the API (`page()`).
 
     A page is one query: its keys come from an index-only scan of the sort's partial index, and only
     those rows are joined to their story, face close-up and exclusive flag, so a deep page does not
     look anything up for the rows it skips. The total is cached for GALLERY_TOTAL_CACHE_SECONDS
-    (0: counted on every request), because counting every character on sale costs more than the page.
+    (0: counted on every request), because counting every character on sale costs more than the page;
+    it is only ever shown, never used to cut a page short.
     """
 
     def __init__(self, *, sort: str = DEFAULT_SORT, query: str = ""):
         self.sort = sort if sort in GALLERY_SORTS else DEFAULT_SORT
         self.query = _normalised(query)
 
-    def count(self) -> int:
+    def _cache_key(self) -> str:
+        digest = hashlib.sha256(self.query.lower().encode()).hexdigest()[:32]
+        return f"marketplace:gallery-total:{digest}"
+
+    def count(self, *, exact: bool = False) -> int:
         seconds = settings.GALLERY_TOTAL_CACHE_SECONDS
         if not seconds:
             return _gallery_matches(self.query).count()
-        digest = hashlib.sha256(self.query.lower().encode()).hexdigest()[:32]
-        key = f"marketplace:gallery-total:{digest}"
-        total = cache.get(key)
+        total = None if exact else cache.get(self._cache_key())
         if total is None:
             total = _gallery_matches(self.query).count()
-            cache.set(key, total, seconds)
+            cache.set(self._cache_key(), total, seconds)
         return total
 
     def page_queryset(self, window: slice) -> QuerySet[Character]:
         keys = _gallery_matches(self.query).order_by(*GALLERY_SORTS[self.sort]).values("pk")[window]
         return gallery_characters(sort=self.sort).filter(pk__in=Subquery(keys))
 
-    def __getitem__(self, window: slice) -> list[Character]:
-        if not isinstance(window, slice):
-            raise TypeError("GalleryListing only gives pages (slices).")
-        return list(self.page_queryset(window))
+    def page(self, number: int, limit: int, *, past_end_shows_last: bool = False) -> GalleryPage:
+        """Page `number` (from 1) of `limit` rows; past the end it is empty, or the last page if asked."""
+        number = max(1, number)
+        offset = (number - 1) * limit
+        rows = list(self.page_queryset(slice(offset, offset + limit + 1)))
+        has_next = len(rows) > limit
+        rows = rows[:limit]
+        if not has_next and (rows or number == 1):
+            # The last page knows the total exactly: show it, and refresh the cached one.
+            total = offset + len(rows)
+            if settings.GALLERY_TOTAL_CACHE_SECONDS:
+                cache.set(self._cache_key(), total, settings.GALLERY_TOTAL_CACHE_SECONDS)
+            return GalleryPage(rows, number, limit, False, total, False)
+        if not rows:  # past the end: rare, so count exactly
+            total = self.count(exact=True)
+            last = max(1, -(-total // limit))
+            if past_end_shows_last and last < number:
+                return self.page(last, limit)
+            return GalleryPage([], number, limit, False, total, False)
+        cached = self.count()
+        total = max(cached, offset + len(rows) + 1)  # there is at least one row after this page
+        return GalleryPage(rows, number, limit, True, total, bool(settings.GALLERY_TOTAL_CACHE_SECONDS))
 
 
 def wallet_balance(user) -> int:
@@ -158,7 +222,7 @@ def creator_sales(character: Character) -> CreatorSales:
 
 
 def exclusive_holder(character: Character) -> License | None:
-    return active_exclusive(character).select_related("licensee").first()
+    return active_exclusive(character).select_related("licensee", "story").first()
 
 
 def pending_offers_for_character(character: Character) -> QuerySet[ExclusiveOffer]:
@@ -193,7 +257,7 @@ class CharacterAccess:
 
     character: Character
     allowed: bool
-    reason: str  # "creator", "story_contributor", "license" or "none"
+    reason: str  # "creator", "story_contributor", "license", "exclusive" (someone's exclusive stops it) or "none"
     message: str
     license: License | None = None  # the license a use is spent from first
     uses_left: int | None = None  # over all the user's valid licenses of it; None: unlimited (or not counted)
@@ -227,18 +291,40 @@ def free_access_message(reason: str) -> str:
     return "You can use this character without a license: you contribute to its story."
 
 
-def character_access(user, character: Character) -> CharacterAccess:
-    """May `user` use `character` in a clip?
+def character_access(user, character: Character, story: Story | None = None) -> CharacterAccess:
+    """May `user` use `character` in a clip (of `story`, when it is known)?
 
     The creator always may; so may anyone who contributed to the character's own story; everyone
-    else needs a license with uses left that has not expired. Sales being closed (licensing off,
-    an exclusive sold) does not stop licenses already bought.
+    else needs a license with uses left that has not expired. Sales being closed (licensing off)
+    does not stop licenses already bought.
+
+    An exclusive license is "your story only" (the seed's tier): while it is active, the character is
+    used only in its own story (by its creator and contributors, for free: the exclusive is sold to
+    another story, it does not take the character from the story that made it) and in the holder's
+    story (by the holder). Its creator's other stories lose it too; other licenses were stopped and
+    refunded when it was granted (`services.exclusive_offer_accept`).
     """
     if user is None or not user.is_authenticated:
         return CharacterAccess(character, False, "none", "Sign in to use a character.")
     reason = free_access(user, character)
-    if reason is not None:
+    exclusive = exclusive_holder(character)
+    at_home = story is None or story.pk == character.story_id
+    if reason is not None and (exclusive is None or at_home):
         return CharacterAccess(character, True, reason, free_access_message(reason))
+    if exclusive is not None:
+        if exclusive.licensee_id != user.pk:
+            message = (
+                f"{character.name} is licensed exclusively to another story: only that story and "
+                f"“{character.story.title}”, its own, may use it."
+            )
+            return CharacterAccess(character, False, "exclusive", message)
+        if story is not None and exclusive.story_id not in (None, story.pk):
+            message = (
+                f"Your exclusive license of {character.name} lets you use it only in "
+                f"“{exclusive.story.title}”."
+            )
+            return CharacterAccess(character, False, "exclusive", message, exclusive)
+        return CharacterAccess(character, True, "license", "Your exclusive license.", exclusive, None)
     licenses = list(valid_licenses(user, character))
     if not licenses:
         message = f"Using {character.name} needs a license: buy one in the gallery."
@@ -271,7 +357,7 @@ def usable_characters(user, story: Story) -> list[CharacterAccess]:
     )
     own = sorted((c for c in candidates if c.story_id == story.pk), key=lambda c: (c.created_at, c.pk), reverse=True)
     others = sorted((c for c in candidates if c.story_id != story.pk), key=lambda c: (c.name.lower(), c.pk))
-    rows = [character_access(user, character) for character in own + others]
+    rows = [character_access(user, character, story) for character in own + others]
     return [row for row in rows if row.allowed]
 
 def credit_requests_of(user) -> QuerySet[CreditRequest]:

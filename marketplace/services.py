@@ -6,6 +6,8 @@ action raises a ServiceError before anything is written (and the transaction rol
 was), so no credit ever moves for a refusal.
 
 Lock order, everywhere: character row -> offer row / credit request row -> license rows -> wallet rows (by pk).
+Accepting an exclusive offer takes all of them in that order (it stops the character's other licenses and
+refunds their wallets), so it and a purchase of the same character run one after the other.
 
 The generation app calls two functions here: `license_consume_use` when it creates a job (it checks
 access and spends the use in one pass, refusing with the reason), and `license_refund_use` when the
@@ -23,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from characters.clips.selectors import story_contributors
 from characters.models import Character, Story
 from common.exceptions import Conflict, NotFound, ServiceError
 
@@ -359,14 +362,32 @@ def license_revoke(*, license_id: int, revoked_by, reason: str, refund: bool = F
 
 # --- Exclusive offers -------------------------------------------------------------------------
 
-def exclusive_offer_make(*, buyer, character: Character, credits: int, message: str = "") -> ExclusiveOffer:
-    """Offer credits for the exclusive license. Nothing is charged until the creator accepts."""
+def _require_own_story(buyer, story: Story, character: Character) -> None:
+    """The story an exclusive license is for must be one the buyer created or contributes to, not the character's."""
+    if story.pk == character.story_id:
+        raise ServiceError(f"“{story.title}” is {character.name}'s own story: it needs no license.",
+                           code="not_your_story")
+    own = story.created_by_id == buyer.pk or story_contributors(story).filter(pk=buyer.pk).exists()
+    if not own:
+        raise ServiceError(
+            f"An exclusive license is for one of your stories, and you have not contributed to “{story.title}”.",
+            code="not_your_story",
+        )
+
+
+def exclusive_offer_make(
+    *, buyer, character: Character, credits: int, message: str = "", story: Story | None = None
+) -> ExclusiveOffer:
+    """Offer credits for the exclusive license of `character` for `story`, one of the buyer's stories ("your story
+    only"; None: the first story the license is used in). Nothing is charged until the creator accepts."""
     _require_signed_in(buyer)
     minimum = settings.LICENSE_EXCLUSIVE_MIN_OFFER
     if credits is None or credits < minimum:
         raise ServiceError(f"An exclusive offer starts at {minimum} credits.", code="offer_too_low",
                            details={"minimum": minimum})
     _check_on_sale(character, buyer)
+    if story is not None:
+        _require_own_story(buyer, story, character)
     balance = selectors.wallet_balance(buyer)
     if balance < credits:
         raise InsufficientCredits(
@@ -376,7 +397,8 @@ def exclusive_offer_make(*, buyer, character: Character, credits: int, message: 
     try:
         with transaction.atomic():
             offer = ExclusiveOffer.objects.create(
-                character=character, buyer=buyer, credits=credits, message=" ".join((message or "").split())[:500]
+                character=character, buyer=buyer, credits=credits, story=story,
+                message=" ".join((message or "").split())[:500],
             )
     except IntegrityError:
         raise Conflict(
@@ -404,8 +426,44 @@ def _require_decider(user, character: Character) -> None:
         raise _forbidden("Only the character's creator or an admin can accept or decline offers.")
 
 
+def exclusive_refund(license: License, when) -> int:
+    """Credits given back for a license an exclusive one stops: what it had left, pro rata, rounded down.
+
+    Counted uses (single use, pack of 10): the unused uses' share of the price. Unlimited: the whole
+    days left of its term. Nothing for a license already used up or expired. The platform pays it: the
+    creator keeps the royalty of the first sale (and earns the exclusive's).
+    """
+    if not license.is_valid_at(when):
+        return 0
+    if license.uses_granted:
+        refund = license.credits_paid * license.uses_remaining // license.uses_granted
+    elif license.expires_at is None:
+        refund = license.credits_paid
+    else:
+        tier = get_tier(license.license_type)
+        term_days = tier.days if tier and tier.days else max(1, (license.expires_at - license.created_at).days)
+        days_left = min(term_days, max(0, (license.expires_at - when).days))
+        refund = license.credits_paid * days_left // term_days
+    return max(0, min(refund, license.credits_paid - license.refunded_credits))
+
+
+def _stop_for_exclusive(license: License, wallet: Wallet, exclusive: License, when, by) -> None:
+    """Revoke a license the new exclusive one replaces and refund what it had left (caller holds both locks)."""
+    refund = exclusive_refund(license, when)
+    license.status, license.revoked_at = License.Status.REVOKED, when
+    license.revoked_reason = f"Stopped by the exclusive license {exclusive.pk} of {exclusive.character.name}."
+    if refund:
+        _post(wallet, LedgerEntry.Kind.REFUND, refund,
+              f"Refund of license {license.pk} (what was left): {exclusive.character.name} was licensed exclusively",
+              license=license, by=by)
+        license.refunded_credits += refund
+    license.save(update_fields=["status", "revoked_at", "revoked_reason", "refunded_credits"])
+
+
 def exclusive_offer_accept(*, offer_id: int, decided_by) -> ExclusiveOffer:
-    """Accept: charge the offer, pay the 50 % royalty, grant the exclusive license, close the other offers."""
+    """Accept: charge the offer, pay the 50 % royalty, grant the exclusive license, close the other offers,
+    and stop every other license of the character that could still be used, refunding what it had left
+    (`exclusive_refund`). The character's lock serialises this with purchases, so no license is sold beside it."""
     tier = get_tier(EXCLUSIVE)
     with transaction.atomic():
         offer, character = _lock_offer(offer_id)
@@ -414,8 +472,22 @@ def exclusive_offer_accept(*, offer_id: int, decided_by) -> ExclusiveOffer:
             raise NotLicensable(f"{character.name} is not open to licensing: turn licensing on to accept an offer.")
         if selectors.exclusive_holder(character) is not None:
             raise ExclusiveTaken(f"{character.name} already has an exclusive license.")
-        license = _sell(character=character, buyer=offer.buyer, tier=tier, credits=offer.credits)
         now = timezone.now()
+        # Lock order: character -> offer -> license rows -> wallet rows (all of them at once, by pk).
+        others = [
+            license for license in License.objects.select_for_update().filter(
+                character=character, status=License.Status.ACTIVE
+            ).order_by("pk")
+            if license.is_valid_at(now)
+        ]
+        _lock_wallets(offer.buyer_id, character.creator_id, *(lic.licensee_id for lic in others))
+        license = _sell(character=character, buyer=offer.buyer, tier=tier, credits=offer.credits)
+        if offer.story_id:
+            license.story_id = offer.story_id
+            license.save(update_fields=["story"])
+        wallets = _lock_wallets(*(lic.licensee_id for lic in others))  # already held; read again after the sale
+        for other in others:
+            _stop_for_exclusive(other, wallets[other.licensee_id], license, now, decided_by)
         offer.status, offer.license, offer.decided_by, offer.decided_at = (
             ExclusiveOffer.Status.ACCEPTED, license, decided_by, now
         )
@@ -423,7 +495,8 @@ def exclusive_offer_accept(*, offer_id: int, decided_by) -> ExclusiveOffer:
         ExclusiveOffer.objects.filter(character=character, status=ExclusiveOffer.Status.PENDING).update(
             status=ExclusiveOffer.Status.CLOSED, decided_at=now, decision_note=f"Offer {offer.pk} was accepted."
         )
-    logger.info("Exclusive offer %s accepted by %s: license %s", offer.pk, decided_by, license.pk)
+    logger.info("Exclusive offer %s accepted by %s: license %s, %s other licenses stopped",
+                offer.pk, decided_by, license.pk, len(others))
     return offer
 
 
@@ -456,7 +529,7 @@ LicenseAccess = selectors.CharacterAccess
 
 def license_check_access(user, character: Character, story: Story | None = None) -> LicenseAccess:
     """May `user` use `character` (in `story`, when generating a clip)? See `selectors.character_access`."""
-    return selectors.character_access(user, character)
+    return selectors.character_access(user, character, story)
 
 
 def license_consume_use(user, character: Character, story: Story | None, job_ref: str) -> LicenseUse | None:
@@ -478,6 +551,8 @@ def license_consume_use(user, character: Character, story: Story | None, job_ref
         return earlier
     if not access.allowed:
         raise LicenseRequired(access.message)
+    if access.license is not None and access.license.license_type == EXCLUSIVE:
+        return _use_exclusive(access.license, character, story, job_ref)
     try:
         with transaction.atomic():
             # Locked rows are re-checked by the database after the lock, so a license another job
@@ -497,6 +572,26 @@ def license_consume_use(user, character: Character, story: Story | None, job_ref
             return earlier
         raise
     raise LicenseRequired(f"Your licenses of {character.name} have no uses left: buy another one in the gallery.")
+
+
+def _use_exclusive(license: License, character: Character, story: Story | None, job_ref: str) -> LicenseUse:
+    """Record a use of an exclusive license; the first use in a story binds a license offered without one."""
+    try:
+        with transaction.atomic():
+            locked = License.objects.select_for_update().filter(pk=license.pk, status=License.Status.ACTIVE).first()
+            if locked is None:
+                raise LicenseRequired(f"Your exclusive license of {character.name} has ended.")
+            if story is not None and locked.story_id is None:
+                locked.story = story
+                locked.save(update_fields=["story"])
+            elif story is not None and locked.story_id != story.pk:
+                raise LicenseRequired(f"Your exclusive license of {character.name} is for another of your stories.")
+            return LicenseUse.objects.create(license=locked, job_ref=job_ref, story=story)
+    except IntegrityError:
+        earlier = LicenseUse.objects.filter(job_ref=job_ref, license=license).first()
+        if earlier is not None:
+            return earlier
+        raise
 
 
 def _use_of_job(job_ref: str, user, character: Character) -> LicenseUse | None:

@@ -41,7 +41,11 @@ def gallery(request):
     filters = GalleryFilterForm(request.GET)
     query, sort = filters.values()
     listing = selectors.GalleryListing(sort=sort, query=query)
-    page = Paginator(listing, settings.GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        number = int(request.GET.get("page") or 1)
+    except ValueError:
+        number = 1
+    page = listing.page(number, settings.GALLERY_PAGE_SIZE, past_end_shows_last=True)
     for character in page:
         character.thumbnail_url = default_storage.url(character.face_image) if character.face_image else ""
     return render(request, "marketplace/gallery.html", {
@@ -76,7 +80,7 @@ def license_buy(request, character_id):
 @login_required
 def exclusive_offer_create(request, character_id):
     character = get_object_or_404(Character, character_id=character_id)
-    form = ExclusiveOfferForm(request.POST)
+    form = ExclusiveOfferForm(request.POST, user=request.user, character=character)
     if not form.is_valid():
         errors = [e for field_errors in form.errors.values() for e in field_errors]
         messages.error(request, "Your offer was not sent: " + " ".join(errors))

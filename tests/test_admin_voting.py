@@ -107,3 +107,26 @@ def test_votes_are_read_only_and_non_staff_is_refused(admin_client, client, stor
     client.force_login(UserFactory(username="someone"))
     response = client.get(reverse("admin:voting_votingsession_start"))
     assert response.status_code == 302 and "/login/" in response.url
+
+
+def test_deadlock_page_extends_and_lowers_the_threshold_with_a_logged_reason(admin_client, story_with_submissions):
+    story, subs = story_with_submissions
+    session = services.session_start(story=story)
+    change = admin_client.get(reverse("admin:voting_votingsession_change", args=[session.pk])).content.decode()
+    url = reverse("admin:voting_votingsession_deadlock", args=[session.pk])
+    assert url in change
+    assert admin_client.get(url).status_code == 200
+    nothing = admin_client.post(url, {"reason": "stuck"})
+    assert nothing.status_code == 200 and "Extend the vote, lower its threshold, or both." in nothing.content.decode()
+    no_reason = admin_client.post(url, {"extend_hours": 24, "reason": ""})
+    assert no_reason.status_code == 200
+    ends_at = session.ends_at
+    response = admin_client.post(url, {"extend_hours": 24, "win_threshold_percent": 40, "reason": "No clear winner"})
+    assert response.status_code == 302
+    session.refresh_from_db()
+    assert session.win_threshold_percent == 40 and (session.ends_at - ends_at).total_seconds() >= 24 * 3600 - 1
+    entry = LogEntry.objects.get(object_id=str(session.pk))
+    assert "extended by 24 h" in entry.change_message and "lowered to 40 %" in entry.change_message
+    assert "No clear winner" in entry.change_message
+    refused = admin_client.post(url, {"win_threshold_percent": 45, "reason": "again"})
+    assert refused.status_code == 200 and "between 1 and 39" in refused.content.decode()

@@ -79,7 +79,7 @@ def test_gallery_lists_licensable_canonical_characters_in_the_seed_shape(charact
     CharacterFactory(status=Character.Status.ARCHIVED, allow_licensing=True)
     CharacterFactory(allow_licensing=False)
     body = client_for().get(GALLERY).json()
-    assert body["pagination"] == {"page": 1, "limit": 20, "total": 1}
+    assert body["pagination"] == {"page": 1, "limit": 20, "total": 1, "total_is_estimate": False, "has_next": False}
     [row] = body["characters"]
     assert {k: row[k] for k in ("character_id", "name", "story_name", "clips_used", "total_votes", "license_cost")} == {
         "character_id": "kira_h9k", "name": "Kira", "story_name": "Neon Streets", "clips_used": 45,
@@ -109,7 +109,8 @@ def test_gallery_sorts_pages_and_searches():
     assert names(sort="popular", limit=2, page=2) == ["Cass", "Astra"]
     assert names(q="AS") == ["Cass", "Astra"]
     body = client_for().get(GALLERY, {"limit": 3, "page": 9}).json()
-    assert body == {"characters": [], "pagination": {"page": 9, "limit": 3, "total": 4}}
+    assert body == {"characters": [], "pagination": {
+        "page": 9, "limit": 3, "total": 4, "total_is_estimate": False, "has_next": False}}
 
 
 @pytest.mark.parametrize("params", [{"sort": "cheapest"}, {"limit": 101}, {"limit": 0}, {"page": 0}, {"page": "x"}])
@@ -129,22 +130,38 @@ def test_gallery_query_count_does_not_grow_with_the_page():
             ReferenceImage.objects.create(character=character, kind="face_closeup", image=f"{character.pk}.jpg")
 
     add(3)
-    cold_few, warm_few = count_queries(3), count_queries(3)
+    cold_few, warm_few = count_queries(2), count_queries(2)
     add(30)
     cache.clear()
-    cold_many, warm_many = count_queries(33), count_queries(33)
+    cold_many, warm_many = count_queries(30), count_queries(30)
     assert (cold_few, warm_few) == (cold_many, warm_many) == (2, 1)  # the total (until cached) and the page
     assert count_queries(10, page=3) == 1
+    assert count_queries(10, page=4) == 1  # the last page knows its total: no count
 
 
-def test_gallery_total_is_cached_briefly(settings, character):
-    assert client_for().get(GALLERY).json()["pagination"]["total"] == 1
-    CharacterFactory(allow_licensing=True)
-    assert client_for().get(GALLERY).json()["pagination"]["total"] == 1  # cached
-    assert len(client_for().get(GALLERY).json()["characters"]) == 2  # the page itself is always fresh
+def test_gallery_total_is_cached_briefly_but_pages_never_lose_rows(settings, character):
+    for _ in range(2):
+        CharacterFactory(allow_licensing=True, total_votes=5)
+    assert client_for().get(GALLERY, {"limit": 1}).json()["pagination"]["total"] == 3  # counted, then cached
+    newcomer = CharacterFactory(name="Newcomer", allow_licensing=True, total_votes=0)
+    first = client_for().get(GALLERY, {"limit": 1}).json()["pagination"]
+    assert first == {"page": 1, "limit": 1, "total": 3, "total_is_estimate": True, "has_next": True}  # cached
+    # The last page: the cached total (3) would end the listing before the newcomer.
+    last = client_for().get(GALLERY, {"limit": 1, "page": 4}).json()
+    assert [c["name"] for c in last["characters"]] == ["Newcomer"]
+    assert last["pagination"] == {"page": 4, "limit": 1, "total": 4, "total_is_estimate": False, "has_next": False}
     assert client_for().get(GALLERY, {"q": "kira"}).json()["pagination"]["total"] == 1  # one total per search
+    newcomer.delete()
     settings.GALLERY_TOTAL_CACHE_SECONDS = 0
-    assert client_for().get(GALLERY).json()["pagination"]["total"] == 2
+    assert client_for().get(GALLERY, {"limit": 1}).json()["pagination"]["total"] == 3
+
+
+def test_a_character_opened_after_an_empty_gallery_was_counted_is_listed():
+    assert client_for().get(GALLERY).json()["pagination"]["total"] == 0  # the empty total is cached
+    CharacterFactory(name="Fresh", allow_licensing=True)
+    body = client_for().get(GALLERY).json()
+    assert [c["name"] for c in body["characters"]] == ["Fresh"]
+    assert body["pagination"]["total"] == 1
 
 
 def test_an_exclusive_character_shows_without_a_price(character, buyer, creator):
@@ -237,9 +254,23 @@ def test_exclusive_offer_flow(character, buyer, creator):
     assert accepted.json()["status"] == "accepted"
     license = License.objects.get(pk=accepted.json()["license_id"])
     assert (license.license_type, license.royalty_paid) == ("exclusive", 500)
-    assert selectors.wallet_balance(buyer) == 0
+    assert selectors.wallet_balance(buyer) == 80, "the buyer's pack, replaced by the exclusive, is refunded (unused)"
     assert_error(client_for(creator).post(accept), 409, "offer_not_pending")
     assert_error(client_for(creator).post("/api/v1/exclusive-offers/999999/decline"), 404, "not_found")
+
+
+def test_an_exclusive_offer_names_the_buyers_story(character, buyer, creator):
+    url = f"/api/v1/characters/{character.character_id}/exclusive-offers"
+    saga = StoryFactory(created_by=buyer)
+    assert_error(client_for(buyer).post(url, {"credits": 1000, "story_id": StoryFactory().pk}, format="json"),
+                 400, "not_your_story")
+    assert_error(client_for(buyer).post(url, {"credits": 1000, "story_id": 999999}, format="json"), 404, "not_found")
+    assert not ExclusiveOffer.objects.exists()
+    response = client_for(buyer).post(url, {"credits": 1000, "story_id": saga.pk}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["story_id"] == saga.pk
+    accepted = client_for(creator).post(f"/api/v1/exclusive-offers/{response.json()['offer_id']}/accept")
+    assert License.objects.get(pk=accepted.json()["license_id"]).story == saga
 
 
 def test_declining_and_withdrawing_offers(character, buyer, creator):

@@ -178,4 +178,34 @@ def test_racing_acceptances_grant_one_exclusive(admin_user):
     winner = License.objects.get(license_type="exclusive")
     sold_after = License.objects.filter(license_type="single_use", created_at__gt=winner.created_at).count()
     assert sold_after == 0, "a license was sold after the exclusive one"
+    # A purchase that got in before the acceptance was stopped by it, and refunded in full (unused).
+    others = License.objects.exclude(license_type="exclusive")
+    assert not others.filter(status="active").exists(), "an exclusive and another live license at once"
+    assert all(lic.refunded_credits == lic.credits_paid for lic in others)
+    assert_books_balance()
+
+
+def test_an_exclusive_accepted_while_the_licensees_spend_uses_leaves_no_use_after_it(admin_user):
+    creator = UserFactory(username="creator")
+    character = CharacterFactory(creator=creator, allow_licensing=True)
+    holder = fund(UserFactory(username="holder"), 2000, admin_user)
+    offer = services.exclusive_offer_make(buyer=holder, character=character, credits=1000)
+    users = [fund(UserFactory(username=f"licensee{n}"), 100, admin_user) for n in range(6)]
+    for user in users:
+        services.license_purchase(buyer=user, character=character, license_type="pack_10")
+
+    def act(kind, item):
+        if kind == "accept":
+            return services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator)
+        return services.license_consume_use(item[0], character, None, f"job-{item[0].pk}-{item[1]}")
+
+    jobs = [("accept", None)] + [("use", (user, n)) for user in users for n in range(3)]
+    done, refused = race(act, jobs)
+    assert {e.code for e in refused} <= {"license_required"}
+    exclusive = License.objects.get(license_type="exclusive")
+    late = LicenseUse.objects.filter(license__licensee__in=users, created_at__gt=exclusive.created_at)
+    assert not late.exists(), "a use was spent after the exclusive was granted"
+    for license in License.objects.filter(licensee__in=users):
+        assert license.status == "revoked"
+        assert license.refunded_credits == 80 * license.uses_remaining // 10
     assert_books_balance()

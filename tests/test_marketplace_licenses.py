@@ -197,12 +197,15 @@ def test_exclusive_offer_accepted_charges_grants_and_closes_sales(fund, buyer, c
     rival_offer.refresh_from_db()
     assert rival_offer.status == "closed"
 
-    # No new license for anyone else; the earlier one keeps working; the holder can use it without limit.
+    # No new license for anyone else; the earlier one stops (refunded); the holder can use it without limit.
     refused = _refusal(lambda: services.license_purchase(buyer=rival, character=character, license_type="single_use"))
     assert (refused.code, refused.status_code) == ("exclusive_taken", 409)
     assert _refusal(lambda: services.exclusive_offer_make(
         buyer=rival, character=character, credits=2000)).code == "exclusive_taken"
-    assert services.license_consume_use(earlier, character, None, "job-earlier").license_id == earlier_license.pk
+    with pytest.raises(services.LicenseRequired):
+        services.license_consume_use(earlier, character, None, "job-earlier")
+    earlier_license.refresh_from_db()
+    assert (earlier_license.status, earlier_license.refunded_credits) == ("revoked", 10)
     for n in range(3):
         assert services.license_consume_use(buyer, character, None, f"job-x-{n}").license_id == license.pk
     row = selectors.gallery_characters().get(pk=character.pk)
@@ -255,6 +258,79 @@ def test_accepting_needs_licensing_on(buyer, creator, character):
     dna_services.character_set_licensing(character=character, user=creator, allow=False)
     assert _refusal(lambda: services.exclusive_offer_accept(
         offer_id=offer.pk, decided_by=creator)).code == "not_licensable"
+
+
+def test_an_exclusive_stops_the_other_licenses_and_refunds_what_was_not_used(fund, buyer, creator, character):
+    single, pack, unlimited = (fund(UserFactory(username=name), 1000) for name in ("single", "pack", "unlimited"))
+    bought = {
+        user: services.license_purchase(buyer=user, character=character, license_type=kind).license
+        for user, kind in ((single, "single_use"), (pack, "pack_10"), (unlimited, "unlimited"))
+    }
+    for n in range(4):
+        services.license_consume_use(pack, character, None, f"pack-job-{n}")
+    # The unlimited license has 100 of its 365 days left (and a few hours: whole days count).
+    License.objects.filter(pk=bought[unlimited].pk).update(expires_at=timezone.now() + timedelta(days=100, hours=5))
+    spent_single = fund(UserFactory(username="spent"), 100)
+    used_up = services.license_purchase(buyer=spent_single, character=character, license_type="single_use").license
+    services.license_consume_use(spent_single, character, None, "spent-job")
+    creator_before = balance(creator)
+
+    offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
+    services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator)
+
+    refunds = {single: 10, pack: 80 * 6 // 10, unlimited: 500 * 100 // 365}
+    for user, refund in refunds.items():
+        license = License.objects.get(pk=bought[user].pk)
+        assert (license.status, license.refunded_credits) == ("revoked", refund), user
+        entry = license.ledger_entries.get(kind="refund")
+        assert (entry.amount, entry.wallet.user_id) == (refund, user.pk)
+        assert not services.license_check_access(user, character).allowed
+        with pytest.raises(services.LicenseRequired):
+            services.license_consume_use(user, character, None, f"after-{user.pk}")
+    assert balance(single) == 1000 and balance(pack) == 1000 - 80 + 48 and balance(unlimited) == 1000 - 500 + 136
+    used_up.refresh_from_db()
+    assert (used_up.status, used_up.refunded_credits) == ("active", 0), "a used-up license has nothing to refund"
+    assert balance(creator) == creator_before + 500, "the creator keeps the royalties already paid"
+    assert_books_balance()
+
+
+def test_an_exclusive_is_for_its_holders_story_only(fund, buyer, creator, character):
+    saga, other = StoryFactory(created_by=buyer), StoryFactory(created_by=buyer)
+    creators_other_story = StoryFactory(created_by=creator)
+    contributor = ClipFactory(story=character.story).uploader
+    refused = _refusal(lambda: services.exclusive_offer_make(
+        buyer=buyer, character=character, credits=1000, story=creators_other_story))
+    assert refused.code == "not_your_story"
+    offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000, story=saga)
+    license = services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator).license
+    assert license.story == saga
+
+    assert services.license_consume_use(buyer, character, saga, "saga-1").license_id == license.pk
+    assert not services.license_check_access(buyer, character, other).allowed
+    with pytest.raises(services.LicenseRequired, match="only in"):
+        services.license_consume_use(buyer, character, other, "other-1")
+    # The character's own story keeps it (its creator and contributors, free); its creator's other stories do not.
+    assert services.license_consume_use(creator, character, character.story, "home-1") is None
+    assert services.license_consume_use(contributor, character, character.story, "home-2") is None
+    denied = services.license_check_access(creator, character, creators_other_story)
+    assert (denied.allowed, denied.reason) == (False, "exclusive")
+    with pytest.raises(services.LicenseRequired):
+        services.license_consume_use(creator, character, creators_other_story, "away-1")
+    usable = [row.character for row in selectors.usable_characters(buyer, other)]
+    assert character not in usable and character in [r.character for r in selectors.usable_characters(buyer, saga)]
+
+
+def test_an_exclusive_offered_without_a_story_is_bound_to_the_first_story_it_is_used_in(fund, buyer, creator,
+                                                                                        character):
+    first, second = StoryFactory(created_by=buyer), StoryFactory(created_by=buyer)
+    offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
+    license = services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator).license
+    assert license.story is None and services.license_check_access(buyer, character, second).allowed
+    services.license_consume_use(buyer, character, first, "first-1")
+    license.refresh_from_db()
+    assert license.story == first
+    with pytest.raises(services.LicenseRequired):
+        services.license_consume_use(buyer, character, second, "second-1")
 
 
 # --- Access and uses ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from characters.models import Character, ReferenceImage
 from marketplace import selectors, services
 from marketplace.models import ExclusiveOffer, LedgerEntry, License
 
-from .factories import CharacterFactory, ClipFactory, UserFactory
+from .factories import CharacterFactory, ClipFactory, StoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +92,19 @@ def test_gallery_page_paginates(client, settings):
         CharacterFactory(name=f"Hero {n}", allow_licensing=True, total_votes=n)
     last = client.get(reverse("gallery"), {"page": 3}).content.decode()
     assert "Page 3 of 3" in last and "Hero 0" in last and "Hero 4" not in last
+    assert "Hero 0" in client.get(reverse("gallery"), {"page": 99}).content.decode()  # past the end: the last page
+
+
+def test_gallery_page_lists_a_character_opened_after_the_total_was_cached(client, settings):
+    settings.GALLERY_PAGE_SIZE = 2
+    for n in range(2):
+        CharacterFactory(name=f"Hero {n}", allow_licensing=True, total_votes=10 + n)
+    assert "2 characters" in client.get(reverse("gallery")).content.decode()  # total cached
+    CharacterFactory(name="Latecomer", allow_licensing=True, total_votes=0)
+    first = client.get(reverse("gallery")).content.decode()
+    assert "about 3 characters" in first and 'rel="next"' in first  # the count lags, the pager does not
+    second = client.get(reverse("gallery"), {"page": 2}).content.decode()
+    assert "Latecomer" in second and "Page 2 of 2" in second
 
 
 # --- The license panel ---------------------------------------------------------------------------
@@ -173,9 +186,16 @@ def test_a_post_without_the_csrf_token_is_refused(character, buyer):
 
 def test_offer_and_accept_from_the_pages(character, buyer, creator, admin_user):
     services.credits_grant(user=buyer, amount=1000, reason="more", granted_by=admin_user)
+    saga, elsewhere = StoryFactory(title="My Saga", created_by=buyer), StoryFactory(title="Not Mine")
+    panel = render_panel(character, buyer)
+    assert "My Saga" in panel and "Not Mine" not in panel, "the offer form lists the buyer's own stories"
     response = csrf_post(signed_in(buyer), reverse("marketplace-offer", args=[character.character_id]),
-                         {"credits": "1000", "message": "For my saga"})
+                         {"credits": "1000", "story": elsewhere.pk})
+    assert "Your offer was not sent" in flash(response)[0]
+    response = csrf_post(signed_in(buyer), reverse("marketplace-offer", args=[character.character_id]),
+                         {"credits": "1000", "message": "For my saga", "story": saga.pk})
     assert "Your offer of 1000 credits was sent" in flash(response)[0]
+    assert ExclusiveOffer.objects.get().story == saga
     response = csrf_post(signed_in(buyer), reverse("marketplace-offer", args=[character.character_id]),
                          {"credits": "5"})
     assert flash(response) == ["An exclusive offer starts at 1000 credits."]
@@ -266,11 +286,14 @@ def test_admin_pages_and_actions(admin_user, character, buyer, creator):
                 {"action": "accept", "_selected_action": [offer.pk]})
     offer.refresh_from_db()
     assert offer.status == "accepted" and offer.decided_by == admin_user
-    client.post(reverse("admin:marketplace_license_changelist"),
-                {"action": "revoke_and_refund", "_selected_action": [license.pk]})
     license.refresh_from_db()
-    assert (license.status, license.refunded_credits) == ("revoked", 80)
-    assert LogEntry.objects.filter(object_id=str(license.pk), change_message="revoked and refunded").exists()
+    assert (license.status, license.refunded_credits) == ("revoked", 80), "the exclusive stopped the pack"
+    exclusive = offer.license
+    client.post(reverse("admin:marketplace_license_changelist"),
+                {"action": "revoke_and_refund", "_selected_action": [exclusive.pk]})
+    exclusive.refresh_from_db()
+    assert (exclusive.status, exclusive.refunded_credits) == ("revoked", 1000)
+    assert LogEntry.objects.filter(object_id=str(exclusive.pk), change_message="revoked and refunded").exists()
     ledger_url = reverse("admin:marketplace_ledgerentry_change", args=[LedgerEntry.objects.first().pk])
     assert "Save" not in client.get(ledger_url).content.decode().split("submit-row")[-1][:200]
 

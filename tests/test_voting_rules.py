@@ -393,3 +393,85 @@ def test_submitting_a_design_makes_a_story_contributor(story, frames):
     assert designer in story_contributors(story)
     submit(story, frames, "B", user=designer)  # once per story
     assert list(story_contributors(story)).count(designer) == 1
+
+
+# --- deadlock remedies (the seed's troubleshooting) and the "most recent votes wins" tie rule -----
+
+def test_tie_most_recent_vote_wins(pair, settings):
+    settings.VOTING_TIE_RULE = "most_recent_vote"
+    a, b, session = pair
+    cast(a, 2)
+    cast(b, 2)
+    Vote.objects.filter(submission=b).update(created_at=timezone.now() - timedelta(minutes=5))
+    first_of_a = Vote.objects.filter(submission=a).order_by("pk").first()
+    Vote.objects.filter(pk=first_of_a.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    expire(session)
+    services.close_expired_sessions()
+    session.refresh_from_db()
+    assert (session.winner_id, session.decided_by) == (a.pk, "tie_break")  # a has the latest vote
+    assert "most recent vote" in session.decision_reason
+
+
+def test_admin_extends_a_session_and_a_tie_goes_back_to_voting(pair, settings):
+    settings.VOTING_TIE_RULE = "admin"
+    a, b, session = pair
+    admin = UserFactory(is_staff=True)
+    cast(a, 1)
+    cast(b, 1)
+    expire(session)
+    services.close_expired_sessions()
+    session.refresh_from_db()
+    assert session.status == "tied"
+    with pytest.raises(ServiceError) as refused:
+        services.session_extend(session_id=session.pk, admin=admin, hours=24, reason="  ")
+    assert refused.value.code == "reason_required"
+    for hours in (0, 73):
+        with pytest.raises(ServiceError):
+            services.session_extend(session_id=session.pk, admin=admin, hours=hours, reason="more time")
+    with pytest.raises(ServiceError):
+        services.session_extend(session_id=session.pk, admin=UserFactory(), hours=24, reason="more time")
+    before = timezone.now()
+    session = services.session_extend(session_id=session.pk, admin=admin, hours=24, reason="No clear winner")
+    assert session.status == "active" and session.ends_at >= before + timedelta(hours=24)
+    cast(a, 1)  # voting is open again
+    assert CharacterSubmission.objects.get(pk=a.pk).vote_count == 2
+
+
+def test_admin_lowers_the_win_threshold_and_a_leader_over_it_wins(story, frames, settings, winner_events,
+                                                                  django_capture_on_commit_callbacks):
+    settings.VOTING_AUTO_START, settings.VOTING_QUORUM = False, 10
+    a, b, c = (submit(story, frames, name) for name in "ABC")
+    session = services.session_start(story=story, character_slot="protagonist")
+    admin = UserFactory(is_staff=True)
+    cast(a, 4)
+    cast(b, 3)
+    cast(c, 3)
+    session.refresh_from_db()
+    assert session.status == "active"  # 4 of 10: no majority, a deadlock
+    with pytest.raises(ServiceError) as refused:
+        services.session_lower_threshold(session_id=session.pk, admin=admin, percent=50, reason="deadlock")
+    assert refused.value.code == "invalid_threshold"  # lower only
+    with pytest.raises(ServiceError):
+        services.session_lower_threshold(session_id=session.pk, admin=admin, percent=40, reason="")
+    session = services.session_lower_threshold(session_id=session.pk, admin=admin, percent=40, reason="deadlock")
+    assert (session.status, session.win_threshold_percent) == ("active", 40)  # 40 %: floor(10 x 0.4) + 1 = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        session = services.session_lower_threshold(session_id=session.pk, admin=admin, percent=30, reason="deadlock")
+    assert (session.status, session.winner_id, session.decided_by) == ("complete", a.pk, "majority")  # 4 >= 4
+    assert "30 %" in session.decision_reason
+    assert [e["submission_id"] for e in winner_events] == [a.pk]
+
+
+def test_a_vote_reaching_a_lowered_threshold_wins_at_once(story, frames, settings):
+    settings.VOTING_AUTO_START, settings.VOTING_QUORUM = False, 10
+    a, b, c = (submit(story, frames, name) for name in "ABC")
+    session = services.session_start(story=story, character_slot="protagonist")
+    for submission in (a, b, c):
+        cast(submission, 3)
+    services.session_lower_threshold(session_id=session.pk, admin=UserFactory(is_staff=True), percent=30,
+                                     reason="three-way deadlock")
+    session.refresh_from_db()
+    assert session.status == "active"  # 9 votes: under the quorum
+    cast(a, 1)  # 10 votes, 4 >= floor(10 x 0.3) + 1
+    session.refresh_from_db()
+    assert (session.status, session.winner_id) == ("complete", a.pk)

@@ -62,6 +62,25 @@ class OverrideForm(forms.Form):
             row["thumbnail_url"] = first.thumbnail.url if first is not None and first.thumbnail else ""
 
 
+class DeadlockForm(forms.Form):
+    """The seed's deadlock remedies besides override and runoff: more time, a lower threshold, or both."""
+
+    extend_hours = forms.IntegerField(min_value=1, max_value=72, required=False, label="Extend by (hours)",
+                                      help_text="From the current end (or from now, if it has passed).")
+    win_threshold_percent = forms.IntegerField(
+        min_value=1, max_value=49, required=False, label="Lower the win threshold to (%)",
+        help_text="A design wins early with floor(votes x threshold) + 1 votes, once the quorum is met; "
+        "50 is a majority.",
+    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept in the admin log.")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("extend_hours") is None and data.get("win_threshold_percent") is None:
+            raise forms.ValidationError("Extend the vote, lower its threshold, or both.")
+        return data
+
+
 class StartSessionForm(forms.Form):
     story = forms.ModelChoiceField(queryset=Story.objects.order_by("title"))
     character_slot = forms.SlugField(initial=DEFAULT_CHARACTER_SLOT)
@@ -75,7 +94,8 @@ class VotingSessionAdmin(admin.ModelAdmin):
     search_fields = ("story__title",)
     list_select_related = ("story", "winner")
     readonly_fields = (
-        "story", "character_slot", "runoff_of", "starts_at", "ends_at", "status", "winner", "decided_by",
+        "story", "character_slot", "runoff_of", "starts_at", "ends_at", "win_threshold_percent", "status", "winner",
+        "decided_by",
         "decided_by_user", "decision_reason", "started_by", "ended_at", "tally_chart",
     )
     exclude = ("submissions",)
@@ -114,6 +134,11 @@ class VotingSessionAdmin(admin.ModelAdmin):
                 "<path:object_id>/override/",
                 self.admin_site.admin_view(self.override_view),
                 name="voting_votingsession_override",
+            ),
+            path(
+                "<path:object_id>/deadlock/",
+                self.admin_site.admin_view(self.deadlock_view),
+                name="voting_votingsession_deadlock",
             ),
         ]
         return custom + urls
@@ -169,6 +194,36 @@ class VotingSessionAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
                    "original": session, "title": f"Override the result of vote {session.pk}"}
         return render(request, "admin/voting/votingsession/override_form.html", context)
+
+    def deadlock_view(self, request, object_id):
+        session = get_object_or_404(VotingSession, pk=unquote(object_id))
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        form = DeadlockForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data, done = form.cleaned_data, []
+            try:
+                if data["extend_hours"] is not None:
+                    session = services.session_extend(
+                        session_id=session.pk, admin=request.user, hours=data["extend_hours"], reason=data["reason"]
+                    )
+                    done.append(f"extended by {data['extend_hours']} h to {session.ends_at:%Y-%m-%d %H:%M} UTC")
+                if data["win_threshold_percent"] is not None:
+                    session = services.session_lower_threshold(
+                        session_id=session.pk, admin=request.user, percent=data["win_threshold_percent"],
+                        reason=data["reason"],
+                    )
+                    done.append(f"win threshold lowered to {data['win_threshold_percent']} %")
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            if done:
+                self.log_change(request, session, f"Deadlock: {'; '.join(done)} — {data['reason']}")
+            if done and not form.errors:
+                self.message_user(request, f"Vote {session.pk}: {'; '.join(done)}.", messages.SUCCESS)
+                return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "original": session, "title": f"Break the deadlock of vote {session.pk}"}
+        return render(request, "admin/voting/votingsession/deadlock_form.html", context)
 
     def _each(self, request, queryset, fn, verb):
         for session in queryset:

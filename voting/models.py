@@ -67,7 +67,7 @@ class VotingSession(models.Model):
     class Decision(models.TextChoices):
         MAJORITY = "majority", "Majority over quorum"
         EXPIRY = "expiry", "Plurality at expiry"
-        TIE_BREAK = "tie_break", "Tie broken by first to final count"
+        TIE_BREAK = "tie_break", "Tie broken by the tie rule"
         RUNOFF = "runoff", "Tie sent to a runoff session"
         ADMIN = "admin", "Admin decision"
         CANCELLED = "cancelled", "Cancelled"
@@ -79,6 +79,9 @@ class VotingSession(models.Model):
     runoff_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="runoffs")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
+    # The seed's threshold: a design wins early with floor(votes * percent / 100) + 1 votes (over the quorum);
+    # 50 is a majority. An admin may lower it to break a deadlock (voting.services.session_lower_threshold).
+    win_threshold_percent = models.PositiveSmallIntegerField(default=50)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     winner = models.ForeignKey(
         CharacterSubmission, null=True, blank=True, on_delete=models.PROTECT, related_name="sessions_won"
@@ -104,6 +107,9 @@ class VotingSession(models.Model):
                 name="one_open_session_per_slot",
             ),
             models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="session_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(win_threshold_percent__gte=1, win_threshold_percent__lte=50), name="session_threshold_1_50"
+            ),
         ]
         indexes = [models.Index(fields=["status", "ends_at"], name="session_status_ends")]
 

@@ -21,7 +21,7 @@ from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, SubmissionFrame
 logger = logging.getLogger(__name__)
 
 Decision = VotingSession.Decision
-TIE_RULES = ("first_to_final_count", "runoff", "admin")
+TIE_RULES = ("first_to_final_count", "most_recent_vote", "runoff", "admin")
 
 
 class VotingError(ServiceError):
@@ -214,7 +214,8 @@ _VOTE = Vote._meta.db_table
 #   submission, so the count returned is exact.
 _VOTE_STATEMENT = f"""
     WITH target AS (
-        SELECT id, (status = %(active)s AND starts_at <= %(now)s AND %(now)s < ends_at) AS open_now
+        SELECT id, (status = %(active)s AND starts_at <= %(now)s AND %(now)s < ends_at) AS open_now,
+               win_threshold_percent
         FROM {_SESSION}
         WHERE id = (
             SELECT link.votingsession_id FROM {_LINK} link JOIN {_SESSION} open ON open.id = link.votingsession_id
@@ -231,12 +232,12 @@ _VOTE_STATEMENT = f"""
         WHERE id = %(submission)s AND EXISTS (SELECT FROM cast_vote)
         RETURNING vote_count
     )
-    SELECT target.id, target.open_now, (SELECT vote_count FROM counted) FROM target
+    SELECT target.id, target.open_now, (SELECT vote_count FROM counted), target.win_threshold_percent FROM target
 """  # noqa: S608 -- table names from the models, values as parameters
 
 # Other databases (SQLite, the embedded default, serialises writers anyway): the same steps in a transaction.
 _OPEN_SESSION_OF_SUBMISSION = f"""
-    SELECT id, status = %s AND starts_at <= %s AND %s < ends_at FROM {_SESSION}
+    SELECT id, status = %s AND starts_at <= %s AND %s < ends_at, win_threshold_percent FROM {_SESSION}
     WHERE id = (
         SELECT link.votingsession_id FROM {_LINK} link JOIN {_SESSION} open ON open.id = link.votingsession_id
         WHERE link.charactersubmission_id = %s AND open.status IN (%s, %s) LIMIT 1
@@ -254,7 +255,7 @@ _SESSION_COUNTS = f"""
 
 
 def _vote_postgresql(submission_id: int, voter_id: int, now) -> tuple | None:
-    """(session id, open now?, new vote_count or None when the voter had voted) or None."""
+    """(session id, open now?, new vote_count or None when the voter had voted, win threshold %) or None."""
     with prepared_statement_cursor() as cursor:
         cursor.execute(
             _VOTE_STATEMENT,
@@ -269,13 +270,16 @@ def _vote_in_transaction(submission_id: int, voter_id: int, now) -> tuple | None
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_OPEN_SESSION_OF_SUBMISSION, [VotingSession.Status.ACTIVE, at, at, submission_id, *_OPEN])
         row = cursor.fetchone()
-        if row is None or not row[1]:
-            return row and (*row, None)
-        cursor.execute(_INSERT_VOTE, [row[0], submission_id, voter_id, at])
+        if row is None:
+            return None
+        session_id, open_now, percent = row
+        if not open_now:
+            return session_id, open_now, None, percent
+        cursor.execute(_INSERT_VOTE, [session_id, submission_id, voter_id, at])
         if cursor.fetchone() is None:
-            return (*row, None)
+            return session_id, open_now, None, percent
         cursor.execute(_COUNT_VOTE, [submission_id])
-        return (*row, cursor.fetchone()[0])
+        return session_id, open_now, cursor.fetchone()[0], percent
 
 
 def _refuse_closed(ended_at) -> None:
@@ -312,7 +316,7 @@ def vote_cast(*, submission_id: int, voter) -> VoteResult:
             code="no_open_session",
             status_code=409,
         )
-    session_id, open_now, new_count = row
+    session_id, open_now, new_count, percent = row
     if not open_now:
         _refuse_closed(VotingSession.objects.values_list("ends_at", flat=True).get(pk=session_id))
     if new_count is None:
@@ -320,10 +324,10 @@ def vote_cast(*, submission_id: int, voter) -> VoteResult:
     if connection.in_atomic_block:
         # Inside a caller's transaction the vote is not committed yet: the tally waits for the commit.
         transaction.on_commit(lambda: tallies.record_vote(session_id, submission_id, new_count))
-        session_declare_if_majority(session_id=session_id)
+        session_declare_if_majority(session_id=session_id, percent=percent)
     else:
         counts = tallies.record_vote(session_id, submission_id, new_count)
-        session_declare_if_majority(session_id=session_id, counts=counts)
+        session_declare_if_majority(session_id=session_id, counts=counts, percent=percent)
     return VoteResult(session_id=session_id, submission_id=submission_id, new_vote_count=new_count)
 
 
@@ -334,16 +338,20 @@ def _standings(session: VotingSession) -> list[tuple[int, int]]:
     return sorted(counts.items(), key=lambda item: -item[1])
 
 
-def _majority_winner(standings: list[tuple[int, int]]) -> int | None:
+def _majority_winner(standings: list[tuple[int, int]], percent: int = 50) -> int | None:
+    """The leader, if it has the seed's threshold: floor(total * percent / 100) + 1 votes, over the quorum."""
     total = sum(n for _, n in standings)
     if not standings or total < settings.VOTING_QUORUM:
         return None
     leader, votes = standings[0]
-    return leader if votes * 2 > total else None
+    return leader if votes >= total * percent // 100 + 1 else None
 
 
-def session_declare_if_majority(*, session_id: int, counts: dict[int, int] | None = None) -> VotingSession | None:
-    """Declare a winner early when one submission has more than half of the votes and the quorum is met.
+def session_declare_if_majority(
+    *, session_id: int, counts: dict[int, int] | None = None, percent: int | None = None
+) -> VotingSession | None:
+    """Declare a winner early when one submission reaches the session's threshold (more than half of the
+    votes, unless an admin lowered it) and the quorum is met.
 
     The cheap check reads the live tallies the vote just got back (`counts`), else the submissions'
     counts (which may include earlier rounds: too high is safe, it only triggers the recount); the
@@ -353,16 +361,26 @@ def session_declare_if_majority(*, session_id: int, counts: dict[int, int] | Non
         with connection.cursor() as cursor:
             cursor.execute(_SESSION_COUNTS, [session_id])
             counts = dict(cursor.fetchall())
-    if _majority_winner(sorted(counts.items(), key=lambda item: -item[1])) is None:
+    if percent is None:
+        percent = VotingSession.objects.values_list("win_threshold_percent", flat=True).get(pk=session_id)
+    if _majority_winner(sorted(counts.items(), key=lambda item: -item[1]), percent) is None:
         return None
     with transaction.atomic():
         session = VotingSession.objects.select_for_update().get(pk=session_id)
-        if session.status != VotingSession.Status.ACTIVE:
-            return None
-        winner = _majority_winner(_standings(session))
-        if winner is None:
-            return None
-        return _declare_winner(session, winner, Decision.MAJORITY, reason="More than half of the votes over quorum.")
+        return _declare_if_over_threshold(session)
+
+
+def _declare_if_over_threshold(session: VotingSession) -> VotingSession | None:
+    """Recount a locked session from the votes table and declare its leader if it has the threshold."""
+    if session.status != VotingSession.Status.ACTIVE:
+        return None
+    percent = session.win_threshold_percent
+    winner = _majority_winner(_standings(session), percent)
+    if winner is None:
+        return None
+    reason = ("More than half of the votes over quorum." if percent == 50
+              else f"More than {percent} % of the votes over quorum (threshold lowered by an admin).")
+    return _declare_winner(session, winner, Decision.MAJORITY, reason=reason)
 
 
 def _declare_winner(session: VotingSession, winner_id: int, decided_by: str, *, reason: str = "", user=None):
@@ -420,6 +438,17 @@ def _first_to_final_count(session: VotingSession, tied: list[int]) -> int:
     return min(tied, key=lambda sid: (last_votes.get(sid) or timezone.now(), sid))
 
 
+def _most_recent_vote(session: VotingSession, tied: list[int]) -> int:
+    """The seed's "most recent votes wins": among tied submissions, the one that received the latest vote."""
+    last_votes = dict(
+        Vote.objects.filter(session=session, submission_id__in=tied)
+        .values("submission_id")
+        .annotate(last=Max("created_at"))
+        .values_list("submission_id", "last")
+    )
+    return max(tied, key=lambda sid: (last_votes[sid], -sid))  # tied at the top: each has votes
+
+
 def session_close(*, session_id: int, now=None) -> VotingSession:
     """Close a session whose time is up: plurality wins; a tie follows VOTING_TIE_RULE. Idempotent."""
     now = now or timezone.now()
@@ -443,6 +472,11 @@ def session_close(*, session_id: int, now=None) -> VotingSession:
         if rule not in TIE_RULES:
             raise ImproperlyConfiguredTieRule(rule)
         tie_text = f"Tied at {top} votes between submissions {', '.join(f'#{t}' for t in tied)}."
+        if rule == "most_recent_vote":
+            winner = _most_recent_vote(session, tied)
+            return _declare_winner(
+                session, winner, Decision.TIE_BREAK, reason=f"{tie_text} #{winner} received the most recent vote."
+            )
         if rule == "first_to_final_count" or (rule == "runoff" and session.runoff_of_id):
             winner = _first_to_final_count(session, tied)
             return _declare_winner(
@@ -558,6 +592,61 @@ def session_end_now(*, session_id: int, admin) -> VotingSession:
     if not updated:
         raise VotingError(f"Session {session_id} is not open for voting.", code="session_closed", status_code=409)
     return session_close(session_id=session_id, now=now)
+
+
+def _admin_reason(reason: str, what: str) -> str:
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise VotingError(f"Give a reason for {what}; it is kept in the admin log.", code="reason_required")
+    return reason
+
+
+def session_extend(*, session_id: int, admin, hours: int, reason: str) -> VotingSession:
+    """Deadlock remedy: give an open session `hours` more (1-72) from its end, or from now if that has passed.
+
+    A tie waiting for an admin goes back to voting. Votes in flight hold the session in SHARE mode, so the
+    new end is seen by every vote after this commits.
+    """
+    _require_staff(admin)
+    reason = _admin_reason(reason, "extending a vote")
+    if not isinstance(hours, int) or not 1 <= hours <= 72:
+        raise VotingError("Extend a vote by 1 to 72 hours.", code="invalid_hours")
+    with transaction.atomic():
+        session = VotingSession.objects.select_for_update().get(pk=session_id)
+        if session.status not in _OPEN:
+            raise VotingError(f"Session {session.pk} has already ended.", code="session_closed", status_code=409)
+        session.ends_at = max(session.ends_at, timezone.now()) + timedelta(hours=hours)
+        fields = ["ends_at"]
+        if session.status == VotingSession.Status.TIED:
+            session.status, session.decision_reason = VotingSession.Status.ACTIVE, ""
+            fields += ["status", "decision_reason"]
+        session.save(update_fields=fields)
+    logger.info("Session %s extended by %s h to %s by %s: %s", session_id, hours, session.ends_at, admin, reason)
+    return session
+
+
+def session_lower_threshold(*, session_id: int, admin, percent: int, reason: str) -> VotingSession:
+    """Deadlock remedy: lower an active session's win threshold (e.g. 40: floor(votes x 0.4) + 1 wins).
+
+    The quorum still applies. The session is recounted at once, so a leader already over the new
+    threshold wins now.
+    """
+    _require_staff(admin)
+    reason = _admin_reason(reason, "lowering the threshold")
+    with transaction.atomic():
+        session = VotingSession.objects.select_for_update().get(pk=session_id)
+        if session.status != VotingSession.Status.ACTIVE:
+            raise VotingError(f"Session {session.pk} is not open for voting.", code="session_closed", status_code=409)
+        if not isinstance(percent, int) or not 1 <= percent < session.win_threshold_percent:
+            raise VotingError(
+                f"The new threshold must be between 1 and {session.win_threshold_percent - 1} %.",
+                code="invalid_threshold",
+            )
+        session.win_threshold_percent = percent
+        session.save(update_fields=["win_threshold_percent"])
+        _declare_if_over_threshold(session)
+    logger.info("Session %s threshold lowered to %s %% by %s: %s", session_id, percent, admin, reason)
+    return session
 
 
 # --- Locking the winner -----------------------------------------------------------------------

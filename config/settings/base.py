@@ -382,7 +382,7 @@ VOTING_MIN_SUBMISSIONS = env.int("VOTING_MIN_SUBMISSIONS", default=2)
 VOTING_DURATION_HOURS = env.int("VOTING_DURATION_HOURS", default=24)  # 24-72
 VOTING_RUNOFF_DURATION_HOURS = env.int("VOTING_RUNOFF_DURATION_HOURS", default=24)
 VOTING_QUORUM = env.int("VOTING_QUORUM", default=10)
-# first_to_final_count | runoff | admin
+# first_to_final_count | most_recent_vote (the seed's "most recent votes wins") | runoff | admin
 VOTING_TIE_RULE = env("VOTING_TIE_RULE", default="runoff")
 VOTING_AUTO_START = env.bool("VOTING_AUTO_START", default=True)
 VOTING_MIN_ACCOUNT_AGE_HOURS = env.int("VOTING_MIN_ACCOUNT_AGE_HOURS", default=0)

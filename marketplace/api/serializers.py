@@ -52,7 +52,11 @@ def gallery_card(character, cheapest: int | None) -> dict:
 class PaginationSerializer(serializers.Serializer):
     page = serializers.IntegerField()
     limit = serializers.IntegerField()
-    total = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="Characters in the listing; may lag by a few seconds (see below).")
+    total_is_estimate = serializers.BooleanField(
+        help_text="True when `total` is a count cached for up to GALLERY_TOTAL_CACHE_SECONDS; the last page is exact."
+    )
+    has_next = serializers.BooleanField(help_text="Whether a next page has rows: trust this, not `total`, to page on.")
 
 
 class GalleryResponseSerializer(serializers.Serializer):
@@ -146,6 +150,11 @@ class CreditGrantResponseSerializer(serializers.Serializer):
 class ExclusiveOfferCreateSerializer(serializers.Serializer):
     credits = serializers.IntegerField(min_value=1)
     message = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    story_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="Your story the exclusive license is for (\"your story only\"); omitted: the first story you use "
+        "the character in.",
+    )
 
 
 class ExclusiveOfferDecisionSerializer(serializers.Serializer):
@@ -157,10 +166,11 @@ class ExclusiveOfferSerializer(serializers.ModelSerializer):
     character_id = serializers.CharField(source="character.character_id")
     buyer = serializers.CharField(source="buyer.username")
     license_id = serializers.IntegerField(allow_null=True)
+    story_id = serializers.IntegerField(allow_null=True)
 
     class Meta:
         model = ExclusiveOffer
         fields = [
-            "offer_id", "character_id", "buyer", "credits", "message", "status", "decision_note", "decided_at",
-            "license_id", "created_at",
+            "offer_id", "character_id", "buyer", "credits", "message", "story_id", "status", "decision_note",
+            "decided_at", "license_id", "created_at",
         ]

@@ -12,7 +12,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from characters.models import Character
+from characters.models import Character, Story
 from common.api_schema import ErrorSerializer, error_responses
 from common.exceptions import NotFound, ServiceError
 from marketplace import selectors, services
@@ -66,13 +66,14 @@ class GalleryCharactersApi(APIView):
         listing = selectors.GalleryListing(
             sort=params.validated_data["sort"], query=params.validated_data.get("q", "")
         )
-        total = listing.count()
-        offset = (page - 1) * limit
-        characters = listing[offset:offset + limit] if offset < total else []
+        rows = listing.page(page, limit)
         cheapest = cheapest_cost()
         return Response({
-            "characters": [gallery_card(character, cheapest) for character in characters],
-            "pagination": {"page": page, "limit": limit, "total": total},
+            "characters": [gallery_card(character, cheapest) for character in rows],
+            "pagination": {
+                "page": page, "limit": limit, "total": rows.total, "total_is_estimate": rows.total_is_estimate,
+                "has_next": rows.has_next,
+            },
         })
 
 
@@ -122,12 +123,16 @@ class CharacterExclusiveOffersApi(APIView):
         operation_id="character_exclusive_offer_create",
         summary="Offer credits for the exclusive license of a character",
         description="Nothing is charged now: the creator (or an admin) accepts or declines. On acceptance the "
-        "offer is charged, the creator gets 50 %, and no other license of the character is sold while it lasts.",
+        "offer is charged, the creator gets 50 %, and while it lasts the character is used only in its own story and "
+        "the buyer's (`story_id`, or the first story the buyer uses it in): no other license is sold, and the "
+        "licenses other people hold stop, refunded for what they had left (unused uses pro rata, the remaining "
+        "days of an unlimited one).",
         request=ExclusiveOfferCreateSerializer,
         responses={
             201: ExclusiveOfferSerializer,
             **error_responses(400, 401, 404),
             402: _error("Your balance does not cover the offer (`insufficient_credits`)."),
+            400: _error("`story_id` is not one of your stories, or is the character's own (`not_your_story`)."),
             409: _error("Not open to licensing, already exclusive, no license needed (`license_not_needed`), or you "
                         "have a pending offer (`offer_pending`)."),
         },
@@ -136,7 +141,14 @@ class CharacterExclusiveOffersApi(APIView):
         character = _character_or_404(character_id)
         serializer = ExclusiveOfferCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        offer = services.exclusive_offer_make(buyer=request.user, character=character, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        story_id = data.pop("story_id")
+        story = None
+        if story_id is not None:
+            story = Story.objects.filter(pk=story_id).first()
+            if story is None:
+                raise NotFound(f"There is no story {story_id}.")
+        offer = services.exclusive_offer_make(buyer=request.user, character=character, story=story, **data)
         return Response(ExclusiveOfferSerializer(offer).data, status=status.HTTP_201_CREATED)
 
 

@@ -51,7 +51,7 @@ def license_panel(context, character):
         panel["my_pending_offer"] = character.exclusive_offers.filter(
             buyer=user, status=ExclusiveOffer.Status.PENDING
         ).first()
-        panel["offer_form"] = ExclusiveOfferForm(auto_id=f"offer_{character.pk}_%s")
+        panel["offer_form"] = ExclusiveOfferForm(auto_id=f"offer_{character.pk}_%s", user=user, character=character)
     if can_manage:
         panel["pending_offers"] = list(selectors.pending_offers_for_character(character))
         panel["sales"] = selectors.creator_sales(character)
