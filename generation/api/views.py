@@ -8,15 +8,16 @@ from rest_framework.views import APIView
 
 from characters.models import Story
 from common.api_schema import error_responses
-from common.exceptions import NotFound, ServiceError
+from common.exceptions import NotFound
 from generation import services
 from generation.models import GenerationJob
-from generation.webhooks import WebhookRejected, verify_fal_webhook
+from generation.providers import WebhookRejected, get_provider, offered_models
 
 from .serializers import (
     GenerateAcceptedSerializer,
     GenerateRequestSerializer,
     GenerationJobSerializer,
+    OfferedModelSerializer,
     QuoteSerializer,
 )
 
@@ -61,7 +62,7 @@ class GenerateView(APIView):
             requester=request.user, story=_target_story(request, data), prompt=data["prompt"],
             duration=data["duration"], aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"],
             character_id=data.get("character_id") or None, idempotency_key=data.get("idempotency_key", ""),
-            with_audio=data["with_sound"],
+            with_audio=data["with_sound"], model_id=data.get("model_id") or None,
         )
         status_url = reverse("api-generation-job", args=[job.job_id], request=request)
         # The seed's answer says `processing` for an accepted job; `state` keeps the finer one.
@@ -89,7 +90,7 @@ class QuoteView(APIView):
         quote = services.generation_quote(
             story=_target_story(request, data), prompt=data["prompt"], duration=data["duration"],
             aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"], character_id=data.get("character_id"),
-            with_audio=data["with_sound"],
+            with_audio=data["with_sound"], model_id=data.get("model_id") or None,
         )
         return Response(QuoteSerializer({
             "mode": quote.plan.mode, "model": quote.plan.model_id, "provider": quote.provider,
@@ -124,12 +125,30 @@ class GenerationCancelView(APIView):
         return Response(GenerationJobSerializer(job, context={"request": request}).data)
 
 
-class FalWebhookView(APIView):
-    """fal's completion callback. Authenticated by its Ed25519 signature, not by a user."""
+class ModelsView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={200: OfferedModelSerializer(many=True), **error_responses(401)},
+        description="The models a generate request may name (`model_id`): those whose provider has a key here, and "
+        "each mode's default model (an offline preview, free, when its provider has no key). Each with its provider, "
+        "what it takes (mode, reference images, durations, aspect ratios, sound) and its price per second.",
+    )
+    def get(self, request):
+        return Response(OfferedModelSerializer(offered_models(), many=True).data)
+
+
+def _rejected(exc: WebhookRejected) -> Response:
+    return Response({"error": {"code": exc.code, "message": str(exc), "details": {}}}, status=exc.status_code)
+
+
+class _SignedWebhookView(APIView):
+    """A provider's completion callback, authenticated by its signature, not by a user."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    provider = ""
 
     @extend_schema(
         request=None,
@@ -137,16 +156,39 @@ class FalWebhookView(APIView):
                    401: OpenApiResponse(description="Signature missing, wrong or stale.")},
     )
     def post(self, request):
-        body = request.body
         try:
-            delivery = verify_fal_webhook(request.headers, body)
+            delivery = get_provider(self.provider).verify_webhook(request.headers, request.body)
         except WebhookRejected as exc:
-            return Response({"error": {"code": "bad_signature", "message": str(exc), "details": {}}}, status=401)
-        payload = request.data if isinstance(request.data, dict) else {}
-        if payload.get("request_id") not in (None, delivery.request_id):
-            raise ServiceError("The body's request_id does not match the signed one.", code="mismatch")
+            return _rejected(exc)
         outcome = services.webhook_received(
-            provider="fal", request_id=delivery.request_id, signature=delivery.signature, payload=payload,
+            provider=self.provider, delivery=delivery,
             job_id=request.query_params.get("job", ""),  # our own URL's, not covered by the signature
         )
+        return Response({"ok": True, "outcome": outcome})
+
+
+class FalWebhookView(_SignedWebhookView):
+    """fal's completion callback: Ed25519-signed (generation/webhooks.py)."""
+
+    provider = "fal"
+
+
+class ReplicateWebhookView(_SignedWebhookView):
+    """Replicate's "completed" webhook: HMAC-signed with REPLICATE_WEBHOOK_SECRET, fresh, each webhook-id once."""
+
+    provider = "replicate"
+
+
+class LumaCallbackView(APIView):
+    """Luma's callback. Unsigned, so its body is never believed: it only makes us ask Luma again with our key."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="Luma is asked again (or nothing).")})
+    def post(self, request):
+        body = request.data if isinstance(request.data, dict) else {}
+        outcome = services.provider_callback(provider="luma", job_id=request.query_params.get("job", ""),
+                                             request_id=str(body.get("id") or ""))
         return Response({"ok": True, "outcome": outcome})
