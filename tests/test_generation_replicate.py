@@ -122,3 +122,30 @@ def test_a_webhooks_word_is_not_taken_for_the_result(fake_replicate, held_job):
     assert post_webhook(headers, body, held_job).json()["outcome"] == "completing"
     held_job.refresh_from_db()
     assert held_job.status == GenerationJob.Status.SUBMITTED and not held_job.video
+
+
+def test_the_api_and_the_create_page_offer_the_models_whose_provider_has_a_key(fake_replicate, settings,
+                                                                                provider_world, client):
+    settings.FAL_KEY = ""
+    settings.RUNWAYML_API_SECRET = ""
+    settings.LUMAAI_API_KEY = ""
+    user, story, _ = provider_world
+    from .generation_providers_support import api
+
+    offered = {m["model_id"]: m for m in api(user).get("/api/v1/generate/models").json()}
+    assert offered[MODEL]["runs_on"] == "replicate" and offered[MODEL]["usd_per_second"] == "0.050"
+    assert offered[MODEL]["mode"] == "image-to-video" and offered[MODEL]["durations"] == [5, 10]
+    assert offered[MODEL]["webhooks"] is True
+    assert "gen4_turbo" not in offered and "ray-2" not in offered  # no key: not offered
+    default = settings.GENERATION_MODEL_FOR_MODE["image-to-video"]
+    assert offered[default]["runs_on"] == "offline" and offered[default]["offline_preview"] is True
+
+    refused = api(user).post("/api/v1/generate", {"story_id": story.pk, "prompt": "x", "model_id": "gen4_turbo"},
+                             format="json")
+    assert refused.status_code == 400 and "not offered here" in refused.json()["error"]["message"]
+    assert not GenerationJob.objects.exists()
+
+    client.force_login(user)
+    page = client.get(f"/stories/{story.pk}/create/").content.decode()
+    assert "Kling v2.1 image-to-video on Replicate — Replicate, image-to-video, $0.050/s" in page
+    assert "Runway" not in page
