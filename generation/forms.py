@@ -3,11 +3,22 @@ from django.utils.text import Truncator
 
 from . import payloads
 from .prompts import ASPECT_RATIOS
+from .providers import offered_models
+
+
+def _model_choices():
+    """The models offered here (their provider has a key, or the mode's default as an offline preview), priced."""
+    choices = [("", "The default model for the request's mode")]
+    for m in offered_models():
+        price = "free offline preview" if m.offline_preview else f"${m.usd_per_second:.3f}/s"
+        choices.append((m.model_id, f"{m.label} — {m.provider_label}, {m.capabilities.mode}, {price}"))
+    return choices
 
 
 def _duration_choices():
-    # Every length a configured model makes; the chosen model's own lengths are checked when planning.
-    return [(d, f"{d} seconds") for d in payloads.all_durations()]
+    # Every length an offered model makes; the chosen model's own lengths are checked when planning.
+    lengths = set(payloads.all_durations()) | {d for m in offered_models() for d in m.capabilities.durations}
+    return [(d, f"{d} seconds") for d in sorted(lengths)]
 
 
 class CharacterSelect(forms.Select):
@@ -41,6 +52,10 @@ class GenerateForm(forms.Form):
     )
     duration = forms.TypedChoiceField(choices=_duration_choices, coerce=int, initial=5)
     aspect_ratio = forms.ChoiceField(choices=[(a, a) for a in ASPECT_RATIOS], initial="16:9")
+    model_id = forms.ChoiceField(
+        choices=_model_choices, required=False, label="Model",
+        help_text="The models whose provider has a key here, with what they bill; it must make the request's mode.",
+    )
     with_sound = forms.BooleanField(
         required=False, label="With sound",
         help_text="Native audio from the model, at its price with sound (Kling v2.6: $0.14/s instead of $0.07/s).",

@@ -145,6 +145,39 @@ def kling_v26_text(request: PayloadInput) -> dict:
             "generate_audio": request.with_audio}
 
 
+# --- other providers' models ---------------------------------------------------------------------
+
+def replicate_kling_v21(request: PayloadInput) -> dict:
+    """kwaivgi/kling-v2.1 on Replicate: the prediction's `input`; standard mode (720p), integer seconds."""
+    _no_sound("Kling v2.1 on Replicate", request)
+    return {"prompt": request.prompt, "start_image": request.image_url, "negative_prompt": request.negative_prompt,
+            "mode": "standard", "duration": request.duration}
+
+
+RUNWAY_RATIOS = {"16:9": "1280:720", "9:16": "720:1280", "1:1": "960:960"}
+RUNWAY_PROMPT_LIMIT = 1000
+
+
+def runway_gen4_turbo(request: PayloadInput) -> dict:
+    """Runway's POST /v1/image_to_video body for gen4_turbo: the ratio is a resolution, the prompt at most 1000."""
+    _no_sound("Runway Gen-4 Turbo", request)
+    if len(request.prompt) > RUNWAY_PROMPT_LIMIT:
+        raise PayloadError(f"Runway Gen-4 Turbo takes prompts of at most {RUNWAY_PROMPT_LIMIT} characters; this one "
+                           f"is {len(request.prompt)} with the character's description. Shorten the scene, or pick "
+                           "another model.")
+    return {"model": "gen4_turbo", "promptImage": request.image_url, "promptText": request.prompt,
+            "ratio": RUNWAY_RATIOS[request.aspect_ratio], "duration": request.duration}
+
+
+def luma_ray2(request: PayloadInput) -> dict:
+    """Luma's POST /generations/video body for ray-2: the reference as keyframe frame0, 720p, "5s"/"9s".
+    (Luma's API takes no negative prompt.)"""
+    _no_sound("Luma Ray 2", request)
+    return {"model": "ray-2", "generation_type": "video", "prompt": request.prompt,
+            "aspect_ratio": request.aspect_ratio, "duration": f"{request.duration}s", "resolution": "720p",
+            "keyframes": {"frame0": {"type": "image", "url": request.image_url}}}
+
+
 BUILDERS = {
     "fal-ai/kling-video/o1/reference-to-video": kling_o1_reference,
     "fal-ai/kling-video/o3/pro/reference-to-video": kling_o3_reference,
@@ -152,9 +185,13 @@ BUILDERS = {
     "fal-ai/kling-video/v3/pro/image-to-video": kling_start_image,
     "fal-ai/kling-video/v2.1/pro/image-to-video": kling_v21_image,
     "fal-ai/kling-video/v2.6/pro/text-to-video": kling_v26_text,
+    "kwaivgi/kling-v2.1": replicate_kling_v21,
+    "gen4_turbo": runway_gen4_turbo,
+    "ray-2": luma_ray2,
 }
 # Models that take no aspect ratio: the clip has the shape of its start image.
-SHAPE_FROM_IMAGE = {"fal-ai/kling-video/v2.6/pro/image-to-video", "fal-ai/kling-video/v3/pro/image-to-video"}
+SHAPE_FROM_IMAGE = {"fal-ai/kling-video/v2.6/pro/image-to-video", "fal-ai/kling-video/v3/pro/image-to-video",
+                    "kwaivgi/kling-v2.1"}
 
 
 # --- choosing the model -------------------------------------------------------------------------
@@ -174,9 +211,18 @@ def model_problem(mode: str, model_id: str) -> str | None:
     return None
 
 
-def model_for(mode: str) -> tuple[str, dict]:
-    """The configured model of `mode` and its settings entry; PayloadError when it cannot be used."""
-    model_id = settings.GENERATION_MODEL_FOR_MODE.get(mode, "")
+def model_for(mode: str, requested: str | None = None) -> tuple[str, dict]:
+    """The model of `mode` (the one asked for, else the configured default) and its settings entry; PayloadError
+    when it cannot be used."""
+    if requested:
+        spec = settings.GENERATION_MODELS.get(requested)
+        if spec is None:
+            raise PayloadError(f"There is no model '{requested}'; the models offered are listed by "
+                               "GET /api/generate/models.")
+        if spec["mode"] != mode:
+            raise PayloadError(f"{spec['label']} makes {spec['mode']}, but this request is {mode} (it follows from "
+                               "the pins and the character): pick a model of that mode, or leave the model out.")
+    model_id = requested or settings.GENERATION_MODEL_FOR_MODE.get(mode, "")
     problem = model_problem(mode, model_id)
     if problem:
         raise PayloadError(problem)
@@ -192,7 +238,7 @@ def supports_audio(model_id: str) -> bool:
 
 
 def cost(model_id: str, duration: int, with_audio: bool = False) -> Decimal:
-    """What fal bills for the clip: its price per second (with or without sound) x seconds."""
+    """What the model's provider bills for the clip: its price per second (with or without sound) x seconds."""
     spec = settings.GENERATION_MODELS[model_id]
     per_second = spec["usd_per_second_audio"] if with_audio and spec.get("usd_per_second_audio") else \
         spec["usd_per_second"]

@@ -83,9 +83,10 @@ def job_cost(model_id: str, duration: int, with_audio: bool = False) -> Decimal:
     return payloads.cost(model_id, duration, with_audio)
 
 
-def model_id_for(mode: str) -> str:
-    """The configured model of `mode` (GENERATION_MODEL_FOR_MODE); PlanError if it cannot be used."""
-    return payloads.model_for(mode)[0]
+def model_id_for(mode: str, requested: str | None = None) -> str:
+    """The model asked for, else the configured model of `mode` (GENERATION_MODEL_FOR_MODE); PlanError if it
+    cannot be used for `mode`."""
+    return payloads.model_for(mode, requested)[0]
 
 
 def _check_common(prompt: str, duration: int, aspect_ratio: str) -> str:
@@ -159,11 +160,12 @@ def tag_prompt(prompt: str, pins: list[PinInput]) -> str:
 
 
 def plan_reference_to_video(
-    prompt: str, pins: list[PinInput], duration: int, aspect_ratio: str, with_audio: bool = False
+    prompt: str, pins: list[PinInput], duration: int, aspect_ratio: str, with_audio: bool = False,
+    model_id: str | None = None,
 ) -> GenerationPlan:
     fitting, elements, left_out = build_elements(pins)
     prompt_used = _limit(tag_prompt(prompt, fitting))
-    model_id = model_id_for("reference-to-video")
+    model_id = model_id_for("reference-to-video", model_id)
     arguments = payloads.build(model_id, payloads.PayloadInput(
         prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio, elements=elements,
     ))
@@ -212,7 +214,8 @@ def negative_prompt_for(character: CharacterInput) -> str:
 
 
 def plan_image_to_video(
-    prompt: str, character: CharacterInput, duration: int, aspect_ratio: str, with_audio: bool = False
+    prompt: str, character: CharacterInput, duration: int, aspect_ratio: str, with_audio: bool = False,
+    model_id: str | None = None,
 ) -> GenerationPlan:
     reference = choose_reference(prompt, set(character.reference_urls))
     parts = [character.style_description.rstrip(". ")]
@@ -224,7 +227,7 @@ def plan_image_to_video(
     parts += [prompt.rstrip(". "), QUALITY_TAGS]
     prompt_used = _limit(". ".join(p for p in parts if p))
     negative = negative_prompt_for(character)
-    model_id = model_id_for("image-to-video")
+    model_id = model_id_for("image-to-video", model_id)
     arguments = payloads.build(model_id, payloads.PayloadInput(
         prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
         negative_prompt=negative, image_url=character.reference_urls[reference],
@@ -238,8 +241,10 @@ def plan_image_to_video(
 
 # --- text-to-video -----------------------------------------------------------------------------
 
-def plan_text_to_video(prompt: str, duration: int, aspect_ratio: str, with_audio: bool = False) -> GenerationPlan:
-    model_id = model_id_for("text-to-video")
+def plan_text_to_video(
+    prompt: str, duration: int, aspect_ratio: str, with_audio: bool = False, model_id: str | None = None
+) -> GenerationPlan:
+    model_id = model_id_for("text-to-video", model_id)
     prompt_used = _limit(prompt)
     arguments = payloads.build(model_id, payloads.PayloadInput(
         prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
@@ -261,14 +266,15 @@ def pins_apply(*, pins_offered: bool, auto_switch: bool, use_pins: bool | None) 
 
 def plan_generation(
     *, prompt: str, duration: int, aspect_ratio: str, use_pins: bool | None, pins: list[PinInput],
-    character: CharacterInput | None, auto_switch: bool = True, with_audio: bool = False,
+    character: CharacterInput | None, auto_switch: bool = True, with_audio: bool = False, model_id: str | None = None,
 ) -> GenerationPlan:
     """The one decision of which mode a request gets (see the module docstring); the model of that mode
-    (settings.GENERATION_MODEL_FOR_MODE) spells the payload. `with_audio`: the contributor asked for sound."""
+    (settings.GENERATION_MODEL_FOR_MODE), or the model asked for (`model_id`, which must make that mode), spells the
+    payload. `with_audio`: the contributor asked for sound."""
     prompt = _check_common(prompt, duration, aspect_ratio)
     use_locks = use_pins is not False
     if pins_apply(pins_offered=bool(pins), auto_switch=auto_switch, use_pins=use_pins):
-        return plan_reference_to_video(prompt, pins, duration, aspect_ratio, with_audio)
+        return plan_reference_to_video(prompt, pins, duration, aspect_ratio, with_audio, model_id)
     if use_locks and character is not None:
-        return plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio)
-    return plan_text_to_video(prompt, duration, aspect_ratio, with_audio)
+        return plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio, model_id)
+    return plan_text_to_video(prompt, duration, aspect_ratio, with_audio, model_id)

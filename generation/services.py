@@ -57,11 +57,14 @@ from marketplace import services as marketplace
 from . import prompts, selectors
 from .models import GenerationJob, WebhookDelivery, new_job_id
 from .providers import (
+    PROVIDERS,
     ProviderFailed,
     ProviderRequest,
     SubmissionOutcomeUnknown,
     TransientProviderError,
     get_provider,
+    offered_models,
+    provider_for,
 )
 
 logger = logging.getLogger(__name__)
@@ -154,10 +157,6 @@ def _pin_character(pins: list[PinnedCharacter]) -> Character | None:
     return None
 
 
-def _offline() -> bool:
-    return settings.GENERATION_PROVIDER == "offline"
-
-
 @dataclass(frozen=True)
 class Quote:
     plan: prompts.GenerationPlan
@@ -166,15 +165,19 @@ class Quote:
     available_pins: list[PinnedCharacter]  # the story's active pins, sent or not
     auto_switch: bool  # active pins switch a request to reference-to-video unless it opts out
     reference_cost_usd: Decimal | None = None  # what the pins would cost (shown when they are only offered)
-    provider: str = "fal"
+    provider: str = "fal"  # who makes the clip: the model's provider, or "offline"
 
     @property
     def offline_preview(self) -> bool:
         return self.provider == "offline"
 
     @property
+    def model_provider_label(self) -> str:
+        return PROVIDERS[settings.GENERATION_MODELS[self.plan.model_id]["provider"]].label
+
+    @property
     def would_cost_usd(self) -> Decimal:
-        """What the model bills on fal for this request."""
+        """What the model's provider bills for this request."""
         return self.plan.cost_usd
 
     @property
@@ -192,8 +195,9 @@ class Quote:
         sound = " with sound" if self.plan.with_audio else ""
         if self.offline_preview:
             return (f"Offline preview — made on this machine from the references, not by {self.plan.model_label}; "
-                    f"$0.00. On fal this would cost ${self.would_cost_usd:.2f}.")
-        return f"{self.plan.model_label} on fal, {self.plan.duration} s{sound}: ${self.cost_usd:.2f}."
+                    f"$0.00. On {self.model_provider_label} this would cost ${self.would_cost_usd:.2f}.")
+        return (f"{self.plan.model_label} on {self.model_provider_label}, {self.plan.duration} s{sound}: "
+                f"${self.cost_usd:.2f}.")
 
     @property
     def pins_on_request(self) -> bool:
@@ -203,14 +207,20 @@ class Quote:
 
 def generation_quote(
     *, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9", use_pins: bool | None = None,
-    character_id: str | None = None, with_audio: bool = False,
+    character_id: str | None = None, with_audio: bool = False, model_id: str | None = None,
 ) -> Quote:
     """What a request would run and cost, before anything is spent (the create page shows this).
 
     `use_pins`: True asks for the story's pinned characters (Kling O1 reference-to-video), False
     opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
-    when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound.
+    when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound. `model_id`: one of
+    the offered models (`providers.offered_models()`) of the mode the request gets; None takes the mode's default.
     """
+    model_id = (model_id or "").strip() or None
+    if model_id is not None and model_id not in {m.model_id for m in offered_models()}:
+        offered = ", ".join(m.model_id for m in offered_models())
+        raise GenerationError(f"The model '{model_id}' is not offered here (its provider has no key, or it is "
+                              f"unknown). Offered: {offered}.", code="invalid_request")
     config = pin_selectors.pinning_settings()  # read once per request
     character = _story_character(story, character_id)
     pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
@@ -218,7 +228,7 @@ def generation_quote(
         plan = prompts.plan_generation(
             prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
             auto_switch=config.auto_switch_model, pins=_pin_inputs(pins), with_audio=with_audio,
-            character=_character_input(character) if character else None,
+            character=_character_input(character) if character else None, model_id=model_id,
         )
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
@@ -233,13 +243,13 @@ def generation_quote(
             reference_cost = None
     return Quote(plan=plan, character=character if plan.mode != "text-to-video" else None, pins=used_pins,
                  available_pins=pins, auto_switch=config.auto_switch_model, reference_cost_usd=reference_cost,
-                 provider=settings.GENERATION_PROVIDER)
+                 provider=provider_for(plan.model_id))
 
 
 # --- Create ------------------------------------------------------------------------------------
 
-def _estimate(mode: str, duration: int) -> int:
-    if _offline():
+def _estimate(mode: str, duration: int, provider: str) -> int:
+    if provider == "offline":
         return 5
     ahead = GenerationJob.objects.filter(status__in=ACTIVE_STATUSES).count()
     return BASE_ESTIMATE_SECONDS[mode] * duration // 5 + 20 * ahead
@@ -248,12 +258,12 @@ def _estimate(mode: str, duration: int) -> int:
 def generation_create(
     *, requester, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9",
     use_pins: bool | None = None, character_id: str | None = None, idempotency_key: str = "",
-    with_audio: bool = False,
+    with_audio: bool = False, model_id: str | None = None,
 ) -> GenerationJob:
     """Plan the job, check and spend the license use, and queue it. A repeated idempotency key returns the same job.
 
-    `use_pins` and `with_audio` as in `generation_quote`. The job records what the provider bills
-    (`cost_usd`: nothing for an offline preview) and what fal would bill (`would_cost_usd`)."""
+    `use_pins`, `with_audio` and `model_id` as in `generation_quote`. The job records what it costs (`cost_usd`:
+    nothing for an offline preview) and what the model's provider bills for it (`would_cost_usd`)."""
     if requester is None or not requester.is_authenticated:
         raise GenerationError("Sign in to generate clips.", code="not_authenticated", status_code=401)
     idempotency_key = (idempotency_key or "").strip()[:100]
@@ -263,11 +273,11 @@ def generation_create(
             return existing
     quote = generation_quote(
         story=story, prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
-        character_id=character_id, with_audio=with_audio,
+        character_id=character_id, with_audio=with_audio, model_id=model_id,
     )
     plan, character = quote.plan, quote.character
     job_id = new_job_id()
-    estimate = _estimate(plan.mode, plan.duration)
+    estimate = _estimate(plan.mode, plan.duration, quote.provider)
     try:
         with transaction.atomic():
             # One pass: may the requester use the character, and if that takes a license, spend one use
@@ -282,7 +292,7 @@ def generation_create(
                 elements=plan.elements, pinned_character_ids=plan.pin_ids, reference_image_used=plan.reference_kind,
                 duration=plan.duration, aspect_ratio=plan.aspect_ratio, with_audio=plan.with_audio,
                 cost_usd=quote.cost_usd, would_cost_usd=quote.would_cost_usd,
-                provider=settings.GENERATION_PROVIDER, estimated_seconds=estimate,
+                provider=quote.provider, estimated_seconds=estimate,
                 error="\n".join(plan.notes),
             )
             transaction.on_commit(lambda: _enqueue_submit(job.pk), robust=True)
@@ -321,12 +331,18 @@ UNCONFIRMED_MESSAGE = (
 )
 
 
+SIGNED_WEBHOOKS = {"fal", "replicate"}
+WEBHOOK_ROUTES = {"fal": "api-generation-webhook-fal", "replicate": "api-generation-webhook-replicate",
+                  "luma": "api-generation-callback-luma"}
+
+
 def _webhook_url(job: GenerationJob) -> str | None:
-    """Where fal posts the job's completion. The job id rides along, so that a webhook for a request whose
-    submission answer we lost still says which job it belongs to (see `webhook_received`)."""
-    if not settings.GENERATION_USE_WEBHOOKS or job.provider != "fal":
+    """Where the provider posts the job's completion (fal, Replicate; Luma's unsigned callback), None for those that
+    send none (Runway, offline). The job id rides along, so that a webhook for a request whose submission answer we
+    lost still says which job it belongs to (see `webhook_received`)."""
+    if not settings.GENERATION_USE_WEBHOOKS or job.provider not in WEBHOOK_ROUTES:
         return None
-    base = settings.SITE_URL.rstrip("/") + reverse("api-generation-webhook-fal")
+    base = settings.SITE_URL.rstrip("/") + reverse(WEBHOOK_ROUTES[job.provider])
     return f"{base}?{urlencode({'job': job.job_id})}"
 
 
@@ -358,7 +374,8 @@ def _submission_unconfirmed(job: GenerationJob) -> GenerationJob:
     carries its id, until the generation timeout (the stale-job sweep, or reading the job, then fails
     it). Without webhooks nothing can ever tell us the request id, so the job fails now.
     """
-    if _webhook_url(job) is None:
+    # Only a signed webhook may name the request (Luma's callbacks are unsigned; Runway sends none).
+    if job.provider not in SIGNED_WEBHOOKS or _webhook_url(job) is None:
         return generation_fail(job_pk=job.pk, message=UNCONFIRMED_MESSAGE)
     return job
 
@@ -438,6 +455,11 @@ def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
     if status.state == "completed":
         # Just seen COMPLETED: the result is fetched without asking for the status again.
         return generation_complete(job_pk=job.pk, completed=True), False
+    if status.state == "failed":
+        return generation_fail(job_pk=job.pk, message=f"The provider failed the request: {status.error}"), False
+    if status.state == "cancelled":  # at the provider (Runway's CANCELLED): nothing more will come
+        return generation_fail(job_pk=job.pk, message=status.error or "The provider cancelled the request.",
+                               status=Status.CANCELLED), False
     now = timezone.now()
     fields = {
         "status": Status.PROCESSING if status.state == "processing" else Status.SUBMITTED,
@@ -630,20 +652,24 @@ def _adopt_unconfirmed_submission(provider: str, request_id: str, job_id: str) -
         return None
     if not adopted:
         return None
-    logger.warning("Generation %s: fal's webhook names request %s, whose submission answer was lost", job_id,
-                   request_id)
+    logger.warning("Generation %s: %s's webhook names request %s, whose submission answer was lost", job_id,
+                   provider, request_id)
     return GenerationJob.objects.get(job_id=job_id)
 
 
-def webhook_received(*, provider: str, request_id: str, signature: str, payload: dict, job_id: str = "") -> str:
-    """Act on a verified provider webhook once; replays and unknown requests change nothing.
+def webhook_received(*, provider: str, delivery, job_id: str = "") -> str:
+    """Act on a verified provider webhook (`providers.VerifiedDelivery`) once; replays and unknown requests change
+    nothing.
 
-    `job_id` is the one in the webhook URL we gave the provider: it lets a job whose submission
-    answer was lost learn its request id (see the module docstring); it is not trusted otherwise.
+    A delivery is acted on once per (provider, request id, delivery id): fal's signature, Replicate's webhook-id.
+    `job_id` is the one in the webhook URL we gave the provider: it lets a job whose submission answer was lost
+    learn its request id (see the module docstring); it is not trusted otherwise.
     """
+    request_id = delivery.request_id
     try:
         with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(provider=provider, request_id=request_id, signature=signature)
+            record = WebhookDelivery.objects.create(provider=provider, request_id=request_id,
+                                                    signature=delivery.delivery_id[:256])
     except IntegrityError:
         return "duplicate"
     job = GenerationJob.objects.filter(provider=provider, provider_request_id=request_id).first()
@@ -654,20 +680,44 @@ def webhook_received(*, provider: str, request_id: str, signature: str, payload:
         outcome = "unknown_request"
     elif job.is_finished:
         outcome = "already_finished"
-    elif payload.get("status") == "OK":
-        # The payload's own URL is not trusted: the result is fetched from the provider's queue.
+    elif delivery.succeeded and provider == "fal":
+        # The delivery's own output URL is not trusted: the result is fetched from the provider with our key.
         from .tasks import complete_generation_job
 
         complete_generation_job.delay(job.pk, True)
         outcome = "completing"
+    elif delivery.succeeded:
+        # Replicate: its status is asked again with our key (a poll), which completes the job if it is done.
+        from .tasks import poll_generation_job
+
+        poll_generation_job.delay(job.pk)
+        outcome = "completing"
+    elif delivery.succeeded is None:
+        outcome = "ignored"  # an event that ends nothing
     else:
-        message = payload.get("error") or "The provider reported an error."
-        generation_fail(job_pk=job.pk, message=f"The provider failed the request: {message}")
+        generation_fail(job_pk=job.pk, message=f"The provider failed the request: "
+                        f"{delivery.error or 'The provider reported an error.'}")
         outcome = "failed"
     if adopted is not None:
         outcome = f"adopted, {outcome}"
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(outcome=outcome)
+    WebhookDelivery.objects.filter(pk=record.pk).update(outcome=outcome)
     return outcome
+
+
+def provider_callback(*, provider: str, job_id: str, request_id: str = "") -> str:
+    """An unsigned callback (Luma's): nothing in it is believed. It only makes us ask the provider, with our key,
+    how the job it names is doing, as a poll would; what the provider answers decides."""
+    job = GenerationJob.objects.filter(provider=provider, job_id=job_id).first() if job_id else None
+    if job is None or (request_id and job.provider_request_id and request_id != job.provider_request_id):
+        return "unknown_request"
+    if job.is_finished:
+        return "already_finished"
+    if not job.provider_request_id:
+        return "not_submitted"
+    from .tasks import poll_generation_job
+
+    poll_generation_job.delay(job.pk)
+    return "refetching"
 
 
 def generation_resume_stale(*, cutoffs: StaleCutoffs | None = None) -> dict:

@@ -25,7 +25,7 @@ def create(request, story_id: int):
             job = services.generation_create(
                 requester=request.user, story=story, prompt=data["prompt"], duration=data["duration"],
                 aspect_ratio=data["aspect_ratio"], use_pins=form.use_pins, with_audio=data["with_sound"],
-                character_id=data.get("character_id") or None,
+                character_id=data.get("character_id") or None, model_id=data.get("model_id") or None,
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)

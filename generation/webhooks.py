@@ -1,4 +1,4 @@
-"""Verifying fal's signed webhooks.
+"""Verifying the providers' signed webhooks: fal's (Ed25519) and Replicate's (HMAC-SHA256, Standard Webhooks).
 
 fal signs `request_id \\n user_id \\n timestamp \\n sha256_hex(body)` with Ed25519 and sends the
 hex signature in X-Fal-Webhook-Signature; its public keys are published as a JWKS. We accept a
@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import math
 import time
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.core.cache import cache
 
+from .providers.base import VerifiedDelivery, WebhookRejected
+
 JWKS_CACHE_KEY = "fal-webhook-jwks"
 JWKS_FAILED_CACHE_KEY = "fal-webhook-jwks-failed"
 JWKS_CACHE_SECONDS = 24 * 3600
@@ -39,8 +42,7 @@ JWKS_MAX_BYTES = 64 * 1024
 HEADER_PREFIX = "X-Fal-Webhook-"
 
 
-class WebhookRejected(Exception):
-    """Not a delivery we can trust; nothing is changed."""
+__all__ = ["FalDelivery", "VerifiedDelivery", "WebhookRejected", "verify_fal_webhook", "verify_replicate_webhook"]
 
 
 class WebhookKeysUnavailable(WebhookRejected):
@@ -52,7 +54,7 @@ class WebhookKeysUnavailable(WebhookRejected):
 
 
 @dataclass(frozen=True)
-class VerifiedDelivery:
+class FalDelivery:
     request_id: str
     user_id: str
     timestamp: int
@@ -125,7 +127,7 @@ def _verifies(keys: list[str], signature: bytes, message: bytes) -> bool:
     return False
 
 
-def verify_fal_webhook(headers, body: bytes, *, now: float | None = None) -> VerifiedDelivery:
+def verify_fal_webhook(headers, body: bytes, *, now: float | None = None) -> FalDelivery:
     """Check a delivery's signature and freshness; raise WebhookRejected with the reason if it fails."""
     values = {name: headers.get(f"{HEADER_PREFIX}{name}") for name in ("Request-Id", "User-Id", "Timestamp",
                                                                           "Signature")}
@@ -152,4 +154,52 @@ def verify_fal_webhook(headers, body: bytes, *, now: float | None = None) -> Ver
             ok = False  # the keys we have stand; this signature matches none of them
     if not ok:
         raise WebhookRejected("The signature does not match any of fal's public keys.")
-    return VerifiedDelivery(values["Request-Id"], values["User-Id"], timestamp, values["Signature"].lower())
+    return FalDelivery(values["Request-Id"], values["User-Id"], timestamp, values["Signature"].lower())
+
+
+# --- Replicate ---------------------------------------------------------------------------------
+# Replicate signs `{webhook-id}.{webhook-timestamp}.{body}` with HMAC-SHA256, keyed with the base64 part of the
+# account's `whsec_` secret, and sends `v1,<base64 signature>` entries (space-separated) in webhook-signature.
+# The replicate client's own validator skips the timestamp check unless given a tolerance, so we check it here;
+# the seen-id check (webhook-id, once) is services.webhook_received's unique delivery row.
+
+REPLICATE_OUTCOMES = {"succeeded": True, "failed": False, "canceled": False}
+
+
+def _replicate_key(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (ValueError, binascii.Error):
+        raise WebhookRejected("REPLICATE_WEBHOOK_SECRET is not a whsec_ secret.") from None
+
+
+def verify_replicate_webhook(headers, body: bytes, *, now: float | None = None) -> VerifiedDelivery:
+    """A Replicate delivery whose signature matches our secret and whose timestamp is within the tolerance."""
+    secret = settings.REPLICATE_WEBHOOK_SECRET
+    if not secret:
+        raise WebhookRejected("No REPLICATE_WEBHOOK_SECRET is set, so no Replicate webhook can be trusted.")
+    webhook_id, timestamp, signatures = (headers.get(f"webhook-{n}") for n in ("id", "timestamp", "signature"))
+    if not (webhook_id and timestamp and signatures):
+        raise WebhookRejected("Missing header(s): webhook-id, webhook-timestamp and webhook-signature are required.")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise WebhookRejected("Malformed webhook-timestamp.") from None
+    now = time.time() if now is None else now
+    if abs(now - sent_at) > settings.REPLICATE_WEBHOOK_TOLERANCE_SECONDS:
+        raise WebhookRejected("The delivery's timestamp is too far from now (possible replay).")
+    expected = hmac.new(_replicate_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    offered = [entry.partition(",")[2] for entry in signatures.split() if entry.startswith("v1,")]
+    if not any(hmac.compare_digest(base64.b64encode(expected).decode(), sig) for sig in offered):
+        raise WebhookRejected("The signature does not match REPLICATE_WEBHOOK_SECRET.")
+    try:
+        prediction = json.loads(body)
+    except ValueError:
+        raise WebhookRejected("The signed body is not JSON.") from None
+    if not isinstance(prediction, dict) or not prediction.get("id"):
+        raise WebhookRejected("The signed body names no prediction.")
+    status = prediction.get("status")
+    return VerifiedDelivery(
+        request_id=str(prediction["id"]), delivery_id=webhook_id, succeeded=REPLICATE_OUTCOMES.get(status),
+        error=str(prediction.get("error") or (f"The prediction was {status}." if status == "canceled" else "")),
+    )

@@ -27,7 +27,7 @@ from .services import S3Endpoint, celery_worker, database_url_for, moto_s3_serve
 # The fake fal queue server of the generation tests. Its plugin's pytest_configure sets
 # FAL_QUEUE_RUN_HOST and SSL_CERT_FILE before anything imports fal_client (which reads the host
 # once, at import); the server only starts for tests that use the `fake_fal` fixture.
-pytest_plugins = ["tests.fake_fal"]
+pytest_plugins = ["tests.fake_fal", "tests.fake_providers"]
 
 # --- Clips ------------------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ def _request_for(model_id: str) -> payloads.PayloadInput:
     )
 
 
-@pytest.mark.parametrize("model_id", sorted(payloads.BUILDERS))
+@pytest.mark.parametrize("model_id", sorted(m for m in payloads.BUILDERS if m.startswith("fal-ai/")))
 def test_each_models_payload_goes_through_fal_client_and_the_fake_accepts_it(fake_fal, model_id):
     arguments = payloads.build(model_id, _request_for(model_id))
     request_id = FalProvider().submit(ProviderRequest(model_id=model_id, arguments=arguments))

@@ -393,39 +393,69 @@ CELERY_BEAT_SCHEDULE["voting-close-expired"] = {
 }
 
 # --- Generation -----------------------------------------------------------------------------
-# Every model we can call, by its fal model id: the mode it serves, the seconds it makes and its price
-# (USD per second of video; `usd_per_second_audio` when the contributor asks for sound, None when the
-# model makes no sound). Each has an input/output JSON Schema in generation/provider_schemas/fal/ and a
-# payload builder in generation/payloads.py; the cost of a job is what fal would bill for it.
+# Every model we can call, by the id its provider gives it: the `provider` that runs it (generation/providers/),
+# the mode it serves, the seconds it makes, the aspect ratios it takes, how many reference images one request
+# carries (`references`), and its price (USD per second of video; `usd_per_second_audio` when the contributor asks
+# for sound, None when the model makes no sound). Each has an input/output JSON Schema in
+# generation/provider_schemas/<provider>/ and a payload builder in generation/payloads.py; the cost of a job is what
+# its provider bills for it. Prices are the providers' list prices, with the source beside each.
+_RATIOS = ["16:9", "9:16", "1:1"]
 GENERATION_MODELS = {
+    # fal: prices from each model's page on fal (fal.ai/models/<id>/llms.txt), checked 2026-12-03.
     "fal-ai/kling-video/o1/reference-to-video": {
-        "mode": "reference-to-video", "label": "Kling O1 reference-to-video", "durations": list(range(3, 11)),
+        "provider": "fal", "mode": "reference-to-video", "label": "Kling O1 reference-to-video",
+        "durations": list(range(3, 11)), "aspect_ratios": _RATIOS, "references": 7,
         "usd_per_second": "0.112", "usd_per_second_audio": None,
     },
     # Price from a third-party summary of fal's catalogue: fal's own page showed none when checked.
     "fal-ai/kling-video/o3/pro/reference-to-video": {
-        "mode": "reference-to-video", "label": "Kling O3 Pro reference-to-video", "durations": list(range(3, 16)),
+        "provider": "fal", "mode": "reference-to-video", "label": "Kling O3 Pro reference-to-video",
+        "durations": list(range(3, 16)), "aspect_ratios": _RATIOS, "references": 7,
         "usd_per_second": "0.14", "usd_per_second_audio": "0.14",
     },
     "fal-ai/kling-video/v2.6/pro/image-to-video": {
-        "mode": "image-to-video", "label": "Kling v2.6 Pro image-to-video", "durations": [5, 10],
-        "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
+        "provider": "fal", "mode": "image-to-video", "label": "Kling v2.6 Pro image-to-video", "durations": [5, 10],
+        "aspect_ratios": _RATIOS, "references": 1, "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
     },
     "fal-ai/kling-video/v2.1/pro/image-to-video": {
-        "mode": "image-to-video", "label": "Kling v2.1 Pro image-to-video", "durations": [5, 10],
-        "usd_per_second": "0.098", "usd_per_second_audio": None,
+        "provider": "fal", "mode": "image-to-video", "label": "Kling v2.1 Pro image-to-video", "durations": [5, 10],
+        "aspect_ratios": _RATIOS, "references": 1, "usd_per_second": "0.098", "usd_per_second_audio": None,
     },
     # fal's pages disagree (llms.txt $0.224/$0.336, playground $0.112/$0.168): the higher figures.
     "fal-ai/kling-video/v3/pro/image-to-video": {
-        "mode": "image-to-video", "label": "Kling v3 Pro image-to-video", "durations": list(range(3, 16)),
+        "provider": "fal", "mode": "image-to-video", "label": "Kling v3 Pro image-to-video",
+        "durations": list(range(3, 16)), "aspect_ratios": _RATIOS, "references": 1,
         "usd_per_second": "0.224", "usd_per_second_audio": "0.336",
     },
     "fal-ai/kling-video/v2.6/pro/text-to-video": {
-        "mode": "text-to-video", "label": "Kling v2.6 Pro text-to-video", "durations": [5, 10],
-        "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
+        "provider": "fal", "mode": "text-to-video", "label": "Kling v2.6 Pro text-to-video", "durations": [5, 10],
+        "aspect_ratios": _RATIOS, "references": 0, "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
+    },
+    # Replicate bills this model per second of output video, by mode (we send standard, 720p). UNCONFIRMED: no
+    # stored copy of Replicate's price for kwaivgi/kling-v2.1 was found when this was written (2026-12-04); $0.05/s
+    # is the figure remembered from its model page. Check https://replicate.com/kwaivgi/kling-v2.1 before relying on it.
+    "kwaivgi/kling-v2.1": {
+        "provider": "replicate", "mode": "image-to-video", "label": "Kling v2.1 image-to-video on Replicate",
+        "durations": [5, 10], "aspect_ratios": _RATIOS, "references": 1,
+        "usd_per_second": "0.05", "usd_per_second_audio": None,
+    },
+    # Runway bills API credits at $0.01 each; gen4_turbo costs 5 credits per second of video (Runway's API pricing,
+    # docs.dev.runwayml.com/guides/pricing). UNCONFIRMED by a stored source in this session (2026-12-04).
+    "gen4_turbo": {
+        "provider": "runway", "mode": "image-to-video", "label": "Runway Gen-4 Turbo image-to-video",
+        "durations": [5, 10], "aspect_ratios": _RATIOS, "references": 1,
+        "usd_per_second": "0.05", "usd_per_second_audio": None,
+    },
+    # Luma's list price for ray-2 at 720p: $0.71 for 5 s, $1.27 for 9 s (the Luma rows of ComfyUI's API-node price
+    # table, which passes Luma's prices through, checked 2026-12-04): $0.142/s, so 9 s is billed $1.278 here.
+    "ray-2": {
+        "provider": "luma", "mode": "image-to-video", "label": "Luma Ray 2 image-to-video (720p)",
+        "durations": [5, 9], "aspect_ratios": _RATIOS, "references": 1,
+        "usd_per_second": "0.142", "usd_per_second_audio": None,
     },
 }
-# Which model runs each mode; `manage.py check` (and so migrate, runserver, the worker's start) refuses an id
+# Which model runs each mode by default (a request may name another model of the same mode that is offered);
+# `manage.py check` (and so migrate, runserver, the worker's start) refuses an id
 # that is not in GENERATION_MODELS with a builder and a schema, or that serves another mode.
 GENERATION_MODEL_FOR_MODE = {
     "reference-to-video": env("GENERATION_REF_MODEL_ID", default="fal-ai/kling-video/o1/reference-to-video"),
@@ -433,8 +463,18 @@ GENERATION_MODEL_FOR_MODE = {
     "text-to-video": env("GENERATION_T2V_MODEL_ID", default="fal-ai/kling-video/v2.6/pro/text-to-video"),
 }
 FAL_KEY = env("FAL_KEY", default="")
-# fal when a key is set, else the offline provider that renders a real clip from the references.
-GENERATION_PROVIDER = env("GENERATION_PROVIDER", default="fal" if FAL_KEY else "offline")
+REPLICATE_API_TOKEN = env("REPLICATE_API_TOKEN", default="")
+REPLICATE_WEBHOOK_SECRET = env("REPLICATE_WEBHOOK_SECRET", default="")  # whsec_...: signs Replicate's webhooks
+RUNWAYML_API_SECRET = env("RUNWAYML_API_SECRET", default="")
+LUMAAI_API_KEY = env("LUMAAI_API_KEY", default="")
+# Where each client sends its requests: the real APIs, or (tests, benches) a fake on loopback.
+REPLICATE_BASE_URL = env("REPLICATE_BASE_URL", default="https://api.replicate.com")
+RUNWAYML_BASE_URL = env("RUNWAYML_BASE_URL", default="https://api.dev.runwayml.com")
+LUMAAI_BASE_URL = env("LUMAAI_BASE_URL", default="https://api.lumalabs.ai/dream-machine/v1")
+# "offline" makes every job an offline preview; anything else (the default, "auto") runs each model on its
+# provider when that provider has a key, and as an offline preview when it has none.
+GENERATION_PROVIDER = env("GENERATION_PROVIDER", default="auto")
+REPLICATE_WEBHOOK_TOLERANCE_SECONDS = 300
 FAL_WEBHOOK_JWKS_URL = env("FAL_WEBHOOK_JWKS_URL", default="https://rest.alpha.fal.ai/.well-known/jwks.json")
 FAL_WEBHOOK_TOLERANCE_SECONDS = 300
 GENERATION_USE_WEBHOOKS = env.bool("GENERATION_USE_WEBHOOKS", default=True)

@@ -38,6 +38,30 @@ class GenerateRequestSerializer(serializers.Serializer):
         "only when asked for (see `pins_on_request` in the quote).",
     )
     idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    model_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=120,
+        help_text="One of the models GET /api/generate/models offers, of the mode the request gets (image-to-video "
+        "for a character, reference-to-video with pins, text-to-video otherwise). Omitted: the mode's default model.",
+    )
+
+
+class OfferedModelSerializer(serializers.Serializer):
+    model_id = serializers.CharField()
+    label = serializers.CharField()
+    provider = serializers.CharField(help_text="Whose model it is: fal, replicate, runway or luma.")
+    runs_on = serializers.CharField(help_text="Who makes the clip here: the provider, or `offline` (no key: a free "
+                                    "preview made on this machine).")
+    offline_preview = serializers.BooleanField()
+    mode = serializers.CharField(source="capabilities.mode")
+    references = serializers.IntegerField(source="capabilities.references",
+                                          help_text="Reference images one request carries.")
+    durations = serializers.ListField(child=serializers.IntegerField(), source="capabilities.durations")
+    aspect_ratios = serializers.ListField(child=serializers.CharField(), source="capabilities.aspect_ratios")
+    sound = serializers.BooleanField(source="capabilities.audio")
+    webhooks = serializers.BooleanField(source="capabilities.webhooks")
+    usd_per_second = serializers.DecimalField(max_digits=8, decimal_places=3,
+                                              help_text="What the provider bills per second of video.")
+    usd_per_second_audio = serializers.DecimalField(max_digits=8, decimal_places=3, allow_null=True)
 
 
 class GenerateAcceptedSerializer(serializers.Serializer):
@@ -107,7 +131,8 @@ class LeftOutPinSerializer(serializers.Serializer):
 class QuoteSerializer(serializers.Serializer):
     mode = serializers.CharField()
     model = serializers.CharField()
-    provider = serializers.CharField(help_text="Who makes the clip: `fal`, or `offline` (a local preview, free).")
+    provider = serializers.CharField(help_text="Who makes the clip: `fal`, `replicate`, `runway`, `luma`, or "
+                                     "`offline` (a local preview, free).")
     model_id = serializers.CharField(help_text="The model the arguments are for.")
     arguments = serializers.DictField(help_text="The exact body that would be sent to the model.")
     offline_preview = serializers.BooleanField()
@@ -117,7 +142,7 @@ class QuoteSerializer(serializers.Serializer):
         max_digits=8, decimal_places=3, help_text="What this request costs (0 for an offline preview)."
     )
     would_cost_usd = serializers.DecimalField(
-        max_digits=8, decimal_places=3, help_text="What the same request costs on fal."
+        max_digits=8, decimal_places=3, help_text="What the same request costs at the model's provider."
     )
     left_out_elements = LeftOutPinSerializer(
         many=True, help_text="Active pins this request does not send, and why (said before anything is spent)."

@@ -12,12 +12,14 @@ from common.exceptions import NotFound, ServiceError
 from common.throttling import ScopedRateThrottle
 from generation import selectors, services
 from generation.models import GenerationJob
-from generation.webhooks import WebhookKeysUnavailable, WebhookRejected, verify_fal_webhook
+from generation.providers import WebhookRejected, get_provider, offered_models
+from generation.webhooks import WebhookKeysUnavailable
 
 from .serializers import (
     GenerateAcceptedSerializer,
     GenerateRequestSerializer,
     GenerationJobSerializer,
+    OfferedModelSerializer,
     QuoteSerializer,
 )
 
@@ -62,7 +64,7 @@ class GenerateView(APIView):
             requester=request.user, story=_target_story(request, data), prompt=data["prompt"],
             duration=data["duration"], aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"],
             character_id=data.get("character_id") or None, idempotency_key=data.get("idempotency_key", ""),
-            with_audio=data["with_sound"],
+            with_audio=data["with_sound"], model_id=data.get("model_id") or None,
         )
         status_url = reverse("api-generation-job", args=[job.job_id], request=request)
         # The seed's answer says `processing` for an accepted job; `state` keeps the finer one.
@@ -90,7 +92,7 @@ class QuoteView(APIView):
         quote = services.generation_quote(
             story=_target_story(request, data), prompt=data["prompt"], duration=data["duration"],
             aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"], character_id=data.get("character_id"),
-            with_audio=data["with_sound"],
+            with_audio=data["with_sound"], model_id=data.get("model_id") or None,
         )
         return Response(QuoteSerializer({
             "mode": quote.plan.mode, "model": quote.plan.model_id, "provider": quote.provider,
@@ -125,14 +127,32 @@ class GenerationCancelView(APIView):
         return Response(GenerationJobSerializer(job, context={"request": request}).data)
 
 
-class FalWebhookView(APIView):
-    """fal's completion callback. Authenticated by its Ed25519 signature, not by a user."""
+class ModelsView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={200: OfferedModelSerializer(many=True), **error_responses(401)},
+        description="The models a generate request may name (`model_id`): those whose provider has a key here, and "
+        "each mode's default model (an offline preview, free, when its provider has no key). Each with its provider, "
+        "what it takes (mode, reference images, durations, aspect ratios, sound) and its price per second.",
+    )
+    def get(self, request):
+        return Response(OfferedModelSerializer(offered_models(), many=True).data)
+
+
+def _rejected(exc: WebhookRejected) -> Response:
+    return Response({"error": {"code": exc.code, "message": str(exc), "details": {}}}, status=exc.status_code)
+
+
+class _SignedWebhookView(APIView):
+    """A provider's completion callback, authenticated by its signature, not by a user."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     # Anyone can post here: a rate per source address (common.client_ip), checked before the body is read.
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "webhooks"
+    provider = ""
 
     @extend_schema(
         request=None,
@@ -141,20 +161,45 @@ class FalWebhookView(APIView):
                    **error_responses(413, 429, 503)},
     )
     def post(self, request):
-        body = request.body
         try:
-            delivery = verify_fal_webhook(request.headers, body)
+            delivery = get_provider(self.provider).verify_webhook(request.headers, request.body)
         except WebhookKeysUnavailable as exc:
             # Not the sender's fault: fal retries a delivery that was not accepted.
             raise ServiceError(str(exc), code="keys_unavailable", status_code=503,
                                retry_after=exc.retry_after) from None
         except WebhookRejected as exc:
-            return Response({"error": {"code": "bad_signature", "message": str(exc), "details": {}}}, status=401)
-        payload = request.data if isinstance(request.data, dict) else {}
-        if payload.get("request_id") not in (None, delivery.request_id):
-            raise ServiceError("The body's request_id does not match the signed one.", code="mismatch")
+            return _rejected(exc)
         outcome = services.webhook_received(
-            provider="fal", request_id=delivery.request_id, signature=delivery.signature, payload=payload,
+            provider=self.provider, delivery=delivery,
             job_id=request.query_params.get("job", ""),  # our own URL's, not covered by the signature
         )
+        return Response({"ok": True, "outcome": outcome})
+
+
+class FalWebhookView(_SignedWebhookView):
+    """fal's completion callback: Ed25519-signed (generation/webhooks.py)."""
+
+    provider = "fal"
+
+
+class ReplicateWebhookView(_SignedWebhookView):
+    """Replicate's "completed" webhook: HMAC-signed with REPLICATE_WEBHOOK_SECRET, fresh, each webhook-id once."""
+
+    provider = "replicate"
+
+
+class LumaCallbackView(APIView):
+    """Luma's callback. Unsigned, so its body is never believed: it only makes us ask Luma again with our key."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    # Unsigned and open to anyone: the same per-address rate as the signed webhooks.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "webhooks"
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="Luma is asked again (or nothing).")})
+    def post(self, request):
+        body = request.data if isinstance(request.data, dict) else {}
+        outcome = services.provider_callback(provider="luma", job_id=request.query_params.get("job", ""),
+                                             request_id=str(body.get("id") or ""))
         return Response({"ok": True, "outcome": outcome})

@@ -9,9 +9,15 @@ import fal_client
 import httpx
 from django.conf import settings
 
-from common.safe_fetch import FetchError, fetch_to_temp_file
-
-from .base import ProviderFailed, ProviderRequest, ProviderStatus, SubmissionOutcomeUnknown, TransientProviderError
+from .base import (
+    ProviderFailed,
+    ProviderRequest,
+    ProviderStatus,
+    SubmissionOutcomeUnknown,
+    TransientProviderError,
+    VerifiedDelivery,
+    download_video,
+)
 
 
 def _detail_text(detail, status_code: int) -> str:
@@ -52,6 +58,7 @@ os.register_at_fork(after_in_child=_client.cache_clear)
 
 class FalProvider:
     name = "fal"
+    webhooks = True
 
     def __init__(self) -> None:
         self.client = _client(settings.FAL_KEY or None)
@@ -120,15 +127,27 @@ class FalProvider:
             raise ProviderFailed("fal answered the result request with something that is not JSON.") from exc
 
     def download(self, result: dict, dest_dir: Path) -> Path:
-        try:
-            fetched = fetch_to_temp_file(
-                result["video"]["url"], max_bytes=settings.GENERATED_VIDEO_MAX_BYTES, timeout=120, dest_dir=dest_dir
-            )
-        except FetchError as exc:
-            if exc.status_code >= 500:
-                raise TransientProviderError(f"The generated video could not be downloaded: {exc.message}") from exc
-            raise ProviderFailed(f"The generated video could not be downloaded: {exc.message}") from exc
-        return fetched.path
+        return download_video(result["video"]["url"], dest_dir, "fal")
 
     def cancel(self, model_id: str, request_id: str) -> None:
         self._call(self.client.cancel, model_id, request_id)
+
+    def verify_webhook(self, headers, body: bytes) -> VerifiedDelivery:
+        import json
+
+        from generation.webhooks import verify_fal_webhook
+
+        delivery = verify_fal_webhook(headers, body)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = {}
+        payload = payload if isinstance(payload, dict) else {}
+        if payload.get("request_id") not in (None, delivery.request_id):
+            from generation.webhooks import WebhookRejected
+
+            raise WebhookRejected("The body's request_id does not match the signed one.", status_code=400,
+                                  code="mismatch")
+        ok = payload.get("status") == "OK"
+        return VerifiedDelivery(request_id=delivery.request_id, delivery_id=delivery.signature, succeeded=ok,
+                                error="" if ok else str(payload.get("error") or "The provider reported an error."))

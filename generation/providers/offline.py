@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 
 from common.video_render import pan_zoom_window, write_mp4
 
-from .base import ProviderFailed, ProviderRequest, ProviderStatus
+from .base import ProviderFailed, ProviderRequest, ProviderStatus, VerifiedDelivery, WebhookRejected
 
 FPS = 24
 SIZES = {"16:9": (640, 360), "9:16": (360, 640), "1:1": (480, 480)}
@@ -60,6 +60,7 @@ def _title_frames(prompt: str, size: tuple[int, int], count: int):
 
 class OfflineProvider:
     name = "offline"
+    webhooks = False
 
     def _output_name(self, request_id: str) -> str:
         return f"generated/offline/{request_id}.mp4"
@@ -100,3 +101,6 @@ class OfflineProvider:
         name = self._output_name(request_id)
         if default_storage.exists(name):
             default_storage.delete(name)
+
+    def verify_webhook(self, headers, body: bytes) -> VerifiedDelivery:
+        raise WebhookRejected("The offline provider sends no webhooks.")
