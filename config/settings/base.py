@@ -8,6 +8,7 @@ the environment (see the README's table); each external service has one switch:
 """
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from kombu import Queue
@@ -196,7 +197,7 @@ CELERY_BEAT_SCHEDULE["characters-resume-stale-clips"] = {
 }
 
 # --- REST framework -------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "common.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -216,7 +217,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "common.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Character Persistence System API",
     "DESCRIPTION": "Clips, candidate frames, voting, Character DNA, pinning, generation and licensing.",
     "VERSION": "1.0.0",
@@ -340,7 +341,7 @@ CELERY_BEAT_SCHEDULE["voting-close-expired"] = {
 # (USD per second of video; `usd_per_second_audio` when the contributor asks for sound, None when the
 # model makes no sound). Each has an input/output JSON Schema in generation/provider_schemas/fal/ and a
 # payload builder in generation/payloads.py; the cost of a job is what fal would bill for it.
-GENERATION_MODELS = {
+GENERATION_MODELS: dict[str, dict[str, Any]] = {
     "fal-ai/kling-video/o1/reference-to-video": {
         "mode": "reference-to-video", "label": "Kling O1 reference-to-video", "durations": list(range(3, 11)),
         "usd_per_second": "0.112", "usd_per_second_audio": None,
@@ -392,7 +393,7 @@ CELERY_BEAT_SCHEDULE["generation-poll-stale"] = {
 # --- Marketplace ----------------------------------------------------------------------------
 # Credits per tier, uses (None = unlimited), validity in days (None = never expires) and the creator's
 # royalty in whole percent (rounded down per sale). Exclusive is negotiated: its price is the accepted offer.
-LICENSE_TIERS = {
+LICENSE_TIERS: dict[str, dict[str, Any]] = {
     "single_use": {"label": "Single use", "cost": 10, "uses": 1, "days": 30, "royalty_percent": 20},
     "pack_10": {"label": "Pack of 10", "cost": 80, "uses": 10, "days": 90, "royalty_percent": 15},
     "unlimited": {"label": "Unlimited", "cost": 500, "uses": None, "days": 365, "royalty_percent": 10},
