@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from characters.clips.services import story_add_contributor
-from characters.models import CandidateFrame, Story
+from characters.models import CandidateFrame, Character, Story
 from common.db import prepared_statement_cursor
 from common.exceptions import Conflict, NotFound, ServiceError
+from common.typing import AnyUser, UserType
 
 from . import tallies
 from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, SubmissionFrame, Vote, VotingSession
@@ -73,7 +74,7 @@ def _all_of(problems: list[VotingError]) -> VotingError:
 def submission_create(
     *,
     story: Story,
-    submitter,
+    submitter: UserType,
     frame_ids: list[int],
     style_description: str,
     character_slot: str = DEFAULT_CHARACTER_SLOT,
@@ -119,7 +120,7 @@ def _auto_start(story: Story, character_slot: str) -> None:
         pass
 
 
-def submission_withdraw(*, submission: CharacterSubmission, user) -> CharacterSubmission:
+def submission_withdraw(*, submission: CharacterSubmission, user: AnyUser) -> CharacterSubmission:
     if submission.submitter_id != user.pk and not user.is_staff:
         raise ServiceError("Only the submitter can withdraw a submission.", code="forbidden", status_code=403)
     if submission.voting_sessions.filter(status__in=_OPEN).exists():
@@ -138,7 +139,7 @@ def _open_session(story: Story, character_slot: str) -> VotingSession | None:
     return VotingSession.objects.filter(story=story, character_slot=character_slot, status__in=_OPEN).first()
 
 
-def _available_submissions(story: Story, character_slot: str):
+def _available_submissions(story: Story, character_slot: str) -> QuerySet[CharacterSubmission]:
     """Active submissions for the slot that are not already in an open session."""
     return CharacterSubmission.objects.filter(
         story=story, character_slot=character_slot, status=CharacterSubmission.Status.ACTIVE
@@ -149,7 +150,7 @@ def session_start(
     *,
     story: Story,
     character_slot: str = DEFAULT_CHARACTER_SLOT,
-    started_by=None,
+    started_by: UserType | None = None,
     submissions: list[CharacterSubmission] | None = None,
     duration_hours: int | None = None,
     runoff_of: VotingSession | None = None,
@@ -254,7 +255,7 @@ _SESSION_COUNTS = f"""
 """  # noqa: S608
 
 
-def _vote_postgresql(submission_id: int, voter_id: int, now) -> tuple | None:
+def _vote_postgresql(submission_id: int, voter_id: int, now: datetime) -> tuple | None:
     """(session id, open now?, new vote_count or None when the voter had voted) or None."""
     with prepared_statement_cursor() as cursor:
         cursor.execute(
@@ -262,10 +263,11 @@ def _vote_postgresql(submission_id: int, voter_id: int, now) -> tuple | None:
             {"active": VotingSession.Status.ACTIVE.value, "tied": VotingSession.Status.TIED.value, "now": now,
              "submission": submission_id, "voter": voter_id},
         )
-        return cursor.fetchone()
+        row: tuple | None = cursor.fetchone()
+        return row
 
 
-def _vote_in_transaction(submission_id: int, voter_id: int, now) -> tuple | None:
+def _vote_in_transaction(submission_id: int, voter_id: int, now: datetime) -> tuple | None:
     at = connection.ops.adapt_datetimefield_value(now)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_OPEN_SESSION_OF_SUBMISSION, [VotingSession.Status.ACTIVE, at, at, submission_id, *_OPEN])
@@ -279,13 +281,13 @@ def _vote_in_transaction(submission_id: int, voter_id: int, now) -> tuple | None
         return (*row, cursor.fetchone()[0])
 
 
-def _refuse_closed(ended_at) -> None:
+def _refuse_closed(ended_at: datetime) -> None:
     raise VotingError(
         f"Voting for this session closed at {ended_at:%Y-%m-%d %H:%M} UTC.", code="session_closed", status_code=409
     )
 
 
-def vote_cast(*, submission_id: int, voter) -> VoteResult:
+def vote_cast(*, submission_id: int, voter: AnyUser | None) -> VoteResult:
     """One vote for a submission in its open session; one vote per voter per session.
 
     The app's hot path: on PostgreSQL a single statement, prepared once per connection, and the live tally (which also
@@ -366,7 +368,9 @@ def session_declare_if_majority(*, session_id: int, counts: dict[int, int] | Non
         return _declare_winner(session, winner, Decision.MAJORITY, reason="More than half of the votes over quorum.")
 
 
-def _declare_winner(session: VotingSession, winner_id: int, decided_by: str, *, reason: str = "", user=None):
+def _declare_winner(
+    session: VotingSession, winner_id: int, decided_by: str, *, reason: str = "", user: UserType | None = None,
+) -> VotingSession:
     """Record the end of a session with a winner and emit the winner event once, after commit."""
     now = timezone.now()
     session.status = VotingSession.Status.COMPLETE
@@ -408,7 +412,7 @@ def _first_to_final_count(session: VotingSession, tied: list[int]) -> int:
     return min(tied, key=lambda sid: (last_votes.get(sid) or timezone.now(), sid))
 
 
-def session_close(*, session_id: int, now=None) -> VotingSession:
+def session_close(*, session_id: int, now: datetime | None = None) -> VotingSession:
     """Close a session whose time is up: plurality wins; a tie follows VOTING_TIE_RULE. Idempotent."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -449,7 +453,9 @@ class ImproperlyConfiguredTieRule(ServiceError):
         super().__init__(f"VOTING_TIE_RULE must be one of {', '.join(TIE_RULES)}, not '{rule}'.", status_code=500)
 
 
-def _send_to_runoff(session: VotingSession, tied: list[int], *, reason: str, user=None) -> VotingSession:
+def _send_to_runoff(
+    session: VotingSession, tied: list[int], *, reason: str, user: UserType | None = None,
+) -> VotingSession:
     session.status = VotingSession.Status.COMPLETE
     session.decided_by = Decision.RUNOFF
     session.decided_by_user = user
@@ -471,7 +477,7 @@ def _send_to_runoff(session: VotingSession, tied: list[int], *, reason: str, use
     return session
 
 
-def close_expired_sessions(now=None) -> int:
+def close_expired_sessions(now: datetime | None = None) -> int:
     """Close every active session past its end; run by Celery beat. Returns how many were closed."""
     now = now or timezone.now()
     closed = 0
@@ -483,14 +489,15 @@ def close_expired_sessions(now=None) -> int:
     return closed
 
 
-def _require_staff(user) -> None:
+def _require_staff(user: AnyUser | None) -> UserType:
     if user is None or not user.is_staff:
         raise ServiceError("Only admins can do this.", code="forbidden", status_code=403)
+    return user
 
 
-def session_override(*, session_id: int, submission_id: int, admin, reason: str) -> VotingSession:
+def session_override(*, session_id: int, submission_id: int, admin: AnyUser | None, reason: str) -> VotingSession:
     """An admin names the winner of an open (or tied) session, with a recorded reason."""
-    _require_staff(admin)
+    admin = _require_staff(admin)
     reason = (reason or "").strip()
     if not reason:
         raise VotingError("Give a reason for the override; it is kept with the result.", code="reason_required")
@@ -507,8 +514,8 @@ def session_override(*, session_id: int, submission_id: int, admin, reason: str)
         return _declare_winner(session, submission_id, Decision.ADMIN, reason=reason, user=admin)
 
 
-def session_cancel(*, session_id: int, admin, reason: str = "") -> VotingSession:
-    _require_staff(admin)
+def session_cancel(*, session_id: int, admin: AnyUser | None, reason: str = "") -> VotingSession:
+    admin = _require_staff(admin)
     with transaction.atomic():
         session = VotingSession.objects.select_for_update().get(pk=session_id)
         if session.status not in _OPEN:
@@ -522,9 +529,9 @@ def session_cancel(*, session_id: int, admin, reason: str = "") -> VotingSession
         return session
 
 
-def session_start_runoff(*, session_id: int, admin) -> VotingSession:
+def session_start_runoff(*, session_id: int, admin: AnyUser | None) -> VotingSession:
     """An admin sends a tied (or open) session's leaders to a runoff."""
-    _require_staff(admin)
+    admin = _require_staff(admin)
     with transaction.atomic():
         session = VotingSession.objects.select_for_update().get(pk=session_id)
         if session.status not in _OPEN:
@@ -538,9 +545,9 @@ def session_start_runoff(*, session_id: int, admin) -> VotingSession:
                                user=admin)
 
 
-def session_end_now(*, session_id: int, admin) -> VotingSession:
+def session_end_now(*, session_id: int, admin: AnyUser | None) -> VotingSession:
     """An admin ends an active session early; it is then decided exactly as at expiry."""
-    _require_staff(admin)
+    admin = _require_staff(admin)
     now = timezone.now()
     updated = VotingSession.objects.filter(pk=session_id, status=VotingSession.Status.ACTIVE).update(ends_at=now)
     if not updated:
@@ -550,7 +557,7 @@ def session_end_now(*, session_id: int, admin) -> VotingSession:
 
 # --- Locking the winner -----------------------------------------------------------------------
 
-def submission_lock_winner(*, submission_id: int, character_name: str = ""):
+def submission_lock_winner(*, submission_id: int, character_name: str = "") -> Character:
     """Lock a winning submission into its canonical character (idempotent: one character per submission)."""
     from characters.dna.services import character_lock
 
@@ -568,12 +575,14 @@ def submission_lock_winner(*, submission_id: int, character_name: str = ""):
     )
 
 
-def submission_lock_by_admin(*, submission_id: int, admin, character_name: str = "", story_id: int | None = None):
+def submission_lock_by_admin(
+    *, submission_id: int, admin: AnyUser | None, character_name: str = "", story_id: int | None = None,
+) -> Character:
     """The admin lock: a submission still in an open vote wins it by admin decision, then is locked.
 
     With `story_id`, the submission must belong to that story (the lock endpoint names the story).
     """
-    _require_staff(admin)
+    admin = _require_staff(admin)
     submission = CharacterSubmission.objects.filter(pk=submission_id).first()
     if submission is None or (story_id is not None and submission.story_id != story_id):
         where = f"Story {story_id} has" if story_id is not None else "There is"
