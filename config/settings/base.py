@@ -114,7 +114,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 # Where this site is reached from outside: absolute links in dna.json and API bodies.
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL: str = env("SITE_URL", default="http://127.0.0.1:8000")
 MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 S3_BUCKET = env("S3_BUCKET", default="")
@@ -378,7 +378,7 @@ GENERATION_MODEL_FOR_MODE = {
 }
 FAL_KEY = env("FAL_KEY", default="")
 # fal when a key is set, else the offline provider that renders a real clip from the references.
-GENERATION_PROVIDER = env("GENERATION_PROVIDER", default="fal" if FAL_KEY else "offline")
+GENERATION_PROVIDER: str = env("GENERATION_PROVIDER", default="fal" if FAL_KEY else "offline")
 FAL_WEBHOOK_JWKS_URL = env("FAL_WEBHOOK_JWKS_URL", default="https://rest.alpha.fal.ai/.well-known/jwks.json")
 FAL_WEBHOOK_TOLERANCE_SECONDS = 300
 GENERATION_USE_WEBHOOKS = env.bool("GENERATION_USE_WEBHOOKS", default=True)
