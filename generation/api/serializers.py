@@ -100,7 +100,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
 
 class LeftOutPinSerializer(serializers.Serializer):
     element_index = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     reason = serializers.CharField()
 
 
