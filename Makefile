@@ -23,7 +23,7 @@ help:
 	@echo "make test         the test suite on PostgreSQL + Redis (started for the run if not given)"
 	@echo "make worker       a Celery worker on the default, extraction and generation queues"
 	@echo "make beat         Celery beat (closes expired votes, sweeps for lost clips and jobs)"
-	@echo "make lint         ruff"
+	@echo "make lint         ruff, then mypy (strict on services, selectors, prompts, payloads)"
 	@echo "make bench        extraction benchmark (decode only vs ours vs the seed's way)"
 	@echo "make bench-votes  voting load benchmark under gunicorn on PostgreSQL + Redis"
 	@echo "make serve        runserver only;  make demo: (re)load the demo data only"
@@ -75,11 +75,15 @@ beat: install
 
 # --- Checks
 
+# mypy loads the test settings through django-stubs; without DATABASE_URL / REDIS_URL they need no servers.
+MYPY := env -u DATABASE_URL -u REDIS_URL $(BIN)/mypy config common characters voting generation marketplace demo
+
 test: install-dev
 	bash scripts/test.sh $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
+	$(MYPY)
 
 bench: install
 	$(BIN)/python bench/extraction.py $(BENCH_ARGS)

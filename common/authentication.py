@@ -24,7 +24,8 @@ def _token_user_query(alias: str) -> tuple[str, list[str], list[tuple]]:
     converters = []
     for field in fields:
         column = field.get_col(user_model._meta.db_table)
-        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        # Field has get_db_converters; the stubs only give it to expressions.
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)  # type: ignore[attr-defined]
         converters.append((column, tuple(found)))
     return sql, [f.attname for f in fields], converters
 

@@ -23,7 +23,8 @@ def prepared_statement_cursor(using: str = "default") -> Iterator:
         with connection.cursor() as cursor:
             yield cursor
         return
-    from django.db.backends.postgresql.base import ServerBindingCursor
+    # psycopg 3 only; not in the stubs
+    from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]
 
     connection.close_if_health_check_failed()  # what Django's own cursor() does first
     connection.ensure_connection()

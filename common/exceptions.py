@@ -3,6 +3,8 @@
 Services raise `ServiceError` (or a subclass) with a message a person can act on; views do not
 catch it, this handler turns it into a 4xx.
 """
+from typing import Any
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
@@ -15,11 +17,11 @@ from rest_framework.views import exception_handler
 class ServiceError(Exception):
     """A business rule refused the request. `status_code` is the HTTP status the API answers."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, details=None,
-                 retry_after: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None,
+                 details: dict[str, Any] | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         if code:

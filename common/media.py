@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_safe
 
@@ -106,7 +107,7 @@ def serve_media(request, path: str):
         content_type = "application/octet-stream"
 
     if request.headers.get("If-None-Match") == etag:
-        response = HttpResponseNotModified()
+        response: HttpResponseBase = HttpResponseNotModified()
         response["ETag"] = etag
         return response
 

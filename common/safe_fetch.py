@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote, urljoin, urlsplit
 
 from django.conf import settings
@@ -65,7 +66,7 @@ _SAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 class FetchError(ServiceError):
     """The URL could not be fetched (network or remote server trouble)."""
 
-    status_code = status.HTTP_502_BAD_GATEWAY
+    status_code: int = status.HTTP_502_BAD_GATEWAY
     code = "url_fetch_failed"
 
 
@@ -214,7 +215,11 @@ class _Deadline:
 # --- Connections that check where they connect ----------------------------------------------
 
 
-class _GuardedConnectionMixin:
+# The mixin is only ever mixed into urllib3's HTTPConnection; the checker reads its attributes from there.
+_ConnectionBase = HTTPConnection if TYPE_CHECKING else object
+
+
+class _GuardedConnectionMixin(_ConnectionBase):  # type: ignore[misc,valid-type]
     """Resolve the host once, refuse if any address is not public, connect to a checked address."""
 
     def __init__(self, *args, deadline: _Deadline, allowed: tuple, **kwargs):
@@ -228,7 +233,7 @@ class _GuardedConnectionMixin:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
             raise FetchError(f"The host {host} could not be found. Check the link.") from exc
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        addresses = list(dict.fromkeys(cast(str, info[4][0]) for info in infos))  # IP families: a string
         for address in addresses:
             if reason := address_refusal(address, self._allowed):
                 raise _refuse_address(host, address, reason)
@@ -399,6 +404,7 @@ def _get(target: _Target, deadline: _Deadline, allowed: tuple, ssl_context: ssl.
     """One GET on a fresh guarded connection, redirects not followed; closed when the block ends."""
     remaining = max(deadline.remaining(), 0.001)
     timeouts = Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, remaining), read=min(READ_TIMEOUT_SECONDS, remaining))
+    pool: HTTPConnectionPool
     if target.scheme == "https":
         pool = _GuardedHTTPSPool(target.host, target.port, maxsize=1, retries=False, timeout=timeouts,
                                  deadline=deadline, allowed=allowed, ssl_context=ssl_context)

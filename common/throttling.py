@@ -63,7 +63,9 @@ def _peek(key: str) -> int:
 
 def parse_rate(rate: str) -> tuple[int, int]:
     """DRF's spelling of a rate: "30/hour" -> (30, 3600)."""
-    return throttling.SimpleRateThrottle.parse_rate(None, rate)
+    limit, period = throttling.SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]  # uses no self
+    assert limit is not None and period is not None  # a rate string always parses to both
+    return limit, period
 
 
 def rate_limit_wait(key: str, rate: str, *, count: bool = True) -> int | None:

@@ -32,7 +32,7 @@ def pan_zoom_window(img: np.ndarray, size: tuple[int, int], zoom: float, center:
     x0 = cx - win_w / 2
     y0 = min(max(cy - win_h / 2, 0), ph - win_h)
     scale = out_w / win_w
-    m = np.float32([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
+    m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float32)
     return cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
@@ -64,7 +64,8 @@ def write_mp4(
         if proc.wait() != 0:
             raise RuntimeError(f"ffmpeg failed writing {path}")
     else:
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        # cv2 has VideoWriter_fourcc; its stubs only name VideoWriter.fourcc.
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)  # type: ignore[attr-defined]
         for frame in frames:
             writer.write(frame)
         writer.release()

@@ -93,7 +93,8 @@ def submit(task, *, args=None, kwargs=None, task_id: str | None = None, countdow
 
 def _submit_now(task, args, kwargs, task_id: str) -> None:
     with _lock:
-        _timers.discard(threading.current_thread())  # a timer that fired
+        # A timer that fired (any other thread is not in the set: a no-op).
+        _timers.discard(threading.current_thread())  # type: ignore[arg-type]
     try:
         _get_executor().submit(_run, task, args, kwargs, task_id)
     except RuntimeError:  # shut down meanwhile: the next start resumes the work

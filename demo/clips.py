@@ -121,7 +121,7 @@ def missing_header(dest: Path, *, seconds=3.0) -> Path:
 # --- Other formats and broken files (the upload checks), made with the project's ffmpeg ------------------
 
 
-def _ffmpeg(*args: str) -> None:
+def _ffmpeg(*args: str | Path) -> None:
     import subprocess
 
     from common.ffmpeg import ffmpeg_binary

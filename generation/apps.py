@@ -17,7 +17,7 @@ def check_generation_models(app_configs=None, **kwargs) -> list[checks.CheckMess
 
     from .payloads import model_problem
 
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for mode, model_id in settings.GENERATION_MODEL_FOR_MODE.items():
         problem = model_problem(mode, model_id)
         if problem:

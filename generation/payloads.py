@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 from django.conf import settings
@@ -83,7 +84,7 @@ def _validator(model_id: str, part: str) -> jsonschema.Draft202012Validator | No
     return jsonschema.Draft202012Validator(schema)
 
 
-def validation_errors(model_id: str, arguments, *, part: str = "input") -> list[dict] | None:
+def validation_errors(model_id: str, arguments: Any, *, part: str = "input") -> list[dict] | None:
     """Where `arguments` break the model's schema, in fal's 422 `detail` shape; [] when they fit.
 
     None when we have no schema for the model. `part="output"` checks a result body instead.

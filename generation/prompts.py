@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
 
@@ -76,7 +77,7 @@ class GenerationPlan:
 
     @property
     def model_label(self) -> str:
-        return settings.GENERATION_MODELS[self.model_id]["label"]
+        return cast(str, settings.GENERATION_MODELS[self.model_id]["label"])
 
 
 def job_cost(model_id: str, duration: int, with_audio: bool = False) -> Decimal:

@@ -1,18 +1,21 @@
 """Reads for generation: a story's generated clips in order, for the drift chart; jobs nobody is moving."""
+from __future__ import annotations
+
 from django.db.models import QuerySet
 
 from characters.models import Story
 from common.stale_work import StaleCutoffs
+from common.typing import AnyUser
 
 from .models import GenerationJob
 
 
-def can_see_job(user, job: GenerationJob) -> bool:
+def can_see_job(user: AnyUser | None, job: GenerationJob) -> bool:
     """Staff, or the person who asked for the clip, may see (and cancel) a job."""
     return bool(user is not None and user.is_authenticated and (user.is_staff or user.pk == job.requester_id))
 
 
-def job_visible_to(user, job_id: str) -> GenerationJob | None:
+def job_visible_to(user: AnyUser | None, job_id: str) -> GenerationJob | None:
     """The job with this id if `user` may see it, else None (the same answer for someone else's job)."""
     job = GenerationJob.objects.select_related("story", "character").filter(job_id=job_id).first()
     return job if job is not None and can_see_job(user, job) else None

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlencode, urlsplit
 
 import cv2
@@ -52,6 +53,7 @@ from characters.pins import services as pin_services
 from characters.vision.video import InvalidVideo, probe_video
 from common.exceptions import NotFound, ServiceError
 from common.stale_work import StaleCutoffs, stale_cutoffs
+from common.typing import AnyUser
 from marketplace import services as marketplace
 
 from . import prompts, selectors
@@ -62,6 +64,7 @@ from .providers import (
     ProviderRequest,
     SubmissionOutcomeUnknown,
     TransientProviderError,
+    VerifiedDelivery,
     get_provider,
     offered_models,
     provider_for,
@@ -120,7 +123,7 @@ def _story_character(story: Story | None, character_id: str | None) -> Character
     return canonical.filter(story=story).order_by("-created_at").first()
 
 
-def generation_target_story(*, requester, character_id: str | None) -> Story:
+def generation_target_story(*, requester: AnyUser | None, character_id: str | None) -> Story:
     """The story a request that names no story_id is for (the seed's body): the character's own story.
 
     Only when the requester may generate there without a license (they created the character or
@@ -130,7 +133,7 @@ def generation_target_story(*, requester, character_id: str | None) -> Story:
     if not character_id:
         raise GenerationError("Give story_id (the story the clip is for), or the character_id of a locked character.",
                               code="invalid_request")
-    character = _story_character(None, character_id)
+    character = cast(Character, _story_character(None, character_id))  # with an id: found, or NotFound
     access = marketplace.license_check_access(requester, character, character.story)
     if access.allowed and access.reason in ("creator", "story_contributor"):
         return character.story
@@ -256,7 +259,7 @@ def _estimate(mode: str, duration: int, provider: str) -> int:
 
 
 def generation_create(
-    *, requester, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9",
+    *, requester: AnyUser | None, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9",
     use_pins: bool | None = None, character_id: str | None = None, idempotency_key: str = "",
     with_audio: bool = False, model_id: str | None = None,
 ) -> GenerationJob:
@@ -524,7 +527,8 @@ def _scoring_inputs(job: GenerationJob) -> tuple[list[np.ndarray], dict | None]:
         from .consistency import palette_from_references
 
         return images, (palette_from_references(images) or None) if images else None
-    return images, dict(job.character.color_palette) if job.character_id else None
+    # With a character_id the character is there.
+    return images, dict(job.character.color_palette) if job.character_id else None  # type: ignore[union-attr]
 
 
 def _score(job: GenerationJob, video_path: Path) -> tuple[int | None, list[dict], str]:
@@ -573,7 +577,7 @@ def generation_complete(*, job_pk: int, completed: bool = False) -> GenerationJo
                     job.video.save(f"{job.job_id}.mp4", File(fh), save=False)
         except ProviderFailed as exc:
             transaction.set_rollback(True)
-            failure = str(exc)
+            failure: str | None = str(exc)
         else:
             failure = None
             job.status = Status.COMPLETE
@@ -617,7 +621,7 @@ def generation_fail(*, job_pk: int, message: str, status: str = Status.FAILED) -
     return job
 
 
-def generation_cancel(*, job: GenerationJob, user) -> GenerationJob:
+def generation_cancel(*, job: GenerationJob, user: AnyUser | None) -> GenerationJob:
     if not selectors.can_see_job(user, job):
         raise GenerationError("Only the person who asked for this clip can cancel it.", code="forbidden",
                               status_code=403)
@@ -657,7 +661,7 @@ def _adopt_unconfirmed_submission(provider: str, request_id: str, job_id: str) -
     return GenerationJob.objects.get(job_id=job_id)
 
 
-def webhook_received(*, provider: str, delivery, job_id: str = "") -> str:
+def webhook_received(*, provider: str, delivery: VerifiedDelivery, job_id: str = "") -> str:
     """Act on a verified provider webhook (`providers.VerifiedDelivery`) once; replays and unknown requests change
     nothing.
 

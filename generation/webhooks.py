@@ -200,6 +200,6 @@ def verify_replicate_webhook(headers, body: bytes, *, now: float | None = None) 
         raise WebhookRejected("The signed body names no prediction.")
     status = prediction.get("status")
     return VerifiedDelivery(
-        request_id=str(prediction["id"]), delivery_id=webhook_id, succeeded=REPLICATE_OUTCOMES.get(status),
+        request_id=str(prediction["id"]), delivery_id=webhook_id, succeeded=REPLICATE_OUTCOMES.get(str(status)),
         error=str(prediction.get("error") or (f"The prediction was {status}." if status == "canceled" else "")),
     )

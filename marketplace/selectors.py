@@ -7,6 +7,7 @@ character list and the license check when a job is created all ask it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from characters.clips.selectors import story_contributors
 from characters.models import Character, ReferenceImage, Story
+from common.typing import AnyUser, UserType
 
 from .models import CreditRequest, ExclusiveOffer, LedgerEntry, License, LicenseType, Wallet
 
@@ -34,9 +36,10 @@ def gallery_filter() -> Q:
     return Q(status=Character.Status.CANONICAL, allow_licensing=True)
 
 
-def active_exclusive(character_ref) -> QuerySet[License]:
+def active_exclusive(character_ref: Character | OuterRef) -> QuerySet[License]:
     return License.objects.filter(
-        character=character_ref, license_type=LicenseType.EXCLUSIVE, status=License.Status.ACTIVE
+        # An OuterRef in a subquery; the plugin checks lookups against rows and ids only.
+        character=character_ref, license_type=LicenseType.EXCLUSIVE, status=License.Status.ACTIVE  # type: ignore[misc]
     )
 
 
@@ -85,7 +88,7 @@ class GalleryPage:
     total: int
     total_is_estimate: bool
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Character]:
         return iter(self.characters)
 
     def __len__(self) -> int:
@@ -134,7 +137,7 @@ class GalleryListing:
         seconds = settings.GALLERY_TOTAL_CACHE_SECONDS
         if not seconds:
             return _gallery_matches(self.query).count()
-        total = None if exact else cache.get(self._cache_key())
+        total: int | None = None if exact else cache.get(self._cache_key())
         if total is None:
             total = _gallery_matches(self.query).count()
             cache.set(self._cache_key(), total, seconds)
@@ -168,13 +171,13 @@ class GalleryListing:
         return GalleryPage(rows, number, limit, True, total, bool(settings.GALLERY_TOTAL_CACHE_SECONDS))
 
 
-def wallet_balance(user) -> int:
+def wallet_balance(user: AnyUser) -> int:
     if not user.is_authenticated:
         return 0
     return Wallet.objects.filter(user=user).values_list("balance", flat=True).first() or 0
 
 
-def wallet_ledger(user, *, limit: int | None = None) -> QuerySet[LedgerEntry]:
+def wallet_ledger(user: UserType, *, limit: int | None = None) -> QuerySet[LedgerEntry]:
     entries = (
         LedgerEntry.objects.filter(wallet__user=user)
         .select_related("license__character", "created_by")
@@ -187,7 +190,7 @@ def ledger_sum(wallet: Wallet) -> int:
     return wallet.entries.aggregate(total=Sum("amount"))["total"] or 0
 
 
-def valid_licenses(user, character: Character) -> QuerySet[License]:
+def valid_licenses(user: UserType, character: Character | OuterRef) -> QuerySet[License]:
     """The user's licenses of this character that can be used now, the one to spend first first.
 
     Spend the license that would be lost soonest: the earliest expiry first (never-expiring last),
@@ -195,14 +198,15 @@ def valid_licenses(user, character: Character) -> QuerySet[License]:
     """
     now = timezone.now()
     return (
-        License.objects.filter(licensee=user, character=character, status=License.Status.ACTIVE)
+        # An OuterRef in a subquery; the plugin checks lookups against rows and ids only.
+        License.objects.filter(licensee=user, character=character, status=License.Status.ACTIVE)  # type: ignore[misc]
         .filter(Q(uses_remaining__isnull=True) | Q(uses_remaining__gt=0))
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .order_by(F("expires_at").asc(nulls_last=True), F("uses_remaining").asc(nulls_last=True), "pk")
     )
 
 
-def user_licenses(user) -> QuerySet[License]:
+def user_licenses(user: UserType) -> QuerySet[License]:
     return (
         License.objects.filter(licensee=user)
         .select_related("character__story")
@@ -229,18 +233,18 @@ def pending_offers_for_character(character: Character) -> QuerySet[ExclusiveOffe
     return character.exclusive_offers.filter(status=ExclusiveOffer.Status.PENDING).select_related("buyer")
 
 
-def offers_made(user) -> QuerySet[ExclusiveOffer]:
+def offers_made(user: UserType) -> QuerySet[ExclusiveOffer]:
     return ExclusiveOffer.objects.filter(buyer=user).select_related("character__story", "license")
 
 
-def offers_received(user) -> QuerySet[ExclusiveOffer]:
+def offers_received(user: UserType) -> QuerySet[ExclusiveOffer]:
     """Offers on characters the user created."""
     return ExclusiveOffer.objects.filter(character__creator=user).select_related("character__story", "buyer")
 
 
 # --- Who may use a character: the one access rule ------------------------------------------------
 
-def free_access(user, character: Character) -> str | None:
+def free_access(user: AnyUser | None, character: Character) -> str | None:
     """Why `user` may use `character` without a license ("creator", "story_contributor"), or None."""
     if user is None or not user.is_authenticated:
         return None
@@ -291,7 +295,7 @@ def free_access_message(reason: str) -> str:
     return "You can use this character without a license: you contribute to its story."
 
 
-def character_access(user, character: Character, story: Story | None = None) -> CharacterAccess:
+def character_access(user: AnyUser | None, character: Character, story: Story | None = None) -> CharacterAccess:
     """May `user` use `character` in a clip (of `story`, when it is known)?
 
     The creator always may; so may anyone who contributed to the character's own story; everyone
@@ -321,7 +325,7 @@ def character_access(user, character: Character, story: Story | None = None) -> 
         if story is not None and exclusive.story_id not in (None, story.pk):
             message = (
                 f"Your exclusive license of {character.name} lets you use it only in "
-                f"“{exclusive.story.title}”."
+                f"“{exclusive.story.title if exclusive.story else story.title}”."
             )
             return CharacterAccess(character, False, "exclusive", message, exclusive)
         return CharacterAccess(character, True, "license", "Your exclusive license.", exclusive, None)
@@ -330,13 +334,14 @@ def character_access(user, character: Character, story: Story | None = None) -> 
         message = f"Using {character.name} needs a license: buy one in the gallery."
         return CharacterAccess(character, False, "none", message)
     first = licenses[0]
-    uses_left = None if any(lic.unlimited for lic in licenses) else sum(lic.uses_remaining for lic in licenses)
+    # None unlimited: every license counts its uses.
+    uses_left = None if any(lic.unlimited for lic in licenses) else sum(lic.uses_remaining for lic in licenses)  # type: ignore[misc]
     return CharacterAccess(
         character, True, "license", f"Your {first.get_license_type_display().lower()} license.", first, uses_left
     )
 
 
-def usable_characters(user, story: Story) -> list[CharacterAccess]:
+def usable_characters(user: AnyUser | None, story: Story) -> list[CharacterAccess]:
     """The canonical characters `user` may use in a clip of `story`, each with its basis (`character_access`).
 
     The story's own characters first, newest first (so the first one is the one a request without a
@@ -360,10 +365,10 @@ def usable_characters(user, story: Story) -> list[CharacterAccess]:
     rows = [character_access(user, character, story) for character in own + others]
     return [row for row in rows if row.allowed]
 
-def credit_requests_of(user) -> QuerySet[CreditRequest]:
+def credit_requests_of(user: UserType) -> QuerySet[CreditRequest]:
     """A user's credit requests, newest first."""
     return CreditRequest.objects.filter(user=user).order_by("-created_at", "-pk")
 
 
-def open_credit_request(user) -> CreditRequest | None:
+def open_credit_request(user: UserType) -> CreditRequest | None:
     return CreditRequest.objects.filter(user=user, status=CreditRequest.Status.OPEN).first()

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,6 +29,7 @@ from django.utils import timezone
 from characters.clips.selectors import story_contributors
 from characters.models import Character, Story
 from common.exceptions import Conflict, NotFound, ServiceError
+from common.typing import AnyUser, UserType
 
 from . import selectors
 from .models import CreditRequest, ExclusiveOffer, LedgerEntry, License, LicenseType, LicenseUse, Wallet
@@ -69,28 +71,32 @@ def _forbidden(message: str) -> ServiceError:
     return ServiceError(message, code="forbidden", status_code=403)
 
 
-def _require_signed_in(user) -> None:
+def _require_signed_in(user: AnyUser | None) -> UserType:
     if user is None or not user.is_authenticated:
         raise ServiceError("Sign in first.", code="not_authenticated", status_code=401)
+    return user
 
 
-def _require_staff(user, what: str) -> None:
+def _require_staff(user: AnyUser | None, what: str) -> UserType:
     if user is None or not user.is_staff:
         raise _forbidden(f"Only admins can {what}.")
+    return user
 
 
 # --- Wallets and the ledger -----------------------------------------------------------------
 
 def _lock_wallets(*user_ids: int | None) -> dict[int, Wallet]:
     """Wallets of these users (created if missing), locked FOR UPDATE in pk order; keyed by user id."""
-    user_ids = sorted({pk for pk in user_ids if pk is not None})
+    user_ids = sorted({pk for pk in user_ids if pk is not None})  # type: ignore[assignment]  # the same ids, sorted
     for user_id in user_ids:
         Wallet.objects.get_or_create(user_id=user_id)
     wallets = Wallet.objects.select_for_update().filter(user_id__in=user_ids).order_by("pk")
     return {wallet.user_id: wallet for wallet in wallets}
 
 
-def _post(wallet: Wallet, kind: str, amount: int, reason: str, *, license=None, by=None) -> LedgerEntry:
+def _post(
+    wallet: Wallet, kind: str, amount: int, reason: str, *, license: License | None = None, by: UserType | None = None,
+) -> LedgerEntry:
     """Move `amount` credits on a wallet the caller has locked, and record it. Never below zero."""
     new_balance = wallet.balance + amount
     if new_balance < 0:
@@ -106,23 +112,23 @@ def _post(wallet: Wallet, kind: str, amount: int, reason: str, *, license=None, 
     )
 
 
-def wallet_get_or_create(user) -> Wallet:
-    _require_signed_in(user)
+def wallet_get_or_create(user: AnyUser | None) -> Wallet:
+    user = _require_signed_in(user)
     return Wallet.objects.get_or_create(user=user)[0]
 
 
-def credits_grant(*, user, amount: int, reason: str, granted_by) -> LedgerEntry:
+def credits_grant(*, user: UserType, amount: int, reason: str, granted_by: AnyUser | None) -> LedgerEntry:
     """An admin gives a user credits, with the reason kept in the ledger."""
     return _admin_movement(user=user, amount=amount, reason=reason, by=granted_by, kind=LedgerEntry.Kind.GRANT)
 
 
-def credits_adjust(*, user, amount: int, reason: str, adjusted_by) -> LedgerEntry:
+def credits_adjust(*, user: UserType, amount: int, reason: str, adjusted_by: AnyUser | None) -> LedgerEntry:
     """An admin corrects a balance up or down (never below zero), with the reason kept in the ledger."""
     return _admin_movement(user=user, amount=amount, reason=reason, by=adjusted_by, kind=LedgerEntry.Kind.ADJUSTMENT)
 
 
-def _admin_movement(*, user, amount: int, reason: str, by, kind: str) -> LedgerEntry:
-    _require_staff(by, "grant or adjust credits")
+def _admin_movement(*, user: UserType, amount: int, reason: str, by: AnyUser | None, kind: str) -> LedgerEntry:
+    by = _require_staff(by, "grant or adjust credits")
     reason = " ".join((reason or "").split())
     if not reason:
         raise ServiceError("Give a reason: it is kept in the ledger.", code="reason_required")
@@ -141,7 +147,7 @@ def _admin_movement(*, user, amount: int, reason: str, by, kind: str) -> LedgerE
 SIGNUP_GRANT_REASON = "Welcome credits for a new account"
 
 
-def credits_signup_grant(*, user) -> LedgerEntry | None:
+def credits_signup_grant(*, user: UserType) -> LedgerEntry | None:
     """Give a new account CREDITS_SIGNUP_GRANT credits (none when 0), once: a second call grants nothing."""
     amount = settings.CREDITS_SIGNUP_GRANT
     if amount <= 0:
@@ -157,9 +163,9 @@ def credits_signup_grant(*, user) -> LedgerEntry | None:
 
 # --- Credit requests ------------------------------------------------------------------------
 
-def credit_request_create(*, user, amount: int, reason: str) -> CreditRequest:
+def credit_request_create(*, user: AnyUser | None, amount: int, reason: str) -> CreditRequest:
     """A contributor asks the admins for credits: one open request at a time, CREDIT_REQUESTS_PER_DAY a day."""
-    _require_signed_in(user)
+    user = _require_signed_in(user)
     reason = " ".join((reason or "").split())
     if not reason:
         raise ServiceError("Say what the credits are for: the admins decide on it.", code="reason_required")
@@ -194,9 +200,9 @@ def _lock_open_request(request_id: int) -> CreditRequest:
     return credit_request
 
 
-def credit_request_grant(*, request_id: int, granted_by) -> CreditRequest:
+def credit_request_grant(*, request_id: int, granted_by: AnyUser | None) -> CreditRequest:
     """Grant an open request through the ledger (credits_grant, the reason kept); a second grant is refused."""
-    _require_staff(granted_by, "grant credit requests")
+    granted_by = _require_staff(granted_by, "grant credit requests")
     with transaction.atomic():
         credit_request = _lock_open_request(request_id)
         entry = credits_grant(
@@ -211,9 +217,11 @@ def credit_request_grant(*, request_id: int, granted_by) -> CreditRequest:
     return credit_request
 
 
-def credit_request_decline(*, request_id: int, decided_by, status: str, note: str = "") -> CreditRequest:
+def credit_request_decline(
+    *, request_id: int, decided_by: AnyUser | None, status: str, note: str = "",
+) -> CreditRequest:
     """Reject (the answer is no) or close (settled otherwise) an open request; no credits move."""
-    _require_staff(decided_by, "decide credit requests")
+    decided_by = _require_staff(decided_by, "decide credit requests")
     if status not in (CreditRequest.Status.REJECTED, CreditRequest.Status.CLOSED):
         raise ServiceError("A request is rejected or closed.", code="invalid_status")
     with transaction.atomic():
@@ -240,7 +248,7 @@ def _lock_character(character: Character) -> Character:
     return Character.objects.select_for_update(no_key=True).get(pk=character.pk)
 
 
-def _check_on_sale(character: Character, buyer) -> None:
+def _check_on_sale(character: Character, buyer: UserType) -> None:
     """Refuse, with the reason, when this buyer cannot license this character now (purchases hold its lock)."""
     if character.status != Character.Status.CANONICAL:
         raise NotLicensable(f"{character.name} is not canonical yet, so it cannot be licensed.")
@@ -258,7 +266,9 @@ def _check_on_sale(character: Character, buyer) -> None:
         raise ExclusiveTaken(f"{character.name} is licensed exclusively to someone else: no new licenses are sold.")
 
 
-def _sell(*, character: Character, buyer, tier: LicenseTier, credits: int, idempotency_key: str = "") -> License:
+def _sell(
+    *, character: Character, buyer: UserType, tier: LicenseTier, credits: int, idempotency_key: str = "",
+) -> License:
     """Charge the buyer, pay the creator's royalty and record the license. Caller holds the character lock."""
     wallets = _lock_wallets(buyer.pk, character.creator_id)
     buyer_wallet = wallets[buyer.pk]
@@ -268,7 +278,7 @@ def _sell(*, character: Character, buyer, tier: LicenseTier, credits: int, idemp
             f"balance is {buyer_wallet.balance}.",
             details={"balance": buyer_wallet.balance, "required": credits},
         )
-    creator_wallet = wallets.get(character.creator_id)
+    creator_wallet = wallets.get(character.creator_id)  # type: ignore[arg-type]  # no creator: no wallet
     royalty = tier.royalty_on(credits) if creator_wallet is not None else 0
     now = timezone.now()
     license = License.objects.create(
@@ -280,7 +290,7 @@ def _sell(*, character: Character, buyer, tier: LicenseTier, credits: int, idemp
     _post(buyer_wallet, LedgerEntry.Kind.PURCHASE, -credits, f"{tier.label} license of {character.name}",
           license=license, by=buyer)
     if royalty:
-        _post(creator_wallet, LedgerEntry.Kind.ROYALTY, royalty,
+        _post(creator_wallet, LedgerEntry.Kind.ROYALTY, royalty,  # type: ignore[arg-type]  # a royalty: a wallet
               f"Royalty ({tier.royalty_percent} %) on a license of {character.name} ({tier.label.lower()})",
               license=license, by=buyer)
     logger.info("Sold %s license %s of %s to %s for %s (royalty %s)",
@@ -288,7 +298,7 @@ def _sell(*, character: Character, buyer, tier: LicenseTier, credits: int, idemp
     return license
 
 
-def _replayed_purchase(buyer, character: Character, tier_key: str, key: str) -> Purchase | None:
+def _replayed_purchase(buyer: UserType, character: Character, tier_key: str, key: str) -> Purchase | None:
     if not key:
         return None
     earlier = License.objects.filter(licensee=buyer, idempotency_key=key).first()
@@ -301,9 +311,11 @@ def _replayed_purchase(buyer, character: Character, tier_key: str, key: str) -> 
     return Purchase(license=earlier, created=False)
 
 
-def license_purchase(*, buyer, character: Character, license_type: str, idempotency_key: str = "") -> Purchase:
+def license_purchase(
+    *, buyer: AnyUser | None, character: Character, license_type: str, idempotency_key: str = "",
+) -> Purchase:
     """Buy a priced license tier. With an idempotency key, retrying the same request never buys twice."""
-    _require_signed_in(buyer)
+    buyer = _require_signed_in(buyer)
     tier = get_tier(license_type)
     if tier is None or license_type not in LicenseType.values:
         choices = ", ".join(t for t in settings.LICENSE_TIERS if t != EXCLUSIVE)
@@ -324,7 +336,8 @@ def license_purchase(*, buyer, character: Character, license_type: str, idempote
         with transaction.atomic():
             character = _lock_character(character)
             _check_on_sale(character, buyer)
-            license = _sell(character=character, buyer=buyer, tier=tier, credits=tier.cost, idempotency_key=key)
+            # A priced tier (not negotiated): its cost is set.
+            license = _sell(character=character, buyer=buyer, tier=tier, credits=tier.cost, idempotency_key=key)  # type: ignore[arg-type]
     except IntegrityError:
         # The same key raced in from a concurrent retry: that purchase won, this one rolled back.
         replay = _replayed_purchase(buyer, character, tier.key, key)
@@ -334,12 +347,12 @@ def license_purchase(*, buyer, character: Character, license_type: str, idempote
     return Purchase(license=license, created=True)
 
 
-def license_revoke(*, license_id: int, revoked_by, reason: str, refund: bool = False) -> License:
+def license_revoke(*, license_id: int, revoked_by: AnyUser | None, reason: str, refund: bool = False) -> License:
     """An admin ends a license (an exclusive one reopens sales); with `refund`, the buyer gets the price back.
 
     The refund comes out of the platform's share: the creator keeps the royalty already paid.
     """
-    _require_staff(revoked_by, "revoke licenses")
+    revoked_by = _require_staff(revoked_by, "revoke licenses")
     reason = " ".join((reason or "").split()) or "Revoked by an admin."
     with transaction.atomic():
         license = License.objects.select_for_update().filter(pk=license_id).first()
@@ -362,7 +375,7 @@ def license_revoke(*, license_id: int, revoked_by, reason: str, refund: bool = F
 
 # --- Exclusive offers -------------------------------------------------------------------------
 
-def _require_own_story(buyer, story: Story, character: Character) -> None:
+def _require_own_story(buyer: UserType, story: Story, character: Character) -> None:
     """The story an exclusive license is for must be one the buyer created or contributes to, not the character's."""
     if story.pk == character.story_id:
         raise ServiceError(f"“{story.title}” is {character.name}'s own story: it needs no license.",
@@ -376,11 +389,11 @@ def _require_own_story(buyer, story: Story, character: Character) -> None:
 
 
 def exclusive_offer_make(
-    *, buyer, character: Character, credits: int, message: str = "", story: Story | None = None
+    *, buyer: AnyUser | None, character: Character, credits: int, message: str = "", story: Story | None = None
 ) -> ExclusiveOffer:
     """Offer credits for the exclusive license of `character` for `story`, one of the buyer's stories ("your story
     only"; None: the first story the license is used in). Nothing is charged until the creator accepts."""
-    _require_signed_in(buyer)
+    buyer = _require_signed_in(buyer)
     minimum = settings.LICENSE_EXCLUSIVE_MIN_OFFER
     if credits is None or credits < minimum:
         raise ServiceError(f"An exclusive offer starts at {minimum} credits.", code="offer_too_low",
@@ -421,12 +434,13 @@ def _lock_offer(offer_id: int) -> tuple[ExclusiveOffer, Character]:
     return offer, character
 
 
-def _require_decider(user, character: Character) -> None:
+def _require_decider(user: AnyUser | None, character: Character) -> UserType:
     if user is None or not (user.is_staff or (user.is_authenticated and user.pk == character.creator_id)):
         raise _forbidden("Only the character's creator or an admin can accept or decline offers.")
+    return user
 
 
-def exclusive_refund(license: License, when) -> int:
+def exclusive_refund(license: License, when: datetime) -> int:
     """Credits given back for a license an exclusive one stops: what it had left, pro rata, rounded down.
 
     Counted uses (single use, pack of 10): the unused uses' share of the price. Unlimited: the whole
@@ -436,7 +450,7 @@ def exclusive_refund(license: License, when) -> int:
     if not license.is_valid_at(when):
         return 0
     if license.uses_granted:
-        refund = license.credits_paid * license.uses_remaining // license.uses_granted
+        refund = license.credits_paid * (license.uses_remaining or 0) // license.uses_granted
     elif license.expires_at is None:
         refund = license.credits_paid
     else:
@@ -447,7 +461,9 @@ def exclusive_refund(license: License, when) -> int:
     return max(0, min(refund, license.credits_paid - license.refunded_credits))
 
 
-def _stop_for_exclusive(license: License, wallet: Wallet, exclusive: License, when, by) -> None:
+def _stop_for_exclusive(
+    license: License, wallet: Wallet, exclusive: License, when: datetime, by: UserType | None
+) -> None:
     """Revoke a license the new exclusive one replaces and refund what it had left (caller holds both locks)."""
     refund = exclusive_refund(license, when)
     license.status, license.revoked_at = License.Status.REVOKED, when
@@ -460,14 +476,14 @@ def _stop_for_exclusive(license: License, wallet: Wallet, exclusive: License, wh
     license.save(update_fields=["status", "revoked_at", "revoked_reason", "refunded_credits"])
 
 
-def exclusive_offer_accept(*, offer_id: int, decided_by) -> ExclusiveOffer:
+def exclusive_offer_accept(*, offer_id: int, decided_by: AnyUser | None) -> ExclusiveOffer:
     """Accept: charge the offer, pay the 50 % royalty, grant the exclusive license, close the other offers,
     and stop every other license of the character that could still be used, refunding what it had left
     (`exclusive_refund`). The character's lock serialises this with purchases, so no license is sold beside it."""
-    tier = get_tier(EXCLUSIVE)
+    tier = cast(LicenseTier, get_tier(EXCLUSIVE))  # a tier of the settings, always there
     with transaction.atomic():
         offer, character = _lock_offer(offer_id)
-        _require_decider(decided_by, character)
+        decided_by = _require_decider(decided_by, character)
         if character.status != Character.Status.CANONICAL or not character.allow_licensing:
             raise NotLicensable(f"{character.name} is not open to licensing: turn licensing on to accept an offer.")
         if selectors.exclusive_holder(character) is not None:
@@ -500,10 +516,10 @@ def exclusive_offer_accept(*, offer_id: int, decided_by) -> ExclusiveOffer:
     return offer
 
 
-def exclusive_offer_decline(*, offer_id: int, decided_by, note: str = "") -> ExclusiveOffer:
+def exclusive_offer_decline(*, offer_id: int, decided_by: AnyUser | None, note: str = "") -> ExclusiveOffer:
     with transaction.atomic():
         offer, character = _lock_offer(offer_id)
-        _require_decider(decided_by, character)
+        decided_by = _require_decider(decided_by, character)
         offer.status, offer.decided_by, offer.decided_at = ExclusiveOffer.Status.DECLINED, decided_by, timezone.now()
         offer.decision_note = " ".join((note or "").split())[:300]
         offer.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
@@ -511,7 +527,7 @@ def exclusive_offer_decline(*, offer_id: int, decided_by, note: str = "") -> Exc
     return offer
 
 
-def exclusive_offer_withdraw(*, offer_id: int, buyer) -> ExclusiveOffer:
+def exclusive_offer_withdraw(*, offer_id: int, buyer: AnyUser | None) -> ExclusiveOffer:
     with transaction.atomic():
         offer, _ = _lock_offer(offer_id)
         if buyer is None or offer.buyer_id != buyer.pk:
@@ -527,12 +543,12 @@ def exclusive_offer_withdraw(*, offer_id: int, buyer) -> ExclusiveOffer:
 LicenseAccess = selectors.CharacterAccess
 
 
-def license_check_access(user, character: Character, story: Story | None = None) -> LicenseAccess:
+def license_check_access(user: AnyUser | None, character: Character, story: Story | None = None) -> LicenseAccess:
     """May `user` use `character` (in `story`, when generating a clip)? See `selectors.character_access`."""
     return selectors.character_access(user, character, story)
 
 
-def license_consume_use(user, character: Character, story: Story | None, job_ref: str) -> LicenseUse | None:
+def license_consume_use(user: AnyUser, character: Character, story: Story | None, job_ref: str) -> LicenseUse | None:
     """Check that `user` may use `character` and spend one use of their license for the job `job_ref`: one call.
 
     Returns None when no license is needed (creator, story contributor). Calling it again for the
@@ -557,7 +573,8 @@ def license_consume_use(user, character: Character, story: Story | None, job_ref
         with transaction.atomic():
             # Locked rows are re-checked by the database after the lock, so a license another job
             # just used up drops out of this list instead of going below zero.
-            for license in selectors.valid_licenses(user, character).select_for_update():
+            # Allowed and needing a use: a signed-in account.
+            for license in selectors.valid_licenses(cast(UserType, user), character).select_for_update():
                 if license.uses_remaining is not None:
                     spent = License.objects.filter(pk=license.pk, uses_remaining__gt=0).update(
                         uses_remaining=F("uses_remaining") - 1
@@ -594,7 +611,7 @@ def _use_exclusive(license: License, character: Character, story: Story | None, 
         raise
 
 
-def _use_of_job(job_ref: str, user, character: Character) -> LicenseUse | None:
+def _use_of_job(job_ref: str, user: AnyUser, character: Character) -> LicenseUse | None:
     use = LicenseUse.objects.select_related("license").filter(job_ref=job_ref).first()
     if use is None:
         return None

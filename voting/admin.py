@@ -51,7 +51,7 @@ class OverrideForm(forms.Form):
 
     def __init__(self, *args, session: VotingSession, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["submission"].queryset = session.submissions.all()
+        self.fields["submission"].queryset = session.submissions.all()  # type: ignore[attr-defined]  # a ModelChoiceField
         # What the admin decides on, per design: its votes so far and its first frame (most votes first).
         status = selectors.session_status(session)
         self.total_votes = status["total_votes"]

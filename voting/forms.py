@@ -81,7 +81,7 @@ class SubmissionForm(forms.Form):
             return []
         if "picked_frame_ids" in getattr(self, "cleaned_data", {}):
             return self.cleaned_data["picked_frame_ids"]
-        return [int(v) for v in self.data.getlist("frame_ids") if str(v).isdigit()]
+        return [int(v) for v in self.data.getlist("frame_ids") if str(v).isdigit()]  # type: ignore[attr-defined]  # a QueryDict
 
     def service_arguments(self) -> dict:
         data = self.cleaned_data

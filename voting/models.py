@@ -22,7 +22,9 @@ class CharacterSubmission(models.Model):
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="submissions")
     character_slot = models.SlugField(max_length=50, default=DEFAULT_CHARACTER_SLOT)
     submitter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions")
-    frames = models.ManyToManyField(CandidateFrame, through="SubmissionFrame", related_name="submissions")
+    frames: "models.ManyToManyField[CandidateFrame, SubmissionFrame]" = models.ManyToManyField(
+        CandidateFrame, through="SubmissionFrame", related_name="submissions"
+    )
     style_description = models.CharField(max_length=500)
     character_name = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)

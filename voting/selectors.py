@@ -1,10 +1,14 @@
 """Reads for voting: session status with live tallies, a story's open sessions."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from characters.models import Story
+from common.typing import AnyUser
 
 from . import tallies
 from .models import CharacterSubmission, SubmissionFrame, Vote, VotingSession
@@ -23,7 +27,7 @@ def session_status(session: VotingSession) -> dict:
     entries = list(_submissions_with_frames().filter(voting_sessions=session))
     counts = tallies.current_counts(session.pk, [s.pk for s in entries])
     total = sum(counts.values())
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": s.pk,
             "submission": s,
@@ -63,13 +67,13 @@ def story_submissions(story: Story) -> QuerySet[CharacterSubmission]:
     return _submissions_with_frames().filter(story=story).order_by("character_slot", "-created_at")
 
 
-def vote_of(session: VotingSession, user) -> Vote | None:
+def vote_of(session: VotingSession, user: AnyUser) -> Vote | None:
     if not user.is_authenticated:
         return None
     return Vote.objects.filter(session=session, voter=user).first()
 
 
-def open_session_ids(submission_ids) -> dict[int, int]:
+def open_session_ids(submission_ids: Iterable[int]) -> dict[int, int]:
     """{submission_id: id of the open session it is in}; a submission is in at most one open session."""
     links = VotingSession.submissions.through.objects.filter(
         charactersubmission_id__in=list(submission_ids), votingsession__status__in=OPEN_STATUSES

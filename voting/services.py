@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from characters.clips.services import story_add_contributor
-from characters.models import CandidateFrame, Story
+from characters.models import CandidateFrame, Character, Story
 from common.db import prepared_statement_cursor
 from common.exceptions import Conflict, NotFound, ServiceError
+from common.typing import AnyUser, UserType
 
 from . import tallies
 from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, SubmissionFrame, Vote, VotingSession
@@ -72,7 +74,7 @@ def _all_of(problems: list[VotingError]) -> VotingError:
 def submission_create(
     *,
     story: Story,
-    submitter,
+    submitter: UserType,
     frame_ids: list[int],
     style_description: str,
     character_slot: str = DEFAULT_CHARACTER_SLOT,
@@ -118,7 +120,7 @@ def _auto_start(story: Story, character_slot: str) -> None:
         pass
 
 
-def submission_withdraw(*, submission: CharacterSubmission, user) -> CharacterSubmission:
+def submission_withdraw(*, submission: CharacterSubmission, user: AnyUser) -> CharacterSubmission:
     if submission.submitter_id != user.pk and not user.is_staff:
         raise ServiceError("Only the submitter can withdraw a submission.", code="forbidden", status_code=403)
     if submission.voting_sessions.filter(status__in=_OPEN).exists():
@@ -137,7 +139,7 @@ def _open_session(story: Story, character_slot: str) -> VotingSession | None:
     return VotingSession.objects.filter(story=story, character_slot=character_slot, status__in=_OPEN).first()
 
 
-def _available_submissions(story: Story, character_slot: str):
+def _available_submissions(story: Story, character_slot: str) -> QuerySet[CharacterSubmission]:
     """Active submissions for the slot that are not already in an open session."""
     return CharacterSubmission.objects.filter(
         story=story, character_slot=character_slot, status=CharacterSubmission.Status.ACTIVE
@@ -148,7 +150,7 @@ def session_start(
     *,
     story: Story,
     character_slot: str = DEFAULT_CHARACTER_SLOT,
-    started_by=None,
+    started_by: UserType | None = None,
     submissions: list[CharacterSubmission] | None = None,
     duration_hours: int | None = None,
     runoff_of: VotingSession | None = None,
@@ -254,7 +256,7 @@ _SESSION_COUNTS = f"""
 """  # noqa: S608
 
 
-def _vote_postgresql(submission_id: int, voter_id: int, now) -> tuple | None:
+def _vote_postgresql(submission_id: int, voter_id: int, now: datetime) -> tuple | None:
     """(session id, open now?, new vote_count or None when the voter had voted, win threshold %) or None."""
     with prepared_statement_cursor() as cursor:
         cursor.execute(
@@ -262,10 +264,11 @@ def _vote_postgresql(submission_id: int, voter_id: int, now) -> tuple | None:
             {"active": VotingSession.Status.ACTIVE.value, "tied": VotingSession.Status.TIED.value, "now": now,
              "submission": submission_id, "voter": voter_id},
         )
-        return cursor.fetchone()
+        row: tuple | None = cursor.fetchone()
+        return row
 
 
-def _vote_in_transaction(submission_id: int, voter_id: int, now) -> tuple | None:
+def _vote_in_transaction(submission_id: int, voter_id: int, now: datetime) -> tuple | None:
     at = connection.ops.adapt_datetimefield_value(now)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_OPEN_SESSION_OF_SUBMISSION, [VotingSession.Status.ACTIVE, at, at, submission_id, *_OPEN])
@@ -282,13 +285,13 @@ def _vote_in_transaction(submission_id: int, voter_id: int, now) -> tuple | None
         return session_id, open_now, cursor.fetchone()[0], percent
 
 
-def _refuse_closed(ended_at) -> None:
+def _refuse_closed(ended_at: datetime) -> None:
     raise VotingError(
         f"Voting for this session closed at {ended_at:%Y-%m-%d %H:%M} UTC.", code="session_closed", status_code=409
     )
 
 
-def vote_cast(*, submission_id: int, voter) -> VoteResult:
+def vote_cast(*, submission_id: int, voter: AnyUser | None) -> VoteResult:
     """One vote for a submission in its open session; one vote per voter per session.
 
     The app's hot path: on PostgreSQL a single statement, prepared once per connection, and the live tally (which also
@@ -383,7 +386,9 @@ def _declare_if_over_threshold(session: VotingSession) -> VotingSession | None:
     return _declare_winner(session, winner, Decision.MAJORITY, reason=reason)
 
 
-def _declare_winner(session: VotingSession, winner_id: int, decided_by: str, *, reason: str = "", user=None):
+def _declare_winner(
+    session: VotingSession, winner_id: int, decided_by: str, *, reason: str = "", user: UserType | None = None,
+) -> VotingSession:
     """Record the end of a session with a winner and emit the winner event once, after commit."""
     now = timezone.now()
     session.status = VotingSession.Status.COMPLETE
@@ -414,7 +419,7 @@ def _declare_winner(session: VotingSession, winner_id: int, decided_by: str, *, 
     return session
 
 
-def winner_declared(**decision) -> None:
+def winner_declared(**decision: Any) -> None:
     """After the commit that declared a winner: lock the design into a Character DNA, on the extraction queue.
 
     `decision`: session_id, story_id, submission_id, frame_ids, character_name, submitter_id, votes, decided_by.
@@ -449,7 +454,7 @@ def _most_recent_vote(session: VotingSession, tied: list[int]) -> int:
     return max(tied, key=lambda sid: (last_votes[sid], -sid))  # tied at the top: each has votes
 
 
-def session_close(*, session_id: int, now=None) -> VotingSession:
+def session_close(*, session_id: int, now: datetime | None = None) -> VotingSession:
     """Close a session whose time is up: plurality wins; a tie follows VOTING_TIE_RULE. Idempotent."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -495,7 +500,9 @@ class ImproperlyConfiguredTieRule(ServiceError):
         super().__init__(f"VOTING_TIE_RULE must be one of {', '.join(TIE_RULES)}, not '{rule}'.", status_code=500)
 
 
-def _send_to_runoff(session: VotingSession, tied: list[int], *, reason: str, user=None) -> VotingSession:
+def _send_to_runoff(
+    session: VotingSession, tied: list[int], *, reason: str, user: UserType | None = None,
+) -> VotingSession:
     session.status = VotingSession.Status.COMPLETE
     session.decided_by = Decision.RUNOFF
     session.decided_by_user = user
@@ -517,7 +524,7 @@ def _send_to_runoff(session: VotingSession, tied: list[int], *, reason: str, use
     return session
 
 
-def close_expired_sessions(now=None) -> int:
+def close_expired_sessions(now: datetime | None = None) -> int:
     """Close every active session past its end; run by Celery beat. Returns how many were closed."""
     now = now or timezone.now()
     closed = 0
@@ -529,14 +536,15 @@ def close_expired_sessions(now=None) -> int:
     return closed
 
 
-def _require_staff(user) -> None:
+def _require_staff(user: AnyUser | None) -> UserType:
     if user is None or not user.is_staff:
         raise ServiceError("Only admins can do this.", code="forbidden", status_code=403)
+    return user
 
 
-def session_override(*, session_id: int, submission_id: int, admin, reason: str) -> VotingSession:
+def session_override(*, session_id: int, submission_id: int, admin: AnyUser | None, reason: str) -> VotingSession:
     """An admin names the winner of an open (or tied) session, with a recorded reason."""
-    _require_staff(admin)
+    admin = _require_staff(admin)
     reason = (reason or "").strip()
     if not reason:
         raise VotingError("Give a reason for the override; it is kept with the result.", code="reason_required")
@@ -553,8 +561,8 @@ def session_override(*, session_id: int, submission_id: int, admin, reason: str)
         return _declare_winner(session, submission_id, Decision.ADMIN, reason=reason, user=admin)
 
 
-def session_cancel(*, session_id: int, admin, reason: str = "") -> VotingSession:
-    _require_staff(admin)
+def session_cancel(*, session_id: int, admin: AnyUser | None, reason: str = "") -> VotingSession:
+    admin = _require_staff(admin)
     with transaction.atomic():
         session = VotingSession.objects.select_for_update().get(pk=session_id)
         if session.status not in _OPEN:
@@ -568,9 +576,9 @@ def session_cancel(*, session_id: int, admin, reason: str = "") -> VotingSession
         return session
 
 
-def session_start_runoff(*, session_id: int, admin) -> VotingSession:
+def session_start_runoff(*, session_id: int, admin: AnyUser | None) -> VotingSession:
     """An admin sends a tied (or open) session's leaders to a runoff."""
-    _require_staff(admin)
+    admin = _require_staff(admin)
     with transaction.atomic():
         session = VotingSession.objects.select_for_update().get(pk=session_id)
         if session.status not in _OPEN:
@@ -584,9 +592,9 @@ def session_start_runoff(*, session_id: int, admin) -> VotingSession:
                                user=admin)
 
 
-def session_end_now(*, session_id: int, admin) -> VotingSession:
+def session_end_now(*, session_id: int, admin: AnyUser | None) -> VotingSession:
     """An admin ends an active session early; it is then decided exactly as at expiry."""
-    _require_staff(admin)
+    admin = _require_staff(admin)
     now = timezone.now()
     updated = VotingSession.objects.filter(pk=session_id, status=VotingSession.Status.ACTIVE).update(ends_at=now)
     if not updated:
@@ -601,7 +609,7 @@ def _admin_reason(reason: str, what: str) -> str:
     return reason
 
 
-def session_extend(*, session_id: int, admin, hours: int, reason: str) -> VotingSession:
+def session_extend(*, session_id: int, admin: AnyUser | None, hours: int, reason: str) -> VotingSession:
     """Deadlock remedy: give an open session `hours` more (1-72) from its end, or from now if that has passed.
 
     A tie waiting for an admin goes back to voting. Votes in flight hold the session in SHARE mode, so the
@@ -625,7 +633,7 @@ def session_extend(*, session_id: int, admin, hours: int, reason: str) -> Voting
     return session
 
 
-def session_lower_threshold(*, session_id: int, admin, percent: int, reason: str) -> VotingSession:
+def session_lower_threshold(*, session_id: int, admin: AnyUser | None, percent: int, reason: str) -> VotingSession:
     """Deadlock remedy: lower an active session's win threshold (e.g. 40: floor(votes x 0.4) + 1 wins).
 
     The quorum still applies. The session is recounted at once, so a leader already over the new
@@ -651,7 +659,7 @@ def session_lower_threshold(*, session_id: int, admin, percent: int, reason: str
 
 # --- Locking the winner -----------------------------------------------------------------------
 
-def submission_lock_winner(*, submission_id: int, character_name: str = ""):
+def submission_lock_winner(*, submission_id: int, character_name: str = "") -> Character:
     """Lock a winning submission into its canonical character (idempotent: one character per submission)."""
     from characters.dna.services import character_lock
 
@@ -669,12 +677,14 @@ def submission_lock_winner(*, submission_id: int, character_name: str = ""):
     )
 
 
-def submission_lock_by_admin(*, submission_id: int, admin, character_name: str = "", story_id: int | None = None):
+def submission_lock_by_admin(
+    *, submission_id: int, admin: AnyUser | None, character_name: str = "", story_id: int | None = None,
+) -> Character:
     """The admin lock: a submission still in an open vote wins it by admin decision, then is locked.
 
     With `story_id`, the submission must belong to that story (the lock endpoint names the story).
     """
-    _require_staff(admin)
+    admin = _require_staff(admin)
     submission = CharacterSubmission.objects.filter(pk=submission_id).first()
     if submission is None or (story_id is not None and submission.story_id != story_id):
         where = f"Story {story_id} has" if story_id is not None else "There is"

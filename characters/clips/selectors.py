@@ -1,5 +1,6 @@
 """Reads for stories, clips and candidate frames."""
 from datetime import datetime
+from typing import cast
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -20,11 +21,11 @@ def story_list_with_covers() -> list[Story]:
     stories = list(story_list().annotate(cover_id=Subquery(best_frame)))
     covers = CandidateFrame.objects.in_bulk([story.cover_id for story in stories if story.cover_id])
     for story in stories:
-        story.cover = covers.get(story.cover_id)
-    return stories
+        story.cover = covers.get(story.cover_id)  # type: ignore[attr-defined]  # for the page, not a field
+    return cast(list[Story], stories)  # Stories with a cover_id annotation
 
 
-def story_contributors(story: Story) -> QuerySet:
+def story_contributors(story: Story | int) -> QuerySet:
     """Everyone who contributed to the story (clips, designs...), in the order they joined."""
     return get_user_model().objects.filter(story_links__story=story).order_by("story_links__created_at")
 

@@ -6,13 +6,15 @@ import contextlib
 import logging
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeGuard
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import F, QuerySet
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from characters.clips import selectors
@@ -24,6 +26,7 @@ from common.exceptions import ServiceError
 from common.safe_fetch import fetch_to_temp_file
 from common.stale_work import StaleCutoffs, keep_alive, stale_cutoffs
 from common.throttling import parse_rate, rate_limit_wait
+from common.typing import AnyUser, UserType
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ class InvalidClip(ServiceError):
     code = "invalid_clip"
 
 
-def story_create(*, title: str, description: str = "", created_by) -> Story:
+def story_create(*, title: str, description: str = "", created_by: UserType) -> Story:
     title = title.strip()
     if not title:
         raise ServiceError("A story needs a title.", code="invalid_title")
@@ -45,7 +48,7 @@ def story_create(*, title: str, description: str = "", created_by) -> Story:
     )
 
 
-def story_add_contributor(*, story: Story, user, contribution: str) -> None:
+def story_add_contributor(*, story: Story, user: UserType, contribution: str) -> None:
     """Record that `user` contributed to `story` (idempotent); other apps call this for their contributions."""
     StoryContributor.objects.get_or_create(story=story, user=user, defaults={"first_contribution": contribution})
 
@@ -77,7 +80,7 @@ def _spool_to_temp(upload: File) -> Path:
 _PERIOD_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
 
 
-def _refuse_upload_over_rate(uploader, *, count: bool) -> None:
+def _refuse_upload_over_rate(uploader: UserType, *, count: bool) -> None:
     """The one upload limit (CLIP_UPLOAD_RATE per user), for every way a clip comes in."""
     rate = settings.CLIP_UPLOAD_RATE
     if not rate:
@@ -94,7 +97,7 @@ def _refuse_upload_over_rate(uploader, *, count: bool) -> None:
     )
 
 
-def clip_create(*, story: Story, uploader, upload: File, source_url: str = "") -> Clip:
+def clip_create(*, story: Story, uploader: UserType, upload: File, source_url: str = "") -> Clip:
     """Validate an uploaded video, store it and queue its extraction.
 
     Nothing is written (no row, no stored file) unless the video passes every check.
@@ -144,7 +147,7 @@ def clip_create(*, story: Story, uploader, upload: File, source_url: str = "") -
         local_path.unlink(missing_ok=True)
 
 
-def clip_create_from_url(*, story: Story, uploader, url: str) -> Clip:
+def clip_create_from_url(*, story: Story, uploader: UserType, url: str) -> Clip:
     """Fetch a clip from a link the user gave, then validate and store it exactly like an upload.
 
     The fetch only reaches public http(s) hosts, within CLIP_MAX_BYTES and CLIP_FETCH_TIMEOUT_SECONDS
@@ -170,7 +173,7 @@ def _enqueue_extraction(clip_id: int, token: str) -> None:
     extract_clip_frames.apply_async((clip_id, token), task_id=token)
 
 
-def _queue_extraction(clip_id: int, rows: QuerySet[Clip], *, attempts) -> int:
+def _queue_extraction(clip_id: int, rows: QuerySet[Clip], *, attempts: int | Combinable) -> int:
     """Queue the clip's extraction, if it is still in `rows` (a conditional update: 0 when not), with a new token.
 
     The new token supersedes any message still around for the clip: only the task carrying it runs."""
@@ -184,7 +187,7 @@ def _queue_extraction(clip_id: int, rows: QuerySet[Clip], *, attempts) -> int:
     return updated
 
 
-def can_request_extraction(user, clip: Clip) -> bool:
+def can_request_extraction(user: AnyUser | None, clip: Clip) -> TypeGuard[UserType]:
     """Who may re-run a clip's extraction: the story's creator, the clip's uploader, or staff."""
     return bool(
         user is not None
@@ -193,7 +196,7 @@ def can_request_extraction(user, clip: Clip) -> bool:
     )
 
 
-def clip_request_extraction(*, clip: Clip, user) -> Clip:
+def clip_request_extraction(*, clip: Clip, user: AnyUser | None) -> Clip:
     """Queue (again) the extraction of a clip; a re-run replaces its candidates.
 
     Refused while a run is queued or under way, so two runs never write the same clip at once; staff may
@@ -237,7 +240,7 @@ def clips_resume_stale(*, cutoffs: StaleCutoffs | None = None, clip_ids: Iterabl
     stale = selectors.stale_clips(cutoffs or stale_cutoffs())
     if clip_ids is not None:
         stale = stale.filter(pk__in=list(clip_ids))
-    outcome = {"requeued": [], "failed": []}
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
     for pk, status, token, attempts, heartbeat in stale.values_list(
         "pk", "status", "extraction_task_id", "extraction_attempts", "heartbeat_at"
     ):
@@ -275,7 +278,7 @@ def _set_progress(clip_id: int, percent: int) -> None:
     )
 
 
-def _make_playable_copy(clip: Clip, progress) -> None:
+def _make_playable_copy(clip: Clip, progress: Callable[[float], None] | None) -> None:
     """Store an H.264/yuv420p MP4 of the clip's upload as `playable_video` (when it has none yet)."""
     if clip.playable_video and clip.playable_video.storage.exists(clip.playable_video.name):
         return

@@ -85,11 +85,11 @@ def categorise(frames: list[FrameInput]) -> list[ReferenceShot]:
     close_source = (frontal or [f for f in by_quality if f.face])[:1]
     if close_source:
         f = close_source[0]
-        shots.append(ReferenceShot("face_closeup", f.key, _crop_around_face(f.image, f.face, 2.0)))
+        shots.append(ReferenceShot("face_closeup", f.key, _crop_around_face(f.image, f.face, 2.0)))  # type: ignore[arg-type]  # picked with a face
     profile = [f for f in by_quality if f.face and f.pose in ("left", "right")]
     if profile:
         f = profile[0]
-        shots.append(ReferenceShot("side_profile", f.key, _crop_around_face(f.image, f.face, 2.6)))
+        shots.append(ReferenceShot("side_profile", f.key, _crop_around_face(f.image, f.face, 2.6)))  # type: ignore[arg-type]  # picked with a face
     return shots
 
 
@@ -165,7 +165,8 @@ def _dominant_lab(image: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[np.
     k = min(k, len(pixels))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
     cv2.setRNGSeed(0)
-    _, labels, centres = cv2.kmeans(pixels, k, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
+    # bestLabels=None is allowed; the stubs want an array.
+    _, labels, centres = cv2.kmeans(pixels, k, None, criteria, 3, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
     shares = np.bincount(labels.ravel(), minlength=k) / len(labels)
     order = np.argsort(-shares)
     return [(centres[i], float(shares[i])) for i in order]

@@ -1,7 +1,7 @@
 """Reads for canonical characters."""
 from django.db.models import Prefetch, QuerySet
 
-from characters.models import Character, ReferenceImage
+from characters.models import Character, ReferenceImage, Story
 
 
 def character_queryset() -> QuerySet[Character]:
@@ -10,5 +10,5 @@ def character_queryset() -> QuerySet[Character]:
     )
 
 
-def story_characters(story) -> QuerySet[Character]:
+def story_characters(story: Story) -> QuerySet[Character]:
     return character_queryset().filter(story=story).exclude(status=Character.Status.ARCHIVED)

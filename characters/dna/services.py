@@ -23,6 +23,7 @@ from characters.dna import images
 from characters.models import CandidateFrame, Character, ReferenceImage, Story
 from characters.vision.jpeg import encode_jpeg
 from common.exceptions import ServiceError
+from common.typing import AnyUser, UserType
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def character_lock(
     story: Story,
     name: str,
     frame_ids: list[int],
-    creator=None,
+    creator: UserType | None = None,
     votes: int = 0,
     description: str = "",
     origin_submission_id: int | None = None,
@@ -158,7 +159,10 @@ def character_lock(
         raise
 
 
-def _build_dna(character: Character, name: str, frames: list[CandidateFrame], creator, votes: int, description: str):
+def _build_dna(
+    character: Character, name: str, frames: list[CandidateFrame], creator: UserType | None, votes: int,
+    description: str,
+) -> Character:
     with transaction.atomic():
         character = Character.objects.select_for_update().get(pk=character.pk)
         if character.status == Character.Status.CANONICAL:
@@ -195,7 +199,8 @@ def _build_dna(character: Character, name: str, frames: list[CandidateFrame], cr
 
 
 def character_update_dna(
-    *, character: Character, user, color_palette: dict | None = None, style_description: str | None = None,
+    *, character: Character, user: AnyUser | None, color_palette: dict | None = None,
+    style_description: str | None = None,
     locked_features: list[str] | None = None,
 ) -> Character:
     """An admin corrects the palette, style description or locked features; dna.json is rewritten.
@@ -226,7 +231,7 @@ def character_update_dna(
     return character
 
 
-def character_archive(*, character: Character, user) -> Character:
+def character_archive(*, character: Character, user: AnyUser | None) -> Character:
     if user is None or not user.is_staff:
         raise ServiceError("Only admins can archive a character.", code="forbidden", status_code=403)
     Character.objects.filter(pk=character.pk).update(status=Character.Status.ARCHIVED, updated_at=timezone.now())
@@ -234,7 +239,7 @@ def character_archive(*, character: Character, user) -> Character:
     return character
 
 
-def character_set_licensing(*, character: Character, user, allow: bool) -> Character:
+def character_set_licensing(*, character: Character, user: AnyUser | None, allow: bool) -> Character:
     """The creator (or an admin) opens or closes the character to licensing by other stories."""
     if user is None or not (user.is_staff or user.pk == character.creator_id):
         raise ServiceError(
@@ -245,7 +250,7 @@ def character_set_licensing(*, character: Character, user, allow: bool) -> Chara
     return character
 
 
-def character_relock(*, character: Character, user) -> Character:
+def character_relock(*, character: Character, user: AnyUser | None) -> Character:
     """Rebuild the DNA from the character's source frames (after new extraction, or a fixed pipeline)."""
     if user is None or not user.is_staff:
         raise ServiceError("Only admins can re-lock a character.", code="forbidden", status_code=403)

@@ -43,7 +43,7 @@ class PinActionForm(forms.Form):
 
     def __init__(self, *args, story: Story, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["character"].queryset = Character.objects.filter(story=story)
+        self.fields["character"].queryset = Character.objects.filter(story=story)  # type: ignore[attr-defined]  # a ModelChoiceField
 
     @property
     def action(self) -> tuple[str, bool, int]:

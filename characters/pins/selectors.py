@@ -10,6 +10,7 @@ from characters.models import (
     Story,
 )
 from common.exceptions import NotFound
+from common.typing import AnyUser
 
 PIN_PERMISSION = "characters.pin_character"
 
@@ -20,7 +21,7 @@ def pinning_settings() -> PinningSettings:
     return config
 
 
-def can_pin(user) -> bool:
+def can_pin(user: AnyUser | None) -> bool:
     return bool(
         user is not None and user.is_authenticated and user.is_active and user.is_staff
         and user.has_perm(PIN_PERMISSION)
@@ -68,7 +69,7 @@ def free_element_indexes(story: Story, config: PinningSettings | None = None) ->
     return [n for n in range(1, config.max_elements_per_season + 1) if n not in taken]
 
 
-def pin_get(pin_id) -> PinnedCharacter:
+def pin_get(pin_id: int | str) -> PinnedCharacter:
     try:
         return PinnedCharacter.objects.select_related("story").get(pk=int(pin_id))
     except (PinnedCharacter.DoesNotExist, TypeError, ValueError):

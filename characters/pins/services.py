@@ -11,11 +11,13 @@ which also covers a story's cascade).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.files.base import ContentFile
+from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Model, QuerySet
 
 from characters.models import (
     PIN_MAX_ANGLES,
@@ -30,6 +32,7 @@ from characters.models import (
 from characters.pins.frames import PinFrame, format_precise_timestamp, pin_frame_for
 from characters.pins.selectors import can_pin, free_element_indexes, pinning_settings
 from common.exceptions import Conflict, NotFound, ServiceError
+from common.typing import AnyUser, UserType
 
 DISABLED_MESSAGE = "Character pinning is disabled."
 
@@ -53,15 +56,16 @@ def require_pinning_enabled() -> PinningSettings:
     return config
 
 
-def _require_can_pin(user) -> None:
+def _require_can_pin(user: AnyUser | None) -> UserType:
     if not can_pin(user):
         raise ServiceError(
             "Only staff with the “Can pin characters from clip frames” permission can pin characters.",
             code="forbidden", status_code=403,
         )
+    return cast(UserType, user)  # staff with the permission: an account
 
 
-def _audit(user, obj, action_flag: int, message: str) -> None:
+def _audit(user: UserType, obj: Model, action_flag: int, message: str) -> None:
     """Django's admin log records every pin change, from the panel or the API alike."""
     LogEntry.objects.log_actions(user_id=user.pk, queryset=[obj], action_flag=action_flag, change_message=message)
 
@@ -71,7 +75,7 @@ def _lock_story(story_id: int) -> None:
     Story.objects.select_for_update().filter(pk=story_id).first()
 
 
-def _storage():
+def _storage() -> Storage:
     return PinnedCharacter._meta.get_field("frontal_image").storage
 
 
@@ -89,7 +93,8 @@ def _write_exact(name: str, data: bytes) -> None:
 def _describe_source(frame: PinFrame, clip: Clip) -> str:
     if frame.from_last_frame:
         return f"clip {clip.pk}'s last frame"
-    return f"clip {clip.pk} at {format_precise_timestamp(frame.seconds)} (frame {frame.frame_index})"
+    # A chosen frame (not the last-frame shortcut) always has its time.
+    return f"clip {clip.pk} at {format_precise_timestamp(frame.seconds)} (frame {frame.frame_index})"  # type: ignore[arg-type]
 
 
 def _check_clip_of_story(clip: Clip, story: Story) -> None:
@@ -99,15 +104,15 @@ def _check_clip_of_story(clip: Clip, story: Story) -> None:
         )
 
 
-def _clean_label(label) -> str:
+def _clean_label(label: str | None) -> str:
     label = (label or "").strip()
-    max_length = PinnedCharacter._meta.get_field("label").max_length
+    max_length = cast(int, PinnedCharacter._meta.get_field("label").max_length)  # a CharField: set
     if len(label) > max_length:
         raise ServiceError(f"The label may be at most {max_length} characters.", code="invalid_label")
     return label
 
 
-def _check_element_index(element_index, config: PinningSettings) -> int:
+def _check_element_index(element_index: Any, config: PinningSettings) -> int:
     try:
         index = int(element_index)
     except (TypeError, ValueError):
@@ -129,13 +134,14 @@ def _taken(story: Story, index: int) -> ElementTaken:
 
 
 def pin_create(
-    *, story: Story, source_clip: Clip, element_index, user, label: str = "", frame_timestamp=None,
+    *, story: Story, source_clip: Clip, element_index: Any, user: AnyUser | None, label: str = "",
+    frame_timestamp: float | None = None,
     character: Character | None = None,
 ) -> PinnedCharacter:
     """Pin a frame of `source_clip` (at `frame_timestamp`, or its stored last frame when None) as
     `@Element{element_index}` of `story`. Nothing is stored unless every check passes."""
     config = require_pinning_enabled()
-    _require_can_pin(user)
+    user = _require_can_pin(user)
     label = _clean_label(label)
     index = _check_element_index(element_index, config)
     _check_clip_of_story(source_clip, story)
@@ -168,10 +174,12 @@ def pin_create(
     return pin
 
 
-def pin_add_angle(*, pin: PinnedCharacter, source_clip: Clip, user, frame_timestamp=None) -> PinAngle:
+def pin_add_angle(
+    *, pin: PinnedCharacter, source_clip: Clip, user: AnyUser | None, frame_timestamp: float | None = None,
+) -> PinAngle:
     """Add another view of a pinned character from a clip of the same story (frame or last frame)."""
     require_pinning_enabled()
-    _require_can_pin(user)
+    user = _require_can_pin(user)
     story = pin.story
     _check_clip_of_story(source_clip, story)
 
@@ -212,9 +220,9 @@ def pin_add_angle(*, pin: PinnedCharacter, source_clip: Clip, user, frame_timest
     return angle
 
 
-def pin_remove_angle(*, angle: PinAngle, user) -> None:
+def pin_remove_angle(*, angle: PinAngle, user: AnyUser | None) -> None:
     require_pinning_enabled()
-    _require_can_pin(user)
+    user = _require_can_pin(user)
     pin = angle.pin
     with transaction.atomic():
         _lock_story(pin.story_id)
@@ -222,10 +230,12 @@ def pin_remove_angle(*, angle: PinAngle, user) -> None:
         angle.delete()  # its file goes with it (models.py)
 
 
-def pin_update(*, pin: PinnedCharacter, user, is_active: bool | None = None, label: str | None = None):
+def pin_update(
+    *, pin: PinnedCharacter, user: AnyUser | None, is_active: bool | None = None, label: str | None = None,
+) -> PinnedCharacter:
     """Deactivate or reactivate a pin (kept, but generation stops using it), or rename it."""
     require_pinning_enabled()
-    _require_can_pin(user)
+    user = _require_can_pin(user)
     changes = []
     if label is not None:
         label = _clean_label(label)
@@ -242,10 +252,10 @@ def pin_update(*, pin: PinnedCharacter, user, is_active: bool | None = None, lab
     return pin
 
 
-def pin_delete(*, pin: PinnedCharacter, user) -> None:
+def pin_delete(*, pin: PinnedCharacter, user: AnyUser | None) -> None:
     """Delete a pin, its angles and all their stored files."""
     require_pinning_enabled()
-    _require_can_pin(user)
+    user = _require_can_pin(user)
     with transaction.atomic():
         _lock_story(pin.story_id)
         _audit(user, pin, DELETION, f"Deleted {pin.element_tag} and its {pin.angles.count()} angle(s).")

@@ -116,6 +116,7 @@ def _run(args: list[str]) -> tuple[dict[str, str], str]:
 
 def _split_top_level(text: str) -> list[str]:
     """Split ffmpeg's stream description at commas outside parentheses: `yuv420p(tv, bt709)` stays whole."""
+    current: list[str]
     parts, depth, current = [], 0, []
     for char in text:
         if char in "([":

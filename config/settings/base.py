@@ -8,6 +8,7 @@ the environment (see the README's table); each external service has one switch:
 """
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import environ
@@ -128,7 +129,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 # Where this site is reached from outside: absolute links in dna.json and API bodies.
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL: str = env("SITE_URL", default="http://127.0.0.1:8000")
 MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 S3_BUCKET = env("S3_BUCKET", default="")
@@ -220,7 +221,7 @@ CELERY_BEAT_SCHEDULE["characters-resume-stale-clips"] = {
 }
 
 # --- REST framework -------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "common.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -249,7 +250,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "common.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Character Persistence System API",
     "DESCRIPTION": "Clips, candidate frames, voting, Character DNA, pinning, generation and licensing.",
     "VERSION": "1.0.0",
@@ -400,7 +401,7 @@ CELERY_BEAT_SCHEDULE["voting-close-expired"] = {
 # generation/provider_schemas/<provider>/ and a payload builder in generation/payloads.py; the cost of a job is what
 # its provider bills for it. Prices are the providers' list prices, with the source beside each.
 _RATIOS = ["16:9", "9:16", "1:1"]
-GENERATION_MODELS = {
+GENERATION_MODELS: dict[str, dict[str, Any]] = {
     # fal: prices from each model's page on fal (fal.ai/models/<id>/llms.txt), checked 2026-12-03.
     "fal-ai/kling-video/o1/reference-to-video": {
         "provider": "fal", "mode": "reference-to-video", "label": "Kling O1 reference-to-video",
@@ -473,7 +474,7 @@ RUNWAYML_BASE_URL = env("RUNWAYML_BASE_URL", default="https://api.dev.runwayml.c
 LUMAAI_BASE_URL = env("LUMAAI_BASE_URL", default="https://api.lumalabs.ai/dream-machine/v1")
 # "offline" makes every job an offline preview; anything else (the default, "auto") runs each model on its
 # provider when that provider has a key, and as an offline preview when it has none.
-GENERATION_PROVIDER = env("GENERATION_PROVIDER", default="auto")
+GENERATION_PROVIDER: str = env("GENERATION_PROVIDER", default="auto")
 REPLICATE_WEBHOOK_TOLERANCE_SECONDS = 300
 FAL_WEBHOOK_JWKS_URL = env("FAL_WEBHOOK_JWKS_URL", default="https://rest.alpha.fal.ai/.well-known/jwks.json")
 FAL_WEBHOOK_TOLERANCE_SECONDS = 300
@@ -489,7 +490,7 @@ CELERY_BEAT_SCHEDULE["generation-poll-stale"] = {
 # --- Marketplace ----------------------------------------------------------------------------
 # Credits per tier, uses (None = unlimited), validity in days (None = never expires) and the creator's
 # royalty in whole percent (rounded down per sale). Exclusive is negotiated: its price is the accepted offer.
-LICENSE_TIERS = {
+LICENSE_TIERS: dict[str, dict[str, Any]] = {
     "single_use": {"label": "Single use", "cost": 10, "uses": 1, "days": 30, "royalty_percent": 20},
     "pack_10": {"label": "Pack of 10", "cost": 80, "uses": 10, "days": 90, "royalty_percent": 15},
     "unlimited": {"label": "Unlimited", "cost": 500, "uses": None, "days": 365, "royalty_percent": 10},

@@ -47,7 +47,7 @@ class GenerateRequestSerializer(serializers.Serializer):
 
 class OfferedModelSerializer(serializers.Serializer):
     model_id = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     provider = serializers.CharField(help_text="Whose model it is: fal, replicate, runway or luma.")
     runs_on = serializers.CharField(help_text="Who makes the clip here: the provider, or `offline` (no key: a free "
                                     "preview made on this machine).")
@@ -124,7 +124,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
 
 class LeftOutPinSerializer(serializers.Serializer):
     element_index = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     reason = serializers.CharField()
 
 

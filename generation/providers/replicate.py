@@ -33,7 +33,7 @@ STATES = {"starting": "queued", "processing": "processing", "succeeded": "comple
 @lru_cache(maxsize=4)
 def _client(token: str, base_url: str) -> replicate.Client:
     # The client's RetryTransport retries only idempotent methods (not the POST that creates a prediction).
-    return replicate.Client(api_token=token, base_url=base_url, timeout=30.0)
+    return replicate.Client(api_token=token, base_url=base_url, timeout=httpx.Timeout(30.0))
 
 
 os.register_at_fork(after_in_child=_client.cache_clear)

@@ -67,7 +67,7 @@ class SessionCancelSerializer(serializers.Serializer):
 class SessionSubmissionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     creator = serializers.CharField(help_text="The submitter's username.")
-    style = serializers.CharField()
+    style = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     votes = serializers.IntegerField()
     percentage = serializers.IntegerField(help_text="Share of the votes cast, rounded to a whole percent.")
     character_name = serializers.CharField()

@@ -3,6 +3,8 @@
 Services raise ServiceError subclasses; common.exceptions.api_exception_handler turns them into the
 common error body, so nothing here catches them.
 """
+from typing import cast
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly
@@ -46,7 +48,7 @@ def _session_or_404(session_id: int) -> VotingSession:
 
 def _submissions_body(submissions) -> list[dict]:
     open_sessions = selectors.open_session_ids(s.pk for s in submissions)
-    return SubmissionSerializer(submissions, many=True, context={"open_sessions": open_sessions}).data
+    return SubmissionSerializer(submissions, many=True, context={"open_sessions": open_sessions}).data  # type: ignore[return-value]  # many: a list
 
 
 def _status_body(session: VotingSession) -> dict:
@@ -219,4 +221,5 @@ class VotingSessionRunoffApi(APIView):
     def post(self, request, session_id: int):
         _session_or_404(session_id)
         ended = services.session_start_runoff(session_id=session_id, admin=request.user)
-        return Response(_status_body(selectors.runoff_session_of(ended)), status=status.HTTP_201_CREATED)
+        runoff = cast(VotingSession, selectors.runoff_session_of(ended))  # just opened
+        return Response(_status_body(runoff), status=status.HTTP_201_CREATED)

@@ -58,7 +58,7 @@ def _open_session_card(session: VotingSession, user) -> dict:
     }
 
 
-def _decided_session_card(session: VotingSession, characters: dict[int, Character]) -> dict:
+def _decided_session_card(session: VotingSession, characters: dict[int | None, Character]) -> dict:
     status = selectors.session_status(session)
     winner_row = next((row for row in status["submissions"] if row["id"] == session.winner_id), None)
     return {
@@ -75,7 +75,7 @@ def _waiting_slots(story: Story, in_open_vote: set[int]) -> list[dict]:
     by_slot: dict[str, list[CharacterSubmission]] = defaultdict(list)
     for submission in selectors.story_submissions(story).filter(status=CharacterSubmission.Status.ACTIVE):
         if submission.pk not in in_open_vote:
-            submission.frames_in_order = _frames_in_order(submission)
+            submission.frames_in_order = _frames_in_order(submission)  # type: ignore[attr-defined]  # for the template
             by_slot[submission.character_slot].append(submission)
     needed = settings.VOTING_MIN_SUBMISSIONS
     return [
@@ -119,13 +119,13 @@ def voting_panel(context, story: Story) -> dict:
 
     mine = []
     if user.is_authenticated:
-        mine = list(selectors.story_submissions(story).filter(submitter=user))
+        mine = list(selectors.story_submissions(story).filter(submitter=user))  # type: ignore[misc]  # signed in
         open_ids = selectors.open_session_ids(s.pk for s in mine)
         for submission in mine:
-            submission.frames_in_order = _frames_in_order(submission)
-            submission.open_session_id = open_ids.get(submission.pk)
-            submission.can_withdraw = (
-                submission.status == CharacterSubmission.Status.ACTIVE and submission.open_session_id is None
+            submission.frames_in_order = _frames_in_order(submission)  # type: ignore[attr-defined]  # for the template
+            submission.open_session_id = open_ids.get(submission.pk)  # type: ignore[attr-defined]  # for the template
+            submission.can_withdraw = (  # type: ignore[attr-defined]  # for the template
+                submission.status == CharacterSubmission.Status.ACTIVE and submission.open_session_id is None  # type: ignore[attr-defined]
             )
 
     return {

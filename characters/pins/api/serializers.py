@@ -60,7 +60,7 @@ class PinnedCharacterSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "array", "items": {"type": "string", "format": "uri"}})
     def get_reference_image_urls(self, pin: PinnedCharacter) -> list[str]:
         request = self.context.get("request")
-        return [absolute_file_url(request, angle.image) for angle in pin.angles.all()]
+        return [absolute_file_url(request, angle.image) for angle in pin.angles.all()]  # type: ignore[misc]  # each has one
 
 
 class PublicPinnedCharacterSerializer(serializers.ModelSerializer):
@@ -116,7 +116,7 @@ class PinCreateSerializer(serializers.Serializer):
     story_id = serializers.IntegerField()
     source_clip_id = serializers.IntegerField(help_text="A clip of the same story.")
     frame_timestamp = serializers.FloatField(required=False, allow_null=True, default=None, help_text=_TIMESTAMP_HELP)
-    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     element_index = serializers.IntegerField(help_text="N of @ElementN: 1 to the configured maximum (4).")
     character_id = serializers.CharField(
         required=False, allow_null=True, default=None, help_text="Optional: the canonical character shown."
@@ -130,4 +130,4 @@ class PinAngleCreateSerializer(serializers.Serializer):
 
 class PinPatchSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False, help_text="false deactivates, true reactivates.")
-    label = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    label = serializers.CharField(required=False, allow_blank=True, max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute

@@ -108,8 +108,8 @@ class Command(BaseCommand):
             self.stdout.write("Admin locks the first design (Character DNA) ...")
             for voter in (users["alice"], users["bob"]):
                 with contextlib.suppress(ServiceError):  # already voted on an earlier run
-                    voting.vote_cast(submission_id=winner.pk, voter=voter)
-            voting.submission_lock_by_admin(submission_id=winner.pk, admin=users["admin"])
+                    voting.vote_cast(submission_id=winner.pk, voter=voter)  # type: ignore[union-attr]  # made above
+            voting.submission_lock_by_admin(submission_id=winner.pk, admin=users["admin"])  # type: ignore[union-attr]
         character = Character.objects.filter(story=story, status=Character.Status.CANONICAL).first()
         if character is not None and not character.allow_licensing:
             character_set_licensing(character=character, user=users["admin"], allow=True)
@@ -117,7 +117,7 @@ class Command(BaseCommand):
             self.stdout.write("Pinning Element 1 from the frontal clip ...")
             best = frontal.candidates.order_by("rank").first()
             pin_services.pin_create(story=story, source_clip=frontal, element_index=1, user=users["admin"],
-                               label="Eileen", frame_timestamp=best.seconds, character=character)
+                               label="Eileen", frame_timestamp=best.seconds, character=character)  # type: ignore[union-attr]
         if not GenerationJob.objects.filter(story=story).exists():
             self.stdout.write("Generating one clip with the offline provider ...")
             generation.generation_create(requester=users["alice"], story=story,

@@ -72,8 +72,9 @@ class Command(BaseCommand):
                 palette = dict(found.color_palette or {}) or None
                 source = f"character {found.character_id}" + (" (its DNA palette)" if palette else "")
             else:
-                names = [str(p) for p in references]
-                images = load_references(references)
+                # argparse requires --character or --references.
+                names = [str(p) for p in references]  # type: ignore[union-attr]
+                images = load_references(references)  # type: ignore[arg-type]
                 palette = palette_from_references(images) or None
                 source = "the images given (palette measured from them)"
             result = score_video(video, images, palette=palette, samples=samples)
