@@ -444,5 +444,5 @@ def extract_candidates(
         warning=warning,
         scored=scored,
         decoded_seconds=round(decoded_seconds, 3),
-        tracks=tracker.tracks if tracker is not None else [],
+        tracks=tracker.finish() if tracker is not None else [],
     )

@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-import numpy as np
+import numpy as np  # centroids
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.db import transaction
 from django.db.models import Max
 
+from characters.groups.joining import GroupIndex, Span
 from characters.groups.selectors import can_edit_groups
 from characters.models import Appearance, CandidateFrame, CharacterGroup, Clip, Story, group_label_for
-from characters.vision.identity import SAME_CHARACTER_DISTANCE
 from common.exceptions import NotFound, ServiceError
 
 logger = logging.getLogger(__name__)
@@ -58,58 +58,37 @@ def _require_editor(user, story: Story) -> None:
 # --- Joining tracks into groups ----------------------------------------------------------------
 
 
+def _span(appearance: Appearance) -> Span:
+    return (appearance.clip_id, appearance.shot_index, appearance.start_seconds, appearance.end_seconds)
+
+
 class _Joining:
-    """The story's groups while a clip's tracks join them: centroids and members, in memory."""
+    """The story's face groups while a clip's tracks join them."""
 
     def __init__(self, story: Story) -> None:
         self.story = story
-        self.groups: dict[int, CharacterGroup] = {}
-        self.members: dict[int, list[np.ndarray]] = {}
-        self.busy: dict[int, list[tuple[int, int, float, float]]] = {}  # group -> (clip, shot, start, end)
-        for group in CharacterGroup.objects.filter(story=story, kind=CharacterGroup.Kind.FACE):
-            self.groups[group.pk] = group
-            self.members[group.pk] = []
-            self.busy[group.pk] = []
+        self.index = GroupIndex()
+        self.groups = {g.pk: g for g in CharacterGroup.objects.filter(story=story, kind=CharacterGroup.Kind.FACE)}
+        for key in self.groups:
+            self.index.members[key], self.index.busy[key] = [], []
         for appearance in Appearance.objects.filter(group__in=list(self.groups)).only(
             "group_id", "clip_id", "shot_index", "start_seconds", "end_seconds", "descriptor"
         ):
-            if appearance.descriptor:
-                self.members[appearance.group_id].append(np.asarray(appearance.descriptor))
-            self.busy[appearance.group_id].append(
-                (appearance.clip_id, appearance.shot_index, appearance.start_seconds, appearance.end_seconds)
-            )
+            self.index.add(appearance.group_id, appearance.descriptor or None, _span(appearance))
         self.next_number = (CharacterGroup.objects.filter(story=story).aggregate(n=Max("number"))["n"] or 0) + 1
 
-    def _overlaps(self, group_id: int, appearance: Appearance) -> bool:
-        return any(
-            clip == appearance.clip_id and shot == appearance.shot_index
-            and start <= appearance.end_seconds and appearance.start_seconds <= end
-            for clip, shot, start, end in self.busy[group_id]
-        )
-
     def place(self, appearance: Appearance) -> CharacterGroup:
-        descriptor = np.asarray(appearance.descriptor)
-        best: tuple[float, int] | None = None
-        for group_id, members in self.members.items():
-            if not members or self._overlaps(group_id, appearance):
-                continue
-            d = float(np.linalg.norm(np.mean(members, axis=0) - descriptor))
-            if best is None or d < best[0]:
-                best = (d, group_id)
-        if best is not None and best[0] < SAME_CHARACTER_DISTANCE:
-            group = self.groups[best[1]]
-        else:
+        key = self.index.match(appearance.descriptor, _span(appearance))
+        if key is None:
             group = CharacterGroup.objects.create(
                 story=self.story, number=self.next_number, label=group_label_for(self.next_number),
                 kind=CharacterGroup.Kind.FACE,
             )
             self.next_number += 1
-            self.groups[group.pk], self.members[group.pk], self.busy[group.pk] = group, [], []
-        self.members[group.pk].append(descriptor)
-        self.busy[group.pk].append(
-            (appearance.clip_id, appearance.shot_index, appearance.start_seconds, appearance.end_seconds)
-        )
-        return group
+            self.groups[group.pk] = group
+            key = group.pk
+        self.index.add(key, appearance.descriptor, _span(appearance))
+        return self.groups[key]
 
 
 def clip_record_tracks(*, clip: Clip, tracks: Sequence, frames: Iterable[CandidateFrame]) -> list[Appearance]:

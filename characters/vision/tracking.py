@@ -16,10 +16,13 @@ Tracks
 
 Descriptors
     Not every face: each track keeps its TRACK_BEST_FACES best faces (confidence x size x frontalness,
-    occluded faces halved) as small crops, and the descriptor of the track is the mean of theirs
-    (dlib, `characters.vision.identity`). A crop's descriptor is computed as soon as the crop enters
-    the track's best few, while the decoder thread works on the next frames, so it hides behind
-    the decode rather than adding a pass at the end.
+    occluded faces halved) as small crops (about 300 px), and when the track ends the descriptor of the
+    track is the mean of the descriptors of its best few (dlib, `characters.vision.identity`): one face
+    for a track of up to FACES_PER_DESCRIPTOR_STEP samples, two up to twice that, three beyond. A
+    descriptor costs about as much as analysing a whole sample (80-100 ms), and the faces of a short
+    track at one sample a second are near copies of each other, so more would buy nothing but time.
+    A track ends in the loop (a cut, or a sample that does not continue it), while the decoder thread
+    works on the next frames, so most of that cost hides behind the decode.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from characters.vision.identity import face_chip, face_models
 CUT_DISTANCE = 0.4
 TRACK_MIN_IOU = 0.3
 TRACK_BEST_FACES = 3
+FACES_PER_DESCRIPTOR_STEP = 3  # samples per descriptor face (1-3 samples: 1 face, 4-6: 2, 7+: 3)
 HISTOGRAM_SIDE = 160
 
 
@@ -73,7 +77,9 @@ def face_quality(detection: dict, frame_height: int) -> float:
 class _Face:
     quality: float
     seconds: float
-    descriptor: np.ndarray | None
+    chip: np.ndarray | None  # the crop, until the track ends
+    box: tuple
+    descriptor: np.ndarray | None = None
 
 
 @dataclass
@@ -91,6 +97,7 @@ class Track:
     best_quality: float = -1.0
     samples: int = 0
     faces: list[_Face] = field(default_factory=list)
+    ended: bool = False
 
     @property
     def descriptor(self) -> list[float] | None:
@@ -117,6 +124,7 @@ class ShotTracker:
         hist = frame_histogram(frame_bgr)
         if self._previous_hist is None or histogram_distance(self._previous_hist, hist) > CUT_DISTANCE:
             self.shot_index += 1
+            self._end(self._open)
             self._open = []
         self._previous_hist = hist
         pairs = sorted(
@@ -145,8 +153,31 @@ class ShotTracker:
             track.samples += 1
             self._offer(track, frame_bgr, det, seconds, face_quality(det, height))
             result.append(track.index)
+        continuing = {id(self.tracks[i]) for i in result}
+        self._end([t for t in self._open if id(t) not in continuing])
         self._open = [self.tracks[i] for i in result]
         return result
+
+    def finish(self) -> list[Track]:
+        """End the open tracks (their descriptors); returns every track of the clip."""
+        self._end(self._open)
+        self._open = []
+        return self.tracks
+
+    def _end(self, tracks: list[Track]) -> None:
+        for track in tracks:
+            if track.ended:
+                continue
+            track.ended = True
+            wanted = min(self.best_faces, 1 + (track.samples - 1) // FACES_PER_DESCRIPTOR_STEP)
+            best = sorted(track.faces, key=lambda f: -f.quality)[:wanted]
+            if best and self._models is None:
+                self._models = face_models()
+            for face in best:
+                face.descriptor = self._models.chip_descriptor(face.chip, face.box)
+            for face in track.faces:
+                face.chip = None  # free the pixels
+            track.faces = best
 
     def _offer(self, track: Track, frame_bgr: np.ndarray, det: dict, seconds: float, quality: float) -> None:
         if quality > track.best_quality:
@@ -158,8 +189,6 @@ class ShotTracker:
         chip = face_chip(frame_bgr, (b["x"], b["y"], b["width"], b["height"]))
         if chip is None:
             return
-        if self._models is None:
-            self._models = face_models()
-        track.faces.append(_Face(quality, seconds, self._models.chip_descriptor(*chip)))
+        track.faces.append(_Face(quality, seconds, chip[0], chip[1]))
         if len(track.faces) > self.best_faces:
             track.faces.remove(min(track.faces, key=lambda f: f.quality))
