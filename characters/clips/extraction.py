@@ -51,7 +51,8 @@ Detections (JSON, stored as they are): one dict per face, the main face first, w
     {right_eye, left_eye, nose_tip, mouth_center, right_ear, left_ear} in pixels (the subject's
     own right and left, as MediaPipe names them), coverage (visible face area / frame area),
     inside_frame, occluded, pose, yaw, full_body (this person's whole body is in the frame, from
-    the pose landmarks) and source (detector | pose+mesh).
+    the pose landmarks) and source (detector | pose+mesh); with identity also track (the face's track in
+    the clip, characters.vision.tracking), and once stored appearance_id and group_id (characters.groups).
 
 Select
     Near-duplicates (perceptual hash within DUPLICATE_HASH_DISTANCE bits) keep the better frame;

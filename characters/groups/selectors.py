@@ -56,8 +56,11 @@ class GroupView:
 
 
 def story_group_views(story: Story, *, clip_id: int | None = None) -> list[GroupView]:
-    """The story's groups (or only those seen in `clip_id`), each with its frames best first. Three queries."""
+    """The story's groups (or only those seen in `clip_id`), each with its frames best first. Three queries
+    (one when the story has no groups)."""
     groups = list(CharacterGroup.objects.filter(story=story).select_related("cover_frame").order_by("number"))
+    if not groups:
+        return []
     views = {group.pk: GroupView(group) for group in groups}
     appearances = Appearance.objects.filter(group__story=story).select_related("clip").order_by(
         "clip__position", "clip__created_at", "start_seconds"
