@@ -194,6 +194,83 @@ class CandidateFrame(models.Model):
         return f"clip {self.clip_id} @ {self.timestamp} (q{self.quality})"
 
 
+def group_label_for(number: int) -> str:
+    """"Character A" ... "Character Z", "Character AA"...: the label of a story's `number`-th group (from 1)."""
+    letters = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"Character {letters}"
+
+
+class CharacterGroup(models.Model):
+    """One character of a story as the clips show it: the tracks of all its clips that are the same one.
+
+    `kind` "face": joined by face descriptors (characters.groups). "marked": a non-face character an
+    admin marked with a box, found again by tracking and appearance (a later round).
+    """
+
+    class Kind(models.TextChoices):
+        FACE = "face", "Face"
+        MARKED = "marked", "Marked"
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="character_groups")
+    number = models.PositiveIntegerField(help_text="1, 2, 3... in the story: Character A, B, C...")
+    label = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FACE)
+    cover_frame = models.ForeignKey(
+        CandidateFrame, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The group's best candidate frame.",
+    )
+    # The mean of its appearances' descriptors, kept so a new clip joins groups without reading every track.
+    centroid = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["story", "number"]
+        constraints = [models.UniqueConstraint(fields=["story", "number"], name="group_number_once_per_story")]
+
+    def __str__(self) -> str:
+        return f"{self.story}: {self.label}"
+
+
+class Appearance(models.Model):
+    """One track: one appearance of one character in one shot of a clip, with its identity descriptor."""
+
+    group = models.ForeignKey(
+        CharacterGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="appearances"
+    )
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="appearances")
+    shot_index = models.PositiveIntegerField()
+    track_index = models.PositiveIntegerField(help_text="The track's number in the clip (detections' `track`).")
+    descriptor = models.JSONField(null=True, blank=True, help_text="128 floats (dlib); null when no face gave one.")
+    start_seconds = models.FloatField()
+    end_seconds = models.FloatField()
+    samples = models.PositiveIntegerField(default=1, help_text="Sampled frames the track was seen in.")
+    best_seconds = models.FloatField(default=0)
+    best_frame = models.ForeignKey(
+        CandidateFrame, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The best candidate frame showing this track, if one was kept.",
+    )
+    box = models.JSONField(default=dict, help_text="Its best face's box in pixels of the original frame.")
+    pose = models.CharField(max_length=8, choices=CandidateFrame.Pose.choices, default=CandidateFrame.Pose.FRONTAL)
+    quality = models.FloatField(default=0, help_text="Its best face's quality for identity (0-1).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["clip", "track_index"]
+        constraints = [models.UniqueConstraint(fields=["clip", "track_index"], name="appearance_track_once")]
+        indexes = [models.Index(fields=["group", "-quality"], name="appearance_group_quality")]
+
+    def __str__(self) -> str:
+        return f"clip {self.clip_id} track {self.track_index} ({self.start_seconds:.0f}-{self.end_seconds:.0f} s)"
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.end_seconds - self.start_seconds
+
+
 character_id_validator = RegexValidator(r"^[a-z0-9_]+$", "Use lowercase letters, digits and underscores only.")
 
 

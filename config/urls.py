@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/v1/", include("characters.clips.api.urls")),
     path("api/v1/", include("characters.dna.api.urls")),
     path("api/v1/", include("characters.pins.api.urls")),
+    path("api/v1/", include("characters.groups.api.urls")),
     path("api/v1/", include("generation.api.urls")),
     path("api/v1/", include("marketplace.api.urls")),
     # Last of the API: any other /api/ path is the API's JSON 404, not a page.

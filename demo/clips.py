@@ -196,3 +196,29 @@ def webm_without_duration(src: Path, dest: Path) -> Path:
     data[at:at + 11] = b"\xec\x89" + bytes(9)
     Path(dest).write_bytes(bytes(data))
     return Path(dest)
+
+
+# Who is who: two people (the astronaut, the cameraman) cut into shots across clips.
+def astronaut_cut_to_cameraman(path, *, size=(960, 540), fps=24) -> Path:
+    """0-3 s the astronaut / 3-5 s the coffee cup (no one) / 5-8 s the cameraman: two cuts."""
+    return write_clip(path, [
+        Segment("astronaut", 3, 1.4, 1.7, (0.45, 0.33)),
+        Segment("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
+        Segment("camera", 3, 1.2, 1.45, (0.45, 0.35)),
+    ], size=size, fps=fps)
+
+
+def cameraman_cut_to_astronaut(path, *, size=(960, 540), fps=24) -> Path:
+    """0-3 s the cameraman, wider / 3-6 s the astronaut, closer and off-centre: one cut, other framings."""
+    return write_clip(path, [
+        Segment("camera", 3, 1.0, 1.2, (0.5, 0.4)),
+        Segment("astronaut", 3, 2.0, 2.3, (0.5, 0.3), drift_x=-0.03),
+    ], size=size, fps=fps)
+
+
+def person_switches_halfway(path, *, size=(960, 540), fps=24, seconds=6.0) -> Path:
+    """The astronaut for the first half, the cameraman for the second (a generated clip gone wrong)."""
+    return write_clip(path, [
+        Segment("astronaut", seconds / 2, 1.4, 1.6, (0.45, 0.33)),
+        Segment("camera", seconds / 2, 1.2, 1.4, (0.45, 0.35)),
+    ], size=size, fps=fps)

@@ -77,7 +77,6 @@ Measured (5 samples, references: a crop of the astronaut's photo; identity only 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,6 +86,7 @@ import cv2
 import numpy as np
 
 from characters.vision.faces import Face, detect_faces, detectors
+from characters.vision.identity import FaceModels, disagreeing_pairs, face_models  # noqa: F401 (re-exported)
 from characters.vision.video import InvalidVideo, open_capture
 
 MIN_SAMPLES = 3
@@ -100,11 +100,6 @@ DIFFERENT_PERSON_DISTANCE = 0.75
 DELTA_E_SCALE = 40.0  # appearance of a role = max(0, 1 - ΔE / DELTA_E_SCALE)
 IDENTITY_WEIGHT = 0.75
 APPEARANCE_WEIGHT = 0.25
-# Faces are cropped with this margin (times the box side) and scaled so the box is at most
-# DESCRIPTOR_FACE_SIDE px before landmarks and descriptor: dlib aligns to a 150 px chip anyway,
-# and a smaller crop spares converting a whole 4K frame.
-DESCRIPTOR_CROP_MARGIN = 0.6
-DESCRIPTOR_FACE_SIDE = 300
 REFERENCE_PAD = 0.25  # a tight close-up is padded by this much when no face is found in it as is
 CLOTHING_ROLES = ("clothing_primary", "clothing_secondary")
 METHOD_VERSION = "consistency/v1"
@@ -137,59 +132,15 @@ class ConsistencyResult:
     method: str
     references_used: int = 0
     references_ignored: list[int] = field(default_factory=list)  # indices of references without a face
+    # Pairs of references (indices into the references given) that look like different characters:
+    # {"a", "b", "distance"}. Reported, not averaged away: the score is only as good as its references.
+    references_disagree: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"score": self.score, "frames": [asdict(f) for f in self.frames], "method": self.method}
-
-
-# --- Models ------------------------------------------------------------------------------------
-
-class FaceModels:
-    """dlib's 5-point landmark model and ResNet face encoder (CC0 files from `face_recognition_models`).
-
-    dlib's networks keep per-call buffers, so one set per thread (`face_models()`).
-    """
-
-    def __init__(self) -> None:
-        import dlib
-        import face_recognition_models as model_files
-
-        self.landmarks = dlib.shape_predictor(model_files.pose_predictor_five_point_model_location())
-        self.encoder = dlib.face_recognition_model_v1(model_files.face_recognition_model_location())
-        self._rectangle = dlib.rectangle
-
-    def descriptor(self, image_bgr: np.ndarray, face: Face) -> np.ndarray | None:
-        """The 128-d descriptor of `face` (box relative to `image_bgr`), or None for a sliver at an edge."""
-        ih, iw = image_bgr.shape[:2]
-        bx, by, bw, bh = face.box.x * iw, face.box.y * ih, face.box.w * iw, face.box.h * ih
-        side = max(bw, bh)
-        x0, y0 = max(0, int(bx - DESCRIPTOR_CROP_MARGIN * side)), max(0, int(by - DESCRIPTOR_CROP_MARGIN * side))
-        x1 = min(iw, int(bx + bw + DESCRIPTOR_CROP_MARGIN * side) + 1)
-        y1 = min(ih, int(by + bh + DESCRIPTOR_CROP_MARGIN * side) + 1)
-        if x1 - x0 < 16 or y1 - y0 < 16 or side < 12:
-            return None
-        crop = image_bgr[y0:y1, x0:x1]
-        scale = min(1.0, DESCRIPTOR_FACE_SIDE / side)
-        if scale < 1.0:
-            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
-        rect = self._rectangle(
-            round((bx - x0) * scale), round((by - y0) * scale),
-            round((bx - x0 + bw) * scale), round((by - y0 + bh) * scale),
-        )
-        shape = self.landmarks(rgb, rect)
-        return np.asarray(self.encoder.compute_face_descriptor(rgb, shape), dtype=np.float64)
-
-
-_per_thread = threading.local()
-
-
-def face_models() -> FaceModels:
-    """This thread's dlib models, loaded on first use (a worker keeps them between jobs)."""
-    models = getattr(_per_thread, "face_models", None)
-    if models is None:
-        models = _per_thread.face_models = FaceModels()
-    return models
+        return {
+            "score": self.score, "frames": [asdict(f) for f in self.frames], "method": self.method,
+            "references_disagree": self.references_disagree,
+        }
 
 
 # --- Images ------------------------------------------------------------------------------------
@@ -265,10 +216,11 @@ def _reference_face(image: np.ndarray) -> tuple[np.ndarray, Face] | None:
     return (image, faces[0]) if faces else None
 
 
-def _prepare_references(references: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
-    """The descriptor of each reference's main face, and the indices of the references without one."""
+def _prepare_references(references: list[np.ndarray]) -> tuple[list[np.ndarray], list[int], list[dict]]:
+    """The descriptor of each reference's main face, the indices of the references without one, and the
+    pairs of references further apart than the same-character threshold."""
     models = face_models()
-    prepared, ignored = [], []
+    prepared, ignored, used = [], [], []
     for index, reference in enumerate(references):
         found = _reference_face(_as_bgr(reference))
         descriptor = models.descriptor(found[0], found[1]) if found else None
@@ -276,13 +228,15 @@ def _prepare_references(references: list[np.ndarray]) -> tuple[list[np.ndarray],
             ignored.append(index)
         else:
             prepared.append(descriptor)
+            used.append(index)
     if not prepared:
         raise NoReferenceFace(
             "None of the reference images shows a face we can find, so there is nothing to compare the "
             "video with. Use references where the character's face is visible."
             if references else "There are no reference images to compare the video with."
         )
-    return prepared, ignored
+    disagree = [{**pair, "a": used[pair["a"]], "b": used[pair["b"]]} for pair in disagreeing_pairs(prepared)]
+    return prepared, ignored, disagree
 
 
 def palette_from_references(references: list[np.ndarray]) -> dict[str, str]:
@@ -452,7 +406,7 @@ def score_video(
     if not MIN_SAMPLES <= samples <= MAX_SAMPLES:
         raise ValueError(f"samples must be between {MIN_SAMPLES} and {MAX_SAMPLES}, not {samples}.")
     open_capture(video_path).release()  # a file that is no video fails before any face work
-    prepared, ignored = _prepare_references(list(references))
+    prepared, ignored, disagree = _prepare_references(list(references))
     palette = {role: colour for role, colour in (palette or {}).items() if _HEX_COLOUR.fullmatch(str(colour))} or None
 
     def score_all(frame_count: int | None) -> list[FrameScore]:
@@ -474,7 +428,7 @@ def score_video(
     return ConsistencyResult(
         score=overall, frames=frames,
         method=method_description(palette=palette is not None, references=len(prepared)),
-        references_used=len(prepared), references_ignored=ignored,
+        references_used=len(prepared), references_ignored=ignored, references_disagree=disagree,
     )
 
 

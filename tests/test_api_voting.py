@@ -113,7 +113,7 @@ def test_create_submission_answers_the_seed_body(story, frames, contributor):
     submission = CharacterSubmission.objects.get()
     assert set(body) == {
         "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
-        "character_slot", "character_name", "voting_session_id",
+        "character_slot", "character_name", "voting_session_id", "group_id",
     }
     assert body["id"] == submission.pk
     assert body["story_id"] == story.pk
@@ -238,6 +238,7 @@ def test_list_submissions_is_public_and_names_the_open_session(story, frames, pa
         "character_slot": "protagonist",
         "character_name": "Ada",
         "voting_session_id": session.pk,
+        "group_id": None,
     }
     assert parse_time(rows[a.pk]["created_at"]) == a.created_at
     assert rows[b.pk]["voting_session_id"] == session.pk

@@ -14,6 +14,8 @@ ERROR_FIELDS = {
     "style_required": "style_description",
     "style_too_long": "style_description",
     "name_too_long": "character_name",
+    "mixed_characters": "frame_ids",
+    "invalid_group": "group_id",
 }
 
 
@@ -36,6 +38,10 @@ class SubmissionForm(forms.Form):
     frame_ids = FrameIdsField(required=False, label="Frames")
     # The ids in the order they were picked (kept by voting.js); frames checked without it keep grid order.
     frame_order = forms.CharField(required=False, widget=forms.HiddenInput)
+    group_id = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Character",
+        help_text="Pick the character first; the frames you can choose are its frames.",
+    )
     character_slot = forms.SlugField(
         max_length=50,
         required=False,
@@ -61,6 +67,12 @@ class SubmissionForm(forms.Form):
             }
         ),
     )
+
+    def __init__(self, *args, groups=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["group_id"].choices = [("", "Any (inferred from the frames)")] + [
+            (view.group.pk, view.label) for view in groups
+        ]
 
     def clean_frame_order(self) -> list[int]:
         raw = self.cleaned_data.get("frame_order") or ""
@@ -90,6 +102,7 @@ class SubmissionForm(forms.Form):
             "character_slot": data["character_slot"] or DEFAULT_CHARACTER_SLOT,
             "character_name": data["character_name"],
             "style_description": data["style_description"],
+            "group_id": data.get("group_id"),
         }
 
     def add_service_error(self, code: str, message: str, details: dict | None = None) -> None:

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from characters.models import CandidateFrame, Story
+from characters.models import CandidateFrame, CharacterGroup, Story
 
 DEFAULT_CHARACTER_SLOT = "protagonist"
 
@@ -27,6 +27,11 @@ class CharacterSubmission(models.Model):
     )
     style_description = models.CharField(max_length=500)
     character_name = models.CharField(max_length=100, blank=True)
+    # The character (who is who across the story's clips) every frame of the design shows; null for designs
+    # from before identity, or of frames where no group was found.
+    character_group = models.ForeignKey(
+        CharacterGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     vote_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

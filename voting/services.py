@@ -12,7 +12,8 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from characters.clips.services import story_add_contributor
-from characters.models import CandidateFrame, Character, Story
+from characters.groups.selectors import frame_group_ids
+from characters.models import CandidateFrame, Character, CharacterGroup, Story
 from common.db import prepared_statement_cursor
 from common.exceptions import Conflict, NotFound, ServiceError
 from common.typing import AnyUser, UserType
@@ -60,6 +61,50 @@ def _submission_problems(story: Story, style: str, name: str, ids: list[int]) ->
     return problems
 
 
+def _design_group(story: Story, ids: list[int], group_id: object) -> tuple[CharacterGroup | None, VotingError | None]:
+    """The one character group a design is of, and a refusal when its frames show another character.
+
+    Every frame must show the design's character: `group_id` when given, else the group all the frames
+    share (inferred, so clients that send only `frame_ids` keep working). Frames from before identity
+    (no `group_id` on their faces) are not judged.
+    """
+    group = None
+    if group_id not in (None, ""):
+        group = CharacterGroup.objects.filter(pk=group_id, story=story).first()  # type: ignore[misc]  # any id the client sent
+        if group is None:
+            return None, VotingError(f"Character group {group_id} is not a character of this story.",
+                                     code="invalid_group")
+    frames = list(CandidateFrame.objects.filter(pk__in=ids, clip__story=story).only("pk", "detections"))
+    shown = {frame.pk: set(frame_group_ids(frame)) for frame in frames}
+    judged = {pk: groups for pk, groups in shown.items() if groups}
+    if not judged:
+        return group, None
+    if group is None:
+        shared = set.intersection(*judged.values())
+        if shared:
+            # The main face's group when several are shared (a two-shot picked twice).
+            first = next(f for f in frames if f.pk in judged)
+            chosen = next(g for g in frame_group_ids(first) if g in shared)
+            return CharacterGroup.objects.get(pk=chosen), None
+        labels = dict(CharacterGroup.objects.filter(pk__in=set().union(*judged.values())).values_list("pk", "label"))
+        described = "; ".join(
+            f"frame {pk}: {', '.join(labels.get(g, str(g)) for g in sorted(groups))}" for pk, groups in judged.items()
+        )
+        return None, VotingError(
+            f"These frames show different characters ({described}). A design is of one character: pick "
+            "frames of one character group.",
+            code="mixed_characters", details={"frame_groups": {str(k): sorted(v) for k, v in judged.items()}},
+        )
+    others = [pk for pk in ids if pk in judged and group.pk not in judged[pk]]
+    if others:
+        return group, VotingError(
+            f"Frames {', '.join(map(str, others))} show another character than “{group.label}”. "
+            f"Pick frames of “{group.label}” only.",
+            code="mixed_characters", details={"frame_ids": others, "group_id": group.pk},
+        )
+    return group, None
+
+
 def _all_of(problems: list[VotingError]) -> VotingError:
     """One refusal: the first problem's code and message (as before), and with several, all of them in
     `details["errors"]` (each `{"code", "message", "details"}`)."""
@@ -79,8 +124,11 @@ def submission_create(
     style_description: str,
     character_slot: str = DEFAULT_CHARACTER_SLOT,
     character_name: str = "",
+    group_id: int | None = None,
 ) -> CharacterSubmission:
     """Propose a design: 1-10 candidate frames from this story's clips plus a style description.
+
+    The frames are of one character (`group_id`, or the group they share); see `_design_group`.
 
     When auto-start is on and this makes enough active submissions for the slot, a session opens.
     """
@@ -89,6 +137,11 @@ def submission_create(
     character_slot = (character_slot or DEFAULT_CHARACTER_SLOT).strip().lower()
     ids = list(dict.fromkeys(int(i) for i in frame_ids or []))
     problems = _submission_problems(story, style_description, character_name, ids)
+    group = None
+    if not any(p.code in ("frame_count", "foreign_frames") for p in problems):
+        group, mixed = _design_group(story, ids, group_id)
+        if mixed is not None:
+            problems.append(mixed)
     if problems:
         raise _all_of(problems)
     with transaction.atomic():
@@ -98,6 +151,7 @@ def submission_create(
             character_slot=character_slot,
             style_description=style_description,
             character_name=character_name,
+            character_group=group,
         )
         SubmissionFrame.objects.bulk_create(
             SubmissionFrame(submission=submission, frame_id=fid, position=pos) for pos, fid in enumerate(ids)

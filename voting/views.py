@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from characters.clips import selectors as story_selectors
+from characters.groups import selectors as group_selectors
 from characters.models import Story
 from common.exceptions import ServiceError
 
@@ -24,7 +25,8 @@ def _story_page(story: Story) -> str:
 @require_http_methods(["GET", "HEAD", "POST"])
 def submission_create(request, story_id):
     story = get_object_or_404(Story, pk=story_id)
-    form = SubmissionForm(request.POST or None)
+    groups = group_selectors.story_group_views(story)
+    form = SubmissionForm(request.POST or None, groups=groups)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -40,17 +42,31 @@ def submission_create(request, story_id):
         else:
             status = 400
     picked = form.submitted_frame_ids()
-    clips = [clip for clip in story_selectors.story_clips(story) if clip.candidates.all()]
+    # A character first, then its frames: with a group chosen the picker shows only frames of it.
+    chosen = _chosen_group(request, groups)
+    shown = {item.frame_id for item in chosen.frames} if chosen else None
+    clips = []
+    for clip in story_selectors.story_clips(story):
+        clip.picker_frames = [f for f in clip.candidates.all() if shown is None or f.pk in shown]
+        if clip.picker_frames:
+            clips.append(clip)
     context = {
         "story": story,
         "form": form,
         "clips": clips,
         "picked": {fid: position for position, fid in enumerate(picked, start=1)},
         "picked_order": ",".join(map(str, picked)),
+        "groups": groups,
+        "chosen_group": chosen,
         "max_frames": settings.VOTING_MAX_FRAMES,
         "voting_hours": settings.VOTING_DURATION_HOURS,
     }
     return render(request, "voting/submission_form.html", context, status=status)
+
+
+def _chosen_group(request, groups):
+    raw = request.POST.get("group_id") or request.GET.get("group") or ""
+    return next((view for view in groups if str(view.group.pk) == raw), None)
 
 
 def _created_message(submission: CharacterSubmission) -> str:

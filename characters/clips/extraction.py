@@ -51,7 +51,8 @@ Detections (JSON, stored as they are): one dict per face, the main face first, w
     {right_eye, left_eye, nose_tip, mouth_center, right_ear, left_ear} in pixels (the subject's
     own right and left, as MediaPipe names them), coverage (visible face area / frame area),
     inside_frame, occluded, pose, yaw, full_body (this person's whole body is in the frame, from
-    the pose landmarks) and source (detector | pose+mesh).
+    the pose landmarks) and source (detector | pose+mesh); with identity also track (the face's track in
+    the clip, characters.vision.tracking), and once stored appearance_id and group_id (characters.groups).
 
 Select
     Near-duplicates (perceptual hash within DUPLICATE_HASH_DISTANCE bits) keep the better frame;
@@ -86,6 +87,7 @@ from characters.vision.faces import (
     yaw_from_keypoints,
     yaw_from_mesh,
 )
+from characters.vision.tracking import ShotTracker, Track
 from characters.vision.video import InvalidVideo
 
 ANALYSIS_LONG_SIDE = 640
@@ -154,6 +156,8 @@ class ExtractionResult:
     # Every sampled frame with a person, in time order, before duplicates and the top-N cut.
     scored: list[FrameScore] = field(default_factory=list)
     decoded_seconds: float = 0.0
+    # Who is who (characters.vision.tracking): one track per face per shot; each detection's "track" names one.
+    tracks: list[Track] = field(default_factory=list)
 
 
 # --- Scoring ---------------------------------------------------------------------------------
@@ -357,12 +361,14 @@ def extract_candidates(
     top_n: int = 10,
     progress: ProgressCallback | None = None,
     models: Detectors | None = None,
+    identity: bool = True,
 ) -> ExtractionResult:
     """Decode `path` at `fps` samples a second, find and score the frames with people, pick the best.
 
     Raises InvalidVideo when not one frame decodes. A file that ends before its header says is
     processed as far as it decodes, with `warning` saying so. `progress` gets 0-100 as decoding
-    goes, always from the calling thread (it may write to the database).
+    goes, always from the calling thread (it may write to the database). With `identity` every sample
+    also feeds the shot and face tracker (each detection gains `track`, the result `tracks`).
     """
     if fps <= 0:
         raise ValueError("fps must be positive")
@@ -371,6 +377,7 @@ def extract_candidates(
     decoder = SampledDecoder(path, fps)
     pool = _Pool(top_n)
     scored: list[FrameScore] = []
+    tracker = ShotTracker() if identity else None
     analysed, reported = 0, -1
 
     def report() -> None:
@@ -396,6 +403,10 @@ def extract_candidates(
             seconds, frame = item
             analysed += 1
             analysis = analyse_frame(models, frame, seconds, dominant_quality=dominant_quality)
+            if tracker is not None:
+                detections = analysis.score.detections if analysis is not None else []
+                for detection, track in zip(detections, tracker.observe(seconds, frame, detections), strict=True):
+                    detection["track"] = track
             if analysis is not None:
                 scored.append(analysis.score)
                 pool.offer(analysis, frame)
@@ -434,4 +445,5 @@ def extract_candidates(
         warning=warning,
         scored=scored,
         decoded_seconds=round(decoded_seconds, 3),
+        tracks=tracker.finish() if tracker is not None else [],
     )

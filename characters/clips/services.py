@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from characters.clips import selectors
 from characters.clips.extraction import ExtractionResult, extract_candidates
+from characters.groups.services import clip_record_tracks
 from characters.models import CandidateFrame, Clip, Story, StoryContributor, format_timestamp
 from characters.vision.jpeg import encode_jpeg
 from characters.vision.video import InvalidVideo, local_video_copy, probe_video, transcode_to_playable
@@ -386,6 +387,8 @@ def _store_result(clip: Clip, result: ExtractionResult) -> None:
         with transaction.atomic():
             CandidateFrame.objects.filter(clip=clip).delete()
             CandidateFrame.objects.bulk_create(new_frames)
+            # Who is who: the clip's tracks join the story's character groups (story lock; see groups.services).
+            clip_record_tracks(clip=clip, tracks=result.tracks, frames=new_frames)
             Clip.objects.filter(pk=clip.pk).update(
                 status=Clip.Status.READY, progress=100, frames_analysed=result.frames_analysed,
                 people_found=bool(result.frames), warning_message=result.warning,

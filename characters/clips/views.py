@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods
 from characters.clips import selectors, services
 from characters.clips.forms import ClipUploadForm, StoryForm
 from characters.dna import selectors as character_selectors
+from characters.groups import selectors as group_selectors
 from characters.models import Clip, ReferenceImage, Story
 from common.exceptions import ServiceError
 
@@ -63,6 +64,7 @@ def story_detail(request, pk):
         "clips": list(selectors.story_clips(story)),
         "contributors": selectors.story_contributors(story),
         "characters": _with_cover(character_selectors.story_characters(story)),
+        "character_groups": group_selectors.story_group_views(story),
         "form": form,
         "refused_name": refused_name,  # a file input cannot be refilled, so say which file was refused
     }
@@ -109,6 +111,7 @@ def clip_detail(request, pk):
         "frames": frames,
         "chart": quality_chart(frames, duration=clip.duration_seconds),
         "extraction_seconds": extraction_seconds,
+        "character_groups": group_selectors.story_group_views(clip.story, clip_id=clip.pk),
     }
     return render(request, "characters/clip_detail.html", context)
 

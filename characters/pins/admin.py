@@ -40,6 +40,7 @@ class PinActionForm(forms.Form):
     frame_timestamp = forms.FloatField(required=False)
     label = forms.CharField(max_length=100, required=False)
     character = forms.ModelChoiceField(queryset=Character.objects.none(), required=False)
+    confirm_other_character = forms.BooleanField(required=False)
 
     def __init__(self, *args, story: Story, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,7 +135,10 @@ def pin_panel_view(model_admin, request, object_id):
                 messages.success(request, f"Pinned {pin.element_tag}{' · ' + pin.label if pin.label else ''}.")
             else:
                 pin = selectors.pin_get(target)
-                angle = services.pin_add_angle(pin=pin, source_clip=clip, frame_timestamp=timestamp, user=request.user)
+                angle = services.pin_add_angle(
+                    pin=pin, source_clip=clip, frame_timestamp=timestamp, user=request.user,
+                    confirm_other_character=form.cleaned_data["confirm_other_character"],
+                )
                 messages.success(request, f"Added angle {angle.position} to {pin}.")
         except ServiceError as exc:
             messages.error(request, exc.message)

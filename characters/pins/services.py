@@ -174,10 +174,47 @@ def pin_create(
     return pin
 
 
+class OtherCharacter(Conflict):
+    code = "other_character"
+
+
+def _image_descriptor(data: bytes) -> Any:
+    import cv2
+    import numpy as np
+
+    from characters.vision.identity import image_descriptor
+
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    return None if image is None else image_descriptor(image)
+
+
+def _identity_distance(pin: PinnedCharacter, frame: PinFrame) -> float | None:
+    """Descriptor distance between the pin's frontal image and the frame; None when either shows no face."""
+    from characters.vision.identity import distance
+
+    try:
+        with pin.frontal_image.open("rb") as fh:
+            frontal = _image_descriptor(fh.read())
+    except OSError:
+        return None
+    if frontal is None:
+        return None
+    angle = _image_descriptor(frame.jpeg)
+    return None if angle is None else distance(frontal, angle)
+
+
 def pin_add_angle(
     *, pin: PinnedCharacter, source_clip: Clip, user: AnyUser | None, frame_timestamp: float | None = None,
+    confirm_other_character: bool = False,
 ) -> PinAngle:
-    """Add another view of a pinned character from a clip of the same story (frame or last frame)."""
+    """Add another view of a pinned character from a clip of the same story (frame or last frame).
+
+    An angle whose face is another character than the frontal's (descriptor distance at or above
+    SAME_CHARACTER_DISTANCE) is refused with `other_character` unless `confirm_other_character`,
+    and the confirmation is written to the admin log. A frame where no face is found is not judged.
+    """
+    from characters.vision.identity import SAME_CHARACTER_DISTANCE, USUAL_SAME_CHARACTER_DISTANCE
+
     require_pinning_enabled()
     user = _require_can_pin(user)
     story = pin.story
@@ -192,6 +229,16 @@ def pin_add_angle(
     if pin.angles.count() >= PIN_MAX_ANGLES:
         raise full()
     frame = pin_frame_for(clip=source_clip, frame_timestamp=frame_timestamp)
+    other = _identity_distance(pin, frame)
+    if other is not None and other < SAME_CHARACTER_DISTANCE:
+        other = None
+    if other is not None and not confirm_other_character:
+        raise OtherCharacter(
+            f"This looks like another character (distance {other:.2f}; the same character is usually under "
+            f"{USUAL_SAME_CHARACTER_DISTANCE:g}). Pick a frame of {pin.element_tag}'s character, or confirm "
+            "that it is the same one.",
+            details={"distance": round(other, 4), "threshold": SAME_CHARACTER_DISTANCE},
+        )
     name, written = "", False
     try:
         with transaction.atomic():
@@ -208,7 +255,12 @@ def pin_add_angle(
                 source_clip=source_clip, source_frame_seconds=frame.seconds, added_by=user,
             )
             PinnedCharacter.objects.filter(pk=pin.pk).update(updated_at=angle.created_at)
-            _audit(user, pin, CHANGE, f"Added angle {angle.position} from {_describe_source(frame, source_clip)}.")
+            confirmed = (
+                f" Confirmed as the same character although it looks like another (distance {other:.2f})."
+                if other is not None else ""
+            )
+            _audit(user, pin, CHANGE,
+                   f"Added angle {angle.position} from {_describe_source(frame, source_clip)}.{confirmed}")
             written = True
             _write_exact(name, frame.jpeg)
     except BaseException as exc:

@@ -14,6 +14,11 @@ class SubmissionCreateSerializer(serializers.Serializer):
     character_name = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="Up to 100 characters."
     )
+    group_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="The character group (GET /stories/{id}/character-groups) the frames show; inferred from the "
+                  "frames when left out. Frames of another character are refused (`mixed_characters`).",
+    )
 
     def validate_character_slot(self, value: str) -> str:
         return value.lower()
@@ -25,12 +30,14 @@ class SubmissionSerializer(serializers.ModelSerializer):
     story_id = serializers.IntegerField(read_only=True)
     frame_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
     voting_session_id = serializers.SerializerMethodField()
+    group_id = serializers.IntegerField(source="character_group_id", read_only=True, allow_null=True,
+                                        help_text="The character group the design's frames show.")
 
     class Meta:
         model = CharacterSubmission
         fields = [
             "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
-            "character_slot", "character_name", "voting_session_id",
+            "character_slot", "character_name", "voting_session_id", "group_id",
         ]
         read_only_fields = fields
 

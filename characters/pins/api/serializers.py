@@ -126,6 +126,10 @@ class PinCreateSerializer(serializers.Serializer):
 class PinAngleCreateSerializer(serializers.Serializer):
     source_clip_id = serializers.IntegerField(help_text="A clip of the pin's story.")
     frame_timestamp = serializers.FloatField(required=False, allow_null=True, default=None, help_text=_TIMESTAMP_HELP)
+    confirm_other_character = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Add the angle even though its face looks like another character than the pin's (logged).",
+    )
 
 
 class PinPatchSerializer(serializers.Serializer):

@@ -167,6 +167,7 @@ class AdminPinAnglesApi(APIView):
         services.pin_add_angle(
             pin=selectors.pin_get(pin_id), source_clip=_get(Clip, data.validated_data["source_clip_id"], "clip"),
             frame_timestamp=data.validated_data["frame_timestamp"], user=request.user,
+            confirm_other_character=data.validated_data["confirm_other_character"],
         )
         return Response(_pin_body(request, pin_id), status=status.HTTP_201_CREATED)
 

@@ -85,6 +85,11 @@ class Command(BaseCommand):
         if result.references_ignored:
             ignored = ", ".join(names[i] for i in result.references_ignored)
             self.stderr.write(f"Warning: no face found in {ignored}: left out of the comparison.")
+        for pair in result.references_disagree:
+            self.stderr.write(
+                f"Warning: {names[pair['a']]} and {names[pair['b']]} look like different characters "
+                f"(distance {pair['distance']:.2f}); the score compares with the nearer of them."
+            )
         if as_json:
             self.stdout.write(self.to_json(result))
         else:

@@ -1,0 +1,50 @@
+"""Shapes of the character-groups API. Output only describes; services decide."""
+from rest_framework import serializers
+
+from characters.clips.api.serializers import AbsoluteFileUrlField
+
+
+class BoxSerializer(serializers.Serializer):
+    x = serializers.IntegerField()
+    y = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class GroupAppearanceSerializer(serializers.Serializer):
+    """One candidate frame showing the character; the box is in pixels of the original frame."""
+
+    frame_id = serializers.IntegerField()
+    appearance_id = serializers.IntegerField(allow_null=True, help_text="The track; `split` takes these.")
+    clip_id = serializers.IntegerField(source="frame.clip_id")
+    seconds = serializers.FloatField(source="frame.seconds")
+    box = BoxSerializer()
+    pose = serializers.CharField()
+    thumbnail_url = AbsoluteFileUrlField(source="frame.thumbnail")
+
+
+class CharacterGroupSerializer(serializers.Serializer):
+    group_id = serializers.IntegerField(source="group.pk")
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
+    kind = serializers.CharField(source="group.kind", help_text="face | marked")
+    cover_url = AbsoluteFileUrlField(source="cover.image", allow_null=True)
+    clips = serializers.ListField(child=serializers.IntegerField(), source="clip_ids")
+    seconds_by_clip = serializers.DictField(child=serializers.FloatField(), help_text="Time on screen per clip.")
+    appearance_ids = serializers.ListField(child=serializers.IntegerField(), help_text="Every track of the group.")
+    appearances = GroupAppearanceSerializer(many=True, source="frames", help_text="Best first.")
+
+
+class CharacterGroupListSerializer(serializers.Serializer):
+    groups = CharacterGroupSerializer(many=True)
+
+
+class GroupPatchSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=100, trim_whitespace=True)  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
+
+
+class GroupMergeSerializer(serializers.Serializer):
+    other_group_id = serializers.IntegerField()
+
+
+class GroupSplitSerializer(serializers.Serializer):
+    appearance_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)

@@ -1,0 +1,106 @@
+"""Character groups over HTTP: parse, call `characters.groups.services`, describe the result."""
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from characters.groups import selectors, services
+from characters.groups.api.serializers import (
+    CharacterGroupListSerializer,
+    CharacterGroupSerializer,
+    GroupMergeSerializer,
+    GroupPatchSerializer,
+    GroupSplitSerializer,
+)
+from characters.models import CharacterGroup, Story
+from common.api_schema import error_responses
+from common.exceptions import NotFound
+
+TAGS = ["character groups"]
+
+
+def _story(story_id: int) -> Story:
+    story = Story.objects.filter(pk=story_id).first()
+    if story is None:
+        raise NotFound(f"Story {story_id} does not exist.")
+    return story
+
+
+def _group(group_id: int) -> CharacterGroup:
+    group = CharacterGroup.objects.select_related("story").filter(pk=group_id).first()
+    if group is None:
+        raise NotFound(f"Character group {group_id} does not exist.")
+    return group
+
+
+def _group_body(request, group: CharacterGroup) -> dict:
+    view = next(v for v in selectors.story_group_views(group.story) if v.group.pk == group.pk)
+    return CharacterGroupSerializer(view, context={"request": request}).data
+
+
+class StoryCharacterGroupsApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(
+        operation_id="stories_character_groups_list", tags=TAGS,
+        summary="Who is who: the story's characters as found across its clips, each with its frames best first",
+        responses={200: CharacterGroupListSerializer, **error_responses(404)},
+    )
+    def get(self, request, story_id: int):
+        views = selectors.story_group_views(_story(story_id))
+        return Response(CharacterGroupListSerializer({"groups": views}, context={"request": request}).data)
+
+
+class CharacterGroupDetailApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(operation_id="character_groups_retrieve", tags=TAGS, summary="One character group",
+                   responses={200: CharacterGroupSerializer, **error_responses(404)})
+    def get(self, request, group_id: int):
+        return Response(_group_body(request, _group(group_id)))
+
+    @extend_schema(
+        operation_id="character_groups_update", tags=TAGS, summary="Rename a character group (contributors)",
+        request=GroupPatchSerializer, responses={200: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def patch(self, request, group_id: int):
+        group = _group(group_id)
+        data = GroupPatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        group = services.group_rename(group=group, user=request.user, label=data.validated_data["label"])
+        return Response(_group_body(request, group))
+
+
+class CharacterGroupMergeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="character_groups_merge", tags=TAGS,
+        summary="Merge another group of the story into this one (contributors; logged)",
+        request=GroupMergeSerializer, responses={200: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request, group_id: int):
+        group = _group(group_id)
+        data = GroupMergeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        group = services.group_merge(group=group, other_group_id=data.validated_data["other_group_id"],
+                                     user=request.user)
+        return Response(_group_body(request, group))
+
+
+class CharacterGroupSplitApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="character_groups_split", tags=TAGS,
+        summary="Move some appearances of this group into a new group (contributors; logged)",
+        request=GroupSplitSerializer, responses={201: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request, group_id: int):
+        group = _group(group_id)
+        data = GroupSplitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        new = services.group_split(group=group, appearance_ids=data.validated_data["appearance_ids"],
+                                   user=request.user)
+        return Response(_group_body(request, new), status=status.HTTP_201_CREATED)

@@ -1,0 +1,110 @@
+"""Reads of character groups: the story's characters with their best frames, clips and screen time."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from characters.models import Appearance, CandidateFrame, CharacterGroup, Story, StoryContributor
+from common.typing import AnyUser
+
+
+def can_edit_groups(user: AnyUser | None, story: Story) -> bool:
+    """Contributors of the story (anyone who uploaded, designed...), its creator and staff."""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_staff or user.pk == story.created_by_id:
+        return True
+    return StoryContributor.objects.filter(story=story, user=user).exists()
+
+
+@dataclass
+class GroupFrame:
+    """One candidate frame showing the group's character, and where in it."""
+
+    frame: CandidateFrame
+    appearance_id: int | None
+    box: dict
+    pose: str
+
+    @property
+    def frame_id(self) -> int:
+        return self.frame.pk
+
+
+@dataclass
+class GroupView:
+    group: CharacterGroup
+    frames: list[GroupFrame] = field(default_factory=list)  # best first
+    clip_ids: list[int] = field(default_factory=list)  # in story order
+    seconds_by_clip: dict[int, float] = field(default_factory=dict)  # time on screen, from the tracks
+    appearance_ids: list[int] = field(default_factory=list)
+
+    @property
+    def cover(self) -> CandidateFrame | None:
+        if self.group.cover_frame is not None:
+            return self.group.cover_frame
+        return self.frames[0].frame if self.frames else None
+
+    def best_by_pose(self) -> dict[str, GroupFrame]:
+        """The best frontal, left and right frame, when there is one."""
+        best: dict[str, GroupFrame] = {}
+        for item in self.frames:
+            best.setdefault(item.pose, item)
+        return best
+
+    @property
+    def label(self) -> str:
+        return self.group.label
+
+
+def story_group_views(story: Story, *, clip_id: int | None = None) -> list[GroupView]:
+    """The story's groups (or only those seen in `clip_id`), each with its frames best first. Three queries
+    (one when the story has no groups)."""
+    groups = list(CharacterGroup.objects.filter(story=story).select_related("cover_frame").order_by("number"))
+    if not groups:
+        return []
+    views = {group.pk: GroupView(group) for group in groups}
+    appearances = Appearance.objects.filter(group__story=story).select_related("clip").order_by(
+        "clip__position", "clip__created_at", "start_seconds"
+    )
+    for appearance in appearances:
+        view = views[appearance.group_id]  # type: ignore[index]  # the query keeps grouped appearances only
+        view.appearance_ids.append(appearance.pk)
+        if appearance.clip_id not in view.seconds_by_clip:
+            view.clip_ids.append(appearance.clip_id)
+            view.seconds_by_clip[appearance.clip_id] = 0.0
+        # A track seen in one sample still shows for about the sampling interval; count at least 1 s.
+        view.seconds_by_clip[appearance.clip_id] += max(1.0, appearance.duration_seconds)
+    frames = CandidateFrame.objects.filter(clip__story=story).order_by("-quality", "rank", "pk")
+    for frame in frames:
+        seen = set()
+        for detection in frame.detections:
+            group_id = detection.get("group_id")
+            if group_id in views and group_id not in seen:  # one entry per frame: its biggest face of the group
+                seen.add(group_id)
+                views[group_id].frames.append(GroupFrame(
+                    frame=frame, appearance_id=detection.get("appearance_id"), box=detection["box"],
+                    pose=detection.get("pose") or frame.pose,
+                ))
+    result = list(views.values())
+    if clip_id is not None:
+        result = [view for view in result if clip_id in view.seconds_by_clip]
+    return result
+
+
+def group_frame_ids(group_id: int) -> set[int]:
+    """Ids of the candidate frames that show the group's character."""
+    return {
+        frame.pk
+        for frame in CandidateFrame.objects.filter(clip__appearances__group_id=group_id).distinct()
+        if any(d.get("group_id") == group_id for d in frame.detections)
+    }
+
+
+def frame_group_ids(frame: CandidateFrame) -> list[int]:
+    """The groups of the faces in a frame, main face first (no duplicates)."""
+    ids: list[int] = []
+    for detection in frame.detections:
+        group_id = detection.get("group_id")
+        if group_id is not None and group_id not in ids:
+            ids.append(group_id)
+    return ids
