@@ -199,7 +199,7 @@ def group_rename(*, group: CharacterGroup, user: AnyUser | None, label: object) 
     return group
 
 
-def group_merge(*, group: CharacterGroup, other_group_id: int | str | None, user: AnyUser | None) -> CharacterGroup:
+def group_merge(*, group: CharacterGroup, other_group_id: int | str, user: AnyUser | None) -> CharacterGroup:
     """Move every appearance of the other group into `group` and delete the other one."""
     user = _require_editor(user, group.story)
     try:
