@@ -14,6 +14,8 @@ ERROR_FIELDS = {
     "style_required": "style_description",
     "style_too_long": "style_description",
     "name_too_long": "character_name",
+    "invalid_render_style": "render_style",
+    "invalid_features": "features_to_keep",
 }
 
 
@@ -62,6 +64,25 @@ class SubmissionForm(forms.Form):
         ),
     )
 
+    render_style = forms.ChoiceField(
+        required=False,
+        label="Render style",
+        choices=[("", "Not sure (the DNA measures a suggestion)"), *CharacterSubmission._meta.get_field(
+            "render_style").choices],
+        help_text="What the footage is. The Character DNA never calls footage photographic unless you say so "
+        "or it measures so.",
+    )
+    features_to_keep = forms.CharField(
+        required=False,
+        label="Features to keep",
+        help_text="One per line, up to 10, each up to 100 characters: what must never change (e.g. a scar over "
+        "the left eye). Settings and actions belong in the style description.",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Freckles across the nose\nSilver ring, left hand"}),
+    )
+
+    def clean_features_to_keep(self) -> list[str]:
+        return [line for line in (self.cleaned_data.get("features_to_keep") or "").splitlines() if line.strip()]
+
     def clean_frame_order(self) -> list[int]:
         raw = self.cleaned_data.get("frame_order") or ""
         return [int(part) for part in raw.split(",") if part.strip().isdigit()]
@@ -90,6 +111,8 @@ class SubmissionForm(forms.Form):
             "character_slot": data["character_slot"] or DEFAULT_CHARACTER_SLOT,
             "character_name": data["character_name"],
             "style_description": data["style_description"],
+            "render_style": data.get("render_style", ""),
+            "features_to_keep": data.get("features_to_keep", []),
         }
 
     def add_service_error(self, code: str, message: str, details: dict | None = None) -> None:

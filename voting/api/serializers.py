@@ -14,6 +14,14 @@ class SubmissionCreateSerializer(serializers.Serializer):
     character_name = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="Up to 100 characters."
     )
+    render_style = serializers.ChoiceField(
+        choices=CharacterSubmission._meta.get_field("render_style").choices, required=False, allow_blank=True,
+        default="", help_text="What the footage is; without it the Character DNA measures a suggestion.",
+    )
+    features_to_keep = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list, max_length=10,
+        help_text="Up to 10 features that must never change, each up to 100 characters.",
+    )
 
     def validate_character_slot(self, value: str) -> str:
         return value.lower()
@@ -30,7 +38,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
         model = CharacterSubmission
         fields = [
             "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
-            "character_slot", "character_name", "voting_session_id",
+            "character_slot", "character_name", "render_style", "features_to_keep", "voting_session_id",
         ]
         read_only_fields = fields
 
