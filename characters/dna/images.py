@@ -114,8 +114,18 @@ def _subject_window(image: np.ndarray, face: dict, several: bool) -> tuple[np.nd
     return np.ascontiguousarray(image[y0:h, x0:x1]), x0, y0
 
 
-def coverage_from_pose(landmarks) -> str:
-    """What the picture shows of the body: head to ankles, down to the hips, or less."""
+def cut_by_bottom_edge(person: np.ndarray) -> bool:
+    """The person runs off the bottom of the picture (legs cut), whatever the pose model guessed."""
+    h = person.shape[0]
+    return bool(person[h - max(2, h // 100):].mean() > 0.01)
+
+
+def coverage_from_pose(landmarks, person: np.ndarray | None = None) -> str:
+    """What the picture shows of the body: head to ankles, down to the hips, or less.
+
+    The pose model places ankles even below a cut frame, and on drawn figures it can squeeze them
+    into the picture; so a full body also needs the person mask to end above the bottom edge.
+    """
     if landmarks is None:
         return "head_and_shoulders"
 
@@ -123,7 +133,7 @@ def coverage_from_pose(landmarks) -> str:
         p = landmarks[i]
         return p.visibility >= POSE_VISIBLE and 0.0 <= p.x <= 1.0 and 0.0 <= p.y <= 1.0
 
-    if seen(_POSE_NOSE) and any(seen(i) for i in _ANKLES):
+    if seen(_POSE_NOSE) and any(seen(i) for i in _ANKLES) and (person is None or not cut_by_bottom_edge(person)):
         return "full_body"
     if any(seen(i) for i in _HIPS):
         return "upper_body"
@@ -188,7 +198,7 @@ def view_subject(key: int, image: np.ndarray, face: dict, several_faces: bool = 
 
     body = models.pose.process(cv2.cvtColor(window, cv2.COLOR_BGR2RGB)).pose_landmarks
     landmarks = body.landmark if body is not None else None
-    coverage = coverage_from_pose(landmarks)
+    coverage = coverage_from_pose(landmarks, person)
     torso = np.zeros_like(skin)
     if landmarks is not None and all(landmarks[i].visibility >= POSE_VISIBLE for i in _SHOULDERS):
         quad = np.array([(landmarks[i].x * w, landmarks[i].y * h) for i in (11, 12, 24, 23)])
