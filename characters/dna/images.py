@@ -279,6 +279,15 @@ def measure_palette(image: np.ndarray, face: dict) -> dict[str, str]:
     return palette_from(measure_regions([view_subject(0, image, face)]))
 
 
+def combine_palettes(palettes: list[dict[str, str]]) -> dict[str, str]:
+    """Per role, the median colour (in Lab) over pictures that measured it (the consistency score's references)."""
+    combined: dict[str, str] = {}
+    for role in dict.fromkeys(role for p in palettes for role in p):
+        labs = np.array([hex_to_lab(p[role]) for p in palettes if role in p])
+        combined[role] = lab_to_hex(np.median(labs, axis=0))
+    return combined
+
+
 # --- Render style: photographic, 3D or 2D animation, from pixel statistics -----------------------
 
 RENDER_STYLES = ("photographic", "3d_animation", "2d_animation")

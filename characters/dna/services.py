@@ -348,11 +348,10 @@ def character_update(
         if clips_used_delta:
             character.clips_used = max(0, character.clips_used + clips_used_delta)
         _derive_text(character)
-        _check(character, status_code=400)
+        if dna_change or character.dna_file:
+            _check(character, status_code=400)
         character.save()
-        if character.status in (Character.Status.CANONICAL, Character.Status.ARCHIVED) and (
-            character.dna_file or character.status == Character.Status.CANONICAL
-        ):
+        if character.dna_file:  # a locked DNA: its files follow the row
             # Files last, with the row locked: a failed write raises, rolls the row back, restores files.
             only_counts = not dna_change and allow_licensing is None
             _write_dna_and_sheet(character, sheet=not only_counts, status_code=400)

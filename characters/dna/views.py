@@ -18,8 +18,8 @@ def character_detail(request, character_id):
             source = "stated by an admin"
         palette.append((role.replace("_", " ").capitalize(), code, source))
     labels = {"measured": "measured", "stated": "stated by people", "default": "default"}
-    features = [{**r, "label": labels.get(r.get("source"), "")} for r in character.feature_sources
-                if r.get("source") != "dropped"]
+    records = character.feature_sources or [{"feature": f, "source": ""} for f in character.locked_features]
+    features = [{**r, "label": labels.get(r.get("source"), "")} for r in records if r.get("source") != "dropped"]
     references = list(character.reference_images.all())
     for ref in references:
         ref.get_coverage_label = ref.coverage.replace("_", " ")
