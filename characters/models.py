@@ -279,6 +279,11 @@ def character_file_upload_to(instance, filename: str) -> str:
     return f"characters/{character.character_id}/{filename}"
 
 
+RENDER_STYLE_CHOICES = [
+    ("photographic", "Photographic"), ("3d_animation", "3D animation"), ("2d_animation", "2D animation"),
+]
+
+
 class Character(models.Model):
     """A canonical character of a story and its DNA: references, palette, style and locked features."""
 
@@ -297,6 +302,14 @@ class Character(models.Model):
     submitted_description = models.CharField(max_length=500, blank=True)
     color_palette = models.JSONField(default=dict, blank=True, help_text='Role to "#RRGGBB".')
     locked_features = models.JSONField(default=list, blank=True)
+    # Where each DNA fact came from (the DNA service keeps these and the text built from them in step):
+    # feature records [{feature, source: measured|stated|default|dropped, key}], palette role -> measured|stated,
+    # and what was measured at lock time: per region {color, pixels, region_pixels, share, frames}, render style.
+    feature_sources = models.JSONField(default=list, blank=True)
+    palette_sources = models.JSONField(default=dict, blank=True)
+    measured = models.JSONField(default=dict, blank=True)
+    render_style = models.CharField(max_length=16, blank=True, choices=RENDER_STYLE_CHOICES)
+    render_style_source = models.CharField(max_length=10, blank=True, help_text="stated | measured")
     created_from_clip = models.ForeignKey(Clip, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     total_votes = models.PositiveIntegerField(default=0)
     clips_used = models.PositiveIntegerField(default=0)
@@ -340,6 +353,10 @@ class ReferenceImage(models.Model):
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
     source_frame = models.ForeignKey(CandidateFrame, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # What the picture really shows (the full_body slot may hold an upper-body shot when no frame had one).
+    coverage = models.CharField(
+        max_length=20, blank=True, help_text="full_body | upper_body | head_and_shoulders | face"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

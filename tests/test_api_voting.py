@@ -113,7 +113,7 @@ def test_create_submission_answers_the_seed_body(story, frames, contributor):
     submission = CharacterSubmission.objects.get()
     assert set(body) == {
         "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
-        "character_slot", "character_name", "voting_session_id", "group_id",
+        "character_slot", "character_name", "render_style", "features_to_keep", "voting_session_id", "group_id",
     }
     assert body["id"] == submission.pk
     assert body["story_id"] == story.pk
@@ -237,6 +237,8 @@ def test_list_submissions_is_public_and_names_the_open_session(story, frames, pa
         "created_at": rows[a.pk]["created_at"],
         "character_slot": "protagonist",
         "character_name": "Ada",
+        "render_style": "",
+        "features_to_keep": [],
         "voting_session_id": session.pk,
         "group_id": None,
     }

@@ -74,7 +74,10 @@ def test_lock_builds_a_valid_canonical_dna(extracted):
     assert document["character_id"] == character.character_id and document["total_votes"] == 12
     assert document["reference_images"]["full_body"].startswith("http://testserver/characters/")
     assert 1 <= len(document["locked_features"]) <= 10
-    assert "short brown curly hair" in document["locked_features"]
+    # The free text stays in the description; features are measured ones (and stated ones: none here).
+    assert "short brown curly hair" not in document["locked_features"]
+    assert {r["source"] for r in document["feature_sources"]} == {"measured"}
+    assert "photorealistic" not in document["style_description"].lower()
     assert document["style_description"].startswith("Smiling astronaut") and len(document["style_description"]) <= 500
     assert default_storage.exists(character.model_sheet.name)
 

@@ -2,6 +2,8 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from characters.models import RENDER_STYLE_CHOICES
+
 from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission
 
 STYLE_MAX = CharacterSubmission._meta.get_field("style_description").max_length
@@ -16,6 +18,8 @@ ERROR_FIELDS = {
     "name_too_long": "character_name",
     "mixed_characters": "frame_ids",
     "invalid_group": "group_id",
+    "invalid_render_style": "render_style",
+    "invalid_features": "features_to_keep",
 }
 
 
@@ -68,6 +72,24 @@ class SubmissionForm(forms.Form):
         ),
     )
 
+    render_style = forms.ChoiceField(
+        required=False,
+        label="Render style",
+        choices=[("", "Not sure (the DNA measures a suggestion)"), *RENDER_STYLE_CHOICES],
+        help_text="What the footage is. The Character DNA never calls footage photographic unless you say so "
+        "or it measures so.",
+    )
+    features_to_keep = forms.CharField(
+        required=False,
+        label="Features to keep",
+        help_text="One per line, up to 10, each up to 100 characters: what must never change (e.g. a scar over "
+        "the left eye). Settings and actions belong in the style description.",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Freckles across the nose\nSilver ring, left hand"}),
+    )
+
+    def clean_features_to_keep(self) -> list[str]:
+        return [line for line in (self.cleaned_data.get("features_to_keep") or "").splitlines() if line.strip()]
+
     def __init__(self, *args, groups=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["group_id"].choices = [("", "Any (inferred from the frames)")] + [
@@ -103,6 +125,8 @@ class SubmissionForm(forms.Form):
             "character_name": data["character_name"],
             "style_description": data["style_description"],
             "group_id": data.get("group_id"),
+            "render_style": data.get("render_style", ""),
+            "features_to_keep": data.get("features_to_keep", []),
         }
 
     def add_service_error(self, code: str, message: str, details: dict | None = None) -> None:

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from characters.models import CandidateFrame, CharacterGroup, Story
+from characters.models import RENDER_STYLE_CHOICES, CandidateFrame, CharacterGroup, Story
 
 DEFAULT_CHARACTER_SLOT = "protagonist"
 
@@ -32,6 +32,9 @@ class CharacterSubmission(models.Model):
     character_group = models.ForeignKey(
         CharacterGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
     )
+    # The designer's explicit choices, carried into the Character DNA as stated facts.
+    render_style = models.CharField(max_length=16, blank=True, choices=RENDER_STYLE_CHOICES)
+    features_to_keep = models.JSONField(default=list, blank=True, help_text="1-10 short phrases, each up to 100 chars.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     vote_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

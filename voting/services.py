@@ -33,9 +33,18 @@ class VotingError(ServiceError):
 
 # --- Submissions ----------------------------------------------------------------------------
 
-def _submission_problems(story: Story, style: str, name: str, ids: list[int]) -> list[VotingError]:
+def _submission_problems(
+    story: Story, style: str, name: str, ids: list[int], render_style: str = "", features: list[str] | None = None
+) -> list[VotingError]:
     """Everything wrong with a proposed design, so a person fixes it all in one go."""
+    from characters.dna import images as dna
+
     problems = []
+    if render_style and render_style not in dna.RENDER_STYLES:
+        problems.append(VotingError(
+            f"Pick a render style among {', '.join(dna.RENDER_STYLES)} (or none).", code="invalid_render_style"
+        ))
+    problems += [VotingError(p, code="invalid_features") for p in dna.stated_feature_problems(list(features or []))]
     if not style:
         problems.append(VotingError("Describe the character's style (up to 500 characters).", code="style_required"))
     elif len(style) > 500:
@@ -125,8 +134,11 @@ def submission_create(
     character_slot: str = DEFAULT_CHARACTER_SLOT,
     character_name: str = "",
     group_id: int | None = None,
+    render_style: str = "",
+    features_to_keep: list[str] | None = None,
 ) -> CharacterSubmission:
-    """Propose a design: 1-10 candidate frames from this story's clips plus a style description.
+    """Propose a design: 1-10 candidate frames from this story's clips plus a style description, and
+    optionally the render style and up to 10 features to keep (the DNA records them as stated).
 
     The frames are of one character (`group_id`, or the group they share); see `_design_group`.
 
@@ -136,7 +148,11 @@ def submission_create(
     character_name = (character_name or "").strip()
     character_slot = (character_slot or DEFAULT_CHARACTER_SLOT).strip().lower()
     ids = list(dict.fromkeys(int(i) for i in frame_ids or []))
-    problems = _submission_problems(story, style_description, character_name, ids)
+    render_style = (render_style or "").strip()
+    from characters.dna.images import clean_stated_features
+
+    features_to_keep = clean_stated_features(features_to_keep)
+    problems = _submission_problems(story, style_description, character_name, ids, render_style, features_to_keep)
     group = None
     if not any(p.code in ("frame_count", "foreign_frames") for p in problems):
         group, mixed = _design_group(story, ids, group_id)
@@ -152,6 +168,8 @@ def submission_create(
             style_description=style_description,
             character_name=character_name,
             character_group=group,
+            render_style=render_style,
+            features_to_keep=features_to_keep,
         )
         SubmissionFrame.objects.bulk_create(
             SubmissionFrame(submission=submission, frame_id=fid, position=pos) for pos, fid in enumerate(ids)
@@ -728,6 +746,8 @@ def submission_lock_winner(*, submission_id: int, character_name: str = "") -> C
         votes=submission.vote_count,
         description=submission.style_description,
         origin_submission_id=submission.pk,
+        render_style=submission.render_style,
+        features_to_keep=submission.features_to_keep,
     )
 
 

@@ -11,7 +11,7 @@ from common.exceptions import ServiceError
 class ReferenceImageInline(admin.TabularInline):
     model = ReferenceImage
     extra = 0
-    fields = ("kind", "preview", "width", "height", "source_frame")
+    fields = ("kind", "coverage", "preview", "width", "height", "source_frame")
     readonly_fields = fields
     can_delete = False
 
@@ -35,13 +35,15 @@ def palette_html(palette: dict) -> str:
 class CharacterForm(forms.ModelForm):
     class Meta:
         model = Character
-        fields = ["name", "style_description", "color_palette", "locked_features", "allow_licensing"]
+        fields = ["name", "render_style", "submitted_description", "color_palette", "locked_features",
+                  "allow_licensing"]
+        labels = {"submitted_description": "Designer's words (the style description is built from these)"}
 
     def clean(self):
         """Refuse an edit that would break the DNA schema, with the schema's own reasons."""
         cleaned = super().clean()
         proposed = Character(**{f.attname: getattr(self.instance, f.attname) for f in Character._meta.concrete_fields})
-        for field in ("name", "style_description", "color_palette", "locked_features"):
+        for field in ("name", "color_palette", "locked_features"):
             if field in cleaned:
                 setattr(proposed, field, cleaned[field])
         problems = images.validate_dna(services.dna_document(proposed)) if self.instance.pk else []
@@ -58,7 +60,8 @@ class CharacterAdmin(admin.ModelAdmin):
     list_filter = ("status", "allow_licensing")
     search_fields = ("name", "character_id", "story__title")
     list_select_related = ("story",)
-    readonly_fields = ("character_id", "story", "status", "creator", "total_votes", "clips_used", "created_from_clip",
+    readonly_fields = ("character_id", "style_description", "story", "status", "creator", "total_votes", "clips_used",
+                       "created_from_clip",
                        "origin_submission_id", "lock_error", "palette", "sheet", "dna_file")
     inlines = [ReferenceImageInline]
     actions = ["relock", "archive"]
@@ -87,17 +90,13 @@ class CharacterAdmin(admin.ModelAdmin):
         return False  # characters are locked from a winning submission
 
     def save_model(self, request, obj, form, change):
-        """DNA fields go through the DNA service so dna.json is rewritten and revalidated."""
+        """Every change goes through the one DNA service: the text built from it, dna.json and the model
+        sheet are rewritten in the same step (the style field edits the designer's words it is built from)."""
+        changed = {f: form.cleaned_data[f] for f in form.changed_data if f in form.cleaned_data}
+        if "submitted_description" in changed:
+            changed["style_description"] = changed.pop("submitted_description")
         try:  # the form already checked the schema; the service checks again for every other caller
-            services.character_update_dna(
-                character=obj, user=request.user, color_palette=form.cleaned_data["color_palette"],
-                style_description=form.cleaned_data["style_description"],
-                locked_features=form.cleaned_data["locked_features"],
-            )
-            services.character_set_licensing(
-                character=obj, user=request.user, allow=form.cleaned_data["allow_licensing"]
-            )
-            Character.objects.filter(pk=obj.pk).update(name=form.cleaned_data["name"])
+            services.character_update(character=obj, user=request.user, **changed)
         except ServiceError as exc:
             self.message_user(request, exc.message, messages.ERROR)
 

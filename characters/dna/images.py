@@ -25,7 +25,7 @@ MAX_LOCKED_FEATURES = 10
 REFERENCE_MIN_SIDE = 512
 
 
-# --- Frames in, categories out ------------------------------------------------------------------
+# --- Frames in ----------------------------------------------------------------------------------
 
 @dataclass
 class FrameInput:
@@ -40,6 +40,7 @@ class FrameInput:
 
     @property
     def face(self) -> dict | None:
+        """The frame's main face (extraction puts it first): the face the design is about."""
         return self.detections[0] if self.detections else None
 
 
@@ -48,52 +49,41 @@ class ReferenceShot:
     kind: str  # full_body | face_closeup | side_profile
     frame_key: int
     image: np.ndarray
+    coverage: str  # what the picture really shows: full_body | upper_body | head_and_shoulders | face
 
 
-def _crop_around_face(image: np.ndarray, face: dict, scale: float, drop: float = 0.15) -> np.ndarray:
-    """A square crop centred a little below the face centre (to keep the chin and shoulders)."""
-    h, w = image.shape[:2]
-    box = face["box"]
-    side = int(min(max(box["width"], box["height"]) * scale, w, h))
-    cx = box["x"] + box["width"] / 2
-    cy = box["y"] + box["height"] / 2 + drop * box["height"]
-    x0 = int(min(max(cx - side / 2, 0), w - side))
-    y0 = int(min(max(cy - side / 2, 0), h - side))
-    crop = image[y0 : y0 + side, x0 : x0 + side]
-    if side < REFERENCE_MIN_SIDE:
-        crop = cv2.resize(crop, (REFERENCE_MIN_SIDE, REFERENCE_MIN_SIDE), interpolation=cv2.INTER_CUBIC)
-    return crop
+# --- The subject in one frame: masks per region -------------------------------------------------
+
+COVERAGES = ("full_body", "upper_body", "head_and_shoulders", "face")
+REGIONS = ("skin", "hair", "clothing_primary", "clothing_secondary")
+# Face mesh points of the face oval, in order around the face (MediaPipe's FACEMESH_FACE_OVAL).
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+_EYE_CORNERS = (33, 263)
+_NOSE_TIP = 1
+_POSE_NOSE, _SHOULDERS, _HIPS, _ANKLES = 0, (11, 12), (23, 24), (27, 28)
+POSE_VISIBLE = 0.5
+# A pixel within this distance (OpenCV 8-bit Lab) of the frame's skin colour counts as skin, so bare
+# shoulders or hands never become "clothing".
+SKIN_TOLERANCE = 22.0
+# A region is measured in a frame only when it has at least this many pixels, as a share of the
+# face oval's area (and never under MIN_REGION_PIXELS): a sliver of hair is not a hair colour.
+MIN_REGION_SHARE = {"skin": 0.25, "hair": 0.12, "clothing_primary": 0.5, "clothing_secondary": 0.3}
+MIN_REGION_PIXELS = 150
+SECONDARY_MIN_DELTA_E = 15.0
 
 
-def categorise(frames: list[FrameInput]) -> list[ReferenceShot]:
-    """Pick the full body, face close-up and side profile shots among the winning frames.
+@dataclass
+class SubjectView:
+    """The character in one frame: region masks, what the pose model says is in the frame."""
 
-    Full body: a frame whose pose landmarks show the whole body, else the widest shot (smallest
-    face coverage) — always present, as the DNA schema requires. Face close-up: a crop around the
-    face of the best frontal, confident frame, else of the best frame. Side profile: a crop of the
-    best left/right frame; left out when no frame shows one.
-    """
-    with_face = [f for f in frames if f.face]
-    if not frames:
-        raise ValueError("No frames to build references from.")
-    by_quality = sorted(frames, key=lambda f: -f.quality)
-    full = [f for f in by_quality if f.full_body] or sorted(
-        with_face or frames, key=lambda f: (f.face["coverage"] if f.face else 1.0, -f.quality)
-    )
-    shots = [ReferenceShot("full_body", full[0].key, full[0].image)]
-    frontal = [f for f in by_quality if f.face and f.pose == "frontal" and f.face["confidence"] >= 0.9]
-    close_source = (frontal or [f for f in by_quality if f.face])[:1]
-    if close_source:
-        f = close_source[0]
-        shots.append(ReferenceShot("face_closeup", f.key, _crop_around_face(f.image, f.face, 2.0)))  # type: ignore[arg-type]  # picked with a face
-    profile = [f for f in by_quality if f.face and f.pose in ("left", "right")]
-    if profile:
-        f = profile[0]
-        shots.append(ReferenceShot("side_profile", f.key, _crop_around_face(f.image, f.face, 2.6)))  # type: ignore[arg-type]  # picked with a face
-    return shots
+    key: int
+    image: np.ndarray  # BGR: the frame, or a window around the main face when the frame has several
+    masks: dict[str, np.ndarray]
+    face_area: float
+    coverage: str
+    person: np.ndarray
 
-
-# --- Colour palette -----------------------------------------------------------------------------
 
 _segmenter_local = threading.local()
 
@@ -111,62 +101,126 @@ def person_mask(image: np.ndarray) -> np.ndarray:
     return result.segmentation_mask > 0.5
 
 
-def _region(shape, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    h, w = shape[:2]
-    mask = np.zeros((h, w), dtype=bool)
-    xa, xb = int(max(0, x0)), int(min(w, x1))
-    ya, yb = int(max(0, y0)), int(min(h, y1))
-    if xa < xb and ya < yb:
-        mask[ya:yb, xa:xb] = True
-    return mask
+def _subject_window(image: np.ndarray, face: dict, several: bool) -> tuple[np.ndarray, int, int]:
+    """With several faces, a window around the main face (3 face widths each side, down to the bottom),
+    so the segmenter and pose model look at that person; else the whole frame."""
+    if not several:
+        return image, 0, 0
+    h, w = image.shape[:2]
+    b = face["box"]
+    x0 = int(max(0, b["x"] + b["width"] / 2 - 3 * b["width"]))
+    x1 = int(min(w, b["x"] + b["width"] / 2 + 3 * b["width"]))
+    y0 = int(max(0, b["y"] - b["height"]))
+    return np.ascontiguousarray(image[y0:h, x0:x1]), x0, y0
 
 
-def face_regions(image: np.ndarray, face: dict, person: np.ndarray) -> dict[str, np.ndarray]:
-    """Masks for each palette role, placed from the face's landmarks (eyes, mouth, ears).
+def cut_by_bottom_edge(person: np.ndarray) -> bool:
+    """The person runs off the bottom of the picture (legs cut), whatever the pose model guessed."""
+    h = person.shape[0]
+    return bool(person[h - max(2, h // 100):].mean() > 0.01)
 
-    With d the eye-to-mouth distance: skin is the cheeks and nose (between the eyes, d/3 to 2d/3
-    below them); hair is the crown above the forehead (1.8d to 0.95d above the eyes, between the
-    ears) plus the temples beside the face; clothing is the torso, from 1.2d below the mouth down.
-    Each is intersected with the person mask so background never counts. Faces without landmarks
-    fall back to proportions of the face box.
+
+def coverage_from_pose(landmarks, person: np.ndarray | None = None) -> str:
+    """What the picture shows of the body: head to ankles, down to the hips, or less.
+
+    The pose model places ankles even below a cut frame, and on drawn figures it can squeeze them
+    into the picture; so a full body also needs the person mask to end above the bottom edge.
     """
-    lm = face.get("landmarks") or {}
-    if all(k in lm for k in ("right_eye", "left_eye", "mouth_center", "right_ear", "left_ear")):
-        (rex, rey), (lex, ley) = lm["right_eye"], lm["left_eye"]
-        mouth_y = lm["mouth_center"][1]
-        eye_y = (rey + ley) / 2
-        d = max(mouth_y - eye_y, 1.0)
-        ear_l, ear_r = sorted((lm["right_ear"][0], lm["left_ear"][0]))
-        eye_l, eye_r = sorted((rex, lex))
-        span = max(ear_r - ear_l, 1.0)
-        skin = _region(image.shape, eye_l, eye_y + d / 3, eye_r, eye_y + 2 * d / 3)
-        hair = _region(image.shape, ear_l, eye_y - 1.8 * d, ear_r, eye_y - 0.95 * d)
-        hair |= _region(image.shape, ear_l - 0.15 * span, eye_y - 0.9 * d, ear_l + 0.05 * span, eye_y)
-        hair |= _region(image.shape, ear_r - 0.05 * span, eye_y - 0.9 * d, ear_r + 0.15 * span, eye_y)
-        torso = _region(image.shape, ear_l - 0.6 * span, mouth_y + 1.2 * d, ear_r + 0.6 * span, mouth_y + 4 * d)
+    if landmarks is None:
+        return "head_and_shoulders"
+
+    def seen(i: int) -> bool:
+        p = landmarks[i]
+        return p.visibility >= POSE_VISIBLE and 0.0 <= p.x <= 1.0 and 0.0 <= p.y <= 1.0
+
+    if seen(_POSE_NOSE) and any(seen(i) for i in _ANKLES) and (person is None or not cut_by_bottom_edge(person)):
+        return "full_body"
+    if any(seen(i) for i in _HIPS):
+        return "upper_body"
+    return "head_and_shoulders"
+
+
+def _polygon_mask(shape, points: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)  # type: ignore[call-overload]  # a scalar colour is fine
+    return mask.astype(bool)
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(np.float32)
+
+
+def view_subject(key: int, image: np.ndarray, face: dict, several_faces: bool = False) -> SubjectView:
+    """Region masks of the character whose face is `face`.
+
+    skin: the face mesh's face oval below the brows (an ellipse in the detector's box when the
+    mesh finds no face); hair: the person mask above and beside the face, minus the face and
+    skin-coloured pixels; clothing_primary: the torso between the pose model's shoulders and hips,
+    minus skin-coloured pixels; clothing_secondary: the rest of the person (arms, accessories).
+    A region the models cannot place (no shoulders seen, say) stays empty.
+    """
+    from characters.vision import faces as vision
+
+    window, ox, oy = _subject_window(image, face, several_faces)
+    h, w = window.shape[:2]
+    models = vision.detectors()
+    b = face["box"]
+    box = vision.Box((b["x"] - ox) / w, (b["y"] - oy) / h, b["width"] / w, b["height"] / h)
+    mesh = vision.mesh_landmarks(models, window, box)
+    if mesh is not None:
+        pts = mesh[0] * np.array([w, h])
+        oval_pts = pts[list(FACE_OVAL)]
+        brow_y = float(pts[list(_EYE_CORNERS), 1].mean()) - 0.08 * (oval_pts[:, 1].max() - oval_pts[:, 1].min())
+        nose_y = float(pts[_NOSE_TIP, 1])
     else:
-        b = face["box"]
-        x, y, w, h = b["x"], b["y"], b["width"], b["height"]
-        skin = _region(image.shape, x + 0.2 * w, y + 0.35 * h, x + 0.8 * w, y + 0.55 * h)
-        hair = _region(image.shape, x - 0.15 * w, y - 0.45 * h, x + 1.15 * w, y + 0.05 * h)
-        torso = _region(image.shape, x - 0.7 * w, y + 1.35 * h, x + 1.7 * w, y + 3.0 * h)
-    return {"skin": skin & person, "hair": hair & person & ~skin, "clothing": torso & person}
+        cx, cy = (b["x"] - ox) + b["width"] / 2, (b["y"] - oy) + b["height"] / 2
+        angles = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+        oval_pts = np.column_stack((cx + 0.45 * b["width"] * np.cos(angles), cy + 0.55 * b["height"] * np.sin(angles)))
+        brow_y, nose_y = cy - 0.1 * b["height"], cy + 0.1 * b["height"]
+    oval = _polygon_mask(window.shape, oval_pts)
+    fx0, fy0 = oval_pts.min(axis=0)
+    fx1, fy1 = oval_pts.max(axis=0)
+    fw, fh = fx1 - fx0, fy1 - fy0
+    person = person_mask(window)
+    ys, xs = np.mgrid[0:h, 0:w]
 
+    lab = _lab(window)
+    skin = oval & person & (ys >= brow_y)
+    skin_like = np.zeros_like(skin)
+    if skin.sum() >= MIN_REGION_PIXELS:
+        centre = _dominant_lab(window, skin, 2)[0][0]
+        skin_like = np.linalg.norm(lab - centre, axis=2) < SKIN_TOLERANCE
+    pad = max(3, int(0.04 * fw)) | 1
+    face_zone = cv2.dilate(oval.astype(np.uint8), np.ones((pad, pad), np.uint8)).astype(bool)
 
-MIN_REGION_PIXELS = 150
+    head_band = (xs >= fx0 - 0.45 * fw) & (xs <= fx1 + 0.45 * fw) & (ys >= fy0 - 0.9 * fh) & (ys <= nose_y)
+    hair = person & head_band & ~face_zone & ~skin_like
+
+    body = models.pose.process(cv2.cvtColor(window, cv2.COLOR_BGR2RGB)).pose_landmarks
+    landmarks = body.landmark if body is not None else None
+    coverage = coverage_from_pose(landmarks, person)
+    torso = np.zeros_like(skin)
+    if landmarks is not None and all(landmarks[i].visibility >= POSE_VISIBLE for i in _SHOULDERS):
+        quad = np.array([(landmarks[i].x * w, landmarks[i].y * h) for i in (11, 12, 24, 23)])
+        torso = _polygon_mask(window.shape, quad) & person & ~skin_like & ~face_zone
+    rest = person & ~torso & ~head_band & ~face_zone & ~skin_like & (ys > fy1)
+    masks = {"skin": skin, "hair": hair, "clothing_primary": torso, "clothing_secondary": rest}
+    return SubjectView(key, window, masks, float(oval.sum()), coverage, person)
 
 
 def _dominant_lab(image: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[np.ndarray, float]]:
     """k-means in Lab over the masked pixels: [(centre Lab, share)], biggest first."""
-    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(np.float32)
-    pixels = lab[mask]
+    return _dominant_of(_lab(image)[mask], k)
+
+
+def _dominant_of(pixels: np.ndarray, k: int) -> list[tuple[np.ndarray, float]]:
     if len(pixels) > 20000:  # a fixed-seed sample keeps it fast and repeatable
         pixels = pixels[np.random.default_rng(0).choice(len(pixels), 20000, replace=False)]
     k = min(k, len(pixels))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
     cv2.setRNGSeed(0)
-    # bestLabels=None is allowed; the stubs want an array.
-    _, labels, centres = cv2.kmeans(pixels, k, None, criteria, 3, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
+    _, labels, centres = cv2.kmeans(np.ascontiguousarray(pixels, dtype=np.float32), k, None, criteria, 3,
+                                    cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]  # bestLabels=None is allowed; the stubs want an array
     shares = np.bincount(labels.ravel(), minlength=k) / len(labels)
     order = np.argsort(-shares)
     return [(centres[i], float(shares[i])) for i in order]
@@ -178,33 +232,163 @@ def _lab8_to_hex(lab8: np.ndarray) -> str:
     return f"#{r:02X}{g:02X}{b:02X}"
 
 
+_CLUSTERS = {"skin": 2, "hair": 2, "clothing_primary": 3, "clothing_secondary": 3}
+PIXELS_PER_FRAME = 6000  # each frame weighs the same in the pooled k-means
+
+
+def measure_regions(views: list[SubjectView]) -> dict[str, dict]:
+    """Per region, the robust dominant colour over all frames: k-means in Lab over the region's pixels
+    pooled from every frame where it was seen well enough, the largest cluster's centre.
+
+    Each entry: color, pixels (pixels in the winning cluster), region_pixels, share, frames (candidate
+    frame ids used). A region no frame saw well enough is absent: no colour rather than a guess.
+    A secondary clothing colour that is the primary's again is dropped.
+    """
+    measured: dict[str, dict] = {}
+    rng = np.random.default_rng(0)
+    for role in REGIONS:
+        pools, frames, total = [], [], 0
+        for view in views:
+            mask = view.masks[role]
+            n = int(mask.sum())
+            if n < max(MIN_REGION_PIXELS, MIN_REGION_SHARE[role] * view.face_area):
+                continue
+            pixels = _lab(view.image)[mask]
+            if len(pixels) > PIXELS_PER_FRAME:
+                pixels = pixels[rng.choice(len(pixels), PIXELS_PER_FRAME, replace=False)]
+            pools.append(pixels)
+            frames.append(view.key)
+            total += n
+        if not pools:
+            continue
+        centre, share = _dominant_of(np.concatenate(pools), _CLUSTERS[role])[0]
+        measured[role] = {"color": _lab8_to_hex(centre), "pixels": round(share * total), "region_pixels": total,
+                          "share": round(share, 3), "frames": frames}
+    primary, secondary = measured.get("clothing_primary"), measured.get("clothing_secondary")
+    if secondary and (not primary or delta_e(primary["color"], secondary["color"]) < SECONDARY_MIN_DELTA_E):
+        del measured["clothing_secondary"]
+    return measured
+
+
+def palette_from(measured: dict[str, dict]) -> dict[str, str]:
+    return {role: entry["color"] for role, entry in measured.items()}
+
+
 def measure_palette(image: np.ndarray, face: dict) -> dict[str, str]:
-    """Palette roles measured in one frame; a role whose region is too small is left out."""
-    person = person_mask(image)
-    regions = face_regions(image, face, person)
-    palette: dict[str, str] = {}
-    for role, k in (("skin", 2), ("hair", 2)):
-        if regions[role].sum() >= MIN_REGION_PIXELS:
-            palette[role] = _lab8_to_hex(_dominant_lab(image, regions[role], k)[0][0])
-    if regions["clothing"].sum() >= MIN_REGION_PIXELS:
-        clusters = _dominant_lab(image, regions["clothing"], 3)
-        palette["clothing_primary"] = _lab8_to_hex(clusters[0][0])
-        for centre, share in clusters[1:]:
-            if share >= 0.2 and delta_e(_lab8_to_hex(centre), palette["clothing_primary"]) > 15:
-                palette["clothing_secondary"] = _lab8_to_hex(centre)
-                break
-    return palette
+    """Palette roles measured in one frame (the consistency score uses this); unseen roles left out."""
+    return palette_from(measure_regions([view_subject(0, image, face)]))
 
 
 def combine_palettes(palettes: list[dict[str, str]]) -> dict[str, str]:
-    """Per role, the median colour (in Lab) over the frames that measured it."""
+    """Per role, the median colour (in Lab) over pictures that measured it (the consistency score's references)."""
     combined: dict[str, str] = {}
-    roles = dict.fromkeys(role for p in palettes for role in p)
-    for role in roles:
+    for role in dict.fromkeys(role for p in palettes for role in p):
         labs = np.array([hex_to_lab(p[role]) for p in palettes if role in p])
         combined[role] = lab_to_hex(np.median(labs, axis=0))
     return combined
 
+
+# --- Render style: photographic, 3D or 2D animation, from pixel statistics -----------------------
+
+RENDER_STYLES = ("photographic", "3d_animation", "2d_animation")
+RENDER_STYLE_WORDS = {
+    "photographic": "photographic, live-action look",
+    "3d_animation": "3D-animated (CG) look",
+    "2d_animation": "2D-animated, flat-coloured look",
+}
+
+
+def render_statistics(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """flat_share: pixels whose 7x7 neighbourhood hardly changes (flat fills); colours: how many
+    4-bit-per-channel colours cover 90 % of the pixels; fine_texture: median high-frequency energy
+    (grain and texture a camera records, a renderer does not)."""
+    if mask is None or mask.sum() < 1000:
+        mask = np.ones(image.shape[:2], dtype=bool)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    local_range = cv2.dilate(gray, np.ones((7, 7))) - cv2.erode(gray, np.ones((7, 7)))
+    flat_share = float((local_range[mask] <= FLAT_RANGE).mean())
+    quant = (image[mask] // 16).astype(np.int32)
+    codes = quant[:, 0] * 256 + quant[:, 1] * 16 + quant[:, 2]
+    counts = np.sort(np.bincount(codes))[::-1]
+    colours = int(np.searchsorted(np.cumsum(counts), 0.9 * counts.sum()) + 1)
+    residual = np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))
+    return {"flat_share": round(flat_share, 3), "colours": colours,
+            "fine_texture": round(float(np.median(residual[mask])), 3)}
+
+
+FLAT_RANGE = 3  # grey levels; video and JPEG coding leave flat fills within this
+# Thresholds set on the fixtures (tests/test_dna_measured.py): photos have flat_share 0.1-0.4 and
+# fine texture > 0.5; flat cartoons (after video and JPEG coding) flat_share > 0.7.
+FLAT_2D_SHARE = 0.6
+SMOOTH_3D_TEXTURE = 0.35
+
+
+def suggest_render_style(stats: dict[str, float]) -> str:
+    if stats["flat_share"] >= FLAT_2D_SHARE:
+        return "2d_animation"
+    if stats["fine_texture"] < SMOOTH_3D_TEXTURE:
+        return "3d_animation"
+    return "photographic"
+
+
+def measure_render_style(views: list[SubjectView]) -> dict:
+    """The suggestion over the frames (the most common), with the median statistics behind it."""
+    if not views:
+        return {}
+    per_frame = [render_statistics(v.image, v.person) for v in views]
+    votes = [suggest_render_style(s) for s in per_frame]
+    stats = {k: float(np.median([s[k] for s in per_frame])) for k in per_frame[0]}
+    return {"suggestion": max(RENDER_STYLES, key=votes.count), **stats, "frames": [v.key for v in views]}
+
+
+# --- Reference shots ----------------------------------------------------------------------------
+
+def _crop_around_face(image: np.ndarray, face: dict, scale: float, drop: float = 0.15) -> np.ndarray:
+    """A square crop centred a little below the face centre (to keep the chin and shoulders)."""
+    h, w = image.shape[:2]
+    box = face["box"]
+    side = int(min(max(box["width"], box["height"]) * scale, w, h))
+    cx = box["x"] + box["width"] / 2
+    cy = box["y"] + box["height"] / 2 + drop * box["height"]
+    x0 = int(min(max(cx - side / 2, 0), w - side))
+    y0 = int(min(max(cy - side / 2, 0), h - side))
+    crop = image[y0 : y0 + side, x0 : x0 + side]
+    if side < REFERENCE_MIN_SIDE:
+        crop = cv2.resize(crop, (REFERENCE_MIN_SIDE, REFERENCE_MIN_SIDE), interpolation=cv2.INTER_CUBIC)
+    return crop
+
+
+_WIDER = {"full_body": 0, "upper_body": 1, "head_and_shoulders": 2, "face": 3}
+
+
+def categorise(frames: list[FrameInput], coverage: dict[int, str]) -> list[ReferenceShot]:
+    """Pick the full body, face close-up and side profile shots among the winning frames.
+
+    `coverage`: frame key -> what the pose model saw in it. The `full_body` slot (the DNA schema
+    requires it) holds the widest shot, labelled with what it really shows: a full body only when
+    head to ankles are in the frame. Face close-up: a crop around the main face of the best
+    frontal, confident frame, else of the best frame. Side profile: a crop of the best left/right
+    frame; left out when no frame shows one.
+    """
+    if not frames:
+        raise ValueError("No frames to build references from.")
+    with_face = [f for f in frames if f.face]
+    by_quality = sorted(frames, key=lambda f: -f.quality)
+    widest = sorted(by_quality, key=lambda f: (
+        _WIDER[coverage.get(f.key, "face" if f.face else "head_and_shoulders")],
+        f.face["coverage"] if f.face else 1.0,
+    ))[0]
+    shots = [ReferenceShot("full_body", widest.key, widest.image, coverage.get(widest.key, "head_and_shoulders"))]
+    frontal = [f for f in by_quality if f.face and f.pose == "frontal" and f.face["confidence"] >= 0.9]
+    close_source = (frontal or with_face)[:1]
+    if close_source:
+        f = close_source[0]
+        shots.append(ReferenceShot("face_closeup", f.key, _crop_around_face(f.image, f.face, 2.0), "face"))  # type: ignore[arg-type]  # picked with a face
+    profile = [f for f in by_quality if f.face and f.pose in ("left", "right")]
+    if profile:
+        f = profile[0]
+        shots.append(ReferenceShot("side_profile", f.key, _crop_around_face(f.image, f.face, 2.6), "face"))  # type: ignore[arg-type]  # picked with a face
+    return shots
 
 # --- Colour maths and names ---------------------------------------------------------------------
 
@@ -260,52 +444,101 @@ def character_id_for(name: str, suffix: str) -> str:
     return f"{base}_{suffix}"
 
 
-def _measured_words(palette: dict[str, str]) -> list[str]:
-    words = []
+SKIN_TONES = {"very fair": "#F3DCCB", "fair": "#E8C4A8", "light": "#D9AE8C", "medium": "#C18E6C",
+              "tan": "#A8734E", "brown": "#7F5238", "dark brown": "#5A3726", "deep": "#3D261B"}
+MAX_FEATURE_CHARS = 100
+
+
+def measured_features(palette: dict[str, str]) -> list[dict]:
+    """Features read from the palette, each {feature, source: measured, key}; `key` says which palette
+    roles it follows, so a palette correction rewrites exactly these."""
+    features = []
     if "hair" in palette:
-        words.append(f"{nearest_name(palette['hair'], HAIR_NAMES)} hair")
+        features.append({"feature": f"{nearest_name(palette['hair'], HAIR_NAMES)} hair", "key": "hair"})
+    if "skin" in palette:
+        features.append({"feature": f"{nearest_name(palette['skin'], SKIN_TONES)} skin", "key": "skin"})
     if "clothing_primary" in palette:
         outfit = nearest_name(palette["clothing_primary"], COLOUR_NAMES)
         if "clothing_secondary" in palette:
             second = nearest_name(palette["clothing_secondary"], COLOUR_NAMES)
             if second != outfit:
                 outfit = f"{outfit} and {second}"
-        words.append(f"{outfit} outfit")
-    return words
+        features.append({"feature": f"{outfit} clothing", "key": "clothing"})
+    return [{**f, "source": "measured"} for f in features]
 
 
-def compose_style(description: str, palette: dict[str, str], shots: list[ReferenceShot]) -> str:
-    """The submitter's words first, then measured colours and framing; at most 500 characters."""
-    framing = "full-body" if any(s.kind == "full_body" for s in shots) else "portrait"
-    extras = ", ".join(_measured_words(palette))
-    tail = f". {extras[:1].upper() + extras[1:]}" if extras else ""
-    tail += f". Photorealistic, consistent {framing} character design."
-    room = MAX_STYLE_CHARS - len(tail)
+def clean_stated_features(items) -> list[str]:
+    """A person's "features to keep": trimmed, one space between words, duplicates dropped."""
+    cleaned = [" ".join(str(item).split()) for item in items or []]
+    return list(dict.fromkeys(item for item in cleaned if item))
+
+
+def stated_feature_problems(items: list[str], *, required: bool = False) -> list[str]:
+    problems = []
+    if len(items) > MAX_LOCKED_FEATURES or (required and not items):
+        problems.append(f"List 1 to {MAX_LOCKED_FEATURES} features to keep (you listed {len(items)}).")
+    long = [item for item in items if len(item) > MAX_FEATURE_CHARS]
+    if long:
+        problems.append(f"Each feature to keep may be at most {MAX_FEATURE_CHARS} characters: {long[0][:40]}…")
+    return problems
+
+
+FALLBACK_FEATURE = {"feature": "same face and build as the reference images", "source": "default", "key": ""}
+
+
+def merge_features(measured: list[dict], current: list[dict]) -> list[dict]:
+    """The locked features: measured ones (rewritten from today's palette) in the place they had, then
+    everything people stated; at most 10, never empty (the schema needs one). A measured fact a person
+    removed stays removed (a `dropped` record, kept at the end)."""
+    by_key = {f["key"]: f for f in measured}
+    merged, used = [], set()
+    for record in current:
+        if record.get("source") == "measured":
+            fresh = by_key.get(record.get("key"))
+            if fresh is not None and fresh["key"] not in used:
+                merged.append(fresh)
+                used.add(fresh["key"])
+        elif record.get("source") == "stated":
+            merged.append(record)
+    known = {r.get("key") for r in current if r.get("source") == "measured"}
+    dropped = {r["key"] for r in current if r.get("source") == "dropped"}
+    for fresh in measured:  # measured facts not yet listed (a first lock, a new palette role)
+        if fresh["key"] not in used and fresh["key"] not in known and fresh["key"] not in dropped:
+            merged.insert(sum(1 for r in merged if r["source"] == "measured"), fresh)
+            used.add(fresh["key"])
+    seen, out = set(), []
+    for record in merged:
+        if record["feature"].lower() not in seen:
+            seen.add(record["feature"].lower())
+            out.append(record)
+    out = out[:MAX_LOCKED_FEATURES] or [FALLBACK_FEATURE]
+    return out + [r for r in current if r.get("source") == "dropped"]
+
+
+def locked_texts(records: list[dict]) -> list[str]:
+    """The `locked_features` strings of feature records (a dropped measured fact is remembered, not locked)."""
+    return [r["feature"] for r in records if r.get("source") != "dropped"]
+
+
+def compose_style(description: str, features: list[dict], render_style: str) -> str:
+    """The submitter's words as written, then the locked features they do not already say, then the
+    render style when someone stated it or it was measured; at most 500 characters. Nothing else is
+    added: no framing, no "photorealistic"."""
     text = " ".join((description or "").split()).rstrip(". ")
+    said = text.lower()
+    extra = [f["feature"] for f in features if f.get("source") != "default" and f["feature"].lower() not in said]
+    tail = ""
+    if extra:
+        joined = ", ".join(extra)
+        tail += f". {joined[:1].upper() + joined[1:]}"
+    if render_style in RENDER_STYLE_WORDS:
+        words = RENDER_STYLE_WORDS[render_style]
+        tail += f". {words[:1].upper() + words[1:]}"
+    tail += "." if (text or tail) else ""
+    room = MAX_STYLE_CHARS - len(tail)
     if len(text) > room:
         text = text[: max(0, room - 1)].rsplit(" ", 1)[0] + "…"
     return (text + tail).lstrip(". ")[:MAX_STYLE_CHARS]
-
-
-_SPLIT_FEATURES = re.compile(r"[,;.\n]|\band\b|\bwith\b", re.IGNORECASE)
-
-
-def locked_features_for(description: str, palette: dict[str, str]) -> list[str]:
-    """Phrases from the description plus measured ones; deduplicated, 1 to 10."""
-    phrases = [p.strip(" -–—:").strip() for p in _SPLIT_FEATURES.split(description or "")]
-    candidates = [p for p in phrases if 3 <= len(p) <= 80 and len(p.split()) >= 2]
-    candidates += _measured_words(palette)
-    seen: set[str] = set()
-    features: list[str] = []
-    for phrase in candidates:
-        key = phrase.lower()
-        if key not in seen:
-            seen.add(key)
-            features.append(phrase[0].lower() + phrase[1:] if phrase[:2].istitle() else phrase)
-    if not features:
-        features = ["same face and build as the reference images"]
-    return features[:MAX_LOCKED_FEATURES]
-
 
 # --- dna.json -----------------------------------------------------------------------------------
 

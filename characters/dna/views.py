@@ -8,10 +8,26 @@ from characters.models import Character, ReferenceImage
 
 def character_detail(request, character_id):
     character = get_object_or_404(selectors.character_queryset(), character_id=character_id)
+    regions = (character.measured or {}).get("regions", {})
+    palette = []
+    for role, code in character.color_palette.items():
+        entry = regions.get(role)
+        if character.palette_sources.get(role) == "measured" and entry:
+            source = f"measured on {entry['pixels']:,} px in {len(entry['frames'])} frame(s)"
+        else:
+            source = "stated by an admin"
+        palette.append((role.replace("_", " ").capitalize(), code, source))
+    labels = {"measured": "measured", "stated": "stated by people", "default": "default"}
+    records = character.feature_sources or [{"feature": f, "source": ""} for f in character.locked_features]
+    features = [{**r, "label": labels.get(r.get("source"), "")} for r in records if r.get("source") != "dropped"]
+    references = list(character.reference_images.all())
+    for ref in references:
+        ref.get_coverage_label = ref.coverage.replace("_", " ")
     return render(request, "characters/character_detail.html", {
         "character": character,
-        "references": list(character.reference_images.all()),
-        "palette": [(role.replace("_", " ").capitalize(), code) for role, code in character.color_palette.items()],
+        "references": references,
+        "palette": palette,
+        "features": features,
     })
 
 

@@ -1,6 +1,7 @@
 """Request and response shapes of the voting API. Rules live in voting.services, not here."""
 from rest_framework import serializers
 
+from characters.models import RENDER_STYLE_CHOICES
 from voting.models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, VotingSession
 
 # --- Submissions ----------------------------------------------------------------------------
@@ -13,6 +14,14 @@ class SubmissionCreateSerializer(serializers.Serializer):
     character_slot = serializers.SlugField(max_length=50, required=False, default=DEFAULT_CHARACTER_SLOT)
     character_name = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="Up to 100 characters."
+    )
+    render_style = serializers.ChoiceField(
+        choices=RENDER_STYLE_CHOICES, required=False, allow_blank=True,
+        default="", help_text="What the footage is; without it the Character DNA measures a suggestion.",
+    )
+    features_to_keep = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list, max_length=10,
+        help_text="Up to 10 features that must never change, each up to 100 characters.",
     )
     group_id = serializers.IntegerField(
         required=False, allow_null=True, default=None,
@@ -37,7 +46,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
         model = CharacterSubmission
         fields = [
             "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
-            "character_slot", "character_name", "voting_session_id", "group_id",
+            "character_slot", "character_name", "render_style", "features_to_keep", "voting_session_id", "group_id",
         ]
         read_only_fields = fields
 

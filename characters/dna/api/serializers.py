@@ -18,13 +18,19 @@ class CharacterDNASerializer(serializers.ModelSerializer):
     created_from_clip = serializers.IntegerField(source="created_from_clip_id", allow_null=True)
     model_sheet_url = AbsoluteFileUrlField(source="model_sheet")
     dna_url = AbsoluteFileUrlField(source="dna_file")
+    coverage = serializers.SerializerMethodField(help_text="What each reference image really shows.")
+    feature_sources = serializers.SerializerMethodField(help_text="Each locked feature: measured or stated.")
+    measured = serializers.JSONField(
+        read_only=True, help_text="Per region: color, pixels, region_pixels, share, frames; and the render style."
+    )
 
     class Meta:
         model = Character
         fields = [
             "character_id", "name", "story_id", "story_name", "status", "style_description", "color_palette",
             "locked_features", "reference_images", "created_from_clip", "total_votes", "clips_used", "creator",
-            "created_at", "allow_licensing", "model_sheet_url", "dna_url", "lock_error",
+            "created_at", "allow_licensing", "model_sheet_url", "dna_url", "lock_error", "coverage",
+            "palette_sources", "feature_sources", "render_style", "render_style_source", "measured",
         ]
 
     def get_reference_images(self, character: Character) -> dict[str, str]:
@@ -35,8 +41,24 @@ class CharacterDNASerializer(serializers.ModelSerializer):
         }
 
 
+    def get_coverage(self, character: Character) -> dict[str, str]:
+        return {
+            ref.kind: ref.coverage
+            for ref in character.reference_images.all()
+            if ref.kind != ReferenceImage.Kind.EXTRA_ANGLE and ref.coverage
+        }
+
+    def get_feature_sources(self, character: Character) -> list[dict]:
+        return [r for r in character.feature_sources if r.get("source") != "dropped"]
+
+
 class CharacterPatchSerializer(serializers.Serializer):
     color_palette = serializers.DictField(child=serializers.CharField(), required=False)
     style_description = serializers.CharField(required=False, allow_blank=True, max_length=500)
     locked_features = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     allow_licensing = serializers.BooleanField(required=False)
+    name = serializers.CharField(required=False, max_length=100)
+    render_style = serializers.ChoiceField(
+        choices=["photographic", "3d_animation", "2d_animation"], required=False, allow_blank=True,
+        help_text="Blank goes back to the measured suggestion.",
+    )

@@ -1,5 +1,4 @@
 """The Character DNA over HTTP: read it, and correct it (admins) or open it to licensing (creator)."""
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
@@ -30,20 +29,14 @@ class CharacterDetailView(APIView):
     @extend_schema(
         request=CharacterPatchSerializer,
         responses={200: CharacterDNASerializer, **error_responses(400, 401, 403, 404)},
-        description="Admins correct `color_palette`, `style_description` and `locked_features` (dna.json is "
-        "rewritten and revalidated); the creator or an admin sets `allow_licensing`.",
+        description="Admins correct `color_palette`, `style_description`, `locked_features`, `name` and "
+        "`render_style` (the text built from them, dna.json and the model sheet are rewritten together); the "
+        "creator or an admin sets `allow_licensing`.",
     )
     def patch(self, request, character_id: str):
         character = _get_character(character_id)
         serializer = CharacterPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        with transaction.atomic():
-            dna_fields = {k: data[k] for k in ("color_palette", "style_description", "locked_features") if k in data}
-            if dna_fields:
-                character = services.character_update_dna(character=character, user=request.user, **dna_fields)
-            if "allow_licensing" in data:
-                character = services.character_set_licensing(
-                    character=character, user=request.user, allow=data["allow_licensing"]
-                )
+        services.character_update(character=character, user=request.user, **data)
         return Response(CharacterDNASerializer(_get_character(character_id), context={"request": request}).data)

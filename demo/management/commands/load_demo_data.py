@@ -96,13 +96,16 @@ class Command(BaseCommand):
             self.stdout.write("Submitting two designs (a vote opens) ...")
             designs = [
                 (users["alice"], frontal, "Commander Eileen", "Smiling astronaut, short brown curly hair, "
-                 "orange flight suit with a dark collar"),
-                (users["bob"], mixed, "Eileen at the launch", "Astronaut with brown hair, orange suit, warm light"),
+                 "orange flight suit with a dark collar", ["mission patch on the chest", "dark collar ring"]),
+                (users["bob"], mixed, "Eileen at the launch", "Astronaut with brown hair, orange suit, warm light",
+                 []),
             ]
-            for user, clip, name, description in designs:
+            for user, clip, name, description, keep in designs:
                 frame_ids = list(clip.candidates.order_by("rank").values_list("pk", flat=True)[:3])
+                # The demo clips are photographs, and the designers say so.
                 voting.submission_create(story=story, submitter=user, frame_ids=frame_ids,
-                                         style_description=description, character_name=name)
+                                         style_description=description, character_name=name,
+                                         render_style="photographic", features_to_keep=keep)
         winner = CharacterSubmission.objects.filter(story=story).order_by("created_at").first()
         if not Character.objects.filter(story=story).exists():
             self.stdout.write("Admin locks the first design (Character DNA) ...")
