@@ -30,7 +30,7 @@ def test_json_output_is_one_object_best_first(mixed_clip):
     assert 1 <= len(frames) <= settings.EXTRACTION_TOP_N
     assert [f["quality"] for f in frames] == sorted((f["quality"] for f in frames), reverse=True)
     for frame in frames:
-        assert set(frame) == {"timestamp", "seconds", "quality", "dominant", "pose", "detections"}
+        assert set(frame) == {"timestamp", "seconds", "quality", "low_quality", "dominant", "pose", "detections"}
         assert re.fullmatch(r"\d\d:\d\d", frame["timestamp"])
         assert frame["timestamp"] == f"00:{int(frame['seconds']):02d}"
         assert frame["pose"] in {"frontal", "left", "right"}

@@ -61,11 +61,14 @@ class CandidateFrameSerializer(serializers.ModelSerializer):
     )
     image_url = AbsoluteFileUrlField(source="image")
     thumbnail_url = AbsoluteFileUrlField(source="thumbnail")
+    low_quality = serializers.BooleanField(
+        read_only=True, help_text="Under MIN_QUALITY_SCORE: offered only because the clip has no frame above it."
+    )
 
     class Meta:
         model = CandidateFrame
         fields = [
-            "id", "clip_id", "timestamp", "seconds", "rank", "quality", "dominant", "pose", "full_body",
+            "id", "clip_id", "timestamp", "seconds", "rank", "quality", "low_quality", "dominant", "pose", "full_body",
             "occluded", "detections", "sharpness_score", "lighting_score", "face_score", "composition_score",
             "width", "height", "image_url", "thumbnail_url",
         ]
