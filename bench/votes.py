@@ -9,9 +9,17 @@ and removes them at the end, also on Ctrl-C or an error.
 
 What it does: creates a story, --submissions submissions and an open voting session (the quorum is
 set out of reach so the session stays open), N users with API tokens, then starts config.wsgi under
-gunicorn with the production settings and drives C keep-alive HTTP/1.1 connections that send M vote
+gunicorn with the production settings (bench/settings.py: the same, plus the baseline endpoint) and
+drives C keep-alive HTTP/1.1 connections that send M vote
 requests: every voter votes once, and the M - N extra requests are deliberate double votes by voters
 picked at random, shuffled in with the rest so some race their voter's first vote.
+
+Baseline: before and after the votes, the same clients send as many `GET /api/v1/bench/ping` requests
+with the same tokens (bench/baseline.py: the same authentication, permission and throttles, then one
+indexed read, mounted only by bench/settings.py, which this gunicorn runs). Vote requests/s over ping
+requests/s says what a durable vote costs next to the least an authenticated request costs, and holds
+up on a loaded machine far better than votes/s alone. The pings also check, through the index, that
+each voter has no vote before and exactly one after.
 
 It prints accepted votes/s, p50/p99 latency, and checks that the votes table, the submissions'
 vote_count, the Redis counters and what the clients were told all agree: exactly one accepted vote
@@ -232,7 +240,8 @@ class Scenario:
 def app_environment(database_url: str, redis_url: str, conn_max_age: int) -> dict[str, str]:
     """The environment the app runs with, here and under gunicorn: production settings on loopback."""
     return {
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        # Production settings plus the baseline endpoint (bench/settings.py).
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": HOST,
         "DJANGO_SECURE_SSL_REDIRECT": "false",
@@ -369,6 +378,37 @@ def vote_request(port: int, submission_id: int, token: str) -> bytes:
         f"POST /api/v1/characters/submissions/{submission_id}/vote HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
         f"Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
     ).encode()
+
+
+def ping_request(port: int, session_id: int, token: str) -> bytes:
+    return (
+        f"GET /api/v1/bench/ping?session={session_id} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
+def measure_baseline(port: int, scenario: Scenario, outcomes: list[Outcome], args, votes_expected: int) -> tuple[
+    float, list[str]
+]:
+    """Pings with the tokens of `outcomes`, in their order, over the same connections: (requests/s, problems).
+    Each must answer 200 with its own user's id and `votes_expected` votes in the session."""
+    requests = [ping_request(port, scenario.session_id, scenario.tokens[o.voter]) for o in outcomes]
+    run = Run([Outcome(o.voter, 0) for o in outcomes])
+    asyncio.run(drive(port, requests, run, args.concurrency, args.reconnect_every))
+    problems = [f"{len(run.transport_errors)} pings got no answer"] if run.transport_errors else []
+    wrong = Counter()
+    for o in run.outcomes:
+        if o.status != 200:
+            wrong[f"HTTP {o.status}"] += 1
+            continue
+        body = json.loads(o.body)
+        if body["user_id"] != scenario.voter_ids[o.voter]:
+            wrong["another user's id"] += 1
+        elif body["votes"] != votes_expected:
+            wrong[f"{body['votes']} votes (expected {votes_expected})"] += 1
+    if wrong:
+        problems.append(f"baseline pings: {dict(wrong)}")
+    return len(outcomes) / run.wall_seconds, problems
 
 
 async def drive(port: int, requests: list[bytes], run: Run, concurrency: int, reconnect_every: int) -> None:
@@ -642,9 +682,12 @@ def main(argv=None) -> int:
             print(f"Casting {len(requests)} votes ({doubles} doubles) over {args.concurrency} connections; "
                   f"gunicorn {worker} ...", flush=True)
             load_before, speed_before = os.getloadavg()[0], reference_loop_ns()
+            baseline_before, baseline_problems = measure_baseline(port, scenario, outcomes, args, votes_expected=0)
             cpu_before = {name: tree_cpu(pid) for name, pid in pids.items()}
             asyncio.run(drive(port, requests, run, args.concurrency, args.reconnect_every))
             cpu_after = {name: tree_cpu(pid) for name, pid in pids.items()}
+            baseline_after, problems_after = measure_baseline(port, scenario, outcomes, args, votes_expected=1)
+            baseline_problems += problems_after
             cpu = {name: sum(cpu_after[name].values()) - sum(cpu_before[name].values()) for name in pids}
             cpu["client"] = run.client_cpu_seconds
             per_worker = sorted(
@@ -663,7 +706,14 @@ def main(argv=None) -> int:
         report(run, cpu, (load_before, load_after), (speed_before, speed_after))
         shares = " / ".join(f"{100 * seconds / max(sum(per_worker), 1e-9):.0f}%" for seconds in per_worker)
         print(f"Gunicorn workers' shares of the app's CPU: {shares}")
-        problems = check_consistency(scenario, run)
+        baseline = (baseline_before + baseline_after) / 2
+        vote_rate = len(run.outcomes) / run.wall_seconds
+        accepted_rate = sum(o.status == 200 for o in run.outcomes) / run.wall_seconds
+        print(f"\nBaseline (GET /api/v1/bench/ping: same auth, one indexed read): {baseline_before:,.0f}/s before, "
+              f"{baseline_after:,.0f}/s after the votes")
+        print(f"Votes over baseline: {vote_rate / baseline:.2f} (vote requests/s {vote_rate:,.0f} / "
+              f"baseline {baseline:,.0f}); accepted votes/s over baseline {accepted_rate / baseline:.2f}")
+        problems = check_consistency(scenario, run) + baseline_problems
         if run.transport_errors:
             problems.append(f"{len(run.transport_errors)} requests got no answer")
         if problems:

@@ -176,6 +176,9 @@ class CandidateFrame(models.Model):
     pose = models.CharField(max_length=8, choices=Pose.choices, default=Pose.FRONTAL)
     full_body = models.BooleanField(default=False)
     occluded = models.BooleanField(default=False)
+    low_quality = models.BooleanField(
+        default=False, help_text="Under MIN_QUALITY_SCORE: offered only because the clip has no better frame."
+    )
     detections = models.JSONField(default=list, help_text="Faces: box, confidence, landmarks, coverage, occlusion.")
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -402,7 +402,7 @@ def test_session_status_body(pair, django_capture_on_commit_callbacks):
     body = response.json()
     assert set(body) == {
         "session_id", "story_id", "character_slot", "status", "total_votes", "submissions", "starts_at", "ends_at",
-        "time_remaining", "winner_id", "decided_by", "decision_reason", "runoff_of",
+        "time_remaining", "winner_id", "decided_by", "decision_reason", "runoff_of", "win_threshold_percent",
     }
     assert body["session_id"] == session.pk
     assert body["story_id"] == session.story_id
@@ -426,6 +426,15 @@ def test_session_status_body(pair, django_capture_on_commit_callbacks):
     assert body["decided_by"] == ""
     assert body["decision_reason"] == ""
     assert body["runoff_of"] is None
+    assert body["win_threshold_percent"] == 50
+
+
+def test_session_status_shows_a_lowered_win_threshold(pair):
+    _, _, session = pair
+    services.session_lower_threshold(
+        session_id=session.pk, admin=UserFactory(is_staff=True), percent=40, reason="No clear winner"
+    )
+    assert client_for().get(session_url(session.pk)).json()["win_threshold_percent"] == 40
 
 
 def test_session_status_with_no_votes(pair):

@@ -30,7 +30,7 @@ def test_json_output_is_one_object_best_first(mixed_clip):
     assert 1 <= len(frames) <= settings.EXTRACTION_TOP_N
     assert [f["quality"] for f in frames] == sorted((f["quality"] for f in frames), reverse=True)
     for frame in frames:
-        assert set(frame) == {"timestamp", "seconds", "quality", "dominant", "pose", "detections"}
+        assert set(frame) == {"timestamp", "seconds", "quality", "low_quality", "dominant", "pose", "detections"}
         assert re.fullmatch(r"\d\d:\d\d", frame["timestamp"])
         assert frame["timestamp"] == f"00:{int(frame['seconds']):02d}"
         assert frame["pose"] in {"frontal", "left", "right"}
@@ -40,7 +40,8 @@ def test_json_output_is_one_object_best_first(mixed_clip):
     assert "100%" in err  # the progress bar went to stderr, not into the JSON
 
 
-def test_fps_and_top_options(mixed_clip):
+def test_fps_and_top_options(mixed_clip, settings):
+    settings.MIN_QUALITY_SCORE = 0  # every frame may be offered: --top alone decides how many
     out, _ = run(mixed_clip, "--json", "--fps", "2", "--top", "2")
     frames = json.loads(out)["frames"]
     assert len(frames) == 2

@@ -56,6 +56,7 @@ def session_status(session: VotingSession) -> dict:
         "decided_by": session.decided_by,
         "decision_reason": session.decision_reason,
         "runoff_of": session.runoff_of_id,
+        "win_threshold_percent": session.win_threshold_percent,
     }
 
 

@@ -56,7 +56,10 @@ Detections (JSON, stored as they are): one dict per face, the main face first, w
 
 Select
     Near-duplicates (perceptual hash within DUPLICATE_HASH_DISTANCE bits) keep the better frame;
-    then the best `top_n`, best first. `dominant` = quality above the EXTRACTION_DOMINANT_QUALITY
+    then the best `top_n`, best first, of those at or above `min_quality` (the MIN_QUALITY_SCORE
+    setting, 70 as in the seed). A clip with people but no frame at the floor offers its best
+    LOW_QUALITY_FALLBACK frames marked `low_quality`, so a contributor can still pick one and is
+    told it is poor (select_candidates). `dominant` = quality above the EXTRACTION_DOMINANT_QUALITY
     setting (90) and a clear single-subject shot: one face, confident, big enough, wholly inside
     the frame, not occluded.
 """
@@ -65,7 +68,7 @@ from __future__ import annotations
 import math
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -107,6 +110,8 @@ CLEAR_SHOT_CONFIDENCE = 0.8
 CLEAR_SHOT_MIN_FACE_HEIGHT = 0.12  # of the frame height
 CLEAR_SHOT_MIN_FACE_PIXELS = 100  # face box width in the original frame, as in the seed
 DEFAULT_DOMINANT_QUALITY = 90
+DEFAULT_MIN_QUALITY = 70  # the seed's MIN_QUALITY_SCORE
+LOW_QUALITY_FALLBACK = 3  # frames offered, marked low quality, when none reaches the floor
 OCCLUDED_BELOW_INSIDE = 0.85  # part of the face box inside the frame
 OCCLUDED_BELOW_VISIBILITY = 0.5  # mean pose visibility of the facial points that should show
 
@@ -144,11 +149,12 @@ class FrameCandidate:
     full_body: bool
     occluded: bool
     detections: list[dict] = field(default_factory=list)
+    low_quality: bool = False  # under the quality floor, offered only because the clip has nothing better
 
 
 @dataclass
 class ExtractionResult:
-    frames: list[FrameCandidate]  # best first, at most top_n
+    frames: list[FrameCandidate]  # best first, at most top_n (select_candidates)
     frames_analysed: int
     last_frame: np.ndarray | None
     last_frame_seconds: float | None
@@ -344,6 +350,15 @@ class _Pool:
         return [FrameCandidate(image=image, **vars(analysis.score)) for analysis, image in ordered]
 
 
+def select_candidates(best_first: list[FrameCandidate], *, top_n: int, min_quality: int) -> list[FrameCandidate]:
+    """The frames offered as candidates: the best `top_n` at or above `min_quality`; when none reaches
+    it, the best LOW_QUALITY_FALLBACK (at most `top_n`) marked low_quality, rather than nothing."""
+    passing = [frame for frame in best_first if frame.quality >= min_quality][:top_n]
+    if passing:
+        return passing
+    return [replace(frame, low_quality=True) for frame in best_first[:min(top_n, LOW_QUALITY_FALLBACK)]]
+
+
 # --- The clip --------------------------------------------------------------------------------
 
 def _dominant_quality_setting() -> int:
@@ -359,6 +374,7 @@ def extract_candidates(
     *,
     fps: float = 1.0,
     top_n: int = 10,
+    min_quality: int = DEFAULT_MIN_QUALITY,
     progress: ProgressCallback | None = None,
     models: Detectors | None = None,
     identity: bool = True,
@@ -438,7 +454,7 @@ def extract_candidates(
     if progress is not None:
         progress(100)
     return ExtractionResult(
-        frames=pool.best_first(),
+        frames=select_candidates(pool.best_first(), top_n=top_n, min_quality=min_quality),
         frames_analysed=analysed,
         last_frame=last_frame,
         last_frame_seconds=None if last_seconds is None else round(last_seconds, 3),

@@ -340,6 +340,7 @@ def clip_extract_frames(*, clip_id: int, token: str = "") -> Clip:
             local_path,
             fps=settings.EXTRACTION_FPS,
             top_n=settings.EXTRACTION_TOP_N,
+            min_quality=settings.MIN_QUALITY_SCORE,
             progress=lambda p: _set_progress(clip_id, share + round(p * (100 - share) / 100)),
         )
         _store_result(clip, result)
@@ -372,7 +373,7 @@ def _store_result(clip: Clip, result: ExtractionResult) -> None:
                 sharpness_score=cand.sharpness_score, lighting_score=cand.lighting_score,
                 face_score=cand.face_score, composition_score=cand.composition_score,
                 dominant=cand.dominant, pose=cand.pose, full_body=cand.full_body, occluded=cand.occluded,
-                detections=cand.detections,
+                low_quality=cand.low_quality, detections=cand.detections,
             )
             stem = f"{int(cand.seconds * 1000):07d}ms"
             frame.image.save(f"{stem}.jpg", ContentFile(encode_jpeg(cand.image)), save=False)

@@ -60,10 +60,15 @@ def _overwrite(name: str, content: bytes) -> str:
     return default_storage.save(name, ContentFile(content))
 
 
+def reference_path(character: Character, kind: str) -> str:
+    """The stable site path of a reference image; it redirects to the current storage URL."""
+    return reverse("character-reference", args=[character.character_id, kind])
+
+
 def reference_url(character: Character, kind: str) -> str:
-    """A stable absolute URL for a reference image; it redirects to the current storage URL."""
-    path = reverse("character-reference", args=[character.character_id, kind])
-    return settings.SITE_URL.rstrip("/") + path
+    """The same on the public SITE_URL, for what is stored or given to others (dna.json, providers); API bodies
+    make the path absolute on the request's host instead (common.absolute_urls)."""
+    return settings.SITE_URL.rstrip("/") + reference_path(character, kind)
 
 
 def dna_document(character: Character) -> dict:

@@ -343,6 +343,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 EXTRACTION_FPS = env.float("EXTRACTION_FPS", default=1.0)
 EXTRACTION_TOP_N = env.int("EXTRACTION_TOP_N", default=10)
+# Frames scoring under this (0-100) are not offered, unless a clip has none above it (characters.clips.extraction).
+MIN_QUALITY_SCORE = env.int("MIN_QUALITY_SCORE", default=70)
 EXTRACTION_DOMINANT_QUALITY = env.int("EXTRACTION_DOMINANT_QUALITY", default=90)
 
 LOGGING = {

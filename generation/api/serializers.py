@@ -1,7 +1,7 @@
 """Shapes of the generation API: the seed's request and status bodies, plus mode and cost."""
 from rest_framework import serializers
 
-from characters.clips.api.serializers import AbsoluteFileUrlField
+from common.absolute_urls import AbsoluteFileUrlField
 from generation.models import GenerationJob
 from generation.prompts import ASPECT_RATIOS
 

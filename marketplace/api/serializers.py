@@ -3,7 +3,8 @@ fields it lacks). Rules live in marketplace.services, not here."""
 from django.conf import settings
 from rest_framework import serializers
 
-from characters.dna.services import reference_url
+from characters.dna.services import reference_path
+from common.absolute_urls import absolute_url
 from marketplace.models import ExclusiveOffer, LedgerEntry, License
 from marketplace.selectors import DEFAULT_SORT, GALLERY_SORTS
 
@@ -34,15 +35,18 @@ class GalleryCharacterSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def gallery_card(character, cheapest: int | None) -> dict:
-    """One gallery row as GalleryCharacterSerializer documents it (a test holds the two together)."""
+def gallery_card(character, cheapest: int | None, request=None) -> dict:
+    """One gallery row as GalleryCharacterSerializer documents it (a test holds the two together); its link on
+    the host of `request`."""
     return {
         "character_id": character.character_id,
         "name": character.name,
         "story_name": character.story.title,
         "clips_used": character.clips_used,
         "total_votes": character.total_votes,
-        "thumbnail_url": reference_url(character, "face_closeup") if character.face_image else None,
+        "thumbnail_url": (
+            absolute_url(request, reference_path(character, "face_closeup")) if character.face_image else None
+        ),
         "license_cost": None if character.exclusive_taken else cheapest,
         "license_available": not character.exclusive_taken,
         "created_at": serializers.DateTimeField().to_representation(character.created_at),

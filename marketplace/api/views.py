@@ -69,7 +69,7 @@ class GalleryCharactersApi(APIView):
         rows = listing.page(page, limit)
         cheapest = cheapest_cost()
         return Response({
-            "characters": [gallery_card(character, cheapest) for character in rows],
+            "characters": [gallery_card(character, cheapest, request) for character in rows],
             "pagination": {
                 "page": page, "limit": limit, "total": rows.total, "total_is_estimate": rows.total_is_estimate,
                 "has_next": rows.has_next,

@@ -106,3 +106,6 @@ class SessionStatusSerializer(serializers.Serializer):
     decided_by = serializers.ChoiceField(choices=VotingSession.Decision.choices, allow_blank=True)
     decision_reason = serializers.CharField(allow_blank=True)
     runoff_of = serializers.IntegerField(allow_null=True, help_text="The session this runoff settles, if any.")
+    win_threshold_percent = serializers.IntegerField(
+        help_text="The share of the votes over which a submission wins (50 = a majority; an admin may lower it)."
+    )

@@ -1,32 +1,12 @@
 """Request and response shapes of the stories/clips API. Output only describes; services decide."""
-from urllib.parse import urlsplit
-
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.reverse import reverse
 
 from characters.clips import selectors
 from characters.models import CandidateFrame, Clip, Story
-
-
-@extend_schema_field({"type": "string", "format": "uri", "nullable": True})
-class AbsoluteFileUrlField(serializers.Field):
-    """A stored file's URL, absolute: local media gets the request's scheme and host; a storage URL
-    that is already absolute (a presigned S3 URL) is given as it is. Null when there is no file."""
-
-    def __init__(self, **kwargs):
-        kwargs["read_only"] = True
-        super().__init__(**kwargs)
-
-    def to_representation(self, value):
-        if not value:
-            return None
-        url = value.url
-        if urlsplit(url).scheme:
-            return url
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request is not None else url
+from common.absolute_urls import AbsoluteFileUrlField, absolute_url
 
 
 def clip_status_message(clip: Clip) -> str:
@@ -61,11 +41,14 @@ class CandidateFrameSerializer(serializers.ModelSerializer):
     )
     image_url = AbsoluteFileUrlField(source="image")
     thumbnail_url = AbsoluteFileUrlField(source="thumbnail")
+    low_quality = serializers.BooleanField(
+        read_only=True, help_text="Under MIN_QUALITY_SCORE: offered only because the clip has no frame above it."
+    )
 
     class Meta:
         model = CandidateFrame
         fields = [
-            "id", "clip_id", "timestamp", "seconds", "rank", "quality", "dominant", "pose", "full_body",
+            "id", "clip_id", "timestamp", "seconds", "rank", "quality", "low_quality", "dominant", "pose", "full_body",
             "occluded", "detections", "sharpness_score", "lighting_score", "face_score", "composition_score",
             "width", "height", "image_url", "thumbnail_url",
         ]
@@ -113,7 +96,7 @@ class ClipSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_status_url(self, clip: Clip) -> str:
-        return reverse("api-clip-detail", args=[clip.pk], request=self.context.get("request"))
+        return absolute_url(self.context.get("request"), reverse("api-clip-detail", args=[clip.pk]))
 
 
 class StoryClipSerializer(serializers.ModelSerializer):
@@ -126,7 +109,7 @@ class StoryClipSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, clip: Clip) -> str:
-        return reverse("api-clip-detail", args=[clip.pk], request=self.context.get("request"))
+        return absolute_url(self.context.get("request"), reverse("api-clip-detail", args=[clip.pk]))
 
 
 class StorySerializer(serializers.ModelSerializer):

@@ -1,9 +1,9 @@
 """Shapes of the Character DNA API: the seed's "Get Character DNA" body, field for field."""
 from rest_framework import serializers
 
-from characters.clips.api.serializers import AbsoluteFileUrlField
-from characters.dna.services import reference_url
+from characters.dna.services import reference_path
 from characters.models import Character, ReferenceImage
+from common.absolute_urls import AbsoluteFileUrlField, absolute_url
 
 
 class CreatorSerializer(serializers.Serializer):
@@ -34,8 +34,9 @@ class CharacterDNASerializer(serializers.ModelSerializer):
         ]
 
     def get_reference_images(self, character: Character) -> dict[str, str]:
+        request = self.context.get("request")
         return {
-            ref.kind: reference_url(character, ref.kind)
+            ref.kind: absolute_url(request, reference_path(character, ref.kind))
             for ref in character.reference_images.all()
             if ref.kind != ReferenceImage.Kind.EXTRA_ANGLE
         }

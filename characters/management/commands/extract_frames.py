@@ -74,7 +74,9 @@ class Command(BaseCommand):
         bar = ProgressBar(self.stderr)
         started = time.perf_counter()
         try:
-            result = extract_candidates(path, fps=fps, top_n=top, progress=bar.update)
+            result = extract_candidates(
+                path, fps=fps, top_n=top, min_quality=settings.MIN_QUALITY_SCORE, progress=bar.update
+            )
         except InvalidVideo as exc:
             raise CommandError(f"{path}: {exc}") from None
         finally:
@@ -98,6 +100,7 @@ class Command(BaseCommand):
                     "seconds": frame.seconds,
                     "quality": frame.quality,
                     "dominant": frame.dominant,
+                    "low_quality": frame.low_quality,
                     "pose": frame.pose,
                     "detections": frame.detections,
                 }
@@ -129,6 +132,11 @@ class Command(BaseCommand):
             f"{result.frames_analysed} analysed; last frame at {result.last_frame_seconds or 0:.2f} s; "
             f"pipeline {elapsed:.2f} s"
         )
+        if any(frame.low_quality for frame in result.frames):
+            self.stdout.write(
+                f"No frame reaches the quality floor (MIN_QUALITY_SCORE {settings.MIN_QUALITY_SCORE}): "
+                "the best are shown, marked low quality."
+            )
 
 
 class ProgressBar:

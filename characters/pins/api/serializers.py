@@ -1,22 +1,10 @@
 """Shapes of the pinned-characters API, after the plan's bodies (`{ok, characters}`, `frontal_image_url`,
 `reference_image_urls`, `source_frame_timestamp`)."""
-from urllib.parse import urlsplit
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from characters.clips.api.serializers import AbsoluteFileUrlField
 from characters.models import PinAngle, PinnedCharacter
-
-
-def absolute_file_url(request, field_file) -> str | None:
-    if not field_file:
-        return None
-    url = field_file.url
-    if urlsplit(url).scheme or request is None:
-        return url
-    return request.build_absolute_uri(url)
-
+from common.absolute_urls import AbsoluteFileUrlField, absolute_file_url
 
 # --- Output ---------------------------------------------------------------------------------------------
 
