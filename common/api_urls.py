@@ -3,5 +3,5 @@ from django.urls import path
 from . import api_views
 
 urlpatterns = [
-    path("auth/token", api_views.ObtainBearerTokenView.as_view(), name="api-auth-token"),
+    path("auth/token", api_views.AuthTokenCreateApi.as_view(), name="api-auth-token"),
 ]

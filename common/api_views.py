@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from common.throttling import ScopedRateThrottle
 
 
-class ObtainBearerTokenView(APIView):
+class AuthTokenCreateApi(APIView):
     """Exchange a username and password for the token to send as `Authorization: Bearer <token>`."""
 
     authentication_classes: list = []

@@ -109,7 +109,7 @@ def test_an_unexpected_error_under_the_api_is_a_json_500(monkeypatch):
     def explode(self, request):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(api_views.ObtainBearerTokenView, "post", explode)
+    monkeypatch.setattr(api_views.AuthTokenCreateApi, "post", explode)
     response = Client(raise_request_exception=False).post("/api/v1/auth/token", {})
     error = assert_api_error(response, 500, "server_error")
     assert "boom" not in error["message"]  # nothing internal leaks

@@ -103,7 +103,7 @@ def test_a_failed_query_on_a_working_database_is_still_a_500(monkeypatch):
     def deadlock(self, request):
         raise OperationalError("deadlock detected")
 
-    monkeypatch.setattr(api_views.ObtainBearerTokenView, "post", deadlock)
+    monkeypatch.setattr(api_views.AuthTokenCreateApi, "post", deadlock)
     client().get("/api/v1/stories")  # opens the connection, which stays sound
     response = client().post("/api/v1/auth/token", {})
     assert response.status_code == 500

@@ -45,7 +45,7 @@ def _job_for(request, job_id: str) -> GenerationJob:
     return job
 
 
-class GenerateView(APIView):
+class GenerationCreateApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -75,7 +75,7 @@ class GenerateView(APIView):
                         headers={"Location": status_url})
 
 
-class QuoteView(APIView):
+class GenerationQuoteApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -109,7 +109,7 @@ class QuoteView(APIView):
         }).data)
 
 
-class GenerationJobView(APIView):
+class GenerationJobDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: GenerationJobSerializer, **error_responses(401, 404)})
@@ -118,7 +118,7 @@ class GenerationJobView(APIView):
         return Response(GenerationJobSerializer(job, context={"request": request}).data)
 
 
-class GenerationCancelView(APIView):
+class GenerationJobCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=None, responses={200: GenerationJobSerializer, **error_responses(401, 403, 404, 409)})
@@ -127,7 +127,7 @@ class GenerationCancelView(APIView):
         return Response(GenerationJobSerializer(job, context={"request": request}).data)
 
 
-class ModelsView(APIView):
+class GenerationModelListApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -144,7 +144,7 @@ def _rejected(exc: WebhookRejected) -> Response:
     return Response({"error": {"code": exc.code, "message": str(exc), "details": {}}}, status=exc.status_code)
 
 
-class _SignedWebhookView(APIView):
+class _SignedWebhookApi(APIView):
     """A provider's completion callback, authenticated by its signature, not by a user."""
 
     authentication_classes: list = []
@@ -176,19 +176,19 @@ class _SignedWebhookView(APIView):
         return Response({"ok": True, "outcome": outcome})
 
 
-class FalWebhookView(_SignedWebhookView):
+class FalWebhookApi(_SignedWebhookApi):
     """fal's completion callback: Ed25519-signed (generation/webhooks.py)."""
 
     provider = "fal"
 
 
-class ReplicateWebhookView(_SignedWebhookView):
+class ReplicateWebhookApi(_SignedWebhookApi):
     """Replicate's "completed" webhook: HMAC-signed with REPLICATE_WEBHOOK_SECRET, fresh, each webhook-id once."""
 
     provider = "replicate"
 
 
-class LumaCallbackView(APIView):
+class LumaCallbackApi(APIView):
     """Luma's callback. Unsigned, so its body is never believed: it only makes us ask Luma again with our key."""
 
     authentication_classes: list = []

@@ -1,7 +1,7 @@
 from django.urls import path
 
-from characters.dna.api.views import CharacterDetailView
+from characters.dna.api.views import CharacterDetailApi
 
 urlpatterns = [
-    path("characters/<slug:character_id>", CharacterDetailView.as_view(), name="api-character-detail"),
+    path("characters/<slug:character_id>", CharacterDetailApi.as_view(), name="api-character-detail"),
 ]

@@ -18,7 +18,7 @@ def _get_character(character_id: str) -> Character:
         raise NotFound(f"There is no character '{character_id}'.") from None
 
 
-class CharacterDetailView(APIView):
+class CharacterDetailApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(responses={200: CharacterDNASerializer, **error_responses(404)})
