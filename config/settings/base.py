@@ -263,6 +263,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     # Several models have a `status` field with its own choices: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "ClipStatusEnum": "characters.models.Clip.Status",
+        "RenderStyleEnum": "characters.models.RENDER_STYLE_CHOICES",
         "SubmissionStatusEnum": "voting.models.CharacterSubmission.Status",
         "VotingSessionStatusEnum": "voting.models.VotingSession.Status",
     },
