@@ -16,11 +16,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --quiet
 
-.PHONY: help run serve migrate demo test worker beat lint bench bench-votes install install-dev clean
+.PHONY: help run serve migrate demo test test-fast worker beat lint bench bench-votes install install-dev clean
 
 help:
 	@echo "make run          install, migrate, load the demo data, serve on http://$(HOST):$(PORT)"
 	@echo "make test         the test suite on PostgreSQL + Redis (started for the run if not given)"
+	@echo "make test-fast    the same without the slow tests (clips, MediaPipe/dlib, browser, worker, S3)"
 	@echo "make worker       a Celery worker on the default, extraction and generation queues"
 	@echo "make beat         Celery beat (closes expired votes, sweeps for lost clips and jobs)"
 	@echo "make lint         ruff, then mypy (strict on services, selectors, prompts, payloads)"
@@ -80,6 +81,9 @@ MYPY := env -u DATABASE_URL -u REDIS_URL $(BIN)/mypy config common characters vo
 
 test: install-dev
 	bash scripts/test.sh $(PYTEST_ARGS)
+
+test-fast: install-dev
+	bash scripts/test.sh -m "not slow" $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -238,3 +238,22 @@ def s3_storage(settings, s3_bucket) -> S3Bucket:
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage"}}
     assert default_storage.bucket_name == s3_bucket.name  # the lazy default now builds the S3 backend
     return s3_bucket
+
+
+# --- The `slow` marker: `make test-fast` runs the rest (-m "not slow") ---------------------------------
+
+# A test that asks for any of these renders clips with ffmpeg (and usually runs MediaPipe/dlib on them),
+# drives Chromium, or starts a worker or S3; so do the tests with these markers.
+SLOW_FIXTURES = frozenset({
+    "good_clip", "mixed_clip", "profile_clip", "no_person_clip", "truncated_tail_clip", "missing_header_clip",
+    "live_server", "page", "browser", "celery_worker_process", "s3_server", "s3_bucket", "s3_storage",
+})
+SLOW_MARKERS = frozenset({"browser", "worker", "s3", "samples", "slow"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        markers = {marker.name for marker in item.iter_markers()}
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or SLOW_MARKERS & markers:
+            item.add_marker(pytest.mark.slow)
+
