@@ -117,8 +117,8 @@ def configure(stack: ExitStack, workdir: Path):
 def build_world(workdir: Path) -> tuple[object, list[dict], Path]:
     """Who generates, one request per mode, and the clip fal answers with (the same person, 2 s)."""
     from demo import clips
-    from tests.factories import StoryFactory
-    from tests.generation_support import canonical_character, pinned_story
+    from tests.support.factories import StoryFactory
+    from tests.support.generation import canonical_character, pinned_story
 
     clip = clips.good_frontal(workdir / "person.mp4", size=(1280, 720), seconds=2.0, fps=24)
     pinned = pinned_story(clip, [(1, 1), (2, 0)])  # two pins (and a canonical character)

@@ -4,7 +4,7 @@
 # DATABASE_URL / REDIS_URL from the environment are used when set. Otherwise this starts
 # throwaway servers on 127.0.0.1 (free ports, data in a temp dir, no fsync, nothing persisted),
 # runs pytest with both URLs set, and stops the servers however pytest ends.
-# Arguments go to pytest: scripts/test.sh tests/test_worker.py -x
+# Arguments go to pytest: scripts/test.sh tests/characters/clips/test_worker.py -x
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

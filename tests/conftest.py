@@ -21,13 +21,12 @@ import pytest
 from django.conf import settings as django_settings
 
 from demo import clips
-
-from .services import S3Endpoint, celery_worker, database_url_for, moto_s3_server
+from tests.support.services import S3Endpoint, celery_worker, database_url_for, moto_s3_server
 
 # The fake fal queue server of the generation tests. Its plugin's pytest_configure sets
 # FAL_QUEUE_RUN_HOST and SSL_CERT_FILE before anything imports fal_client (which reads the host
 # once, at import); the server only starts for tests that use the `fake_fal` fixture.
-pytest_plugins = ["tests.fake_fal", "tests.fake_providers"]
+pytest_plugins = ["tests.support.fal_plugin", "tests.support.providers_plugin"]
 
 # --- Clips ------------------------------------------------------------------------------------
 

@@ -317,7 +317,7 @@ def render_statistics(image: np.ndarray, mask: np.ndarray | None = None) -> dict
 
 
 FLAT_RANGE = 3  # grey levels; video and JPEG coding leave flat fills within this
-# Thresholds set on the fixtures (tests/test_dna_measured.py): photos have flat_share 0.1-0.4 and
+# Thresholds set on the fixtures (tests/characters/dna/test_dna_measured.py): photos have flat_share 0.1-0.4 and
 # fine texture > 0.5; flat cartoons (after video and JPEG coding) flat_share > 0.7.
 FLAT_2D_SHARE = 0.6
 SMOOTH_3D_TEXTURE = 0.35

@@ -26,7 +26,7 @@ if REDIS_URL:
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # The suite runs tasks in the test's own process and transaction (eager), or on a real worker; tests of the
-# embedded background mode turn it on themselves (tests/test_background_tasks.py).
+# embedded background mode turn it on themselves (tests/characters/clips/test_background_tasks.py).
 TASKS_IN_BACKGROUND_THREADS = False
 if not REDIS_URL:
     CELERY_TASK_ALWAYS_EAGER = True

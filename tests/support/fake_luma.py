@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fake_provider import FakeJob, FakeProviderServer, Received
+from tests.support.fake_provider import FakeJob, FakeProviderServer, Received
 
 
 class FakeLuma(FakeProviderServer):

@@ -19,7 +19,7 @@ import secrets
 import time
 from typing import Any
 
-from .fake_provider import FakeJob, FakeProviderServer, Received
+from tests.support.fake_provider import FakeJob, FakeProviderServer, Received
 
 EVENTS = {"start", "output", "logs", "completed"}
 

@@ -1,0 +1,176 @@
+"""Real servers for the tests, started on loopback as child processes: moto's S3 server and a
+Celery worker. (PostgreSQL and Redis come from `scripts/test.sh`, which `make test` runs.)
+
+Each helper starts one process in its own process group, waits until it answers, and stops it
+(and only it) when the block ends, printing the tail of its log if it never came up.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import kombu.pools
+
+from tests.support.paths import PROJECT_DIR
+
+BIN_DIR = Path(sys.executable).parent
+
+WORKER_QUEUES = "default,extraction,generation"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None,
+               process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}.{_log_tail(log)}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s.{_log_tail(log)}")
+
+
+def _log_tail(log: Path | None, lines: int = 40) -> str:
+    if log is None or not log.exists():
+        return ""
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n--- last lines of " + str(log) + " ---\n" + "\n".join(tail)
+
+
+def _port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+def stop_process(process: subprocess.Popen, *, grace: float = 20.0) -> None:
+    """SIGTERM the process group we started (a Celery worker has children), SIGKILL after `grace` s."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+# --- S3 (moto server mode) ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    endpoint_url: str
+    region: str = "us-east-1"
+    access_key: str = "testing"
+    secret_key: str = "testing"
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint_url, region_name=self.region,
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+        )
+
+
+@contextlib.contextmanager
+def moto_s3_server(log_dir: Path) -> Iterator[S3Endpoint]:
+    port = free_port()
+    log = log_dir / "moto_server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(BIN_DIR / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    try:
+        wait_until(lambda: _port_open(port), timeout=30, what="moto_server", log=log, process=process)
+        yield S3Endpoint(endpoint_url=f"http://127.0.0.1:{port}")
+    finally:
+        stop_process(process, grace=5)
+
+
+# --- Celery worker ------------------------------------------------------------------------------
+
+def database_url_for(url: str, database_name: str) -> str:
+    """`url` (a DATABASE_URL) pointing at another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database_name))
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen
+    hostname: str
+    log: Path
+
+    def log_tail(self) -> str:
+        return _log_tail(self.log)
+
+
+@contextlib.contextmanager
+def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], bool], beat: bool = False,
+                  purge: bool = True) -> Iterator[WorkerProcess]:
+    """A real `celery worker` on every queue: prefork with one child, as in production but small.
+
+    `env` holds what differs from ours (settings module, DATABASE_URL, REDIS_URL, media root);
+    `ping(hostname)` says whether the worker answers over the broker. `beat`: with Celery beat in the
+    worker (`-B`), so the periodic sweeps run; `purge=False` keeps the messages already queued.
+    """
+    hostname = f"tests-{os.getpid()}@localhost"
+    log = log_dir / "celery_worker.log"
+    command = [
+        str(BIN_DIR / "celery"), "-A", "config", "worker", "-Q", WORKER_QUEUES, "-P", "prefork", "-c", "1",
+        "-n", hostname, "--without-gossip", "--without-mingle", "-l", "INFO",
+    ]
+    if purge:
+        command.append("--purge")
+    if beat:
+        command += ["-B", "-s", str(log_dir / "celerybeat-schedule")]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    try:
+        # Ready when it says so in its log (or answers a ping): the log does not depend on the test
+        # process's broker connections, which other tests may have re-pointed.
+        wait_until(lambda: f"{hostname} ready." in log.read_text(errors="replace") or ping(hostname),
+                   timeout=240, what="The Celery worker", log=log, process=process)
+        yield WorkerProcess(process=process, hostname=hostname, log=log)
+    finally:
+        stop_process(process)
+
+
+def use_broker(app, url: str) -> None:
+    """Point the Celery app's connection and producer pools (and remote control) at `url`.
+
+    What Celery itself resets after a fork; tests that move the app to another broker call it, and
+    the worker fixture calls it back, so publishing never goes to a broker left from another test.
+    """
+    if app._pool is not None:
+        app._pool.force_close_all()
+    # kombu's process-wide connection and producer pools are keyed by broker URL and outlive the
+    # app's own: without a reset, the next test is handed a pool this one closed.
+    kombu.pools.reset()
+    app.conf.broker_url = url
+    app._pool = None
+    with contextlib.suppress(AttributeError, KeyError):
+        app.__dict__["amqp"]._producer_pool = None
+    app.__dict__.pop("control", None)
