@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import glob
 import json
 import os
@@ -56,7 +55,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -64,30 +63,14 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support import throwaway  # noqa: E402
+
 HOST = "127.0.0.1"
 DB_NAME = "cps_bench"
 QUORUM_OUT_OF_REACH = 1_000_000_000
 
 
-# --- Child processes ------------------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(sig: int):
-    """A preexec_fn: the child gets `sig` if the bench dies without cleaning up (e.g. SIGKILL)."""
-
-    def preexec() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
-
-    return preexec
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
+# --- Child processes (the servers come from tests/support/throwaway.py) -----------------------
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -118,96 +101,10 @@ def tree_cpu(root_pid: int) -> dict[int, float]:
     return {pid: times[pid] for pid in members if pid in times}
 
 
-def wait_until(check, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {proc.returncode} while starting")
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen, sig: int, name: str, timeout: float = 15.0) -> None:
-    """Ask a child to stop with `sig`; kill its process group if it does not within `timeout`."""
-    if proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(sig)
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        print(f"  {name} did not stop in {timeout:.0f} s; killing it", file=sys.stderr)
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"PostgreSQL's {name} was not found (apt package postgresql)")
-    return path
-
-
 def start_postgres(stack: ExitStack, workdir: Path, *, synchronous_commit: bool) -> tuple[str, int]:
-    """A throwaway PostgreSQL owned by the `postgres` OS user under `workdir`; returns its URL and pid."""
-    pgdir = workdir / "pg"
-    pgdir.mkdir()
-    shutil.chown(workdir, "postgres")
-    shutil.chown(pgdir, "postgres")
-    data = pgdir / "data"
-    subprocess.run(
-        [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
-        check=True, capture_output=True, user="postgres", group="postgres", cwd=pgdir,
-    )
-    port = free_port()
-    log = open(pgdir / "postgres.log", "wb")  # noqa: SIM115 -- closed by the stack
-    stack.callback(log.close)
-    settings = [
-        f"port={port}", f"listen_addresses={HOST}", f"unix_socket_directories={pgdir}", "max_connections=300",
-        "shared_buffers=256MB", f"synchronous_commit={'on' if synchronous_commit else 'off'}",
-    ]
-    proc = subprocess.Popen(
-        [_pg_bin("postgres"), "-D", str(data), *[arg for s in settings for arg in ("-c", s)]],
-        stdout=log, stderr=subprocess.STDOUT, user="postgres", group="postgres", cwd=pgdir,
-        start_new_session=True, preexec_fn=_die_with_parent(signal.SIGQUIT),
-    )
-    # SIGINT is PostgreSQL's "fast" shutdown: roll back clients, stop at once.
-    stack.callback(stop, proc, signal.SIGINT, "postgres")
-    isready = [_pg_bin("pg_isready"), "-q", "-h", HOST, "-p", str(port), "-U", "postgres"]
-    wait_until(lambda: subprocess.run(isready).returncode == 0, "postgres", proc=proc)
-    subprocess.run(
-        [_pg_bin("createdb"), "-h", HOST, "-p", str(port), "-U", "postgres", DB_NAME], check=True, capture_output=True
-    )
-    return f"postgres://postgres@{HOST}:{port}/{DB_NAME}", proc.pid
-
-
-def start_redis(stack: ExitStack, workdir: Path) -> tuple[str, int]:
-    server = shutil.which("redis-server")
-    if server is None:
-        raise RuntimeError("redis-server was not found (apt package redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        preexec_fn=_die_with_parent(signal.SIGTERM),
-    )
-    stack.callback(stop, proc, signal.SIGTERM, "redis-server")
-
-    def pong() -> bool:
-        with socket.create_connection((HOST, port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-
-    wait_until(pong, "redis-server", proc=proc)
-    return f"redis://{HOST}:{port}/0", proc.pid
+    """The bench's PostgreSQL: a throwaway one, with room for the bench's connections."""
+    return throwaway.postgresql(stack, workdir, database=DB_NAME, synchronous_commit=synchronous_commit,
+                                extra=("shared_buffers=256MB",))
 
 
 def ensure_database(url: str) -> None:
@@ -570,7 +467,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def start_gunicorn(stack: ExitStack, workdir: Path, env: dict[str, str], args) -> tuple[int, int, Path]:
-    port = free_port()
+    port = throwaway.free_port()
     log_path = workdir / "gunicorn.log"
     worker = ["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []
     cmd = [
@@ -583,15 +480,15 @@ def start_gunicorn(stack: ExitStack, workdir: Path, env: dict[str, str], args) -
         cmd[0] = shutil.which("gunicorn") or cmd[0]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=_die_with_parent(signal.SIGTERM),
+        start_new_session=True, preexec_fn=throwaway.die_with_parent(signal.SIGTERM),
     )
-    stack.callback(stop, proc, signal.SIGTERM, "gunicorn")
+    stack.callback(throwaway.stop_process, proc, grace=15)
 
     def listening() -> bool:
         with socket.create_connection((HOST, port), timeout=1):
             return True
 
-    wait_until(listening, "gunicorn", proc=proc)
+    throwaway.wait_until(listening, timeout=30, what="gunicorn", log=log_path, process=proc)
     return port, proc.pid, log_path
 
 
@@ -660,7 +557,7 @@ def main(argv=None) -> int:
         if redis_url:
             redis_where = f"REDIS_URL ({urlsplit(redis_url).netloc})"
         else:
-            redis_url, pids["redis"] = start_redis(stack, workdir)
+            redis_url, pids["redis"] = throwaway.redis(stack, workdir)
             redis_where = f"throwaway Redis :{urlsplit(redis_url).port}"
 
         env = app_environment(database_url, redis_url, args.conn_max_age)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,55 +19,16 @@ from urllib.parse import urlsplit, urlunsplit
 import kombu.pools
 
 from tests.support.paths import PROJECT_DIR
+from tests.support.throwaway import free_port, log_tail, stop_process, wait_until
 
 BIN_DIR = Path(sys.executable).parent
 
 WORKER_QUEUES = "default,extraction,generation"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None,
-               process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode}.{_log_tail(log)}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s.{_log_tail(log)}")
-
-
-def _log_tail(log: Path | None, lines: int = 40) -> str:
-    if log is None or not log.exists():
-        return ""
-    tail = log.read_text(errors="replace").splitlines()[-lines:]
-    return "\n--- last lines of " + str(log) + " ---\n" + "\n".join(tail)
-
-
 def _port_open(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=0.5):
         return True
-
-
-def stop_process(process: subprocess.Popen, *, grace: float = 20.0) -> None:
-    """SIGTERM the process group we started (a Celery worker has children), SIGKILL after `grace` s."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 # --- S3 (moto server mode) ----------------------------------------------------------------------
@@ -121,7 +80,7 @@ class WorkerProcess:
     log: Path
 
     def log_tail(self) -> str:
-        return _log_tail(self.log)
+        return log_tail(self.log)
 
 
 @contextlib.contextmanager
