@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from characters.models import Story
+from common.scores import score_band
 from common.stale_work import StaleCutoffs
 from common.typing import AnyUser
 
@@ -69,7 +70,7 @@ def bar_chart(values: list[int], *, width: int = 560, height: int = 160, labels:
         bars.append({
             "x": axis_x + gap + i * (bar + gap), "y": baseline - h, "w": bar, "h": h, "value": value,
             "label": (labels or [""] * count)[i],
-            "tone": "good" if value >= 75 else "warn" if value >= 50 else "bad",
+            "tone": score_band(value),
         })
     ticks = [{"value": v, "y": baseline - round(plot * v / 100)} for v in CHART_TICKS]
     return {"width": axis_x + gap + count * (bar + gap), "height": height, "bars": bars, "baseline": baseline,

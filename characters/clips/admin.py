@@ -15,6 +15,7 @@ from characters.clips import services
 from characters.models import CandidateFrame, Clip, Story
 from characters.pins import admin as pin_admin
 from common.exceptions import ServiceError
+from common.scores import score_band
 
 THUMB_HEIGHT = 40
 
@@ -39,7 +40,7 @@ def status_with_progress(clip: Clip):
 
 
 def quality_bar(quality: int):
-    tone = "high" if quality >= 75 else "mid" if quality >= 50 else "low"
+    tone = score_band(quality)
     return format_html(
         '<span class="cps-quality cps-quality--{}"><span class="cps-quality__bar"><span style="width:{}%"></span>'
         '</span><b>{}</b></span>',

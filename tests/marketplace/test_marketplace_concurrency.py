@@ -3,17 +3,14 @@
 Every thread waits at a barrier and then calls the service at once, so the row locks, constraints and
 conditional updates are what keep the books right, not luck.
 """
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.db.models import Count, Sum
 
-from common.exceptions import ServiceError
 from marketplace import selectors, services
 from marketplace.models import ExclusiveOffer, LedgerEntry, License, LicenseUse, Wallet
+from tests.support.concurrency import race
 from tests.support.factories import CharacterFactory, UserFactory
 
 pytestmark = [
@@ -23,27 +20,6 @@ pytestmark = [
         reason="real races need PostgreSQL row locks (make test runs it; or set DATABASE_URL)",
     ),
 ]
-
-
-def race(fn, args_list):
-    """Run fn(*args) for every args at once, one thread (and connection) each; return (results, refusals).
-
-    Anything other than a ServiceError (a deadlock, an IntegrityError) fails the test.
-    """
-    barrier = threading.Barrier(len(args_list))
-
-    def run(args):
-        try:
-            barrier.wait(timeout=30)
-            return fn(*args), None
-        except ServiceError as exc:
-            return None, exc
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=len(args_list)) as pool:
-        outcomes = list(pool.map(run, args_list))
-    return [r for r, e in outcomes if e is None], [e for r, e in outcomes if e is not None]
 
 
 @pytest.fixture

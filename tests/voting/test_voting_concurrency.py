@@ -1,13 +1,11 @@
 """Votes racing for real on PostgreSQL: many threads, each with its own database connection."""
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
-from common.exceptions import ServiceError
+from tests.support.concurrency import race
 from tests.support.factories import CandidateFrameFactory, ClipFactory, StoryFactory, UserFactory
 from voting import services, tallies
 from voting.models import CharacterSubmission, Vote, VotingSession
@@ -19,25 +17,6 @@ pytestmark = [
         reason="real races need PostgreSQL (make test runs it)",
     ),
 ]
-
-
-def race(fn, args_list):
-    """Run fn(*args) for every args at once, one thread each; return (results, errors)."""
-    workers = len(args_list)
-    barrier = threading.Barrier(workers)
-
-    def run(args):
-        try:
-            barrier.wait(timeout=30)
-            return fn(*args), None
-        except ServiceError as exc:
-            return None, exc
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(run, args_list))
-    return [r for r, e in outcomes if e is None], [e for r, e in outcomes if e is not None]
 
 
 @pytest.fixture
