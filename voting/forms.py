@@ -4,10 +4,9 @@ from django.core.exceptions import ValidationError
 
 from characters.models import RENDER_STYLE_CHOICES
 
-from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission
+from .models import CHARACTER_NAME_MAX, DEFAULT_CHARACTER_SLOT, STYLE_DESCRIPTION_MAX
 
-STYLE_MAX = CharacterSubmission._meta.get_field("style_description").max_length
-NAME_MAX = CharacterSubmission._meta.get_field("character_name").max_length
+STYLE_MAX, NAME_MAX = STYLE_DESCRIPTION_MAX, CHARACTER_NAME_MAX
 
 # Which form field a service refusal belongs next to (by the service's error code).
 ERROR_FIELDS = {

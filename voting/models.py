@@ -12,6 +12,10 @@ from characters.models import RENDER_STYLE_CHOICES, CandidateFrame, CharacterGro
 DEFAULT_CHARACTER_SLOT = "protagonist"
 
 
+# The longest design text; forms, serializers and the submission service read them from here.
+STYLE_DESCRIPTION_MAX = 500
+CHARACTER_NAME_MAX = 100
+
 class CharacterSubmission(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -25,8 +29,8 @@ class CharacterSubmission(models.Model):
     frames: "models.ManyToManyField[CandidateFrame, SubmissionFrame]" = models.ManyToManyField(
         CandidateFrame, through="SubmissionFrame", related_name="submissions"
     )
-    style_description = models.CharField(max_length=500)
-    character_name = models.CharField(max_length=100, blank=True)
+    style_description = models.CharField(max_length=STYLE_DESCRIPTION_MAX)
+    character_name = models.CharField(max_length=CHARACTER_NAME_MAX, blank=True)
     # The character (who is who across the story's clips) every frame of the design shows; null for designs
     # from before identity, or of frames where no group was found.
     character_group = models.ForeignKey(

@@ -19,7 +19,15 @@ from common.exceptions import Conflict, NotFound, ServiceError
 from common.typing import AnyUser, UserType
 
 from . import tallies
-from .models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, SubmissionFrame, Vote, VotingSession
+from .models import (
+    CHARACTER_NAME_MAX,
+    DEFAULT_CHARACTER_SLOT,
+    STYLE_DESCRIPTION_MAX,
+    CharacterSubmission,
+    SubmissionFrame,
+    Vote,
+    VotingSession,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +54,18 @@ def _submission_problems(
         ))
     problems += [VotingError(p, code="invalid_features") for p in dna.stated_feature_problems(list(features or []))]
     if not style:
-        problems.append(VotingError("Describe the character's style (up to 500 characters).", code="style_required"))
-    elif len(style) > 500:
         problems.append(VotingError(
-            f"The style description is {len(style)} characters; the limit is 500.", code="style_too_long"
+            f"Describe the character's style (up to {STYLE_DESCRIPTION_MAX} characters).", code="style_required"
         ))
-    if len(name) > 100:
-        problems.append(VotingError("The character name may be at most 100 characters.", code="name_too_long"))
+    elif len(style) > STYLE_DESCRIPTION_MAX:
+        problems.append(VotingError(
+            f"The style description is {len(style)} characters; the limit is {STYLE_DESCRIPTION_MAX}.",
+            code="style_too_long",
+        ))
+    if len(name) > CHARACTER_NAME_MAX:
+        problems.append(VotingError(
+            f"The character name may be at most {CHARACTER_NAME_MAX} characters.", code="name_too_long"
+        ))
     if not 1 <= len(ids) <= settings.VOTING_MAX_FRAMES:
         problems.append(VotingError(
             f"Pick between 1 and {settings.VOTING_MAX_FRAMES} frames (you picked {len(ids)}).", code="frame_count"

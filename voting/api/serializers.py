@@ -2,7 +2,13 @@
 from rest_framework import serializers
 
 from characters.models import RENDER_STYLE_CHOICES
-from voting.models import DEFAULT_CHARACTER_SLOT, CharacterSubmission, VotingSession
+from voting.models import (
+    CHARACTER_NAME_MAX,
+    DEFAULT_CHARACTER_SLOT,
+    STYLE_DESCRIPTION_MAX,
+    CharacterSubmission,
+    VotingSession,
+)
 
 # --- Submissions ----------------------------------------------------------------------------
 
@@ -10,10 +16,10 @@ class SubmissionCreateSerializer(serializers.Serializer):
     frame_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), help_text="1-10 candidate frames from this story's clips."
     )
-    style_description = serializers.CharField(allow_blank=True, help_text="Up to 500 characters.")
+    style_description = serializers.CharField(allow_blank=True, help_text=f"Up to {STYLE_DESCRIPTION_MAX} characters.")
     character_slot = serializers.SlugField(max_length=50, required=False, default=DEFAULT_CHARACTER_SLOT)
     character_name = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="Up to 100 characters."
+        required=False, allow_blank=True, default="", help_text=f"Up to {CHARACTER_NAME_MAX} characters."
     )
     render_style = serializers.ChoiceField(
         choices=RENDER_STYLE_CHOICES, required=False, allow_blank=True,
