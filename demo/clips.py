@@ -236,7 +236,8 @@ def robot_sprite(*, colour: tuple[int, int, int] = (40, 140, 230), seed: int = 7
     mask = np.zeros((h, w), np.uint8)
     body = (int(w * 0.1), int(h * 0.42), int(w * 0.9), int(h * 0.98))
     head = (int(w * 0.2), int(h * 0.16), int(w * 0.8), int(h * 0.44))
-    for shape_img, value in ((img, colour), (mask, 255)):
+    layers: list[tuple[np.ndarray, tuple[int, ...]]] = [(img, colour), (mask, (255,))]
+    for shape_img, value in layers:
         cv2.rectangle(shape_img, body[:2], body[2:], value, -1)
         cv2.rectangle(shape_img, head[:2], head[2:], value, -1)
         for ex in (0.3, 0.62):  # the ears

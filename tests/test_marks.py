@@ -175,3 +175,16 @@ def test_marks_are_checked_and_only_contributors_may_mark(django_capture_on_comm
         response = bearer(other).post(url, {**good, "group_id": marked.pk}, format="json")
     assert response.status_code == 202 and response.json()["mark"]["group_id"] == marked.pk
     assert response.json()["mark"]["status"] == "queued" and len(queued) == 1
+
+
+@pytest.mark.django_db
+def test_the_clip_page_offers_marking_to_contributors_only(client):
+    clip = ClipFactory()
+    url = f"/clips/{clip.pk}/"
+    assert 'id="mark-character"' not in client.get(url).content.decode()
+    client.force_login(UserFactory())
+    assert 'id="mark-character"' not in client.get(url).content.decode()
+    client.force_login(clip.uploader)
+    page = client.get(url).content.decode()
+    assert 'id="mark-character"' in page and "js/mark-character.js" in page
+    assert f'data-api-url="/api/v1/clips/{clip.pk}/marks"' in page and 'data-width="1280"' in page

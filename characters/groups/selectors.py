@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from characters.models import Appearance, CandidateFrame, CharacterGroup, Mark, Story, StoryContributor
+from characters.models import Appearance, CandidateFrame, CharacterGroup, Clip, Mark, Story, StoryContributor
 from common.typing import AnyUser
 
 
@@ -115,3 +115,13 @@ def mark_group_view(mark: Mark) -> GroupView | None:
     if mark.group_id is None:
         return None
     return next((v for v in story_group_views(mark.clip.story) if v.group.pk == mark.group_id), None)
+
+
+def story_marked_groups(story: Story) -> list[CharacterGroup]:
+    """The story's marked groups (a new mark may feed one of them)."""
+    return list(CharacterGroup.objects.filter(story=story, kind=CharacterGroup.Kind.MARKED).order_by("number"))
+
+
+def clip_recent_marks(clip: Clip, limit: int = 10) -> list[Mark]:
+    """The clip's latest marks with their groups, newest first."""
+    return list(clip.marks.select_related("group").order_by("-created_at", "-pk")[:limit])

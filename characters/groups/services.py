@@ -29,7 +29,7 @@ Marks (`mark_create`, `mark_run`: characters that are not faces)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 import numpy as np  # centroids
@@ -354,7 +354,7 @@ def mark_create(*, clip: Clip, user: AnyUser | None, seconds: object, box: objec
         _lock_story(story.pk)
         if group_id not in (None, ""):
             try:
-                group = _locked_group(int(group_id))  # type: ignore[arg-type]
+                group = _locked_group(int(group_id))  # type: ignore[call-overload]  # checked by the except
             except (TypeError, ValueError):
                 raise ServiceError("group_id must be a group id.", code="invalid_group") from None
             if group.story_id != story.pk:
@@ -386,6 +386,10 @@ class _MarkProgress:
             self.last = value
             Mark.objects.filter(pk=self.mark_id).update(progress=value)
 
+    def part(self, start: float, width: float) -> Callable[[float], None]:
+        """A fraction 0-1 of one step, reported as start..start + width percent."""
+        return lambda fraction: self(start + width * fraction)
+
 
 def mark_run(*, mark_id: int) -> Mark | None:
     """Follow a queued mark through its shot, look for it in the story's other clips, and store what was
@@ -402,7 +406,7 @@ def mark_run(*, mark_id: int) -> Mark | None:
     try:
         path, is_temp = local_video_copy(mark.clip.playback_video)
         try:
-            followed = marking.follow(path, mark.seconds, mark.box, fps=fps, progress=lambda f: progress(30 * f))
+            followed = marking.follow(path, mark.seconds, mark.box, fps=fps, progress=progress.part(0, 30))
             by_index = {s.frame_index: s for s in followed.sightings}
             scored: list[tuple[dict, marking.Sighting, np.ndarray]] = []  # (scores, sighting, frame)
             for index, frame in marking.read_frames(path, list(by_index)):
@@ -426,11 +430,9 @@ def mark_run(*, mark_id: int) -> Mark | None:
         found: list[tuple[Clip, marking.FindResult]] = []
         for n, other in enumerate(others):
             other_path, other_temp = local_video_copy(other.playback_video)
+            share = 60 / max(1, len(others))
             try:
-                result = marking.find(
-                    other_path, views, fps=fps,
-                    progress=lambda f, n=n: progress(35 + 60 * (n + f) / max(1, len(others))),
-                )
+                result = marking.find(other_path, views, fps=fps, progress=progress.part(35 + n * share, share))
             finally:
                 if other_temp:
                     other_path.unlink(missing_ok=True)

@@ -201,7 +201,7 @@ def _colour_histogram(image_bgr: np.ndarray) -> np.ndarray:
 
 
 def _orb(features: int):
-    return cv2.ORB_create(nfeatures=features, fastThreshold=10)
+    return cv2.ORB_create(nfeatures=features, fastThreshold=10)  # type: ignore[attr-defined]  # missing from the stubs
 
 
 @dataclass
@@ -227,7 +227,7 @@ def make_view(frame_bgr: np.ndarray, box: Box) -> View | None:
     if descriptors is None or len(keypoints) < MIN_INLIERS:
         return None
     crop = small[b["y"]:b["y"] + b["height"], b["x"]:b["x"] + b["width"]]
-    points = np.float32([k.pt for k in keypoints])
+    points = np.array([k.pt for k in keypoints], dtype=np.float32)
     return View(points, descriptors, b, _colour_histogram(crop))
 
 
@@ -245,7 +245,7 @@ def match_frame(frame_bgr: np.ndarray, views: Sequence[View]) -> Match | None:
     keypoints, descriptors = _orb(ORB_FEATURES_FRAME).detectAndCompute(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), None)
     if descriptors is None or len(keypoints) < MIN_INLIERS:
         return None
-    frame_points = np.float32([k.pt for k in keypoints])
+    frame_points = np.array([k.pt for k in keypoints], dtype=np.float32)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     best: Match | None = None
     for view in views:
@@ -262,8 +262,8 @@ def match_frame(frame_bgr: np.ndarray, views: Sequence[View]) -> Match | None:
         if inliers < MIN_INLIERS or (best is not None and inliers <= best.inliers):
             continue
         b = view.box
-        corners = np.float32([[b["x"], b["y"]], [b["x"] + b["width"], b["y"]],
-                              [b["x"] + b["width"], b["y"] + b["height"]], [b["x"], b["y"] + b["height"]]])
+        corners = np.array([[b["x"], b["y"]], [b["x"] + b["width"], b["y"]],
+                            [b["x"] + b["width"], b["y"] + b["height"]], [b["x"], b["y"] + b["height"]]], np.float32)
         projected = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), homography).reshape(-1, 2)
         area = cv2.contourArea(projected)
         if not cv2.isContourConvex(projected.reshape(-1, 1, 2)) or not (
