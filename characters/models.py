@@ -209,8 +209,9 @@ def group_label_for(number: int) -> str:
 class CharacterGroup(models.Model):
     """One character of a story as the clips show it: the tracks of all its clips that are the same one.
 
-    `kind` "face": joined by face descriptors (characters.groups). "marked": a non-face character an
-    admin marked with a box, found again by tracking and appearance (a later round).
+    `kind` "face": joined by face descriptors (characters.groups). "marked": a non-face character a
+    contributor marked with a box (`Mark`), followed through its shot and found again in other clips by
+    keypoints and colour (characters.vision.marking).
     """
 
     class Kind(models.TextChoices):
@@ -238,8 +239,43 @@ class CharacterGroup(models.Model):
         return f"{self.story}: {self.label}"
 
 
+class Mark(models.Model):
+    """A box a contributor drew around a character that is not a face; the job that follows and finds it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="marks")
+    group = models.ForeignKey(
+        CharacterGroup, null=True, on_delete=models.SET_NULL, related_name="marks",
+        help_text="The group it feeds (merges move marks along).",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="marks")
+    seconds = models.FloatField()
+    box = models.JSONField(help_text="{x, y, width, height} in pixels of the original frame.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0-100 while running.")
+    error_message = models.TextField(blank=True)
+    followed_samples = models.PositiveIntegerField(default=0, help_text="Sampled frames of its shot it was seen in.")
+    found_samples = models.PositiveIntegerField(default=0, help_text="Sampled frames of other clips it was found in.")
+    clips_searched = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"mark {self.pk} of clip {self.clip_id} @ {self.seconds:.1f} s"
+
+
 class Appearance(models.Model):
-    """One track: one appearance of one character in one shot of a clip, with its identity descriptor."""
+    """One track: one appearance of one character in one shot of a clip, with its identity descriptor.
+
+    A mark's appearances (`mark` set) are one per sampled frame it was followed or found in."""
 
     group = models.ForeignKey(
         CharacterGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="appearances"
@@ -259,11 +295,20 @@ class Appearance(models.Model):
     box = models.JSONField(default=dict, help_text="Its best face's box in pixels of the original frame.")
     pose = models.CharField(max_length=8, choices=CandidateFrame.Pose.choices, default=CandidateFrame.Pose.FRONTAL)
     quality = models.FloatField(default=0, help_text="Its best face's quality for identity (0-1).")
+    mark = models.ForeignKey(
+        Mark, null=True, blank=True, on_delete=models.CASCADE, related_name="appearances",
+        help_text="The mark that followed or found it; empty for face tracks of the extraction.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["clip", "track_index"]
-        constraints = [models.UniqueConstraint(fields=["clip", "track_index"], name="appearance_track_once")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clip", "track_index"], condition=Q(mark__isnull=True), name="appearance_track_once"
+            ),
+            models.UniqueConstraint(fields=["mark", "clip", "track_index"], name="mark_appearance_once"),
+        ]
         indexes = [models.Index(fields=["group", "-quality"], name="appearance_group_quality")]
 
     def __str__(self) -> str:

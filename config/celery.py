@@ -55,4 +55,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each app's `tasks` module; the characters app keeps its tasks in its rooms (task names stay
 # "characters.tasks.*", as queued messages and the routes in settings know them).
 app.autodiscover_tasks()
-app.autodiscover_tasks(["characters.clips"])
+app.autodiscover_tasks(["characters.clips", "characters.groups"])

@@ -222,3 +222,92 @@ def person_switches_halfway(path, *, size=(960, 540), fps=24, seconds=6.0) -> Pa
         Segment("astronaut", seconds / 2, 1.4, 1.6, (0.45, 0.33)),
         Segment("camera", seconds / 2, 1.2, 1.4, (0.45, 0.35)),
     ], size=size, fps=fps)
+
+
+# --- A character that is not a person (marks: characters.vision.marking) -----------------------------
+
+
+def robot_sprite(*, colour: tuple[int, int, int] = (40, 140, 230), seed: int = 7, side: int = 200):
+    """A cartoon robot-rabbit (BGR image and its mask): a body, a head with ears and eyes, a painted chest
+    panel of random marks (texture for keypoints), no face a face detector would take."""
+    rng = np.random.default_rng(seed)
+    h, w = int(side * 1.5), side
+    img = np.zeros((h, w, 3), np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    body = (int(w * 0.1), int(h * 0.42), int(w * 0.9), int(h * 0.98))
+    head = (int(w * 0.2), int(h * 0.16), int(w * 0.8), int(h * 0.44))
+    layers: list[tuple[np.ndarray, tuple[int, ...]]] = [(img, colour), (mask, (255,))]
+    for shape_img, value in layers:
+        cv2.rectangle(shape_img, body[:2], body[2:], value, -1)
+        cv2.rectangle(shape_img, head[:2], head[2:], value, -1)
+        for ex in (0.3, 0.62):  # the ears
+            cv2.ellipse(shape_img, (int(w * (ex + 0.04)), int(h * 0.09)), (int(w * 0.07), int(h * 0.09)), 0, 0, 360,
+                        value, -1)
+    cv2.rectangle(img, (int(w * 0.3), int(h * 0.24)), (int(w * 0.42), int(h * 0.3)), (20, 230, 250), -1)  # eyes: slots
+    cv2.rectangle(img, (int(w * 0.58), int(h * 0.24)), (int(w * 0.7), int(h * 0.3)), (20, 230, 250), -1)
+    x0, y0, x1, y1 = int(w * 0.18), int(h * 0.48), int(w * 0.82), int(h * 0.92)
+    for _ in range(60):  # the chest panel
+        x, y = int(rng.integers(x0, x1 - 8)), int(rng.integers(y0, y1 - 8))
+        col = tuple(int(c) for c in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            cv2.rectangle(img, (x, y), (x + int(rng.integers(5, 22)), y + int(rng.integers(5, 22))), col, -1)
+        else:
+            cv2.circle(img, (x, y), int(rng.integers(3, 11)), col, -1)
+    img[mask == 0] = 0
+    return img, mask
+
+
+def _paste(frame: np.ndarray, sprite: np.ndarray, mask: np.ndarray, x: int, y: int, scale: float) -> dict:
+    """Draw the sprite with its top-left at (x, y); returns its box in the frame."""
+    if scale != 1.0:
+        sprite = cv2.resize(sprite, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    h, w = mask.shape
+    fh, fw = frame.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(fw, x + w), min(fh, y + h)
+    if x1 > x0 and y1 > y0:
+        region = frame[y0:y1, x0:x1]
+        m = mask[y0 - y:y1 - y, x0 - x:x1 - x] > 0
+        region[m] = sprite[y0 - y:y1 - y, x0 - x:x1 - x][m]
+    return {"x": x, "y": y, "width": w, "height": h}
+
+
+@dataclass(frozen=True)
+class RobotShot:
+    background: str  # a scikit-image photo: the set
+    seconds: float
+    robot: bool = True
+    start: tuple[float, float] = (0.1, 0.2)  # the robot's top-left, relative to the frame
+    end: tuple[float, float] = (0.5, 0.25)
+    scale_from: float = 1.0
+    scale_to: float = 1.0
+    colour: tuple[int, int, int] = (40, 140, 230)
+    seed: int = 7  # the chest panel's pattern
+    zoom: tuple[float, float] = (1.0, 1.1)  # the camera on the set
+
+
+def robot_clip(path, shots: Iterable[RobotShot], *, size=(960, 540), fps=24) -> tuple[Path, list[tuple[float, dict]]]:
+    """A clip of RobotShots; returns its path and the robot's true box per frame (seconds, box)."""
+    truth: list[tuple[float, dict]] = []
+    shots = list(shots)
+
+    def frames():
+        index = 0
+        for shot in shots:
+            set_photo = photo(shot.background)
+            sprite, mask = robot_sprite(colour=shot.colour, seed=shot.seed, side=round(size[1] * 0.3))
+            n = max(1, round(shot.seconds * fps))
+            for i in range(n):
+                t = i / max(1, n - 1)
+                zoom = shot.zoom[0] + (shot.zoom[1] - shot.zoom[0]) * t
+                frame = pan_zoom_window(set_photo, size, zoom, (0.5, 0.5))
+                if shot.robot:
+                    x = shot.start[0] + (shot.end[0] - shot.start[0]) * t
+                    y = shot.start[1] + (shot.end[1] - shot.start[1]) * t
+                    scale = shot.scale_from + (shot.scale_to - shot.scale_from) * t
+                    box = _paste(frame, sprite, mask, round(x * size[0]), round(y * size[1]), scale)
+                    truth.append((index / fps, box))
+                index += 1
+                yield frame
+
+    return write_mp4(path, frames(), size=size, fps=fps), truth

@@ -213,6 +213,41 @@ def _face_visibility(face: Face) -> float:
     return confidence * face.box.inside_fraction() * (0.7 if face.occluded else 1.0)
 
 
+def score_marked_region(frame_bgr: np.ndarray, box: dict) -> dict:
+    """The scores of a frame for a marked (non-face) character at `box` (pixels): the same weights and
+    scales as a face's, with the box's part inside the frame in place of the detector's confidence.
+
+    Returns quality (0-100) and sharpness_score, lighting_score, face_score, composition_score (0-1)."""
+    fh, fw = frame_bgr.shape[:2]
+    x0, y0 = max(0, box["x"]), max(0, box["y"])
+    x1, y1 = min(fw, box["x"] + box["width"]), min(fh, box["y"] + box["height"])
+    area = max(1, box["width"] * box["height"])
+    inside = max(0, x1 - x0) * max(0, y1 - y0) / area
+    scale = min(1.0, ANALYSIS_LONG_SIDE / max(fh, fw))
+    gray_small = cv2.cvtColor(cv2.resize(frame_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                              if scale < 1.0 else frame_bgr, cv2.COLOR_BGR2GRAY)
+    crop = frame_bgr[y0:y1, x0:x1] if x1 - x0 >= 2 and y1 - y0 >= 2 else frame_bgr
+    patch = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (FACE_PATCH, FACE_PATCH), interpolation=cv2.INTER_AREA)
+    sharpness = 0.7 * _log_scale(_sharpness(patch), *FACE_SHARPNESS_RANGE) + 0.3 * _log_scale(
+        _sharpness(gray_small), *FRAME_SHARPNESS_RANGE
+    )
+    lighting = 0.6 * _lighting(patch) + 0.4 * _lighting(gray_small)
+    cx, cy, height = (box["x"] + box["width"] / 2) / fw, (box["y"] + box["height"] / 2) / fh, box["height"] / fh
+    horizontal = 1.0 - min(1.0, 2.0 * max(0.0, abs(cx - 0.5) - 0.17))
+    vertical = 1.0 - min(1.0, 2.0 * max(0.0, abs(cy - 0.5) - 0.2))  # a whole figure, not eyes: centred
+    size = height / 0.25 if height < 0.25 else (1.0 if height <= 0.9 else max(0.3, 1.0 - (height - 0.9) * 2))
+    composition = (0.3 * horizontal + 0.3 * vertical + 0.4 * size) * inside**2
+    quality = round(100 * (
+        WEIGHTS["sharpness"] * sharpness + WEIGHTS["lighting"] * lighting
+        + WEIGHTS["face"] * inside + WEIGHTS["composition"] * composition
+    ))
+    return {
+        "quality": max(0, min(100, quality)), "sharpness_score": round(sharpness, 4),
+        "lighting_score": round(lighting, 4), "face_score": round(inside, 4),
+        "composition_score": round(composition, 4),
+    }
+
+
 # --- One frame -------------------------------------------------------------------------------
 
 @dataclass

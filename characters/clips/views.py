@@ -112,7 +112,11 @@ def clip_detail(request, pk):
         "chart": quality_chart(frames, duration=clip.duration_seconds),
         "extraction_seconds": extraction_seconds,
         "character_groups": group_selectors.story_group_views(clip.story, clip_id=clip.pk),
+        "can_mark": clip.status == Clip.Status.READY and group_selectors.can_edit_groups(request.user, clip.story),
     }
+    if context["can_mark"]:
+        context["marked_groups"] = group_selectors.story_marked_groups(clip.story)
+        context["marks"] = group_selectors.clip_recent_marks(clip)
     return render(request, "characters/clip_detail.html", context)
 
 

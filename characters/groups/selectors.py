@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from characters.models import Appearance, CandidateFrame, CharacterGroup, Story, StoryContributor
+from characters.models import Appearance, CandidateFrame, CharacterGroup, Clip, Mark, Story, StoryContributor
 from common.typing import AnyUser
 
 
@@ -108,3 +108,20 @@ def frame_group_ids(frame: CandidateFrame) -> list[int]:
         if group_id is not None and group_id not in ids:
             ids.append(group_id)
     return ids
+
+
+def mark_group_view(mark: Mark) -> GroupView | None:
+    """The group a mark feeds, as the story lists it (None once the group is gone)."""
+    if mark.group_id is None:
+        return None
+    return next((v for v in story_group_views(mark.clip.story) if v.group.pk == mark.group_id), None)
+
+
+def story_marked_groups(story: Story) -> list[CharacterGroup]:
+    """The story's marked groups (a new mark may feed one of them)."""
+    return list(CharacterGroup.objects.filter(story=story, kind=CharacterGroup.Kind.MARKED).order_by("number"))
+
+
+def clip_recent_marks(clip: Clip, limit: int = 10) -> list[Mark]:
+    """The clip's latest marks with their groups, newest first."""
+    return list(clip.marks.select_related("group").order_by("-created_at", "-pk")[:limit])

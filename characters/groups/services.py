@@ -17,23 +17,49 @@ Locks
 Candidate frames
     Each face in a frame's `detections` carries `track` (from extraction), `appearance_id` and `group_id`;
     `_sync_frame_groups` rewrites the last two whenever appearances change group (join, merge, split).
+
+Marks (`mark_create`, `mark_run`: characters that are not faces)
+    A contributor draws a box on a frame of a ready clip; a task follows it through its shot and looks for
+    it in the story's other ready clips (characters.vision.marking). Each sampled frame it is followed or
+    found in becomes an Appearance of the mark's group (kind "marked"); the best few followed frames (and
+    the best found frame per other clip) become candidate frames whose detection has `source: "mark"`,
+    `mark_id`, `appearance_id` and `group_id`. Re-running a mark replaces what it wrote; a clip's
+    re-extraction keeps marked appearances (its candidate frames, marked ones too, are replaced).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 import numpy as np  # centroids
+from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
+from characters.clips.extraction import score_marked_region
 from characters.groups.joining import GroupIndex, Span
 from characters.groups.selectors import can_edit_groups
-from characters.models import Appearance, CandidateFrame, CharacterGroup, Clip, Story, group_label_for
+from characters.models import (
+    Appearance,
+    CandidateFrame,
+    CharacterGroup,
+    Clip,
+    Mark,
+    Story,
+    format_timestamp,
+    group_label_for,
+)
+from characters.vision import marking
+from characters.vision.jpeg import encode_jpeg
+from characters.vision.video import local_video_copy
 from common.exceptions import NotFound, ServiceError
 from common.typing import AnyUser, UserType
+
+MARK_SOURCE = "mark"  # `source` of a marked subject's detection in a candidate frame
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +75,11 @@ def _audit(user: UserType, obj: CharacterGroup, action_flag: int, message: str) 
         LogEntry.objects.log_actions(user_id=user.pk, queryset=[obj], action_flag=action_flag, change_message=message)
 
 
-def _require_editor(user: AnyUser | None, story: Story) -> UserType:
+def _require_editor(user: AnyUser | None, story: Story, *, doing: str = "rename, merge or split") -> UserType:
     """The user, when they may edit the story's characters (can_edit_groups); else 403."""
     if not can_edit_groups(user, story):
         raise ServiceError(
-            "Only contributors of this story can rename, merge or split its characters.",
-            code="forbidden", status_code=403,
+            f"Only contributors of this story can {doing} its characters.", code="forbidden", status_code=403,
         )
     return cast("UserType", user)
 
@@ -104,10 +129,10 @@ def clip_record_tracks(*, clip: Clip, tracks: Sequence, frames: Iterable[Candida
     frames = list(frames)
     with transaction.atomic():
         _lock_story(clip.story_id)
-        touched = set(
-            Appearance.objects.filter(clip=clip, group__isnull=False).values_list("group_id", flat=True)
-        )
-        Appearance.objects.filter(clip=clip).delete()
+        # Only the extraction's own tracks: appearances that marks followed or found stay.
+        tracks_of_clip = Appearance.objects.filter(clip=clip, mark__isnull=True)
+        touched = set(tracks_of_clip.filter(group__isnull=False).values_list("group_id", flat=True))
+        tracks_of_clip.delete()
         best_frame: dict[int, CandidateFrame] = {}
         for frame in sorted(frames, key=lambda f: (-f.quality, f.rank)):
             for detection in frame.detections:
@@ -153,19 +178,24 @@ def _refresh_groups(group_ids: Iterable[int]) -> None:
 
 
 def _sync_frame_groups(clip_ids: Iterable[int]) -> None:
-    """Write each face's `appearance_id` and `group_id` into the candidate frames of these clips."""
+    """Write each face's (and each marked subject's) `appearance_id` and `group_id` into the candidate
+    frames of these clips."""
     clip_ids = list(set(clip_ids))
-    by_track = {
-        (a.clip_id, a.track_index): a
-        for a in Appearance.objects.filter(clip_id__in=clip_ids).only("pk", "clip_id", "track_index", "group_id")
-    }
+    appearances = list(
+        Appearance.objects.filter(clip_id__in=clip_ids).only("pk", "clip_id", "track_index", "group_id", "mark_id")
+    )
+    by_track = {(a.clip_id, a.track_index): a for a in appearances if a.mark_id is None}
+    by_pk = {a.pk: a for a in appearances if a.mark_id is not None}
     changed = []
     for frame in CandidateFrame.objects.filter(clip_id__in=clip_ids).only("pk", "clip_id", "detections"):
         dirty = False
         for detection in frame.detections:
-            if "track" not in detection:
+            if detection.get("source") == MARK_SOURCE:
+                appearance = by_pk.get(detection.get("appearance_id"))
+            elif "track" in detection:
+                appearance = by_track.get((frame.clip_id, detection["track"]))
+            else:
                 continue
-            appearance = by_track.get((frame.clip_id, detection["track"]))
             wanted = (appearance.pk, appearance.group_id) if appearance else (None, None)
             if (detection.get("appearance_id"), detection.get("group_id")) != wanted:
                 detection["appearance_id"], detection["group_id"] = wanted
@@ -218,6 +248,7 @@ def group_merge(*, group: CharacterGroup, other_group_id: int | str, user: AnyUs
             raise ServiceError("A face group and a marked group cannot be merged.", code="invalid_group")
         clip_ids = set(other.appearances.values_list("clip_id", flat=True))
         other.appearances.update(group=group)
+        other.marks.update(group=group)
         _audit(user, group, CHANGE, f"Merged “{other.label}” (group {other.pk}) into this group.")
         _audit(user, other, DELETION, f"Merged into “{group.label}” (group {group.pk}).")
         other.delete()
@@ -264,3 +295,264 @@ def group_split(*, group: CharacterGroup, appearance_ids: object, user: AnyUser 
         _sync_frame_groups(clip_ids)
     new.refresh_from_db()
     return new
+
+
+# --- Marks: characters that are not faces ------------------------------------------------------
+
+MARK_BEST_FRAMES = 3  # followed frames kept as candidate frames (and as views to search other clips with)
+MARK_MIN_INSIDE_FOR_FRAME = 0.98  # a candidate frame shows the whole subject, not one cut by the edge
+MARK_MIN_SIDE = 16  # px: smaller boxes have too few keypoints to find anything with
+MARK_MAX_CLIPS_SEARCHED = 20  # the story's other ready clips, in story order
+
+
+def _parse_box(box: object, clip: Clip) -> dict:
+    try:
+        parsed = {k: int(box[k]) for k in ("x", "y", "width", "height")}  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        raise ServiceError("box needs integer x, y, width and height.", code="invalid_box") from None
+    if parsed["width"] < MARK_MIN_SIDE or parsed["height"] < MARK_MIN_SIDE:
+        raise ServiceError(f"The box must be at least {MARK_MIN_SIDE} px wide and high.", code="invalid_box",
+                           details={"box": parsed})
+    if parsed["x"] < 0 or parsed["y"] < 0 or parsed["x"] + parsed["width"] > clip.width or (
+        parsed["y"] + parsed["height"] > clip.height
+    ):
+        raise ServiceError(
+            f"The box must lie inside the frame ({clip.width} x {clip.height} px).", code="invalid_box",
+            details={"box": parsed, "frame": {"width": clip.width, "height": clip.height}},
+        )
+    return parsed
+
+
+def _enqueue_mark(mark_id: int) -> None:
+    from characters.groups.tasks import follow_mark
+
+    follow_mark.delay(mark_id)
+
+
+def mark_create(*, clip: Clip, user: AnyUser | None, seconds: object, box: object, label: object = "",
+                group_id: object = None) -> Mark:
+    """Mark a character that is not a face: a box on the clip's frame at `seconds`. Feeds a new marked group,
+    or the marked group `group_id`; the following and finding run in a task (202 at the API)."""
+    story = clip.story
+    user = _require_editor(user, story, doing="mark")
+    if clip.status != Clip.Status.READY or not clip.width or not clip.height:
+        raise ServiceError("The clip's extraction has to finish before a character can be marked in it.",
+                           code="clip_not_ready", status_code=409)
+    try:
+        at = float(seconds)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ServiceError("seconds must be a number.", code="invalid_seconds") from None
+    if not 0 <= at <= clip.duration_seconds:
+        raise ServiceError(f"seconds must be between 0 and the clip's {clip.duration_seconds:.2f} s.",
+                           code="invalid_seconds")
+    parsed = _parse_box(box, clip)
+    label = (label if isinstance(label, str) else "").strip()
+    max_length = CharacterGroup._meta.get_field("label").max_length or 100
+    if len(label) > max_length:
+        raise ServiceError(f"A label has at most {max_length} characters.", code="invalid_label")
+    with transaction.atomic():
+        _lock_story(story.pk)
+        if group_id not in (None, ""):
+            try:
+                group = _locked_group(int(group_id))  # type: ignore[call-overload]  # checked by the except
+            except (TypeError, ValueError):
+                raise ServiceError("group_id must be a group id.", code="invalid_group") from None
+            if group.story_id != story.pk:
+                raise ServiceError("The group belongs to another story.", code="group_of_another_story")
+            if group.kind != CharacterGroup.Kind.MARKED:
+                raise ServiceError("Marks feed marked groups; this one is joined by faces.", code="invalid_group")
+            if label and label != group.label:
+                group.label = label
+                group.save(update_fields=["label", "updated_at"])
+        else:
+            number = (CharacterGroup.objects.filter(story=story).aggregate(n=Max("number"))["n"] or 0) + 1
+            group = CharacterGroup.objects.create(
+                story=story, number=number, label=label or group_label_for(number), kind=CharacterGroup.Kind.MARKED
+            )
+            _audit(user, group, ADDITION, f"Marked in clip {clip.pk} at {at:.2f} s.")
+        mark = Mark.objects.create(clip=clip, group=group, created_by=user, seconds=round(at, 3), box=parsed)
+        _audit(user, group, CHANGE, f"Mark {mark.pk}: clip {clip.pk} at {at:.2f} s, box {parsed}.")
+        transaction.on_commit(lambda: _enqueue_mark(mark.pk), robust=True)
+    return mark
+
+
+class _MarkProgress:
+    def __init__(self, mark_id: int) -> None:
+        self.mark_id, self.last = mark_id, -1
+
+    def __call__(self, percent: float) -> None:
+        value = max(0, min(99, int(percent)))
+        if value != self.last:
+            self.last = value
+            Mark.objects.filter(pk=self.mark_id).update(progress=value)
+
+    def part(self, start: float, width: float) -> Callable[[float], None]:
+        """A fraction 0-1 of one step, reported as start..start + width percent."""
+        return lambda fraction: self(start + width * fraction)
+
+
+def mark_run(*, mark_id: int) -> Mark | None:
+    """Follow a queued mark through its shot, look for it in the story's other clips, and store what was
+    found (replacing what an earlier run of this mark stored). Failing, the mark ends `failed` with the
+    reason and nothing half-written."""
+    if not Mark.objects.filter(pk=mark_id, status__in=[Mark.Status.QUEUED, Mark.Status.FAILED]).update(
+        status=Mark.Status.RUNNING, progress=0, error_message=""
+    ):
+        logger.info("mark %s is not queued (running or done already, or gone); nothing to do", mark_id)
+        return Mark.objects.filter(pk=mark_id).first()
+    mark = Mark.objects.select_related("clip", "clip__story").get(pk=mark_id)
+    progress = _MarkProgress(mark_id)
+    fps = settings.EXTRACTION_FPS
+    try:
+        path, is_temp = local_video_copy(mark.clip.playback_video)
+        try:
+            followed = marking.follow(path, mark.seconds, mark.box, fps=fps, progress=progress.part(0, 30))
+            by_index = {s.frame_index: s for s in followed.sightings}
+            scored: list[tuple[dict, marking.Sighting, np.ndarray]] = []  # (scores, sighting, frame)
+            for index, frame in marking.read_frames(path, list(by_index)):
+                sighting = by_index[index]
+                scores = score_marked_region(frame, sighting.box)
+                sighting.quality = scores["quality"]
+                if sighting.marked or sighting.inside >= MARK_MIN_INSIDE_FOR_FRAME:
+                    scored.append((scores, sighting, frame))
+                    scored.sort(key=lambda item: (not item[1].marked, -item[0]["quality"]))
+                    del scored[MARK_BEST_FRAMES + 1:]  # the marked frame and the best few others
+        finally:
+            if is_temp:
+                path.unlink(missing_ok=True)
+        views = [v for _, s, frame in scored if (v := marking.make_view(frame, s.box))]
+        kept = sorted(scored, key=lambda item: -item[0]["quality"])[:MARK_BEST_FRAMES]
+        progress(35)
+        others = list(
+            Clip.objects.filter(story_id=mark.clip.story_id, status=Clip.Status.READY).exclude(pk=mark.clip_id)
+            .order_by("position", "created_at")[:MARK_MAX_CLIPS_SEARCHED]
+        )
+        found: list[tuple[Clip, marking.FindResult]] = []
+        for n, other in enumerate(others):
+            other_path, other_temp = local_video_copy(other.playback_video)
+            share = 60 / max(1, len(others))
+            try:
+                result = marking.find(other_path, views, fps=fps, progress=progress.part(35 + n * share, share))
+            finally:
+                if other_temp:
+                    other_path.unlink(missing_ok=True)
+            found.append((other, result))
+        _store_mark(mark, followed, kept, found)
+    except Exception as exc:
+        logger.exception("mark %s failed", mark_id)
+        Mark.objects.filter(pk=mark_id).update(
+            status=Mark.Status.FAILED, error_message=str(exc) or exc.__class__.__name__, finished_at=timezone.now()
+        )
+        raise
+    mark.refresh_from_db()
+    return mark
+
+
+def _mark_detection(mark: Mark, box: dict, width: int, height: int) -> dict:
+    return {
+        "box": box, "source": MARK_SOURCE, "mark_id": mark.pk, "group_id": mark.group_id, "appearance_id": None,
+        "box_relative": {"x": round(box["x"] / width, 4), "y": round(box["y"] / height, 4),
+                         "width": round(box["width"] / width, 4), "height": round(box["height"] / height, 4)},
+        "inside_frame": round(marking.inside_fraction(box, width, height), 4),
+        "confidence": 0.0,  # no detector saw it: never taken for a face by face rules
+    }
+
+
+def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: list) -> None:
+    """Write a mark's frames to storage, then swap its rows in one transaction (story lock); files of a
+    failed swap are deleted again."""
+    from characters.clips.services import THUMBNAIL_MAX_SIDE  # clips.services imports this module
+
+    frames: list[tuple[CandidateFrame, int, float]] = []  # (frame, clip id, seconds)
+    stored: list[str] = []
+    storage = CandidateFrame._meta.get_field("image").storage
+
+    def new_frame(clip: Clip, sighting: marking.Sighting, image: np.ndarray, scores: dict) -> None:
+        h, w = image.shape[:2]
+        frame = CandidateFrame(
+            clip=clip, seconds=round(sighting.seconds, 3), timestamp=format_timestamp(sighting.seconds),
+            width=w, height=h, quality=scores["quality"], sharpness_score=scores["sharpness_score"],
+            lighting_score=scores["lighting_score"], face_score=scores["face_score"],
+            composition_score=scores["composition_score"], full_body=True,
+            detections=[_mark_detection(mark, sighting.box, w, h)],
+        )
+        stem = f"mark{mark.pk}_{int(sighting.seconds * 1000):07d}ms"
+        frame.image.save(f"{stem}.jpg", ContentFile(encode_jpeg(image)), save=False)
+        stored.append(frame.image.name)
+        frame.thumbnail.save(f"{stem}_thumb.jpg", ContentFile(encode_jpeg(image, max_side=THUMBNAIL_MAX_SIDE)),
+                             save=False)
+        stored.append(frame.thumbnail.name)
+        frames.append((frame, clip.pk, round(sighting.seconds, 3)))
+
+    try:
+        for scores, sighting, image in kept:
+            new_frame(mark.clip, sighting, image, scores)
+        for clip, result in found:
+            if result.best_frame is not None:
+                best = result.sightings[result.best_index]
+                new_frame(clip, best, result.best_frame, score_marked_region(result.best_frame, best.box))
+        with transaction.atomic():
+            _lock_story(mark.clip.story_id)
+            mark = Mark.objects.select_for_update().get(pk=mark.pk)
+            if mark.group_id is None:  # its group was emptied and deleted meanwhile: start a new one
+                number = (CharacterGroup.objects.filter(story_id=mark.clip.story_id)
+                          .aggregate(n=Max("number"))["n"] or 0) + 1
+                mark.group = CharacterGroup.objects.create(
+                    story_id=mark.clip.story_id, number=number, label=group_label_for(number),
+                    kind=CharacterGroup.Kind.MARKED,
+                )
+            old_frames = list(CandidateFrame.objects.filter(
+                clip__story_id=mark.clip.story_id, detections__contains=[{"mark_id": mark.pk}]
+            ))
+            Appearance.objects.filter(mark=mark).delete()
+            CandidateFrame.objects.filter(pk__in=[f.pk for f in old_frames]).delete()
+            # What other marks of the group already hold is not taken twice (half a sampling interval apart).
+            near = 0.5 / float(settings.EXTRACTION_FPS)
+            held = [(a.clip_id, a.best_seconds) for a in Appearance.objects.filter(group_id=mark.group_id)]
+            last_rank = {
+                row["clip_id"]: row["n"] or 0
+                for row in CandidateFrame.objects.filter(clip_id__in={c for _, c, _ in frames})
+                .values("clip_id").annotate(n=Max("rank"))
+            }
+            for frame, clip_id, _seconds in frames:  # ranked after the clip's other frames
+                last_rank[clip_id] = frame.rank = last_rank.get(clip_id, 0) + 1
+                frame.detections[0]["group_id"] = mark.group_id
+            CandidateFrame.objects.bulk_create([f for f, _, _ in frames])
+            frame_at = {(clip_id, seconds): frame for frame, clip_id, seconds in frames}
+            rows: list[Appearance] = []
+            entries = [(mark.clip, s, s.quality / 100) for s in followed.sightings]
+            for clip, result in found:
+                entries += [(clip, s, min(1.0, s.inliers / 200)) for s in result.sightings]
+            counters: dict[int, int] = {}
+            for clip, sighting, quality in entries:
+                seconds = round(sighting.seconds, 3)
+                if any(c == clip.pk and abs(t - seconds) < near for c, t in held):
+                    continue
+                track = counters.get(clip.pk, 0)
+                counters[clip.pk] = track + 1
+                rows.append(Appearance(
+                    group_id=mark.group_id, mark=mark, clip=clip, shot_index=0, track_index=track,
+                    start_seconds=seconds, end_seconds=seconds, samples=1, best_seconds=seconds,
+                    best_frame=frame_at.get((clip.pk, seconds)), box=sighting.box, quality=round(quality, 4),
+                ))
+            Appearance.objects.bulk_create(rows)
+            by_frame = {a.best_frame.pk: a for a in rows if a.best_frame is not None}
+            for frame, _, _ in frames:
+                appearance = by_frame.get(frame.pk)
+                frame.detections[0]["appearance_id"] = appearance.pk if appearance else None
+            CandidateFrame.objects.bulk_update([f for f, _, _ in frames], ["detections"])
+            _refresh_groups([mark.group_id])  # type: ignore[list-item]  # set just above
+            in_mark_clip = sum(1 for a in rows if a.clip_id == mark.clip_id)
+            Mark.objects.filter(pk=mark.pk).update(
+                group=mark.group, status=Mark.Status.DONE, progress=100, finished_at=timezone.now(),
+                followed_samples=in_mark_clip, found_samples=len(rows) - in_mark_clip, clips_searched=len(found),
+            )
+    except BaseException:
+        for name in stored:
+            storage.delete(name)
+        raise
+    for frame in old_frames:
+        for name in (frame.image.name, frame.thumbnail.name):
+            if name:
+                storage.delete(name)
+

@@ -48,3 +48,32 @@ class GroupMergeSerializer(serializers.Serializer):
 
 class GroupSplitSerializer(serializers.Serializer):
     appearance_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+
+
+class MarkCreateSerializer(serializers.Serializer):
+    seconds = serializers.FloatField(help_text="The time of the frame the box is drawn on.")
+    box = BoxSerializer(help_text="Pixels of the original frame; inside it, at least 16 px a side.")
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
+    group_id = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                        help_text="A marked group of the story to feed; none: a new group.")
+
+
+class MarkSerializer(serializers.Serializer):
+    mark_id = serializers.IntegerField(source="pk")
+    clip_id = serializers.IntegerField()
+    group_id = serializers.IntegerField(allow_null=True)
+    seconds = serializers.FloatField()
+    box = BoxSerializer()
+    status = serializers.CharField(help_text="queued | running | done | failed")
+    progress = serializers.IntegerField(help_text="0-100")
+    error_message = serializers.CharField()
+    followed_samples = serializers.IntegerField(help_text="Sampled frames of its shot it was followed in.")
+    found_samples = serializers.IntegerField(help_text="Sampled frames of the story's other clips it was found in.")
+    clips_searched = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class MarkWithGroupSerializer(serializers.Serializer):
+    mark = MarkSerializer()
+    group = CharacterGroupSerializer(allow_null=True)

@@ -10,4 +10,6 @@ urlpatterns = [
          name="api-character-group-merge"),
     path("character-groups/<int:group_id>/split", views.CharacterGroupSplitApi.as_view(),
          name="api-character-group-split"),
+    path("clips/<int:clip_id>/marks", views.ClipMarksApi.as_view(), name="api-clip-marks"),
+    path("marks/<int:mark_id>", views.MarkDetailApi.as_view(), name="api-mark"),
 ]

@@ -12,8 +12,10 @@ from characters.groups.api.serializers import (
     GroupMergeSerializer,
     GroupPatchSerializer,
     GroupSplitSerializer,
+    MarkCreateSerializer,
+    MarkWithGroupSerializer,
 )
-from characters.models import CharacterGroup, Story
+from characters.models import CharacterGroup, Clip, Mark, Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound
 
@@ -37,6 +39,11 @@ def _group(group_id: int) -> CharacterGroup:
 def _group_body(request, group: CharacterGroup) -> dict:
     view = next(v for v in selectors.story_group_views(group.story) if v.group.pk == group.pk)
     return CharacterGroupSerializer(view, context={"request": request}).data
+
+
+def _mark_body(request, mark: Mark) -> dict:
+    view = selectors.mark_group_view(mark)
+    return MarkWithGroupSerializer({"mark": mark, "group": view}, context={"request": request}).data
 
 
 class StoryCharacterGroupsApi(APIView):
@@ -104,3 +111,36 @@ class CharacterGroupSplitApi(APIView):
         new = services.group_split(group=group, appearance_ids=data.validated_data["appearance_ids"],
                                    user=request.user)
         return Response(_group_body(request, new), status=status.HTTP_201_CREATED)
+
+
+class ClipMarksApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="clips_marks_create", tags=TAGS,
+        summary="Mark a character that is not a face (contributors): a box on a frame; followed and found in a task",
+        request=MarkCreateSerializer,
+        responses={202: MarkWithGroupSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    def post(self, request, clip_id: int):
+        clip = Clip.objects.select_related("story").filter(pk=clip_id).first()
+        if clip is None:
+            raise NotFound(f"Clip {clip_id} does not exist.")
+        data = MarkCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        mark = services.mark_create(clip=clip, user=request.user, **data.validated_data)
+        mark.refresh_from_db()  # run at once when tasks are eager
+        return Response(_mark_body(request, mark), status=status.HTTP_202_ACCEPTED)
+
+
+class MarkDetailApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(operation_id="marks_retrieve", tags=TAGS,
+                   summary="A mark: its job's status and progress, and its group",
+                   responses={200: MarkWithGroupSerializer, **error_responses(404)})
+    def get(self, request, mark_id: int):
+        mark = Mark.objects.filter(pk=mark_id).first()
+        if mark is None:
+            raise NotFound(f"Mark {mark_id} does not exist.")
+        return Response(_mark_body(request, mark))
