@@ -5,11 +5,10 @@ from django.db import connections
 from characters.clips import services as clip_services
 from characters.models import Appearance, CharacterGroup, Mark
 from demo import clips
-
-from . import browser_support
-from .browser_support import log_in
-from .factories import StoryFactory, UserFactory
-from .pinning_support import upload_clip
+from tests.support import browser as browser_support
+from tests.support.browser import log_in
+from tests.support.factories import StoryFactory, UserFactory
+from tests.support.pinning import upload_clip
 
 pytestmark = browser_support.BROWSER_MARKS
 media_root = browser_support.media_root

@@ -9,9 +9,8 @@ from characters.models import Appearance, CandidateFrame, CharacterGroup, Mark, 
 from characters.vision import marking
 from characters.vision.tracking import iou
 from demo import clips
-
-from .factories import ClipFactory, StoryFactory, UserFactory
-from .pinning_support import upload_clip
+from tests.support.factories import ClipFactory, StoryFactory, UserFactory
+from tests.support.pinning import upload_clip
 
 R = clips.RobotShot
 MARK_SECONDS = 2.0
