@@ -7,6 +7,7 @@ one-vote-per-voter index, a prepared statement as the vote's is) and answers the
 count. Votes/s divided by pings/s in the same run says what the vote itself costs, whatever the
 machine's load. Mounted only by bench/settings.py (ROOT_URLCONF), never by config.urls.
 """
+
 from django.urls import path
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -19,9 +20,7 @@ from config.urls import handler400, handler403, handler404, handler500  # noqa: 
 from config.urls import urlpatterns as app_urlpatterns
 from voting.models import Vote
 
-_COUNT = (
-    f"SELECT count(*) FROM {Vote._meta.db_table} WHERE session_id = %(session)s AND voter_id = %(voter)s"  # noqa: S608
-)
+_COUNT = f"SELECT count(*) FROM {Vote._meta.db_table} WHERE session_id = %(session)s AND voter_id = %(voter)s"  # noqa: S608
 
 
 class PingApi(APIView):

@@ -12,6 +12,7 @@ With no CLIP it renders a 5 s 1080p30 clip with demo/clips.py into a temp dir (p
 Each figure is the median of --repeat runs, run in turn so that drift affects all alike. The
 first (cold) run of ours, which also builds the MediaPipe graphs, is reported on its own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,9 +61,20 @@ class SeedBaseline:
     def __call__(self, path: Path, fps: float) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-seed-") as tmp:
             subprocess.run(
-                ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"fps={fps}", "-q:v", "2",
-                 str(Path(tmp) / "frame_%04d.png")],
-                check=True, capture_output=True,
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-i",
+                    str(path),
+                    "-vf",
+                    f"fps={fps}",
+                    "-q:v",
+                    "2",
+                    str(Path(tmp) / "frame_%04d.png"),
+                ],
+                check=True,
+                capture_output=True,
             )
             with_faces = 0
             for frame_path in sorted(Path(tmp).glob("frame_*.png")):

@@ -23,6 +23,7 @@ a sample of pages of every line; it must be the same for every page (no N+1).
 
 Exit status 1 when a line's query count varies, or a sort's p95 misses the 30 ms target.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,6 +53,7 @@ SORTS = ("popular", "recent", "used")
 
 # --- The database ---------------------------------------------------------------------------
 
+
 def _pg_bin() -> Path:
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
     if not versions:
@@ -71,18 +73,36 @@ def start_throwaway_postgres(stack: ExitStack) -> str:
     if as_postgres:
         shutil.chown(workdir, "postgres", "postgres")
     pg_bin, data = _pg_bin(), workdir / "data"
-    subprocess.run([pg_bin / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
-                   check=True, capture_output=True, cwd=workdir, **as_postgres)
+    subprocess.run(
+        [pg_bin / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        cwd=workdir,
+        **as_postgres,
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off -c synchronous_commit=off"
-    subprocess.run([pg_bin / "pg_ctl", "-D", data, "-l", workdir / "server.log", "-w", "-t", "60", "-o", options,
-                    "start"], check=True, capture_output=True, cwd=workdir, **as_postgres)
-    stack.callback(subprocess.run, [pg_bin / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"],
-                   capture_output=True, cwd=workdir, **as_postgres)
-    subprocess.run([pg_bin / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "cps_gallery_bench"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [pg_bin / "pg_ctl", "-D", data, "-l", workdir / "server.log", "-w", "-t", "60", "-o", options, "start"],
+        check=True,
+        capture_output=True,
+        cwd=workdir,
+        **as_postgres,
+    )
+    stack.callback(
+        subprocess.run,
+        [pg_bin / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"],
+        capture_output=True,
+        cwd=workdir,
+        **as_postgres,
+    )
+    subprocess.run(
+        [pg_bin / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "cps_gallery_bench"],
+        check=True,
+        capture_output=True,
+    )
     return f"postgres://postgres@127.0.0.1:{port}/cps_gallery_bench"
 
 
@@ -117,17 +137,19 @@ def drop_bench_database(url: str) -> None:
 
 
 def configure_django(database_url: str) -> None:
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DJANGO_CONN_MAX_AGE": "600",
-        "DJANGO_LOG_LEVEL": "ERROR",
-        "DATABASE_URL": database_url,
-        "API_THROTTLE_ANON": "100000000/min",
-        "API_THROTTLE_USER": "100000000/min",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "testserver",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_CONN_MAX_AGE": "600",
+            "DJANGO_LOG_LEVEL": "ERROR",
+            "DATABASE_URL": database_url,
+            "API_THROTTLE_ANON": "100000000/min",
+            "API_THROTTLE_USER": "100000000/min",
+        }
+    )
     import django
 
     # Production settings serve collected static files; the bench never asks for one.
@@ -136,6 +158,7 @@ def configure_django(database_url: str) -> None:
 
 
 # --- Data -------------------------------------------------------------------------------------
+
 
 def copy_rows(model, rows: list[dict]) -> None:
     """COPY rows into the model's table; every concrete column gets the given value or the field's default."""
@@ -146,10 +169,12 @@ def copy_rows(model, rows: list[dict]) -> None:
     sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
-            copy.write_row([
-                f.get_db_prep_save(row[f.attname] if f.attname in row else f.get_default(), connection)
-                for f in fields
-            ])
+            copy.write_row(
+                [
+                    f.get_db_prep_save(row[f.attname] if f.attname in row else f.get_default(), connection)
+                    for f in fields
+                ]
+            )
 
 
 def load(characters: int, seed: int = 7) -> dict:
@@ -181,32 +206,51 @@ def load(characters: int, seed: int = 7) -> dict:
         roll = rng.random()
         status = "canonical" if roll < 0.85 else ("archived" if roll < 0.93 else "candidate")
         name = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))).capitalize()
-        rows.append({
-            "character_id": f"{name.lower()}_{n:06x}",
-            "name": name,
-            "story_id": stories[n % STORIES].pk,
-            "status": status,
-            "style_description": f"{name}: a bench character",
-            "locked_features": ["bench feature"],
-            "color_palette": {"hair": "#112233"},
-            "total_votes": int(rng.paretovariate(1.2) * 10) % 20_000,
-            "clips_used": int(rng.paretovariate(1.5) * 3) % 2_000,
-            "creator_id": creators[rng.randrange(CREATORS)].pk,
-            "allow_licensing": rng.random() < 0.9,
-            "created_at": now - timedelta(seconds=rng.randrange(2 * 365 * 86400)),
-            "updated_at": now,
-        })
+        rows.append(
+            {
+                "character_id": f"{name.lower()}_{n:06x}",
+                "name": name,
+                "story_id": stories[n % STORIES].pk,
+                "status": status,
+                "style_description": f"{name}: a bench character",
+                "locked_features": ["bench feature"],
+                "color_palette": {"hair": "#112233"},
+                "total_votes": int(rng.paretovariate(1.2) * 10) % 20_000,
+                "clips_used": int(rng.paretovariate(1.5) * 3) % 2_000,
+                "creator_id": creators[rng.randrange(CREATORS)].pk,
+                "allow_licensing": rng.random() < 0.9,
+                "created_at": now - timedelta(seconds=rng.randrange(2 * 365 * 86400)),
+                "updated_at": now,
+            }
+        )
     copy_rows(Character, rows)
     ids = list(Character.objects.order_by("pk").values_list("pk", "character_id", "status", "allow_licensing"))
-    copy_rows(ReferenceImage, [
-        {"character_id": pk, "kind": "face_closeup", "image": f"characters/{slug}/face_closeup.jpg",
-         "width": 512, "height": 512, "created_at": now}
-        for pk, slug, _, _ in ids if rng.random() < 0.95
-    ])
+    copy_rows(
+        ReferenceImage,
+        [
+            {
+                "character_id": pk,
+                "kind": "face_closeup",
+                "image": f"characters/{slug}/face_closeup.jpg",
+                "width": 512,
+                "height": 512,
+                "created_at": now,
+            }
+            for pk, slug, _, _ in ids
+            if rng.random() < 0.95
+        ],
+    )
     on_sale = [pk for pk, _, status, allow in ids if status == "canonical" and allow]
     License.objects.bulk_create(
-        License(character_id=pk, licensee=licensee, license_type="exclusive", credits_paid=1000, royalty_percent=50,
-                royalty_paid=500, platform_fee=500)
+        License(
+            character_id=pk,
+            licensee=licensee,
+            license_type="exclusive",
+            credits_paid=1000,
+            royalty_percent=50,
+            royalty_paid=500,
+            platform_fee=500,
+        )
         for pk in rng.sample(on_sale, len(on_sale) // 100)
     )
     loaded = time.perf_counter() - started
@@ -217,6 +261,7 @@ def load(characters: int, seed: int = 7) -> dict:
 
 
 # --- Timing -------------------------------------------------------------------------------------
+
 
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
@@ -253,8 +298,14 @@ def measure(client, params_for, requests: int) -> dict:
     warm, cold = queries_per_request(cold=False), queries_per_request(cold=True)
     timings.sort()
     cpu.sort()
-    return {"p50": percentile(timings, 0.5), "p95": percentile(timings, 0.95), "max": timings[-1],
-            "cpu": percentile(cpu, 0.5), "warm": sorted(warm), "cold": sorted(cold)}
+    return {
+        "p50": percentile(timings, 0.5),
+        "p95": percentile(timings, 0.95),
+        "max": timings[-1],
+        "cpu": percentile(cpu, 0.5),
+        "warm": sorted(warm),
+        "cold": sorted(cold),
+    }
 
 
 def explain(sort: str, limit: int, page: int) -> str:
@@ -275,37 +326,64 @@ def run(args) -> int:
 
     print(f"Loading {args.characters:,} characters ...", flush=True)
     data = load(args.characters)
-    print(f"Loaded {data['rows']:,} characters ({data['on_sale']:,} in the gallery) in {data['load_s']:.1f} s; "
-          f"VACUUM ANALYZE {data['vacuum_s']:.1f} s")
+    print(
+        f"Loaded {data['rows']:,} characters ({data['on_sale']:,} in the gallery) in {data['load_s']:.1f} s; "
+        f"VACUUM ANALYZE {data['vacuum_s']:.1f} s"
+    )
     client = Client()
     rng = random.Random(11)
-    lines = [(sort, f"pages 1-{args.pages}", lambda n, s=sort: {
-        "sort": s, "limit": args.limit, "page": rng.randint(1, args.pages)}) for sort in SORTS]
+    lines = [
+        (
+            sort,
+            f"pages 1-{args.pages}",
+            lambda n, s=sort: {"sort": s, "limit": args.limit, "page": rng.randint(1, args.pages)},
+        )
+        for sort in SORTS
+    ]
     deep_page = max(1, data["on_sale"] // args.limit // 2)
     lines += [
-        ("popular", f"page {deep_page:,} (deep)", lambda n: {
-            "sort": "popular", "limit": args.limit, "page": deep_page}),
-        ("popular", "search q=<2 letters>", lambda n: {
-            "sort": "popular", "limit": args.limit, "q": rng.choice(["ka", "ri", "no", "va", "el", "zu", "be"])}),
+        (
+            "popular",
+            f"page {deep_page:,} (deep)",
+            lambda n: {"sort": "popular", "limit": args.limit, "page": deep_page},
+        ),
+        (
+            "popular",
+            "search q=<2 letters>",
+            lambda n: {
+                "sort": "popular",
+                "limit": args.limit,
+                "q": rng.choice(["ka", "ri", "no", "va", "el", "zu", "be"]),
+            },
+        ),
     ]
-    print(f"\nGallery API through Django's test Client (in process, no HTTP server), anonymous, limit={args.limit}, "
-          f"{args.requests} requests per line after 30 warm-up requests.")
+    print(
+        f"\nGallery API through Django's test Client (in process, no HTTP server), anonymous, limit={args.limit}, "
+        f"{args.requests} requests per line after 30 warm-up requests."
+    )
     print("cpu ms: the median CPU time this process spent per request (what a request costs when it does not")
     print("wait for a core; PostgreSQL's own time is not in it). Queries per request: total cached / counted.")
     print(f"Load average before the timing: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores.")
     print(f"  {'sort':8} {'requests':30} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'cpu ms':>7}  queries")
     failed = False
-    lines.append(("popular", "pages 1-50, total never cached", lambda n: {
-        "sort": "popular", "limit": args.limit, "page": rng.randint(1, args.pages)}))
+    lines.append(
+        (
+            "popular",
+            "pages 1-50, total never cached",
+            lambda n: {"sort": "popular", "limit": args.limit, "page": rng.randint(1, args.pages)},
+        )
+    )
     for sort, label, params_for in lines:
         if label.endswith("never cached"):
             settings.GALLERY_TOTAL_CACHE_SECONDS = 0
         result = measure(client, params_for, args.requests)
         constant = len(result["warm"]) == len(result["cold"]) == 1
-        print(f"  {sort:8} {label:30} {result['p50']:7.1f} {result['p95']:7.1f} {result['max']:7.1f} "
-              f"{result['cpu']:7.1f}  "
-              f"{'/'.join(map(str, result['warm']))} / {'/'.join(map(str, result['cold']))}"
-              f"{'' if constant else '  <- varies!'}")
+        print(
+            f"  {sort:8} {label:30} {result['p50']:7.1f} {result['p95']:7.1f} {result['max']:7.1f} "
+            f"{result['cpu']:7.1f}  "
+            f"{'/'.join(map(str, result['warm']))} / {'/'.join(map(str, result['cold']))}"
+            f"{'' if constant else '  <- varies!'}"
+        )
         failed |= not constant
         if label == f"pages 1-{args.pages}" and result["p95"] >= TARGET_P95_MS:
             failed = True
@@ -313,9 +391,11 @@ def run(args) -> int:
     if args.explain:
         for sort, page in [(sort, 2) for sort in SORTS] + [("popular", deep_page)]:
             print(f"\n  plan of the page query, sort={sort}, page {page}:\n{explain(sort, args.limit, page)}")
-    print(f"\nLoad average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}. "
-          f"Target p95 < {TARGET_P95_MS:.0f} ms per sort, constant queries per request: "
-          f"{'missed' if failed else 'met'}.")
+    print(
+        f"\nLoad average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}. "
+        f"Target p95 < {TARGET_P95_MS:.0f} ms per sort, constant queries per request: "
+        f"{'missed' if failed else 'met'}."
+    )
     return 1 if failed else 0
 
 

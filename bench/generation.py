@@ -35,6 +35,7 @@ It checks that no job was lost or duplicated: every job complete, exactly one ac
 and one result fetch per job at the fake, one stored video each. Exit status 1 when a check fails
 or the mean overhead misses the target (50 ms per job).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,6 +59,7 @@ MODES = ("reference-to-video", "image-to-video", "text-to-video")
 
 
 # --- Setup ------------------------------------------------------------------------------------
+
 
 def create_bench_database(server_url: str) -> str:
     import psycopg
@@ -94,16 +96,18 @@ def configure(stack: ExitStack, workdir: Path):
         stack.callback(drop_bench_database, database_url)
     else:
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": database_url,
-        "DJANGO_MEDIA_ROOT": str(workdir / "media"),
-        "GENERATION_PROVIDER": "fal",
-        "FAL_KEY": "bench-key",
-        "SAFE_FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "GENERATION_USE_WEBHOOKS": "false",
-        "SITE_URL": "http://testserver",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": database_url,
+            "DJANGO_MEDIA_ROOT": str(workdir / "media"),
+            "GENERATION_PROVIDER": "fal",
+            "FAL_KEY": "bench-key",
+            "SAFE_FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "GENERATION_USE_WEBHOOKS": "false",
+            "SITE_URL": "http://testserver",
+        }
+    )
     import django
 
     django.setup()
@@ -134,6 +138,7 @@ def build_world(workdir: Path) -> tuple[object, list[dict], Path]:
 
 
 # --- Timers -----------------------------------------------------------------------------------
+
 
 def clock() -> tuple[float, float]:
     """(wall seconds, this thread's CPU seconds): CPU time does not grow while other processes hold the cores."""
@@ -199,6 +204,7 @@ class Timers:
 
 # --- The run ---------------------------------------------------------------------------------
 
+
 class Ledger:
     """Our time per job and per step: each call's wall (and CPU) time less the provider's time during it."""
 
@@ -250,14 +256,20 @@ def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:
 
         user, requests, clip = build_world(workdir)
         # The fake checks every body against the model's published schema, as fal does (422 otherwise).
-        fake = stack.enter_context(FakeFal(host, default_video=clip.read_bytes(), expected_key="bench-key",
-                                           validate=payloads.validation_errors))
+        fake = stack.enter_context(
+            FakeFal(
+                host, default_video=clip.read_bytes(), expected_key="bench-key", validate=payloads.validation_errors
+            )
+        )
         timers = Timers()
         timers.install(stack)
 
         def unfinished(pks) -> list[int]:
-            return list(GenerationJob.objects.filter(pk__in=pks, status__in=("submitted", "processing"))
-                        .values_list("pk", flat=True))
+            return list(
+                GenerationJob.objects.filter(pk__in=pks, status__in=("submitted", "processing")).values_list(
+                    "pk", flat=True
+                )
+            )
 
         # Warm-up (not timed): imports, the scoring models, the first TLS handshake.
         warm = [services.generation_create(requester=user, **request).pk for request in requests]
@@ -283,6 +295,7 @@ def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:
             rounds += 1
             ids = dict(GenerationJob.objects.filter(pk__in=waiting).values_list("pk", "provider_request_id"))
             for pk in waiting:
+
                 def poll(pk=pk) -> None:
                     tasks.poll_generation_job.delay(pk)
 
@@ -318,35 +331,53 @@ def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:
 
         database = "PostgreSQL" if "postgres" in os.environ["DATABASE_URL"] else "SQLite"
         quantiles = statistics.quantiles(overheads, n=20, method="inclusive")
-        seconds = {name: sum(t.wall.values()) for name, t in
-                   (("download", timers.download), ("check", timers.check), ("score", timers.score))}
-        print(f"generation bench: {jobs} jobs, {database}, eager tasks, fake fal on {host.netloc} "
-              f"(IN_QUEUE x{queued_polls}, IN_PROGRESS x{in_progress_polls}), {rounds} poll rounds; "
-              f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores")
+        seconds = {
+            name: sum(t.wall.values())
+            for name, t in (("download", timers.download), ("check", timers.check), ("score", timers.score))
+        }
+        print(
+            f"generation bench: {jobs} jobs, {database}, eager tasks, fake fal on {host.netloc} "
+            f"(IN_QUEUE x{queued_polls}, IN_PROGRESS x{in_progress_polls}), {rounds} poll rounds; "
+            f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores"
+        )
         print(f"  wall time               {total_wall:8.2f} s")
         print(f"  fake fal handlers       {sum(fake.handler_seconds.values()):8.2f} s   (provider's own time)")
         print(f"  video download          {seconds['download']:8.2f} s   (excluded)")
         print(f"  video check             {seconds['check']:8.2f} s   (excluded)")
         print(f"  consistency scoring     {seconds['score']:8.2f} s   (excluded)")
         print(f"  orchestration overhead  {sum(overheads) / 1000:8.2f} s")
-        print(f"  per job: mean {mean:.1f} ms, p50 {statistics.median(overheads):.1f} ms, "
-              f"p95 {quantiles[18]:.1f} ms, max {max(overheads):.1f} ms (target: mean < {TARGET_MS:.0f} ms)")
-        print(f"  our thread's CPU per job (no waiting, no database server): mean {statistics.fmean(cpu_overheads):.1f}"
-              f" ms, p50 {statistics.median(cpu_overheads):.1f} ms")
+        print(
+            f"  per job: mean {mean:.1f} ms, p50 {statistics.median(overheads):.1f} ms, "
+            f"p95 {quantiles[18]:.1f} ms, max {max(overheads):.1f} ms (target: mean < {TARGET_MS:.0f} ms)"
+        )
+        print(
+            f"  our thread's CPU per job (no waiting, no database server): mean {statistics.fmean(cpu_overheads):.1f}"
+            f" ms, p50 {statistics.median(cpu_overheads):.1f} ms"
+        )
         for mode in MODES:
             if by_mode[mode]:
                 print(f"    {mode:<30} {len(by_mode[mode]):4d} jobs,  mean {statistics.fmean(by_mode[mode]):6.1f} ms")
         for step, values in ledger.per_step.items():
             print(f"    {step:<30} {len(values):4d} calls, mean {statistics.fmean(values):6.1f} ms")
-        print(f"  jobs completed {len(complete)}/{jobs}; submissions at fal {len(fake.accepted)}; "
-              f"videos stored {len(stored)}; lost {jobs - len(complete)}")
+        print(
+            f"  jobs completed {len(complete)}/{jobs}; submissions at fal {len(fake.accepted)}; "
+            f"videos stored {len(stored)}; lost {jobs - len(complete)}"
+        )
         print("  payload accepted by the model's schema (one per model, its builder's body):")
         for model_id in sorted(payloads.BUILDERS):
             sample = payloads.PayloadInput(
-                prompt="@Element1 walks", duration=5, aspect_ratio="16:9", negative_prompt="blur",
-                image_url="https://example.test/ref.jpg", with_audio=payloads.supports_audio(model_id),
-                elements=[{"frontal_image_url": "https://example.test/f.jpg",
-                           "reference_image_urls": ["https://example.test/a.jpg"]}],
+                prompt="@Element1 walks",
+                duration=5,
+                aspect_ratio="16:9",
+                negative_prompt="blur",
+                image_url="https://example.test/ref.jpg",
+                with_audio=payloads.supports_audio(model_id),
+                elements=[
+                    {
+                        "frontal_image_url": "https://example.test/f.jpg",
+                        "reference_image_urls": ["https://example.test/a.jpg"],
+                    }
+                ],
             )
             try:
                 accepted = payloads.validation_errors(model_id, payloads.build(model_id, sample)) == []

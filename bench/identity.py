@@ -15,6 +15,7 @@ framings, one dark. Then, in one run:
 Writes a contact sheet PNG per run (bench/out/identity_groups.png): one row per group, the best face of
 each of its tracks, labelled with the clip, the second and the true person.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,18 @@ SIZE = (1280, 720)
 def story_clips() -> list[list[clips.Segment]]:
     S = clips.Segment
     return [
-        [S("astronaut", 3, 1.4, 1.7, (0.45, 0.33)), S("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
-         S("camera", 3, 1.2, 1.45, (0.45, 0.35))],
+        [
+            S("astronaut", 3, 1.4, 1.7, (0.45, 0.33)),
+            S("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
+            S("camera", 3, 1.2, 1.45, (0.45, 0.35)),
+        ],
         [S("camera", 3, 1.0, 1.2, (0.5, 0.4)), S("astronaut", 3, 2.0, 2.3, (0.5, 0.3), drift_x=-0.03)],
-        [S("astronaut", 2, 1.2, 1.3, (0.46, 0.28)), S("camera", 2, 1.6, 1.8, (0.42, 0.33)),
-         S("astronaut", 2, 1.9, 2.0, (0.45, 0.33), defect="dark"), S("camera", 2, 1.3, 1.3, (0.5, 0.38))],
+        [
+            S("astronaut", 2, 1.2, 1.3, (0.46, 0.28)),
+            S("camera", 2, 1.6, 1.8, (0.42, 0.33)),
+            S("astronaut", 2, 1.9, 2.0, (0.45, 0.33), defect="dark"),
+            S("camera", 2, 1.3, 1.3, (0.5, 0.38)),
+        ],
         [S("coffee", 3, 1.0, 1.2, (0.5, 0.5))],
     ]
 
@@ -115,20 +123,36 @@ def contact_sheet(placed, paths, out: Path) -> Path:
         side = int(max(b["width"], b["height"]) * 1.4)
         cx, cy = b["x"] + b["width"] // 2, b["y"] + b["height"] // 2
         x0, y0 = max(0, cx - side // 2), max(0, cy - side // 2)
-        crop = frame[y0:y0 + side, x0:x0 + side]
+        crop = frame[y0 : y0 + side, x0 : x0 + side]
         crop = cv2.resize(crop if crop.size else frame, (tile, tile), interpolation=cv2.INTER_AREA)
         cv2.rectangle(crop, (0, tile - 30), (tile, tile), (0, 0, 0), -1)
-        cv2.putText(crop, f"clip {c + 1} {track.best_seconds:.0f}s", (4, tile - 17), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            crop,
+            f"clip {c + 1} {track.best_seconds:.0f}s",
+            (4, tile - 17),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
         cv2.putText(crop, truth, (4, tile - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (120, 255, 120), 1, cv2.LINE_AA)
         rows.setdefault(key, []).append(crop)
     width = 170 + tile * max(len(r) for r in rows.values())
     sheet = np.full((tile * len(rows), width, 3), 40, np.uint8)
     for r, key in enumerate(sorted(rows)):
-        cv2.putText(sheet, f"Group {key}", (10, r * tile + tile // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
-                    (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(
+            sheet,
+            f"Group {key}",
+            (10, r * tile + tile // 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.7,
+            (255, 255, 255),
+            2,
+            cv2.LINE_AA,
+        )
         for i, crop in enumerate(rows[key]):
-            sheet[r * tile:(r + 1) * tile, 170 + i * tile:170 + (i + 1) * tile] = crop
+            sheet[r * tile : (r + 1) * tile, 170 + i * tile : 170 + (i + 1) * tile] = crop
     out.mkdir(parents=True, exist_ok=True)
     path = out / "identity_groups.png"
     cv2.imwrite(str(path), sheet)
@@ -158,22 +182,24 @@ def main() -> None:
                     if name == "decode only":
                         decode_only(p)
                     else:
-                        extraction.extract_candidates(p, fps=args.fps, models=models,
-                                                      identity=name.endswith("identity"))
+                        extraction.extract_candidates(
+                            p, fps=args.fps, models=models, identity=name.endswith("identity")
+                        )
                 runs[name].append(time.perf_counter() - started)
         medians = {name: statistics.median(times) for name, times in runs.items()}
 
         video_seconds = sum(s.seconds for t in timelines for s in t)
-        print(f"{len(paths)} clips, {video_seconds:.0f} s of {SIZE[0]}x{SIZE[1]} video at {args.fps:g} samples/s; "
-              f"threshold {SAME_CHARACTER_DISTANCE}")
-        print(f"tracks {len(placed)}, groups {len({k for k, *_ in placed})}, "
-              f"people {len({t for *_, t in placed})}")
+        print(
+            f"{len(paths)} clips, {video_seconds:.0f} s of {SIZE[0]}x{SIZE[1]} video at {args.fps:g} samples/s; "
+            f"threshold {SAME_CHARACTER_DISTANCE}"
+        )
+        print(f"tracks {len(placed)}, groups {len({k for k, *_ in placed})}, people {len({t for *_, t in placed})}")
         for key in sorted({k for k, *_ in placed}):
             members = [(c, tr, t) for k, c, tr, t in placed if k == key]
             print(f"  group {key}: " + ", ".join(f"clip{c + 1}@{tr.best_seconds:.0f}s={t}" for c, tr, t in members))
         same, other = [], []
         for i, (_, _, a, ta) in enumerate(placed):
-            for _, _, b, tb in placed[i + 1:]:
+            for _, _, b, tb in placed[i + 1 :]:
                 (same if ta == tb else other).append(distance(a.descriptor, b.descriptor))
         if same:
             print(f"distance same person {min(same):.2f}-{max(same):.2f}", end="")

@@ -37,6 +37,7 @@ request is taken from the server being measured. Each connection is reopened eve
 --reconnect-every requests so that gunicorn's workers share them (see `drive`). Traffic goes to
 127.0.0.1 only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,8 +104,9 @@ def tree_cpu(root_pid: int) -> dict[int, float]:
 
 def start_postgres(stack: ExitStack, workdir: Path, *, synchronous_commit: bool) -> tuple[str, int]:
     """The bench's PostgreSQL: a throwaway one, with room for the bench's connections."""
-    return throwaway.postgresql(stack, workdir, database=DB_NAME, synchronous_commit=synchronous_commit,
-                                extra=("shared_buffers=256MB",))
+    return throwaway.postgresql(
+        stack, workdir, database=DB_NAME, synchronous_commit=synchronous_commit, extra=("shared_buffers=256MB",)
+    )
 
 
 def ensure_database(url: str) -> None:
@@ -125,6 +127,7 @@ def ensure_database(url: str) -> None:
 
 
 # --- Data -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Scenario:
@@ -180,7 +183,10 @@ def create_scenario(voters: int, submissions: int) -> Scenario:
     )
     subs = [
         services.submission_create(
-            story=story, submitter=owner, frame_ids=[frame.pk], style_description=f"Design {i + 1}",
+            story=story,
+            submitter=owner,
+            frame_ids=[frame.pk],
+            style_description=f"Design {i + 1}",
             character_name=f"Design {i + 1}",
         )
         for i, frame in enumerate(frames)
@@ -196,6 +202,7 @@ def create_scenario(voters: int, submissions: int) -> Scenario:
 
 
 # --- The HTTP client ------------------------------------------------------------------------
+
 
 class HttpError(Exception):
     pass
@@ -284,9 +291,9 @@ def ping_request(port: int, session_id: int, token: str) -> bytes:
     ).encode()
 
 
-def measure_baseline(port: int, scenario: Scenario, outcomes: list[Outcome], args, votes_expected: int) -> tuple[
-    float, list[str]
-]:
+def measure_baseline(
+    port: int, scenario: Scenario, outcomes: list[Outcome], args, votes_expected: int
+) -> tuple[float, list[str]]:
     """Pings with the tokens of `outcomes`, in their order, over the same connections: (requests/s, problems).
     Each must answer 200 with its own user's id and `votes_expected` votes in the session."""
     requests = [ping_request(port, scenario.session_id, scenario.tokens[o.voter]) for o in outcomes]
@@ -374,6 +381,7 @@ def plan(scenario: Scenario, votes: int, rng: random.Random) -> list[Outcome]:
 
 # --- Checks ---------------------------------------------------------------------------------
 
+
 def _error_code(outcome: Outcome) -> str:
     try:
         return json.loads(outcome.body)["error"]["code"]
@@ -419,12 +427,15 @@ def check_consistency(scenario: Scenario, run: Run) -> list[str]:
         n_told = len(told[sid])
         print(f"  {sid:>10} {n_told:>7} {table.get(sid, 0):>7} {vote_count.get(sid, 0):>10} {redis.get(sid, '-'):>7}")
         if not n_told == table.get(sid, 0) == vote_count.get(sid, 0) == redis.get(sid):
-            problems.append(f"submission {sid}: told {n_told}, table {table.get(sid, 0)}, "
-                            f"vote_count {vote_count.get(sid, 0)}, redis {redis.get(sid)}")
+            problems.append(
+                f"submission {sid}: told {n_told}, table {table.get(sid, 0)}, "
+                f"vote_count {vote_count.get(sid, 0)}, redis {redis.get(sid)}"
+            )
         if sorted(told[sid]) != list(range(1, n_told + 1)):
             problems.append(f"submission {sid}: the counts handed to clients are not exactly 1..{n_told}")
-    print(f"  {'total':>10} {len(accepted):>7} {table_total:>7} {sum(vote_count.values()):>10} "
-          f"{sum(redis.values()):>7}")
+    print(
+        f"  {'total':>10} {len(accepted):>7} {table_total:>7} {sum(vote_count.values()):>10} {sum(redis.values()):>7}"
+    )
     if not len(accepted) == table_total == sum(vote_count.values()) == sum(redis.values()) == table_voters:
         problems.append("totals disagree")
     print(f"  voters: {len(voters_who_sent)} sent, {len(per_voter)} accepted once, {table_voters} in the table")
@@ -433,6 +444,7 @@ def check_consistency(scenario: Scenario, run: Run) -> list[str]:
 
 
 # --- Main -----------------------------------------------------------------------------------
+
 
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
@@ -443,20 +455,32 @@ def percentile(sorted_values: list[float], q: float) -> float:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voters", type=int, default=5000, help="distinct voters, each votes once (default 5000)")
-    parser.add_argument("--votes", type=int, default=None,
-                        help="vote requests in all; the ones beyond --voters are double votes (default voters + 10%%)")
+    parser.add_argument(
+        "--votes",
+        type=int,
+        default=None,
+        help="vote requests in all; the ones beyond --voters are double votes (default voters + 10%%)",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive connections (default 32)")
     parser.add_argument("--submissions", type=int, default=3, help="submissions in the session (default 3)")
     # 3 x 4 did best on 2 cores (1,045-1,128 accepted votes/s against 958 for 3 x 8 and 974-1,036 for 2 x 6):
     # enough threads to cover the waits on PostgreSQL and Redis, few enough not to fight over the GIL.
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
-    parser.add_argument("--threads", type=int, default=4,
-                        help="threads per gunicorn worker (gthread); 1 means sync workers (default 4)")
-    parser.add_argument("--reconnect-every", type=int, default=50,
-                        help="reopen each client connection after this many requests, 0 never (default 50)")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (gthread); 1 means sync workers (default 4)"
+    )
+    parser.add_argument(
+        "--reconnect-every",
+        type=int,
+        default=50,
+        help="reopen each client connection after this many requests, 0 never (default 50)",
+    )
     parser.add_argument("--conn-max-age", type=int, default=600, help="DJANGO_CONN_MAX_AGE (default 600)")
-    parser.add_argument("--async-commit", action="store_true",
-                        help="throwaway PostgreSQL only: synchronous_commit=off (trades the last commits on a crash)")
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="throwaway PostgreSQL only: synchronous_commit=off (trades the last commits on a crash)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     if args.votes is None:
@@ -471,16 +495,34 @@ def start_gunicorn(stack: ExitStack, workdir: Path, env: dict[str, str], args) -
     log_path = workdir / "gunicorn.log"
     worker = ["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []
     cmd = [
-        str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "--bind", f"{HOST}:{port}",
-        "--workers", str(args.workers), *worker, "--keep-alive", "60", "--backlog", "2048",
-        "--worker-tmp-dir", "/dev/shm" if Path("/dev/shm").is_dir() else str(workdir),
-        "--log-level", "warning", "--error-logfile", str(log_path),
+        str(ROOT / ".venv/bin/gunicorn"),
+        "config.wsgi:application",
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(args.workers),
+        *worker,
+        "--keep-alive",
+        "60",
+        "--backlog",
+        "2048",
+        "--worker-tmp-dir",
+        "/dev/shm" if Path("/dev/shm").is_dir() else str(workdir),
+        "--log-level",
+        "warning",
+        "--error-logfile",
+        str(log_path),
     ]
     if not Path(cmd[0]).exists():
         cmd[0] = shutil.which("gunicorn") or cmd[0]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=throwaway.die_with_parent(signal.SIGTERM),
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=throwaway.die_with_parent(signal.SIGTERM),
     )
     stack.callback(throwaway.stop_process, proc, grace=15)
 
@@ -509,10 +551,14 @@ def report(run: Run, cpu: dict[str, float], load: tuple[float, float], speed: tu
     ok_latency = sorted(o.seconds for o in accepted)
     print(f"Requests: {len(outcomes)} in {run.wall_seconds:.2f} s = {len(outcomes) / run.wall_seconds:,.0f}/s")
     print(f"Accepted votes/s: {len(accepted) / run.wall_seconds:,.0f}  ({len(accepted)} accepted)")
-    print(f"Latency, accepted votes: p50 {percentile(ok_latency, 0.5) * 1000:.1f} ms, "
-          f"p99 {percentile(ok_latency, 0.99) * 1000:.1f} ms")
-    print(f"Latency, all requests:   p50 {percentile(all_latency, 0.5) * 1000:.1f} ms, "
-          f"p99 {percentile(all_latency, 0.99) * 1000:.1f} ms, mean {statistics.fmean(all_latency) * 1000:.1f} ms")
+    print(
+        f"Latency, accepted votes: p50 {percentile(ok_latency, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(ok_latency, 0.99) * 1000:.1f} ms"
+    )
+    print(
+        f"Latency, all requests:   p50 {percentile(all_latency, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(all_latency, 0.99) * 1000:.1f} ms, mean {statistics.fmean(all_latency) * 1000:.1f} ms"
+    )
     # CPU per request says what the machine can do when nothing else runs on it: a shared machine's
     # wall-clock figure mostly says how busy the neighbours were.
     per_request = {name: seconds / len(outcomes) * 1000 for name, seconds in cpu.items()}
@@ -520,12 +566,16 @@ def report(run: Run, cpu: dict[str, float], load: tuple[float, float], speed: tu
     parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per_request.items())
     cores = os.cpu_count() or 1
     if {"postgres", "redis"} <= set(cpu):
-        print(f"CPU per request (ms): {parts}; total {total:.2f} -> at most {cores / total * 1000:,.0f} requests/s "
-              f"on {cores} idle cores")
+        print(
+            f"CPU per request (ms): {parts}; total {total:.2f} -> at most {cores / total * 1000:,.0f} requests/s "
+            f"on {cores} idle cores"
+        )
     else:  # servers we did not start may serve others too: their CPU is not ours to count
         print(f"CPU per request (ms): {parts}; PostgreSQL/Redis from the environment are not measured")
-    print(f"Machine before/after: load average {load[0]:.1f} / {load[1]:.1f}, reference loop {speed[0]:.0f} / "
-          f"{speed[1]:.0f} ns (lower is faster)")
+    print(
+        f"Machine before/after: load average {load[0]:.1f} / {load[1]:.1f}, reference loop {speed[0]:.0f} / "
+        f"{speed[1]:.0f} ns (lower is faster)"
+    )
     if run.transport_errors:
         print(f"Transport errors: {len(run.transport_errors)}, e.g. {run.transport_errors[0]}")
 
@@ -565,8 +615,10 @@ def main(argv=None) -> int:
         print(f"Migrating and creating {args.voters} voters ...", flush=True)
         started = time.perf_counter()
         scenario = create_scenario(args.voters, args.submissions)
-        print(f"  ready in {time.perf_counter() - started:.1f} s: session {scenario.session_id}, "
-              f"submissions {scenario.submission_ids}")
+        print(
+            f"  ready in {time.perf_counter() - started:.1f} s: session {scenario.session_id}, "
+            f"submissions {scenario.submission_ids}"
+        )
 
         port, pids["gunicorn"], gunicorn_log = start_gunicorn(stack, workdir, env, args)
         outcomes = plan(scenario, args.votes, rng)
@@ -576,8 +628,11 @@ def main(argv=None) -> int:
             asyncio.run(warm_up(port, scenario.session_id, args.concurrency))
             doubles = len(requests) - len({o.voter for o in outcomes})
             worker = f"{args.workers} x {args.threads} threads" if args.threads > 1 else f"{args.workers} sync workers"
-            print(f"Casting {len(requests)} votes ({doubles} doubles) over {args.concurrency} connections; "
-                  f"gunicorn {worker} ...", flush=True)
+            print(
+                f"Casting {len(requests)} votes ({doubles} doubles) over {args.concurrency} connections; "
+                f"gunicorn {worker} ...",
+                flush=True,
+            )
             load_before, speed_before = os.getloadavg()[0], reference_loop_ns()
             baseline_before, baseline_problems = measure_baseline(port, scenario, outcomes, args, votes_expected=0)
             cpu_before = {name: tree_cpu(pid) for name, pid in pids.items()}
@@ -588,8 +643,11 @@ def main(argv=None) -> int:
             cpu = {name: sum(cpu_after[name].values()) - sum(cpu_before[name].values()) for name in pids}
             cpu["client"] = run.client_cpu_seconds
             per_worker = sorted(
-                (seconds - cpu_before["gunicorn"].get(pid, 0.0) for pid, seconds in cpu_after["gunicorn"].items()
-                 if pid != pids["gunicorn"]),
+                (
+                    seconds - cpu_before["gunicorn"].get(pid, 0.0)
+                    for pid, seconds in cpu_after["gunicorn"].items()
+                    if pid != pids["gunicorn"]
+                ),
                 reverse=True,
             )
             load_after, speed_after = os.getloadavg()[0], reference_loop_ns()
@@ -606,10 +664,14 @@ def main(argv=None) -> int:
         baseline = (baseline_before + baseline_after) / 2
         vote_rate = len(run.outcomes) / run.wall_seconds
         accepted_rate = sum(o.status == 200 for o in run.outcomes) / run.wall_seconds
-        print(f"\nBaseline (GET /api/v1/bench/ping: same auth, one indexed read): {baseline_before:,.0f}/s before, "
-              f"{baseline_after:,.0f}/s after the votes")
-        print(f"Votes over baseline: {vote_rate / baseline:.2f} (vote requests/s {vote_rate:,.0f} / "
-              f"baseline {baseline:,.0f}); accepted votes/s over baseline {accepted_rate / baseline:.2f}")
+        print(
+            f"\nBaseline (GET /api/v1/bench/ping: same auth, one indexed read): {baseline_before:,.0f}/s before, "
+            f"{baseline_after:,.0f}/s after the votes"
+        )
+        print(
+            f"Votes over baseline: {vote_rate / baseline:.2f} (vote requests/s {vote_rate:,.0f} / "
+            f"baseline {baseline:,.0f}); accepted votes/s over baseline {accepted_rate / baseline:.2f}"
+        )
         problems = check_consistency(scenario, run) + baseline_problems
         if run.transport_errors:
             problems.append(f"{len(run.transport_errors)} requests got no answer")

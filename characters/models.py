@@ -1,4 +1,5 @@
 """Stories, their clips, and the candidate frames the extraction pipeline finds in them."""
+
 import uuid
 
 from django.conf import settings
@@ -118,7 +119,8 @@ class Clip(models.Model):
         null=True, blank=True, help_text="Last sign of life of the extraction: queued, started, progress, beats."
     )
     extraction_task_id = models.CharField(
-        max_length=64, blank=True,
+        max_length=64,
+        blank=True,
         help_text="The task that may run the extraction now; any other delivery (a lost message come back) is ignored.",
     )
     extraction_attempts = models.PositiveSmallIntegerField(
@@ -198,7 +200,7 @@ class CandidateFrame(models.Model):
 
 
 def group_label_for(number: int) -> str:
-    """"Character A" ... "Character Z", "Character AA"...: the label of a story's `number`-th group (from 1)."""
+    """ "Character A" ... "Character Z", "Character AA"...: the label of a story's `number`-th group (from 1)."""
     letters = ""
     while number > 0:
         number, rest = divmod(number - 1, 26)
@@ -223,7 +225,11 @@ class CharacterGroup(models.Model):
     label = models.CharField(max_length=100)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FACE)
     cover_frame = models.ForeignKey(
-        CandidateFrame, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        CandidateFrame,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The group's best candidate frame.",
     )
     # The mean of its appearances' descriptors, kept so a new clip joins groups without reading every track.
@@ -250,7 +256,10 @@ class Mark(models.Model):
 
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="marks")
     group = models.ForeignKey(
-        CharacterGroup, null=True, on_delete=models.SET_NULL, related_name="marks",
+        CharacterGroup,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="marks",
         help_text="The group it feeds (merges move marks along).",
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="marks")
@@ -289,14 +298,22 @@ class Appearance(models.Model):
     samples = models.PositiveIntegerField(default=1, help_text="Sampled frames the track was seen in.")
     best_seconds = models.FloatField(default=0)
     best_frame = models.ForeignKey(
-        CandidateFrame, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        CandidateFrame,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The best candidate frame showing this track, if one was kept.",
     )
     box = models.JSONField(default=dict, help_text="Its best face's box in pixels of the original frame.")
     pose = models.CharField(max_length=8, choices=CandidateFrame.Pose.choices, default=CandidateFrame.Pose.FRONTAL)
     quality = models.FloatField(default=0, help_text="Its best face's quality for identity (0-1).")
     mark = models.ForeignKey(
-        Mark, null=True, blank=True, on_delete=models.CASCADE, related_name="appearances",
+        Mark,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="appearances",
         help_text="The mark that followed or found it; empty for face tracks of the extraction.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -328,7 +345,9 @@ def character_file_upload_to(instance, filename: str) -> str:
 
 
 RENDER_STYLE_CHOICES = [
-    ("photographic", "Photographic"), ("3d_animation", "3D animation"), ("2d_animation", "2D animation"),
+    ("photographic", "Photographic"),
+    ("3d_animation", "3D animation"),
+    ("2d_animation", "2D animation"),
 ]
 
 
@@ -482,7 +501,11 @@ class PinnedCharacter(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     character = models.ForeignKey(
-        Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="pins",
+        Character,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pins",
         help_text="The canonical character this pin shows, if any.",
     )
     usage_count = models.PositiveIntegerField(default=0)

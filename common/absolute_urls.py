@@ -6,6 +6,7 @@ too), so a client on an internal name or a second domain gets links it can reach
 handed to someone else — `dna.json`, the reference images and webhook URL given to generation
 providers — uses the configured public SITE_URL instead; those do not come through here.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -43,4 +44,3 @@ class AbsoluteFileUrlField(serializers.Field):
 
     def to_representation(self, value):
         return absolute_file_url(self.context.get("request"), value)
-

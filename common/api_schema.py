@@ -1,5 +1,6 @@
 """OpenAPI pieces every app's API shares: the error body that common.exceptions gives, and the schema class
 that documents the errors any operation can answer (429 where throttled, 503 everywhere)."""
+
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -50,6 +51,7 @@ class AutoSchema(openapi.AutoSchema):
         codes.append(503)
         for code in codes:
             if str(code) not in responses:
-                responses[str(code)] = self._get_response_for_code(error_responses(code)[code], str(code),
-                                                                   direction=direction)
+                responses[str(code)] = self._get_response_for_code(
+                    error_responses(code)[code], str(code), direction=direction
+                )
         return responses

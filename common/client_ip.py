@@ -5,6 +5,7 @@ wrote it: each proxy appends the address it received from, so with TRUSTED_PROXY
 us the client is that many entries from the right. Anything further left is the client's own claim.
 With no trusted proxies (the default) the header is ignored and the socket's peer is the client.
 """
+
 from __future__ import annotations
 
 import ipaddress

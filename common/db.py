@@ -1,5 +1,6 @@
 """Database helpers: the few hot, fixed SQL statements that run on every request, and telling an
 unreachable database from a failed query."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -3,6 +3,7 @@
 Services raise `ServiceError` (or a subclass) with a message a person can act on; views do not
 catch it, this handler turns it into a 4xx.
 """
+
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -20,8 +21,15 @@ class ServiceError(Exception):
     status_code: int = status.HTTP_400_BAD_REQUEST
     code: str = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None,
-                 details: dict[str, Any] | None = None, retry_after: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code:
@@ -55,8 +63,9 @@ def error_body(code: str, message: str, details=None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def error_json_response(status_code: int, code: str, message: str, details=None, *,
-                        retry_after: int | None = None) -> JsonResponse:
+def error_json_response(
+    status_code: int, code: str, message: str, details=None, *, retry_after: int | None = None
+) -> JsonResponse:
     """The API's error shape outside DRF (Django's 404/500/CSRF handlers, middleware)."""
     response = JsonResponse(error_body(code, message, details), status=status_code)
     if retry_after is not None:

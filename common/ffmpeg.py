@@ -5,6 +5,7 @@ no system ffmpeg, so the default is the static ffmpeg (with libx264) that the `i
 requirements.txt ships. FFMPEG_BINARY (settings, from the environment) names another one, e.g.
 /usr/bin/ffmpeg.
 """
+
 from __future__ import annotations
 
 import functools

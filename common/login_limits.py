@@ -3,6 +3,7 @@
 Axes counts failed log-ins per account and per client address on every `authenticate()` that carries a request:
 the site's log-in (allauth), the admin's and the API token. The settings point axes at the callables below.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -64,7 +65,8 @@ def lockout_minutes() -> int:
 def lockout_response(request, original_response=None, credentials=None):
     minutes = lockout_minutes()
     return render(
-        request, "account/lockout.html",
+        request,
+        "account/lockout.html",
         {"minutes": minutes, "failure_limit": settings.AXES_FAILURE_LIMIT},
         status=429,
     )

@@ -5,6 +5,7 @@ Django's own `static.serve` always answers 200 with the whole file, and a browse
 Content (RFC 9110 §14), streams from disk in chunks, and refuses paths outside MEDIA_ROOT.
 On S3 the presigned URLs already honour Range, so this view is only routed for local media.
 """
+
 from __future__ import annotations
 
 import mimetypes

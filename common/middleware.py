@@ -4,6 +4,7 @@ Content-Security-Policy, with the admin's one exception.
 A view's exception reaches `process_exception`; one raised in another middleware (the session saved on
 the way out) reaches the 500 handler, which calls the same `unavailable_response` (common.views).
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,10 @@ def unavailable_response(request) -> HttpResponse:
     retry_after = settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS
     if is_api_request(request):
         return error_json_response(
-            503, "service_unavailable", "The service is briefly unavailable (its database cannot be reached). "
-            "Try again in a few seconds.", retry_after=retry_after,
+            503,
+            "service_unavailable",
+            "The service is briefly unavailable (its database cannot be reached). Try again in a few seconds.",
+            retry_after=retry_after,
         )
     # Rendered without the request: context processors would ask the database for the user.
     response = HttpResponse(loader.render_to_string("503.html"), status=503)

@@ -1,4 +1,5 @@
 """Content negotiation for views that only ever answer JSON."""
+
 from rest_framework.negotiation import BaseContentNegotiation
 
 

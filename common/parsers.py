@@ -4,6 +4,7 @@ Python's decoder recurses once per nested array or object, so 50,000 `[` raise R
 before any view runs; and DRF reads a JSON body from the stream, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
 Both are refused here with a 4xx in the API's error shape. No request of this API nests deeply.
 """
+
 from __future__ import annotations
 
 import codecs

@@ -11,6 +11,7 @@ read timeout per socket operation, and a total time limit enforced by a watchdog
 socket down, which also ends a server that trickles bytes just fast enough to dodge the read
 timeout. Failures are `ServiceError`s, so the API answers them with a clear 4xx/5xx.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -406,17 +407,34 @@ def _get(target: _Target, deadline: _Deadline, allowed: tuple, ssl_context: ssl.
     timeouts = Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, remaining), read=min(READ_TIMEOUT_SECONDS, remaining))
     pool: HTTPConnectionPool
     if target.scheme == "https":
-        pool = _GuardedHTTPSPool(target.host, target.port, maxsize=1, retries=False, timeout=timeouts,
-                                 deadline=deadline, allowed=allowed, ssl_context=ssl_context)
+        pool = _GuardedHTTPSPool(
+            target.host,
+            target.port,
+            maxsize=1,
+            retries=False,
+            timeout=timeouts,
+            deadline=deadline,
+            allowed=allowed,
+            ssl_context=ssl_context,
+        )
     else:
-        pool = _GuardedHTTPPool(target.host, target.port, maxsize=1, retries=False, timeout=timeouts,
-                                deadline=deadline, allowed=allowed)
+        pool = _GuardedHTTPPool(
+            target.host, target.port, maxsize=1, retries=False, timeout=timeouts, deadline=deadline, allowed=allowed
+        )
     try:
         response = pool.urlopen(
-            "GET", target.request_path, redirect=False, retries=False, preload_content=False,
-            decode_content=False, assert_same_host=False,
-            headers={"User-Agent": USER_AGENT, "Accept": "video/*, application/octet-stream;q=0.9, */*;q=0.5",
-                     "Accept-Encoding": "identity"},
+            "GET",
+            target.request_path,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            assert_same_host=False,
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept": "video/*, application/octet-stream;q=0.9, */*;q=0.5",
+                "Accept-Encoding": "identity",
+            },
         )
         try:
             yield response
@@ -464,6 +482,4 @@ def _save_body(response, url: str, max_bytes: int, deadline: _Deadline, dest_dir
     except BaseException:
         Path(tmp.name).unlink(missing_ok=True)
         raise
-    return FetchedFile(
-        path=Path(tmp.name), url=url, filename=filename, content_type=content_type, size_bytes=written
-    )
+    return FetchedFile(path=Path(tmp.name), url=url, filename=filename, content_type=content_type, size_bytes=written)

@@ -6,7 +6,7 @@ MID_FROM = 50
 
 
 def score_band(value: float | int | None) -> str:
-    """"high", "mid" or "low" for a 0-100 score (None: "low")."""
+    """ "high", "mid" or "low" for a 0-100 score (None: "low")."""
     if value is None:
         return "low"
     return "high" if value >= HIGH_FROM else "mid" if value >= MID_FROM else "low"

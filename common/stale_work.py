@@ -5,6 +5,7 @@ Work shows it is alive through a timestamp (a clip's heartbeat, a generation job
 beat's sweeps, the embedded background mode's start-up and the admin all ask the selectors with
 these cutoffs (characters.selectors.stale_clips, generation.selectors.stale_jobs).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -10,6 +10,7 @@ that a client can spend one window's allowance at its end and the next one's at 
 The rates, scopes and keys are DRF's (`DEFAULT_THROTTLE_RATES`, `throttle_scope`); only the counting differs,
 and the client's address, which is common.client_ip's (X-Forwarded-For through TRUSTED_PROXY_COUNT proxies only).
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 The project uses Django's own User model (no AUTH_USER_MODEL swap), so the services name it directly.
 The imports stay under TYPE_CHECKING: these aliases are importable before the app registry is ready.
 """
+
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ Used by the offline generation provider (a real clip from the reference images, 
 by the test and demo clips. H.264 through the project's ffmpeg (common.ffmpeg: the one imageio-ffmpeg
 ships, or FFMPEG_BINARY), which browsers play; OpenCV's own MPEG-4 writer only if there is none.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -48,11 +49,33 @@ def write_mp4(
         ffmpeg = None
     if ffmpeg:
         cmd = [
-            ffmpeg, "-y", "-hide_banner", "-loglevel", "error",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{size[0]}x{size[1]}", "-r", str(fps), "-i", "-",
+            ffmpeg,
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{size[0]}x{size[1]}",
+            "-r",
+            str(fps),
+            "-i",
+            "-",
             # Accurate colour conversion: scores compare colours measured on these clips with the photos.
-            "-sws_flags", "accurate_rnd+full_chroma_int+full_chroma_inp",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-an",
+            "-sws_flags",
+            "accurate_rnd+full_chroma_int+full_chroma_inp",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
         ]
         if faststart:
             cmd += ["-movflags", "+faststart"]

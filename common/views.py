@@ -74,8 +74,9 @@ def readyz(request):
             results[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
             failed.append(name)
     status = 503 if failed else 200
-    return JsonResponse({"status": "unavailable" if failed else "ok", "failed": failed, "checks": results},
-                        status=status)
+    return JsonResponse(
+        {"status": "unavailable" if failed else "ok", "failed": failed, "checks": results}, status=status
+    )
 
 
 # --- Errors: the API's JSON shape under /api/, pages elsewhere ---------------------------------
@@ -124,7 +125,8 @@ def server_error(request):
 def csrf_failure(request, reason=""):
     if is_api_request(request):
         return error_json_response(
-            403, "csrf_failed",
+            403,
+            "csrf_failed",
             "CSRF check failed. Send `Authorization: Bearer <token>`, or the X-CSRFToken header with a session.",
             {"reason": reason},
         )

@@ -11,6 +11,7 @@ What a worker gives and this does not: time limits (a thread cannot be stopped),
 process (what was running or waiting is resumed at the next start). It suits one server process; run
 several, or long work at scale, with REDIS_URL and workers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,13 +68,21 @@ def _get_executor() -> ThreadPoolExecutor:
     global _executor
     with _lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=max(1, settings.TASKS_BACKGROUND_THREADS),
-                                           thread_name_prefix="task")
+            _executor = ThreadPoolExecutor(
+                max_workers=max(1, settings.TASKS_BACKGROUND_THREADS), thread_name_prefix="task"
+            )
         return _executor
 
 
-def submit(task, *, args=None, kwargs=None, task_id: str | None = None, countdown: float | None = None,
-           eta: datetime | None = None) -> AsyncResult:
+def submit(
+    task,
+    *,
+    args=None,
+    kwargs=None,
+    task_id: str | None = None,
+    countdown: float | None = None,
+    eta: datetime | None = None,
+) -> AsyncResult:
     task_id = task_id or uuid()
     delay = float(countdown or 0)
     if eta is not None:
@@ -118,6 +127,7 @@ def _run(task, args, kwargs, task_id: str) -> None:
 
 
 # --- Start-up and the in-process beat ---------------------------------------------------------------
+
 
 def _schedule_seconds(schedule) -> float | None:
     if isinstance(schedule, (int, float)):

@@ -3,6 +3,7 @@
 With no broker (the embedded default) tasks still go through `.delay()`/`apply_async()`: the task class
 below hands them to a thread pool of the server process (config/background.py) instead of a broker.
 """
+
 import os
 
 from celery import Celery
@@ -15,15 +16,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 class Task(CeleryTask):
     """Every task of the project: sent to a broker, run eagerly, or run in a background thread of this process."""
 
-    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None,
-                    shadow=None, **options):
+    def apply_async(
+        self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None, shadow=None, **options
+    ):
         from . import background
 
         if not self._get_app().conf.task_always_eager and background.enabled():
-            return background.submit(self, args=args, kwargs=kwargs, task_id=task_id,
-                                     countdown=options.get("countdown"), eta=options.get("eta"))
-        return super().apply_async(args, kwargs, task_id=task_id, producer=producer, link=link,
-                                   link_error=link_error, shadow=shadow, **options)
+            return background.submit(
+                self,
+                args=args,
+                kwargs=kwargs,
+                task_id=task_id,
+                countdown=options.get("countdown"),
+                eta=options.get("eta"),
+            )
+        return super().apply_async(
+            args, kwargs, task_id=task_id, producer=producer, link=link, link_error=link_error, shadow=shadow, **options
+        )
 
     def retry(self, *args, **kwargs):
         """In a background thread, retry as a worker does: later (its countdown), through `apply_async`.

@@ -5,6 +5,7 @@ leaving the frame, no person) in known seconds, like the labelled samples. H.264
 project's ffmpeg (common.ffmpeg), which browsers play. The same ffmpeg turns them into the other
 formats and broken files the upload checks must tell apart.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -83,13 +84,18 @@ def good_frontal(path, *, size=(1280, 720), seconds=5.0, fps=30) -> Path:
 
 def mixed_defects(path, *, size=(1280, 720), fps=30) -> Path:
     """0-2 good / 2-4 blurred / 4-6 dark / 6-8 face leaves the frame / 8-10 no person (coffee)."""
-    return write_clip(path, [
-        Segment("astronaut", 2, 1.2, 1.35, (0.46, 0.28)),
-        Segment("astronaut", 2, 1.8, 1.9, (0.45, 0.33), defect="blur"),
-        Segment("astronaut", 2, 1.9, 2.0, (0.45, 0.33), defect="dark"),
-        Segment("astronaut", 2, 2.4, 2.4, (0.55, 0.33), drift_x=0.2),
-        Segment("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
-    ], size=size, fps=fps)
+    return write_clip(
+        path,
+        [
+            Segment("astronaut", 2, 1.2, 1.35, (0.46, 0.28)),
+            Segment("astronaut", 2, 1.8, 1.9, (0.45, 0.33), defect="blur"),
+            Segment("astronaut", 2, 1.9, 2.0, (0.45, 0.33), defect="dark"),
+            Segment("astronaut", 2, 2.4, 2.4, (0.55, 0.33), drift_x=0.2),
+            Segment("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
+        ],
+        size=size,
+        fps=fps,
+    )
 
 
 def profile(path, *, size=(1280, 720), seconds=5.0, fps=30) -> Path:
@@ -183,7 +189,7 @@ def webm_claiming_duration(src: Path, dest: Path, *, claimed_seconds: float) -> 
     data = bytearray(Path(src).read_bytes())
     at = _matroska_duration_element(data)
     # The value is in TimecodeScale units: ffmpeg writes 1 ms.
-    data[at + 3:at + 11] = struct.pack(">d", claimed_seconds * 1000)
+    data[at + 3 : at + 11] = struct.pack(">d", claimed_seconds * 1000)
     Path(dest).write_bytes(bytes(data))
     return Path(dest)
 
@@ -193,7 +199,7 @@ def webm_without_duration(src: Path, dest: Path) -> Path:
     element becomes an EBML Void element of the same size."""
     data = bytearray(Path(src).read_bytes())
     at = _matroska_duration_element(data)
-    data[at:at + 11] = b"\xec\x89" + bytes(9)
+    data[at : at + 11] = b"\xec\x89" + bytes(9)
     Path(dest).write_bytes(bytes(data))
     return Path(dest)
 
@@ -201,27 +207,42 @@ def webm_without_duration(src: Path, dest: Path) -> Path:
 # Who is who: two people (the astronaut, the cameraman) cut into shots across clips.
 def astronaut_cut_to_cameraman(path, *, size=(960, 540), fps=24) -> Path:
     """0-3 s the astronaut / 3-5 s the coffee cup (no one) / 5-8 s the cameraman: two cuts."""
-    return write_clip(path, [
-        Segment("astronaut", 3, 1.4, 1.7, (0.45, 0.33)),
-        Segment("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
-        Segment("camera", 3, 1.2, 1.45, (0.45, 0.35)),
-    ], size=size, fps=fps)
+    return write_clip(
+        path,
+        [
+            Segment("astronaut", 3, 1.4, 1.7, (0.45, 0.33)),
+            Segment("coffee", 2, 1.0, 1.1, (0.5, 0.5)),
+            Segment("camera", 3, 1.2, 1.45, (0.45, 0.35)),
+        ],
+        size=size,
+        fps=fps,
+    )
 
 
 def cameraman_cut_to_astronaut(path, *, size=(960, 540), fps=24) -> Path:
     """0-3 s the cameraman, wider / 3-6 s the astronaut, closer and off-centre: one cut, other framings."""
-    return write_clip(path, [
-        Segment("camera", 3, 1.0, 1.2, (0.5, 0.4)),
-        Segment("astronaut", 3, 2.0, 2.3, (0.5, 0.3), drift_x=-0.03),
-    ], size=size, fps=fps)
+    return write_clip(
+        path,
+        [
+            Segment("camera", 3, 1.0, 1.2, (0.5, 0.4)),
+            Segment("astronaut", 3, 2.0, 2.3, (0.5, 0.3), drift_x=-0.03),
+        ],
+        size=size,
+        fps=fps,
+    )
 
 
 def person_switches_halfway(path, *, size=(960, 540), fps=24, seconds=6.0) -> Path:
     """The astronaut for the first half, the cameraman for the second (a generated clip gone wrong)."""
-    return write_clip(path, [
-        Segment("astronaut", seconds / 2, 1.4, 1.6, (0.45, 0.33)),
-        Segment("camera", seconds / 2, 1.2, 1.4, (0.45, 0.35)),
-    ], size=size, fps=fps)
+    return write_clip(
+        path,
+        [
+            Segment("astronaut", seconds / 2, 1.4, 1.6, (0.45, 0.33)),
+            Segment("camera", seconds / 2, 1.2, 1.4, (0.45, 0.35)),
+        ],
+        size=size,
+        fps=fps,
+    )
 
 
 # --- A character that is not a person (marks: characters.vision.marking) -----------------------------
@@ -241,8 +262,9 @@ def robot_sprite(*, colour: tuple[int, int, int] = (40, 140, 230), seed: int = 7
         cv2.rectangle(shape_img, body[:2], body[2:], value, -1)
         cv2.rectangle(shape_img, head[:2], head[2:], value, -1)
         for ex in (0.3, 0.62):  # the ears
-            cv2.ellipse(shape_img, (int(w * (ex + 0.04)), int(h * 0.09)), (int(w * 0.07), int(h * 0.09)), 0, 0, 360,
-                        value, -1)
+            cv2.ellipse(
+                shape_img, (int(w * (ex + 0.04)), int(h * 0.09)), (int(w * 0.07), int(h * 0.09)), 0, 0, 360, value, -1
+            )
     cv2.rectangle(img, (int(w * 0.3), int(h * 0.24)), (int(w * 0.42), int(h * 0.3)), (20, 230, 250), -1)  # eyes: slots
     cv2.rectangle(img, (int(w * 0.58), int(h * 0.24)), (int(w * 0.7), int(h * 0.3)), (20, 230, 250), -1)
     x0, y0, x1, y1 = int(w * 0.18), int(h * 0.48), int(w * 0.82), int(h * 0.92)
@@ -267,8 +289,8 @@ def _paste(frame: np.ndarray, sprite: np.ndarray, mask: np.ndarray, x: int, y: i
     x0, y0, x1, y1 = max(0, x), max(0, y), min(fw, x + w), min(fh, y + h)
     if x1 > x0 and y1 > y0:
         region = frame[y0:y1, x0:x1]
-        m = mask[y0 - y:y1 - y, x0 - x:x1 - x] > 0
-        region[m] = sprite[y0 - y:y1 - y, x0 - x:x1 - x][m]
+        m = mask[y0 - y : y1 - y, x0 - x : x1 - x] > 0
+        region[m] = sprite[y0 - y : y1 - y, x0 - x : x1 - x][m]
     return {"x": x, "y": y, "width": w, "height": h}
 
 

@@ -1,4 +1,5 @@
 """Admin for generation jobs: what was sent, what came back, and the score."""
+
 import json
 
 from django.contrib import admin, messages

@@ -21,7 +21,12 @@ def check_generation_models(app_configs=None, **kwargs) -> list[checks.CheckMess
     for mode, model_id in settings.GENERATION_MODEL_FOR_MODE.items():
         problem = model_problem(mode, model_id)
         if problem:
-            errors.append(checks.Error(problem, hint="Set GENERATION_REF_MODEL_ID / GENERATION_I2V_MODEL_ID / "
-                                       "GENERATION_T2V_MODEL_ID to a model listed in GENERATION_MODELS.",
-                                       id="generation.E001"))
+            errors.append(
+                checks.Error(
+                    problem,
+                    hint="Set GENERATION_REF_MODEL_ID / GENERATION_I2V_MODEL_ID / "
+                    "GENERATION_T2V_MODEL_ID to a model listed in GENERATION_MODELS.",
+                    id="generation.E001",
+                )
+            )
     return errors

@@ -74,6 +74,7 @@ Measured (5 samples, references: a crop of the astronaut's photo; identity only 
     vertical 88 / 90 (its motion-blurred seconds at 0.59), two people 100 / 99 (her face is found
     beside his in every frame), cameraman 0 / 12, mixed defects 60 / 56 (no one in the last 4 s).
 """
+
 from __future__ import annotations
 
 import re
@@ -138,12 +139,15 @@ class ConsistencyResult:
 
     def as_dict(self) -> dict:
         return {
-            "score": self.score, "frames": [asdict(f) for f in self.frames], "method": self.method,
+            "score": self.score,
+            "frames": [asdict(f) for f in self.frames],
+            "method": self.method,
             "references_disagree": self.references_disagree,
         }
 
 
 # --- Images ------------------------------------------------------------------------------------
+
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
@@ -198,8 +202,12 @@ def _face_dict(face: Face, width: int, height: int) -> dict:
     """The parts of the extraction pipeline's detection dict that `measure_palette` reads (pixels)."""
     b = face.box
     return {
-        "box": {"x": round(b.x * width), "y": round(b.y * height), "width": round(b.w * width),
-                "height": round(b.h * height)},
+        "box": {
+            "x": round(b.x * width),
+            "y": round(b.y * height),
+            "width": round(b.w * width),
+            "height": round(b.h * height),
+        },
         "landmarks": {name: [round(x * width), round(y * height)] for name, (x, y) in face.keypoints.items()},
     }
 
@@ -233,7 +241,8 @@ def _prepare_references(references: list[np.ndarray]) -> tuple[list[np.ndarray],
         raise NoReferenceFace(
             "None of the reference images shows a face we can find, so there is nothing to compare the "
             "video with. Use references where the character's face is visible."
-            if references else "There are no reference images to compare the video with."
+            if references
+            else "There are no reference images to compare the video with."
         )
     disagree = [{**pair, "a": used[pair["a"]], "b": used[pair["b"]]} for pair in disagreeing_pairs(prepared)]
     return prepared, ignored, disagree
@@ -257,6 +266,7 @@ def palette_from_references(references: list[np.ndarray]) -> dict[str, str]:
 
 
 # --- Scores ------------------------------------------------------------------------------------
+
 
 def identity_from_distance(distance: float) -> float:
     span = DIFFERENT_PERSON_DISTANCE - SAME_PERSON_DISTANCE
@@ -315,13 +325,18 @@ def _score_frame(
         measured = measure_palette(small, _face_dict(face, small.shape[1], small.shape[0]))
         appearance = appearance_similarity(measured, palette)
     return FrameScore(
-        seconds=round(seconds, 3), score=round(100 * _combine(identity, appearance)), identity=round(identity, 4),
-        appearance=None if appearance is None else round(appearance, 4), face_found=True,
-        distance=round(distance, 4), faces=len(faces),
+        seconds=round(seconds, 3),
+        score=round(100 * _combine(identity, appearance)),
+        identity=round(identity, 4),
+        appearance=None if appearance is None else round(appearance, 4),
+        face_found=True,
+        distance=round(distance, 4),
+        faces=len(faces),
     )
 
 
 # --- Decoding ----------------------------------------------------------------------------------
+
 
 def _undecodable() -> InvalidVideo:
     return InvalidVideo(
@@ -382,6 +397,7 @@ def _sampled_frames(
 
 # --- Entry points ------------------------------------------------------------------------------
 
+
 def method_description(*, palette: bool, references: int) -> str:
     appearance = f" + {APPEARANCE_WEIGHT:g} appearance (palette, CIEDE2000/{DELTA_E_SCALE:g})" if palette else ""
     identity_weight = f"{IDENTITY_WEIGHT:g} " if palette else ""
@@ -426,9 +442,12 @@ def score_video(
             raise _undecodable() from None
     overall = round(100 * float(np.mean([_frame_value(f) for f in frames]))) if frames else 0
     return ConsistencyResult(
-        score=overall, frames=frames,
+        score=overall,
+        frames=frames,
         method=method_description(palette=palette is not None, references=len(prepared)),
-        references_used=len(prepared), references_ignored=ignored, references_disagree=disagree,
+        references_used=len(prepared),
+        references_ignored=ignored,
+        references_disagree=disagree,
     )
 
 
@@ -449,6 +468,8 @@ def score_video_against_character(
 ) -> ConsistencyResult:
     """`score_video` against a characters.models.Character: its reference images and DNA palette."""
     return score_video(
-        video_path, character_references(character), palette=dict(character.color_palette or {}) or None,
+        video_path,
+        character_references(character),
+        palette=dict(character.color_palette or {}) or None,
         samples=samples,
     )

@@ -53,11 +53,14 @@ class GenerateForm(forms.Form):
     duration = forms.TypedChoiceField(choices=_duration_choices, coerce=int, initial=5)
     aspect_ratio = forms.ChoiceField(choices=[(a, a) for a in ASPECT_RATIOS], initial="16:9")
     model_id = forms.ChoiceField(
-        choices=_model_choices, required=False, label="Model",
+        choices=_model_choices,
+        required=False,
+        label="Model",
         help_text="The models whose provider has a key here, with what they bill; it must make the request's mode.",
     )
     with_sound = forms.BooleanField(
-        required=False, label="With sound",
+        required=False,
+        label="With sound",
         help_text="Native audio from the model, at its price with sound (Kling v2.6: $0.14/s instead of $0.07/s).",
     )
     # The page shows one of these two, by the story's pinning settings (Quote.pins_on_request).
@@ -78,11 +81,16 @@ class GenerateForm(forms.Form):
                 label="Character",
                 choices=[(key, f"{row.character.name} — {row.basis}") for key, row in self.usable.items()],
                 initial=next(iter(self.usable), None),
-                widget=CharacterSelect(option_data={
-                    key: {"data-name": row.character.name, "data-url": row.character.get_absolute_url(),
-                          "data-sheet": row.character.model_sheet.url if row.character.model_sheet else ""}
-                    for key, row in self.usable.items()
-                }),
+                widget=CharacterSelect(
+                    option_data={
+                        key: {
+                            "data-name": row.character.name,
+                            "data-url": row.character.get_absolute_url(),
+                            "data-sheet": row.character.model_sheet.url if row.character.model_sheet else "",
+                        }
+                        for key, row in self.usable.items()
+                    }
+                ),
                 help_text="Your story's characters, and the characters you hold a license for (a clip spends one use).",
             )
 

@@ -1,4 +1,5 @@
 """Generation jobs: one request to a video provider, from the prompt we built to the stored clip and its score."""
+
 import secrets
 
 from django.conf import settings
@@ -55,7 +56,9 @@ class GenerationJob(models.Model):
         max_digits=8, decimal_places=3, default=0, help_text="What the provider bills (0 for the offline provider)."
     )
     would_cost_usd = models.DecimalField(
-        max_digits=8, decimal_places=3, default=0,
+        max_digits=8,
+        decimal_places=3,
+        default=0,
         help_text="What the model would bill on fal for the same request: the offline provider's jobs cost nothing.",
     )
     license_use_ref = models.CharField(max_length=64, blank=True, help_text="The license use this job consumed.")
@@ -69,7 +72,8 @@ class GenerationJob(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     submit_started_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="When a submission to the provider began, recorded before the call. With no request id, its "
         "outcome is unknown (a worker died mid-call): the job is not submitted again blindly.",
     )

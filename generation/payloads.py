@@ -6,6 +6,7 @@ per MODEL, not per mode. `settings.GENERATION_MODEL_FOR_MODE` picks the model of
 the builder. Every builder's output must validate against the model's JSON Schema in
 provider_schemas/fal/ (the fake fal server refuses anything else with fal's 422, and so would fal).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,6 +42,7 @@ class PayloadInput:
 
 
 # --- the schemas --------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1)
 def _schemas() -> dict[str, dict]:
@@ -98,6 +100,7 @@ def validation_errors(model_id: str, arguments: Any, *, part: str = "input") -> 
 
 # --- the builders -------------------------------------------------------------------------------
 
+
 def _no_sound(label: str, request: PayloadInput) -> None:
     if request.with_audio:
         raise PayloadError(f"{label} makes silent clips: generate without sound, or pick another model.")
@@ -112,8 +115,12 @@ def _elements_within_budget(request: PayloadInput) -> None:
 def kling_o1_reference(request: PayloadInput) -> dict:
     _no_sound("Kling O1 reference-to-video", request)
     _elements_within_budget(request)
-    body = {"prompt": request.prompt, "elements": request.elements, "duration": str(request.duration),
-            "aspect_ratio": request.aspect_ratio}
+    body = {
+        "prompt": request.prompt,
+        "elements": request.elements,
+        "duration": str(request.duration),
+        "aspect_ratio": request.aspect_ratio,
+    }
     if request.image_urls:
         body["image_urls"] = request.image_urls
     return body
@@ -121,8 +128,13 @@ def kling_o1_reference(request: PayloadInput) -> dict:
 
 def kling_o3_reference(request: PayloadInput) -> dict:
     _elements_within_budget(request)
-    body = {"prompt": request.prompt, "elements": request.elements, "duration": str(request.duration),
-            "aspect_ratio": request.aspect_ratio, "generate_audio": request.with_audio}
+    body = {
+        "prompt": request.prompt,
+        "elements": request.elements,
+        "duration": str(request.duration),
+        "aspect_ratio": request.aspect_ratio,
+        "generate_audio": request.with_audio,
+    }
     if request.image_urls:
         body["image_urls"] = request.image_urls
     return body
@@ -131,28 +143,48 @@ def kling_o3_reference(request: PayloadInput) -> dict:
 def kling_start_image(request: PayloadInput) -> dict:
     """v2.6 / v3 image-to-video: `start_image_url`, no aspect ratio (the image decides), sound said explicitly
     (fal's default is on, at twice the price)."""
-    return {"prompt": request.prompt, "start_image_url": request.image_url, "negative_prompt": request.negative_prompt,
-            "duration": str(request.duration), "generate_audio": request.with_audio}
+    return {
+        "prompt": request.prompt,
+        "start_image_url": request.image_url,
+        "negative_prompt": request.negative_prompt,
+        "duration": str(request.duration),
+        "generate_audio": request.with_audio,
+    }
 
 
 def kling_v21_image(request: PayloadInput) -> dict:
     _no_sound("Kling v2.1 image-to-video", request)
-    return {"prompt": request.prompt, "image_url": request.image_url, "negative_prompt": request.negative_prompt,
-            "duration": str(request.duration), "cfg_scale": 0.5}
+    return {
+        "prompt": request.prompt,
+        "image_url": request.image_url,
+        "negative_prompt": request.negative_prompt,
+        "duration": str(request.duration),
+        "cfg_scale": 0.5,
+    }
 
 
 def kling_v26_text(request: PayloadInput) -> dict:
-    return {"prompt": request.prompt, "duration": str(request.duration), "aspect_ratio": request.aspect_ratio,
-            "generate_audio": request.with_audio}
+    return {
+        "prompt": request.prompt,
+        "duration": str(request.duration),
+        "aspect_ratio": request.aspect_ratio,
+        "generate_audio": request.with_audio,
+    }
 
 
 # --- other providers' models ---------------------------------------------------------------------
 
+
 def replicate_kling_v21(request: PayloadInput) -> dict:
     """kwaivgi/kling-v2.1 on Replicate: the prediction's `input`; standard mode (720p), integer seconds."""
     _no_sound("Kling v2.1 on Replicate", request)
-    return {"prompt": request.prompt, "start_image": request.image_url, "negative_prompt": request.negative_prompt,
-            "mode": "standard", "duration": request.duration}
+    return {
+        "prompt": request.prompt,
+        "start_image": request.image_url,
+        "negative_prompt": request.negative_prompt,
+        "mode": "standard",
+        "duration": request.duration,
+    }
 
 
 RUNWAY_RATIOS = {"16:9": "1280:720", "9:16": "720:1280", "1:1": "960:960"}
@@ -163,20 +195,33 @@ def runway_gen4_turbo(request: PayloadInput) -> dict:
     """Runway's POST /v1/image_to_video body for gen4_turbo: the ratio is a resolution, the prompt at most 1000."""
     _no_sound("Runway Gen-4 Turbo", request)
     if len(request.prompt) > RUNWAY_PROMPT_LIMIT:
-        raise PayloadError(f"Runway Gen-4 Turbo takes prompts of at most {RUNWAY_PROMPT_LIMIT} characters; this one "
-                           f"is {len(request.prompt)} with the character's description. Shorten the scene, or pick "
-                           "another model.")
-    return {"model": "gen4_turbo", "promptImage": request.image_url, "promptText": request.prompt,
-            "ratio": RUNWAY_RATIOS[request.aspect_ratio], "duration": request.duration}
+        raise PayloadError(
+            f"Runway Gen-4 Turbo takes prompts of at most {RUNWAY_PROMPT_LIMIT} characters; this one "
+            f"is {len(request.prompt)} with the character's description. Shorten the scene, or pick "
+            "another model."
+        )
+    return {
+        "model": "gen4_turbo",
+        "promptImage": request.image_url,
+        "promptText": request.prompt,
+        "ratio": RUNWAY_RATIOS[request.aspect_ratio],
+        "duration": request.duration,
+    }
 
 
 def luma_ray2(request: PayloadInput) -> dict:
     """Luma's POST /generations/video body for ray-2: the reference as keyframe frame0, 720p, "5s"/"9s".
     (Luma's API takes no negative prompt.)"""
     _no_sound("Luma Ray 2", request)
-    return {"model": "ray-2", "generation_type": "video", "prompt": request.prompt,
-            "aspect_ratio": request.aspect_ratio, "duration": f"{request.duration}s", "resolution": "720p",
-            "keyframes": {"frame0": {"type": "image", "url": request.image_url}}}
+    return {
+        "model": "ray-2",
+        "generation_type": "video",
+        "prompt": request.prompt,
+        "aspect_ratio": request.aspect_ratio,
+        "duration": f"{request.duration}s",
+        "resolution": "720p",
+        "keyframes": {"frame0": {"type": "image", "url": request.image_url}},
+    }
 
 
 BUILDERS = {
@@ -191,18 +236,24 @@ BUILDERS = {
     "ray-2": luma_ray2,
 }
 # Models that take no aspect ratio: the clip has the shape of its start image.
-SHAPE_FROM_IMAGE = {"fal-ai/kling-video/v2.6/pro/image-to-video", "fal-ai/kling-video/v3/pro/image-to-video",
-                    "kwaivgi/kling-v2.1"}
+SHAPE_FROM_IMAGE = {
+    "fal-ai/kling-video/v2.6/pro/image-to-video",
+    "fal-ai/kling-video/v3/pro/image-to-video",
+    "kwaivgi/kling-v2.1",
+}
 
 
 # --- choosing the model -------------------------------------------------------------------------
+
 
 def model_problem(mode: str, model_id: str) -> str | None:
     """Why `model_id` cannot run `mode` (not configured, no builder, no schema, another mode), or None."""
     spec = settings.GENERATION_MODELS.get(model_id)
     if spec is None:
-        return (f"The model '{model_id}' chosen for {mode} is not in GENERATION_MODELS; known models: "
-                f"{', '.join(sorted(settings.GENERATION_MODELS))}.")
+        return (
+            f"The model '{model_id}' chosen for {mode} is not in GENERATION_MODELS; known models: "
+            f"{', '.join(sorted(settings.GENERATION_MODELS))}."
+        )
     if spec["mode"] != mode:
         return f"The model '{model_id}' makes {spec['mode']}, not {mode}."
     if model_id not in BUILDERS:
@@ -218,11 +269,14 @@ def model_for(mode: str, requested: str | None = None) -> tuple[str, dict]:
     if requested:
         spec = settings.GENERATION_MODELS.get(requested)
         if spec is None:
-            raise PayloadError(f"There is no model '{requested}'; the models offered are listed by "
-                               "GET /api/generate/models.")
+            raise PayloadError(
+                f"There is no model '{requested}'; the models offered are listed by GET /api/generate/models."
+            )
         if spec["mode"] != mode:
-            raise PayloadError(f"{spec['label']} makes {spec['mode']}, but this request is {mode} (it follows from "
-                               "the pins and the character): pick a model of that mode, or leave the model out.")
+            raise PayloadError(
+                f"{spec['label']} makes {spec['mode']}, but this request is {mode} (it follows from "
+                "the pins and the character): pick a model of that mode, or leave the model out."
+            )
     model_id = requested or settings.GENERATION_MODEL_FOR_MODE.get(mode, "")
     problem = model_problem(mode, model_id)
     if problem:
@@ -241,8 +295,9 @@ def supports_audio(model_id: str) -> bool:
 def cost(model_id: str, duration: int, with_audio: bool = False) -> Decimal:
     """What the model's provider bills for the clip: its price per second (with or without sound) x seconds."""
     spec = settings.GENERATION_MODELS[model_id]
-    per_second = spec["usd_per_second_audio"] if with_audio and spec.get("usd_per_second_audio") else \
-        spec["usd_per_second"]
+    per_second = (
+        spec["usd_per_second_audio"] if with_audio and spec.get("usd_per_second_audio") else spec["usd_per_second"]
+    )
     return (Decimal(per_second) * duration).quantize(Decimal("0.001"))
 
 
@@ -256,8 +311,10 @@ def build(model_id: str, request: PayloadInput) -> dict:
     body = BUILDERS[model_id](request)
     errors = validation_errors(model_id, body)
     if errors:  # a builder bug, or a schema that changed: never send what the model would refuse
-        raise PayloadError(f"The request for {label} does not fit its schema: "
-                           + "; ".join(f"{'.'.join(e['loc'][1:])}: {e['msg']}" for e in errors))
+        raise PayloadError(
+            f"The request for {label} does not fit its schema: "
+            + "; ".join(f"{'.'.join(e['loc'][1:])}: {e['msg']}" for e in errors)
+        )
     return body
 
 

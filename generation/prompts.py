@@ -8,6 +8,7 @@
   against drift, and the reference image that suits the scene.
 - Opted out, or nothing locked -> text-to-video.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,13 @@ ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 MAX_IMAGES = payloads.MAX_INPUTS  # Kling O1: frontal and reference images of every element together
 MAX_REFS_PER_ELEMENT = 3
 QUALITY_TAGS = "High quality, cinematic lighting, consistent character appearance"
-DRIFT_NEGATIVES = ["different character", "different person", "changing appearance", "inconsistent features",
-                   "morphing face"]
+DRIFT_NEGATIVES = [
+    "different character",
+    "different person",
+    "changing appearance",
+    "inconsistent features",
+    "morphing face",
+]
 
 ACTION_WORDS = re.compile(r"\b(fight|run|ran|jump|battl|chas|swing|swung|throw|threw|climb|danc|kick|sprint)\w*", re.I)
 DIALOGUE_WORDS = re.compile(
@@ -108,6 +114,7 @@ def _limit(prompt: str) -> str:
 
 # --- reference-to-video ------------------------------------------------------------------------
 
+
 def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], list[dict]]:
     """Elements for the pins that fit in the provider's image budget, in element order.
 
@@ -120,11 +127,15 @@ def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], li
     ordered = sorted(pins, key=lambda p: p.element_index)
     fitting = ordered[: MAX_IMAGES // 2]
     left_out = [
-        {"pin_id": p.pin_id, "element_index": p.element_index, "label": p.label,
-         "reason": f"@Element{p.element_index} ({p.label}) is left out: each pinned character takes at least 2 "
-                   f"images (its frontal and one reference), and at most {MAX_IMAGES} images fit in one request, "
-                   f"so {len(fitting)} pins fit. Deactivate a pin to choose which ones are used."}
-        for p in ordered[len(fitting):]
+        {
+            "pin_id": p.pin_id,
+            "element_index": p.element_index,
+            "label": p.label,
+            "reason": f"@Element{p.element_index} ({p.label}) is left out: each pinned character takes at least 2 "
+            f"images (its frontal and one reference), and at most {MAX_IMAGES} images fit in one request, "
+            f"so {len(fitting)} pins fit. Deactivate a pin to choose which ones are used.",
+        }
+        for p in ordered[len(fitting) :]
     ]
     refs = [[(p.angle_urls or (p.frontal_url,))[0]] for p in fitting]
     budget = MAX_IMAGES - 2 * len(fitting)
@@ -161,23 +172,43 @@ def tag_prompt(prompt: str, pins: list[PinInput]) -> str:
 
 
 def plan_reference_to_video(
-    prompt: str, pins: list[PinInput], duration: int, aspect_ratio: str, with_audio: bool = False,
+    prompt: str,
+    pins: list[PinInput],
+    duration: int,
+    aspect_ratio: str,
+    with_audio: bool = False,
     model_id: str | None = None,
 ) -> GenerationPlan:
     fitting, elements, left_out = build_elements(pins)
     prompt_used = _limit(tag_prompt(prompt, fitting))
     model_id = model_id_for("reference-to-video", model_id)
-    arguments = payloads.build(model_id, payloads.PayloadInput(
-        prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio, elements=elements,
-    ))
+    arguments = payloads.build(
+        model_id,
+        payloads.PayloadInput(
+            prompt=prompt_used,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            with_audio=with_audio,
+            elements=elements,
+        ),
+    )
     return GenerationPlan(
-        mode="reference-to-video", model_id=model_id, arguments=arguments, prompt_used=prompt_used,
-        elements=elements, pin_ids=[p.pin_id for p in fitting], notes=[p["reason"] for p in left_out],
-        duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio, left_out=left_out,
+        mode="reference-to-video",
+        model_id=model_id,
+        arguments=arguments,
+        prompt_used=prompt_used,
+        elements=elements,
+        pin_ids=[p.pin_id for p in fitting],
+        notes=[p["reason"] for p in left_out],
+        duration=duration,
+        aspect_ratio=aspect_ratio,
+        with_audio=with_audio,
+        left_out=left_out,
     )
 
 
 # --- image-to-video ----------------------------------------------------------------------------
+
 
 def choose_reference(prompt: str, available: set[str]) -> str:
     """Action scenes use the full body shot, dialogue and emotion the face close-up; default full body."""
@@ -215,7 +246,11 @@ def negative_prompt_for(character: CharacterInput) -> str:
 
 
 def plan_image_to_video(
-    prompt: str, character: CharacterInput, duration: int, aspect_ratio: str, with_audio: bool = False,
+    prompt: str,
+    character: CharacterInput,
+    duration: int,
+    aspect_ratio: str,
+    with_audio: bool = False,
     model_id: str | None = None,
 ) -> GenerationPlan:
     reference = choose_reference(prompt, set(character.reference_urls))
@@ -229,30 +264,55 @@ def plan_image_to_video(
     prompt_used = _limit(". ".join(p for p in parts if p))
     negative = negative_prompt_for(character)
     model_id = model_id_for("image-to-video", model_id)
-    arguments = payloads.build(model_id, payloads.PayloadInput(
-        prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
-        negative_prompt=negative, image_url=character.reference_urls[reference],
-    ))
+    arguments = payloads.build(
+        model_id,
+        payloads.PayloadInput(
+            prompt=prompt_used,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            with_audio=with_audio,
+            negative_prompt=negative,
+            image_url=character.reference_urls[reference],
+        ),
+    )
     return GenerationPlan(
-        mode="image-to-video", model_id=model_id, arguments=arguments, prompt_used=prompt_used,
-        negative_prompt=negative, reference_kind=reference, duration=duration, aspect_ratio=aspect_ratio,
+        mode="image-to-video",
+        model_id=model_id,
+        arguments=arguments,
+        prompt_used=prompt_used,
+        negative_prompt=negative,
+        reference_kind=reference,
+        duration=duration,
+        aspect_ratio=aspect_ratio,
         with_audio=with_audio,
     )
 
 
 # --- text-to-video -----------------------------------------------------------------------------
 
+
 def plan_text_to_video(
     prompt: str, duration: int, aspect_ratio: str, with_audio: bool = False, model_id: str | None = None
 ) -> GenerationPlan:
     model_id = model_id_for("text-to-video", model_id)
     prompt_used = _limit(prompt)
-    arguments = payloads.build(model_id, payloads.PayloadInput(
-        prompt=prompt_used, duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
-    ))
+    arguments = payloads.build(
+        model_id,
+        payloads.PayloadInput(
+            prompt=prompt_used,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            with_audio=with_audio,
+        ),
+    )
     return GenerationPlan(
-        mode="text-to-video", model_id=model_id, arguments=arguments, prompt_used=prompt_used,
-        duration=duration, aspect_ratio=aspect_ratio, with_audio=with_audio,
+        mode="text-to-video",
+        model_id=model_id,
+        arguments=arguments,
+        prompt_used=prompt_used,
+        duration=duration,
+        aspect_ratio=aspect_ratio,
+        with_audio=with_audio,
     )
 
 
@@ -266,8 +326,16 @@ def pins_apply(*, pins_offered: bool, auto_switch: bool, use_pins: bool | None) 
 
 
 def plan_generation(
-    *, prompt: str, duration: int, aspect_ratio: str, use_pins: bool | None, pins: list[PinInput],
-    character: CharacterInput | None, auto_switch: bool = True, with_audio: bool = False, model_id: str | None = None,
+    *,
+    prompt: str,
+    duration: int,
+    aspect_ratio: str,
+    use_pins: bool | None,
+    pins: list[PinInput],
+    character: CharacterInput | None,
+    auto_switch: bool = True,
+    with_audio: bool = False,
+    model_id: str | None = None,
 ) -> GenerationPlan:
     """The one decision of which mode a request gets (see the module docstring); the model of that mode
     (settings.GENERATION_MODEL_FOR_MODE), or the model asked for (`model_id`, which must make that mode), spells the

@@ -1,4 +1,5 @@
 """Reads for generation: a story's generated clips in order, for the drift chart; jobs nobody is moving."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet
@@ -67,11 +68,24 @@ def bar_chart(values: list[int], *, width: int = 560, height: int = 160, labels:
     bars = []
     for i, value in enumerate(values):
         h = round(plot * max(0, min(100, value)) / 100)
-        bars.append({
-            "x": axis_x + gap + i * (bar + gap), "y": baseline - h, "w": bar, "h": h, "value": value,
-            "label": (labels or [""] * count)[i],
-            "tone": score_band(value),
-        })
+        bars.append(
+            {
+                "x": axis_x + gap + i * (bar + gap),
+                "y": baseline - h,
+                "w": bar,
+                "h": h,
+                "value": value,
+                "label": (labels or [""] * count)[i],
+                "tone": score_band(value),
+            }
+        )
     ticks = [{"value": v, "y": baseline - round(plot * v / 100)} for v in CHART_TICKS]
-    return {"width": axis_x + gap + count * (bar + gap), "height": height, "bars": bars, "baseline": baseline,
-            "top": top, "axis_x": axis_x, "ticks": ticks}
+    return {
+        "width": axis_x + gap + count * (bar + gap),
+        "height": height,
+        "bars": bars,
+        "baseline": baseline,
+        "top": top,
+        "axis_x": axis_x,
+        "ticks": ticks,
+    }

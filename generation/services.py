@@ -26,6 +26,7 @@ a worker killed before its request left fails a job that could safely have been 
 tell the two apart); and `fal_client` itself resends a submission whose connection broke (its own
 retries on transport errors), which no caller can prevent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,6 +85,7 @@ class GenerationError(ServiceError):
 
 # --- Inputs for the plan -------------------------------------------------------------------------
 
+
 def _absolute(url: str) -> str:
     return url if urlsplit(url).scheme else settings.SITE_URL.rstrip("/") + url
 
@@ -91,7 +93,9 @@ def _absolute(url: str) -> str:
 def _pin_inputs(pins: list[PinnedCharacter]) -> list[prompts.PinInput]:
     return [
         prompts.PinInput(
-            pin_id=pin.pk, element_index=pin.element_index, label=pin.label,
+            pin_id=pin.pk,
+            element_index=pin.element_index,
+            label=pin.label,
             frontal_url=_absolute(pin.frontal_image.url),
             angle_urls=tuple(_absolute(angle.image.url) for angle in pin.angles.all()),
         )
@@ -113,8 +117,11 @@ def _character_input(character: Character) -> prompts.CharacterInput:
 def _story_character(story: Story | None, character_id: str | None) -> Character | None:
     """The character asked for (canonical), or else the story's own latest canonical character."""
     # With its story: the license check asks who contributed to it.
-    canonical = (Character.objects.filter(status=Character.Status.CANONICAL).select_related("story")
-                 .prefetch_related("reference_images"))
+    canonical = (
+        Character.objects.filter(status=Character.Status.CANONICAL)
+        .select_related("story")
+        .prefetch_related("reference_images")
+    )
     if character_id:
         character = canonical.filter(character_id=character_id).first()
         if character is None:
@@ -131,17 +138,20 @@ def generation_target_story(*, requester: AnyUser | None, character_id: str | No
     request must name (400, saying so).
     """
     if not character_id:
-        raise GenerationError("Give story_id (the story the clip is for), or the character_id of a locked character.",
-                              code="invalid_request")
+        raise GenerationError(
+            "Give story_id (the story the clip is for), or the character_id of a locked character.",
+            code="invalid_request",
+        )
     character = cast(Character, _story_character(None, character_id))  # with an id: found, or NotFound
     access = marketplace.license_check_access(requester, character, character.story)
     if access.allowed and access.reason in ("creator", "story_contributor"):
         return character.story
     raise GenerationError(
         f"Give story_id: the story the clip is for. {character.name} belongs to story {character.story_id} "
-        f"(\"{character.story.title}\"), which you have not contributed to; to use the character in one of your "
+        f'("{character.story.title}"), which you have not contributed to; to use the character in one of your '
         f"stories, send that story's id (a license is needed).",
-        code="story_required", details={"character_story_id": character.story_id},
+        code="story_required",
+        details={"character_story_id": character.story_id},
     )
 
 
@@ -151,12 +161,18 @@ def _pin_character(pins: list[PinnedCharacter]) -> Character | None:
     Pins without a linked character leave the job to today's rule (the story's latest canonical
     character). A job has one character: when pins link several, the first (in element order) is it.
     """
-    linked = dict(PinnedCharacter.objects.filter(pk__in=[p.pk for p in pins], character__isnull=False)
-                  .values_list("pk", "character_id"))
+    linked = dict(
+        PinnedCharacter.objects.filter(pk__in=[p.pk for p in pins], character__isnull=False).values_list(
+            "pk", "character_id"
+        )
+    )
     for pin in pins:
         if pin.pk in linked:
-            return (Character.objects.filter(pk=linked[pin.pk], status=Character.Status.CANONICAL)
-                    .select_related("story").first())
+            return (
+                Character.objects.filter(pk=linked[pin.pk], status=Character.Status.CANONICAL)
+                .select_related("story")
+                .first()
+            )
     return None
 
 
@@ -197,10 +213,14 @@ class Quote:
         """Who makes the clip and what it costs, in the words every page and the API use."""
         sound = " with sound" if self.plan.with_audio else ""
         if self.offline_preview:
-            return (f"Offline preview — made on this machine from the references, not by {self.plan.model_label}; "
-                    f"$0.00. On {self.model_provider_label} this would cost ${self.would_cost_usd:.2f}.")
-        return (f"{self.plan.model_label} on {self.model_provider_label}, {self.plan.duration} s{sound}: "
-                f"${self.cost_usd:.2f}.")
+            return (
+                f"Offline preview — made on this machine from the references, not by {self.plan.model_label}; "
+                f"$0.00. On {self.model_provider_label} this would cost ${self.would_cost_usd:.2f}."
+            )
+        return (
+            f"{self.plan.model_label} on {self.model_provider_label}, {self.plan.duration} s{sound}: "
+            f"${self.cost_usd:.2f}."
+        )
 
     @property
     def pins_on_request(self) -> bool:
@@ -209,8 +229,15 @@ class Quote:
 
 
 def generation_quote(
-    *, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9", use_pins: bool | None = None,
-    character_id: str | None = None, with_audio: bool = False, model_id: str | None = None,
+    *,
+    story: Story,
+    prompt: str,
+    duration: int = 5,
+    aspect_ratio: str = "16:9",
+    use_pins: bool | None = None,
+    character_id: str | None = None,
+    with_audio: bool = False,
+    model_id: str | None = None,
 ) -> Quote:
     """What a request would run and cost, before anything is spent (the create page shows this).
 
@@ -222,16 +249,25 @@ def generation_quote(
     model_id = (model_id or "").strip() or None
     if model_id is not None and model_id not in {m.model_id for m in offered_models()}:
         offered = ", ".join(m.model_id for m in offered_models())
-        raise GenerationError(f"The model '{model_id}' is not offered here (its provider has no key, or it is "
-                              f"unknown). Offered: {offered}.", code="invalid_request")
+        raise GenerationError(
+            f"The model '{model_id}' is not offered here (its provider has no key, or it is "
+            f"unknown). Offered: {offered}.",
+            code="invalid_request",
+        )
     config = pin_selectors.pinning_settings()  # read once per request
     character = _story_character(story, character_id)
     pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
     try:
         plan = prompts.plan_generation(
-            prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
-            auto_switch=config.auto_switch_model, pins=_pin_inputs(pins), with_audio=with_audio,
-            character=_character_input(character) if character else None, model_id=model_id,
+            prompt=prompt,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            use_pins=use_pins,
+            auto_switch=config.auto_switch_model,
+            pins=_pin_inputs(pins),
+            with_audio=with_audio,
+            character=_character_input(character) if character else None,
+            model_id=model_id,
         )
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
@@ -244,12 +280,19 @@ def generation_quote(
             reference_cost = prompts.job_cost(prompts.model_id_for("reference-to-video"), plan.duration)
         except prompts.PlanError:
             reference_cost = None
-    return Quote(plan=plan, character=character if plan.mode != "text-to-video" else None, pins=used_pins,
-                 available_pins=pins, auto_switch=config.auto_switch_model, reference_cost_usd=reference_cost,
-                 provider=provider_for(plan.model_id))
+    return Quote(
+        plan=plan,
+        character=character if plan.mode != "text-to-video" else None,
+        pins=used_pins,
+        available_pins=pins,
+        auto_switch=config.auto_switch_model,
+        reference_cost_usd=reference_cost,
+        provider=provider_for(plan.model_id),
+    )
 
 
 # --- Create ------------------------------------------------------------------------------------
+
 
 def _estimate(mode: str, duration: int, provider: str) -> int:
     if provider == "offline":
@@ -259,9 +302,17 @@ def _estimate(mode: str, duration: int, provider: str) -> int:
 
 
 def generation_create(
-    *, requester: AnyUser | None, story: Story, prompt: str, duration: int = 5, aspect_ratio: str = "16:9",
-    use_pins: bool | None = None, character_id: str | None = None, idempotency_key: str = "",
-    with_audio: bool = False, model_id: str | None = None,
+    *,
+    requester: AnyUser | None,
+    story: Story,
+    prompt: str,
+    duration: int = 5,
+    aspect_ratio: str = "16:9",
+    use_pins: bool | None = None,
+    character_id: str | None = None,
+    idempotency_key: str = "",
+    with_audio: bool = False,
+    model_id: str | None = None,
 ) -> GenerationJob:
     """Plan the job, check and spend the license use, and queue it. A repeated idempotency key returns the same job.
 
@@ -275,8 +326,14 @@ def generation_create(
         if existing is not None:
             return existing
     quote = generation_quote(
-        story=story, prompt=prompt, duration=duration, aspect_ratio=aspect_ratio, use_pins=use_pins,
-        character_id=character_id, with_audio=with_audio, model_id=model_id,
+        story=story,
+        prompt=prompt,
+        duration=duration,
+        aspect_ratio=aspect_ratio,
+        use_pins=use_pins,
+        character_id=character_id,
+        with_audio=with_audio,
+        model_id=model_id,
     )
     plan, character = quote.plan, quote.character
     job_id = new_job_id()
@@ -288,14 +345,28 @@ def generation_create(
             # what to do) before anything is written.
             use = marketplace.license_consume_use(requester, character, story, job_id) if character else None
             job = GenerationJob.objects.create(
-                job_id=job_id, license_use_ref=job_id if use is not None else "",
-                story=story, character=character, requester=requester, idempotency_key=idempotency_key,
-                mode=plan.mode, model_id=plan.model_id, user_prompt=" ".join(prompt.split()),
-                prompt_used=plan.prompt_used, negative_prompt=plan.negative_prompt, arguments=plan.arguments,
-                elements=plan.elements, pinned_character_ids=plan.pin_ids, reference_image_used=plan.reference_kind,
-                duration=plan.duration, aspect_ratio=plan.aspect_ratio, with_audio=plan.with_audio,
-                cost_usd=quote.cost_usd, would_cost_usd=quote.would_cost_usd,
-                provider=quote.provider, estimated_seconds=estimate,
+                job_id=job_id,
+                license_use_ref=job_id if use is not None else "",
+                story=story,
+                character=character,
+                requester=requester,
+                idempotency_key=idempotency_key,
+                mode=plan.mode,
+                model_id=plan.model_id,
+                user_prompt=" ".join(prompt.split()),
+                prompt_used=plan.prompt_used,
+                negative_prompt=plan.negative_prompt,
+                arguments=plan.arguments,
+                elements=plan.elements,
+                pinned_character_ids=plan.pin_ids,
+                reference_image_used=plan.reference_kind,
+                duration=plan.duration,
+                aspect_ratio=plan.aspect_ratio,
+                with_audio=plan.with_audio,
+                cost_usd=quote.cost_usd,
+                would_cost_usd=quote.would_cost_usd,
+                provider=quote.provider,
+                estimated_seconds=estimate,
                 error="\n".join(plan.notes),
             )
             transaction.on_commit(lambda: _enqueue_submit(job.pk), robust=True)
@@ -335,8 +406,11 @@ UNCONFIRMED_MESSAGE = (
 
 
 SIGNED_WEBHOOKS = {"fal", "replicate"}
-WEBHOOK_ROUTES = {"fal": "api-generation-webhook-fal", "replicate": "api-generation-webhook-replicate",
-                  "luma": "api-generation-callback-luma"}
+WEBHOOK_ROUTES = {
+    "fal": "api-generation-webhook-fal",
+    "replicate": "api-generation-webhook-replicate",
+    "luma": "api-generation-callback-luma",
+}
 
 
 def _webhook_url(job: GenerationJob) -> str | None:
@@ -409,10 +483,13 @@ def generation_submit(*, job_pk: int, retried_later: bool = True) -> GenerationJ
     job.attempts, job.submit_started_at = job.attempts + 1, now
     provider = get_provider(job.provider)
     request = ProviderRequest(
-        model_id=job.model_id, arguments=job.arguments, webhook_url=_webhook_url(job),
+        model_id=job.model_id,
+        arguments=job.arguments,
+        webhook_url=_webhook_url(job),
         # Only the offline provider renders from our stored images; a remote one fetches the URLs.
         image_names=_image_names(job) if job.provider == "offline" else (),
-        duration=job.duration, aspect_ratio=job.aspect_ratio,
+        duration=job.duration,
+        aspect_ratio=job.aspect_ratio,
     )
     try:
         request_id = provider.submit(request)
@@ -435,12 +512,20 @@ def generation_submit(*, job_pk: int, retried_later: bool = True) -> GenerationJ
         raise
     now = timezone.now()
     updated = GenerationJob.objects.filter(pk=job.pk, status=Status.QUEUED, provider_request_id="").update(
-        provider_request_id=request_id, status=Status.SUBMITTED, submitted_at=now, updated_at=now, progress=5,
+        provider_request_id=request_id,
+        status=Status.SUBMITTED,
+        submitted_at=now,
+        updated_at=now,
+        progress=5,
     )
     if not updated:  # cancelled meanwhile, or a webhook already named the request
         return GenerationJob.objects.get(pk=job.pk)
     job.provider_request_id, job.status, job.submitted_at, job.updated_at, job.progress = (
-        request_id, Status.SUBMITTED, now, now, 5
+        request_id,
+        Status.SUBMITTED,
+        now,
+        now,
+        5,
     )
     transaction.on_commit(lambda: _enqueue_poll(job.pk, settings.GENERATION_POLL_SECONDS), robust=True)
     return job
@@ -461,17 +546,17 @@ def generation_poll(*, job_pk: int) -> tuple[GenerationJob, bool]:
     if status.state == "failed":
         return generation_fail(job_pk=job.pk, message=f"The provider failed the request: {status.error}"), False
     if status.state == "cancelled":  # at the provider (Runway's CANCELLED): nothing more will come
-        return generation_fail(job_pk=job.pk, message=status.error or "The provider cancelled the request.",
-                               status=Status.CANCELLED), False
+        return generation_fail(
+            job_pk=job.pk, message=status.error or "The provider cancelled the request.", status=Status.CANCELLED
+        ), False
     now = timezone.now()
     fields = {
         "status": Status.PROCESSING if status.state == "processing" else Status.SUBMITTED,
-        "queue_position": status.queue_position, "progress": 10 if status.state == "queued" else 50,
+        "queue_position": status.queue_position,
+        "progress": 10 if status.state == "queued" else 50,
         "updated_at": now,
     }
-    updated = GenerationJob.objects.filter(pk=job.pk, status__in=(Status.SUBMITTED, Status.PROCESSING)).update(
-        **fields
-    )
+    updated = GenerationJob.objects.filter(pk=job.pk, status__in=(Status.SUBMITTED, Status.PROCESSING)).update(**fields)
     if not updated:  # finished meanwhile (a webhook, a cancel)
         job = GenerationJob.objects.get(pk=job.pk)
         return job, not job.is_finished
@@ -506,6 +591,7 @@ def generation_refresh(*, job: GenerationJob) -> GenerationJob:
 
 
 # --- Finish ------------------------------------------------------------------------------------
+
 
 def _scoring_inputs(job: GenerationJob) -> tuple[list[np.ndarray], dict | None]:
     """Reference images and palette to score against: the pins used, else the character's DNA."""
@@ -542,8 +628,13 @@ def _score(job: GenerationJob, video_path: Path) -> tuple[int | None, list[dict]
     except NoReferenceFace as exc:
         return None, [], str(exc)
     frames = [
-        {"seconds": round(f.seconds, 2), "score": f.score, "identity": round(f.identity, 3),
-         "appearance": None if f.appearance is None else round(f.appearance, 3), "face_found": f.face_found}
+        {
+            "seconds": round(f.seconds, 2),
+            "score": f.score,
+            "identity": round(f.identity, 3),
+            "appearance": None if f.appearance is None else round(f.appearance, 3),
+            "face_found": f.face_found,
+        }
         for f in result.frames
     ]
     return result.score, frames, ""
@@ -589,8 +680,19 @@ def generation_complete(*, job_pk: int, completed: bool = False) -> GenerationJo
             if note:
                 job.error = "\n".join(filter(None, [job.error, note]))
             try:
-                job.save(update_fields=["status", "progress", "queue_position", "consistency_score", "frame_scores",
-                                        "completed_at", "error", "video", "updated_at"])
+                job.save(
+                    update_fields=[
+                        "status",
+                        "progress",
+                        "queue_position",
+                        "consistency_score",
+                        "frame_scores",
+                        "completed_at",
+                        "error",
+                        "video",
+                        "updated_at",
+                    ]
+                )
             except BaseException:
                 job.video.delete(save=False)
                 raise
@@ -623,11 +725,13 @@ def generation_fail(*, job_pk: int, message: str, status: str = Status.FAILED) -
 
 def generation_cancel(*, job: GenerationJob, user: AnyUser | None) -> GenerationJob:
     if not selectors.can_see_job(user, job):
-        raise GenerationError("Only the person who asked for this clip can cancel it.", code="forbidden",
-                              status_code=403)
+        raise GenerationError(
+            "Only the person who asked for this clip can cancel it.", code="forbidden", status_code=403
+        )
     if job.is_finished:
-        raise GenerationError(f"This job is already {job.get_status_display().lower()}.", code="finished",
-                              status_code=409)
+        raise GenerationError(
+            f"This job is already {job.get_status_display().lower()}.", code="finished", status_code=409
+        )
     if job.provider_request_id:
         try:
             get_provider(job.provider).cancel(job.model_id, job.provider_request_id)
@@ -637,6 +741,7 @@ def generation_cancel(*, job: GenerationJob, user: AnyUser | None) -> Generation
 
 
 # --- Webhooks ----------------------------------------------------------------------------------
+
 
 def _adopt_unconfirmed_submission(provider: str, request_id: str, job_id: str) -> GenerationJob | None:
     """The job a verified webhook names (by its URL), if its submission's outcome was unknown: it now has the id.
@@ -648,16 +753,21 @@ def _adopt_unconfirmed_submission(provider: str, request_id: str, job_id: str) -
     try:
         with transaction.atomic():
             adopted = GenerationJob.objects.filter(
-                job_id=job_id, provider=provider, status=Status.QUEUED, provider_request_id="",
+                job_id=job_id,
+                provider=provider,
+                status=Status.QUEUED,
+                provider_request_id="",
                 submit_started_at__isnull=False,
-            ).update(provider_request_id=request_id, status=Status.SUBMITTED, submitted_at=now, updated_at=now,
-                     progress=5)
+            ).update(
+                provider_request_id=request_id, status=Status.SUBMITTED, submitted_at=now, updated_at=now, progress=5
+            )
     except IntegrityError:  # the request id is another job's after all
         return None
     if not adopted:
         return None
-    logger.warning("Generation %s: %s's webhook names request %s, whose submission answer was lost", job_id,
-                   provider, request_id)
+    logger.warning(
+        "Generation %s: %s's webhook names request %s, whose submission answer was lost", job_id, provider, request_id
+    )
     return GenerationJob.objects.get(job_id=job_id)
 
 
@@ -672,8 +782,9 @@ def webhook_received(*, provider: str, delivery: VerifiedDelivery, job_id: str =
     request_id = delivery.request_id
     try:
         with transaction.atomic():
-            record = WebhookDelivery.objects.create(provider=provider, request_id=request_id,
-                                                    signature=delivery.delivery_id[:256])
+            record = WebhookDelivery.objects.create(
+                provider=provider, request_id=request_id, signature=delivery.delivery_id[:256]
+            )
     except IntegrityError:
         return "duplicate"
     job = GenerationJob.objects.filter(provider=provider, provider_request_id=request_id).first()
@@ -699,8 +810,10 @@ def webhook_received(*, provider: str, delivery: VerifiedDelivery, job_id: str =
     elif delivery.succeeded is None:
         outcome = "ignored"  # an event that ends nothing
     else:
-        generation_fail(job_pk=job.pk, message=f"The provider failed the request: "
-                        f"{delivery.error or 'The provider reported an error.'}")
+        generation_fail(
+            job_pk=job.pk,
+            message=f"The provider failed the request: {delivery.error or 'The provider reported an error.'}",
+        )
         outcome = "failed"
     if adopted is not None:
         outcome = f"adopted, {outcome}"

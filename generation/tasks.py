@@ -1,4 +1,5 @@
 """Celery tasks for generation (queue `generation`): thin wrappers over the services."""
+
 from celery import shared_task
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
@@ -9,8 +10,13 @@ from config.celery import runs_detached
 from . import services
 from .providers import TransientProviderError
 
-RETRY = {"autoretry_for": (TransientProviderError,), "retry_backoff": 2, "retry_backoff_max": 120,
-         "retry_jitter": True, "max_retries": 8}
+RETRY = {
+    "autoretry_for": (TransientProviderError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 def _retried_later(task) -> bool:
@@ -27,9 +33,15 @@ def _retried_later(task) -> bool:
 
 
 # Its time limit bounds how long a claimed submission can still be in flight (see services).
-@shared_task(bind=True, name="generation.tasks.submit_generation_job", acks_late=True, reject_on_worker_lost=True,
-             time_limit=services.SUBMIT_CALL_LIMIT_SECONDS, soft_time_limit=services.SUBMIT_CALL_LIMIT_SECONDS - 30,
-             **RETRY)
+@shared_task(
+    bind=True,
+    name="generation.tasks.submit_generation_job",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=services.SUBMIT_CALL_LIMIT_SECONDS,
+    soft_time_limit=services.SUBMIT_CALL_LIMIT_SECONDS - 30,
+    **RETRY,
+)
 def submit_generation_job(self, job_pk: int) -> str:
     return services.generation_submit(job_pk=job_pk, retried_later=_retried_later(self)).status
 

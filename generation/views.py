@@ -1,4 +1,5 @@
 """Pages: create a clip with the locked character, follow the job, see the video and its score."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -23,9 +24,15 @@ def create(request, story_id: int):
         data = form.cleaned_data
         try:
             job = services.generation_create(
-                requester=request.user, story=story, prompt=data["prompt"], duration=data["duration"],
-                aspect_ratio=data["aspect_ratio"], use_pins=form.use_pins, with_audio=data["with_sound"],
-                character_id=data.get("character_id") or None, model_id=data.get("model_id") or None,
+                requester=request.user,
+                story=story,
+                prompt=data["prompt"],
+                duration=data["duration"],
+                aspect_ratio=data["aspect_ratio"],
+                use_pins=form.use_pins,
+                with_audio=data["with_sound"],
+                character_id=data.get("character_id") or None,
+                model_id=data.get("model_id") or None,
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)
@@ -34,10 +41,8 @@ def create(request, story_id: int):
             return redirect(job)
     # What the story's default request with the character picked would run: the banner, the pin choice and
     # the cost follow from it.
-    quote = services.generation_quote(story=story, prompt="scene", duration=5,
-                                      character_id=form.chosen_character_id())
-    context = {"story": story, "form": form, "pins": quote.available_pins, "character": quote.character,
-               "quote": quote}
+    quote = services.generation_quote(story=story, prompt="scene", duration=5, character_id=form.chosen_character_id())
+    context = {"story": story, "form": form, "pins": quote.available_pins, "character": quote.character, "quote": quote}
     return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)
 
 
@@ -58,7 +63,11 @@ def job_detail(request, job_id: str):
         raise Http404("No such generation job.")
     if services.generation_refresh(job=job) is not job:
         job = GenerationJob.objects.select_related("story", "character").get(pk=job.pk)
-    chart = selectors.bar_chart(
-        [f["score"] for f in job.frame_scores], labels=[f"{f['seconds']:.1f}s" for f in job.frame_scores]
-    ) if job.frame_scores else None
+    chart = (
+        selectors.bar_chart(
+            [f["score"] for f in job.frame_scores], labels=[f"{f['seconds']:.1f}s" for f in job.frame_scores]
+        )
+        if job.frame_scores
+        else None
+    )
     return render(request, "generation/job_detail.html", {"job": job, "chart": chart})

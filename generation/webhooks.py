@@ -11,6 +11,7 @@ one fetch has a total deadline (not a per-read timeout a trickling server can st
 failed fetch is remembered for JWKS_FAILURE_BACKOFF_SECONDS, during which deliveries are refused at
 once (503, fal retries) instead of each one waiting on the key server again.
 """
+
 from __future__ import annotations
 
 import base64
@@ -94,18 +95,29 @@ def _fetch_keys() -> list[str]:
     failed = cache.get(JWKS_FAILED_CACHE_KEY)
     if failed and time.time() < failed["until"]:
         wait = max(1, math.ceil(failed["until"] - time.time()))
-        raise WebhookKeysUnavailable(f"fal's public keys could not be fetched ({failed['error']}); "
-                                     f"not trying again for {wait} s.", wait)
+        raise WebhookKeysUnavailable(
+            f"fal's public keys could not be fetched ({failed['error']}); not trying again for {wait} s.", wait
+        )
     try:
         document = _download_jwks(settings.FAL_WEBHOOK_JWKS_URL)
         keys = [k["x"] for k in document.get("keys", []) if k.get("kty") == "OKP" and k.get("crv") == "Ed25519"]
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, AttributeError, KeyError,
-            TypeError) as exc:
+    except (
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+        OSError,
+        AttributeError,
+        KeyError,
+        TypeError,
+    ) as exc:
         error = f"{type(exc).__name__}: {exc}"[:200]
-        cache.set(JWKS_FAILED_CACHE_KEY, {"error": error, "until": time.time() + JWKS_FAILURE_BACKOFF_SECONDS},
-                  JWKS_FAILURE_BACKOFF_SECONDS)
-        raise WebhookKeysUnavailable(f"fal's public keys could not be fetched: {error}",
-                                     JWKS_FAILURE_BACKOFF_SECONDS) from exc
+        cache.set(
+            JWKS_FAILED_CACHE_KEY,
+            {"error": error, "until": time.time() + JWKS_FAILURE_BACKOFF_SECONDS},
+            JWKS_FAILURE_BACKOFF_SECONDS,
+        )
+        raise WebhookKeysUnavailable(
+            f"fal's public keys could not be fetched: {error}", JWKS_FAILURE_BACKOFF_SECONDS
+        ) from exc
     cache.set(JWKS_CACHE_KEY, {"keys": keys, "fetched": time.time()}, JWKS_CACHE_SECONDS)
     return keys
 
@@ -129,8 +141,9 @@ def _verifies(keys: list[str], signature: bytes, message: bytes) -> bool:
 
 def verify_fal_webhook(headers, body: bytes, *, now: float | None = None) -> FalDelivery:
     """Check a delivery's signature and freshness; raise WebhookRejected with the reason if it fails."""
-    values = {name: headers.get(f"{HEADER_PREFIX}{name}") for name in ("Request-Id", "User-Id", "Timestamp",
-                                                                          "Signature")}
+    values = {
+        name: headers.get(f"{HEADER_PREFIX}{name}") for name in ("Request-Id", "User-Id", "Timestamp", "Signature")
+    }
     missing = [name for name, value in values.items() if not value]
     if missing:
         raise WebhookRejected(f"Missing header(s): {', '.join(HEADER_PREFIX + m for m in missing)}.")
@@ -200,6 +213,8 @@ def verify_replicate_webhook(headers, body: bytes, *, now: float | None = None) 
         raise WebhookRejected("The signed body names no prediction.")
     status = prediction.get("status")
     return VerifiedDelivery(
-        request_id=str(prediction["id"]), delivery_id=webhook_id, succeeded=REPLICATE_OUTCOMES.get(str(status)),
+        request_id=str(prediction["id"]),
+        delivery_id=webhook_id,
+        succeeded=REPLICATE_OUTCOMES.get(str(status)),
         error=str(prediction.get("error") or (f"The prediction was {status}." if status == "canceled" else "")),
     )

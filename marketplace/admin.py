@@ -4,6 +4,7 @@ click, reject, close).
 
 Every admin action goes through marketplace.services and is written to the admin log.
 """
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -82,7 +83,9 @@ class WalletAdmin(admin.ModelAdmin):
                 )
                 return redirect(reverse("admin:marketplace_wallet_change", args=[entry.wallet_id]))
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
             "title": "Grant credits",
         }
         return render(request, "admin/marketplace/wallet/grant.html", context)
@@ -107,8 +110,17 @@ class LicenseUseInline(ReadOnlyAdminMixin, admin.TabularInline):
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "character", "licensee", "license_type", "status", "uses", "expires_at", "credits_paid",
-        "royalty_paid", "platform_fee", "created_at",
+        "id",
+        "character",
+        "licensee",
+        "license_type",
+        "status",
+        "uses",
+        "expires_at",
+        "credits_paid",
+        "royalty_paid",
+        "platform_fee",
+        "created_at",
     )
     list_filter = ("license_type", "status")
     search_fields = ("character__name", "character__character_id", "licensee__username")
@@ -133,7 +145,9 @@ class LicenseAdmin(admin.ModelAdmin):
         for license in queryset:
             try:
                 services.license_revoke(
-                    license_id=license.pk, revoked_by=request.user, refund=refund,
+                    license_id=license.pk,
+                    revoked_by=request.user,
+                    refund=refund,
                     reason=f"Revoked in the admin by {request.user.get_username()}.",
                 )
             except ServiceError as exc:
@@ -187,14 +201,17 @@ class ExclusiveOfferAdmin(admin.ModelAdmin):
     @admin.action(description="Accept selected offers (charges the buyer)", permissions=["change"])
     def accept(self, request, queryset):
         self._decide(
-            request, queryset, lambda o: services.exclusive_offer_accept(offer_id=o.pk, decided_by=request.user),
+            request,
+            queryset,
+            lambda o: services.exclusive_offer_accept(offer_id=o.pk, decided_by=request.user),
             "accepted",
         )
 
     @admin.action(description="Decline selected offers", permissions=["change"])
     def decline(self, request, queryset):
         self._decide(
-            request, queryset,
+            request,
+            queryset,
             lambda o: services.exclusive_offer_decline(
                 offer_id=o.pk, decided_by=request.user, note="Declined by an admin."
             ),
@@ -206,14 +223,18 @@ CREDIT_REQUEST_DECISIONS = {
     "grant": (lambda request, pk: services.credit_request_grant(request_id=pk, granted_by=request.user), "granted"),
     "reject": (
         lambda request, pk: services.credit_request_decline(
-            request_id=pk, decided_by=request.user, status=CreditRequest.Status.REJECTED,
+            request_id=pk,
+            decided_by=request.user,
+            status=CreditRequest.Status.REJECTED,
             note=request.POST.get("note", ""),
         ),
         "rejected",
     ),
     "close": (
         lambda request, pk: services.credit_request_decline(
-            request_id=pk, decided_by=request.user, status=CreditRequest.Status.CLOSED,
+            request_id=pk,
+            decided_by=request.user,
+            status=CreditRequest.Status.CLOSED,
             note=request.POST.get("note", ""),
         ),
         "closed",
@@ -249,15 +270,20 @@ class CreditRequestAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         decide = path(
-            "<int:pk>/decide/<str:decision>/", self.admin_site.admin_view(self.decide_view),
+            "<int:pk>/decide/<str:decision>/",
+            self.admin_site.admin_view(self.decide_view),
             name="marketplace_creditrequest_decide",
         )
         return [decide, *super().get_urls()]
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Nothing on a request is edited by hand: the buttons above the form are the only changes.
-        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
-                         "decisions": CREDIT_REQUEST_DECISIONS}
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "decisions": CREDIT_REQUEST_DECISIONS,
+        }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def _decide(self, request, credit_request, decision: str) -> bool:
@@ -269,7 +295,8 @@ class CreditRequestAdmin(admin.ModelAdmin):
             return False
         self.log_change(request, credit_request, verb)
         self.message_user(
-            request, f"Request {credit_request.pk} {verb}: {credit_request.amount} credits for {credit_request.user}.",
+            request,
+            f"Request {credit_request.pk} {verb}: {credit_request.amount} credits for {credit_request.user}.",
             messages.SUCCESS,
         )
         return True

@@ -1,4 +1,5 @@
 """Forms for the marketplace pages and the admin. They check shapes; the rules are in services."""
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -30,12 +31,16 @@ class BuyLicenseForm(forms.Form):
 class ExclusiveOfferForm(forms.Form):
     credits = forms.IntegerField(label="Your offer (credits)")
     message = forms.CharField(
-        required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Optional: what you plan to do with the character.",
     )
 
     story = forms.ModelChoiceField(
-        queryset=Story.objects.none(), required=False, empty_label="The first story I use it in",
+        queryset=Story.objects.none(),
+        required=False,
+        empty_label="The first story I use it in",
         label="For your story",
         help_text="An exclusive license is for one of your stories only.",
     )
@@ -61,8 +66,9 @@ class GrantCreditsForm(forms.Form):
     username = forms.CharField(max_length=150)
     kind = forms.ChoiceField(choices=KIND_CHOICES, initial=LedgerEntry.Kind.GRANT, widget=forms.RadioSelect)
     amount = forms.IntegerField(help_text="Credits. A grant is positive; an adjustment may be negative.")
-    reason = forms.CharField(max_length=300, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Kept in the user's ledger.")
+    reason = forms.CharField(
+        max_length=300, widget=forms.Textarea(attrs={"rows": 2}), help_text="Kept in the user's ledger."
+    )
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
@@ -73,11 +79,11 @@ class GrantCreditsForm(forms.Form):
         return username
 
 
-
 class CreditRequestForm(forms.Form):
     amount = forms.IntegerField(label="Credits", min_value=1, help_text="How many credits you need.")
     reason = forms.CharField(
-        max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
         help_text="What you want them for: the admins read it, and it is kept with the grant.",
     )
 

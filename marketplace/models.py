@@ -4,6 +4,7 @@ Money invariants, enforced by the database where it can: a wallet's balance is n
 always equals the sum of its ledger; a sale splits exactly into royalty + platform fee; a job's
 license use is recorded once (unique job_ref); a character has at most one active exclusive license.
 """
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -103,7 +104,11 @@ class License(models.Model):
     # An exclusive license is for one story of its holder ("your story only"): the one named in the offer,
     # or else the first story the holder uses the character in.
     story = models.ForeignKey(
-        Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        Story,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="Exclusive licenses: the only story (besides the character's own) whose clips may use it.",
     )
     # A client's key for retrying a purchase safely: the same key never buys twice.
@@ -191,7 +196,11 @@ class ExclusiveOffer(models.Model):
     credits = models.PositiveIntegerField()
     message = models.CharField(max_length=500, blank=True)
     story = models.ForeignKey(
-        Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        Story,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The buyer's story the exclusive license is for (empty: the first story it is used in).",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -239,7 +248,11 @@ class CreditRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.CharField(max_length=300, blank=True)
     ledger_entry = models.OneToOneField(
-        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_request",
+        LedgerEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="credit_request",
         help_text="The grant, once granted.",
     )
 

@@ -1,4 +1,5 @@
 """Signal receivers: the marketplace's part of an account's life (connected in MarketplaceConfig.ready)."""
+
 from allauth.account.signals import user_signed_up
 from django.dispatch import receiver
 

@@ -4,6 +4,7 @@
 contributors, else a valid license); the license panel, the purchase refusal, the create page's
 character list and the license check when a job is created all ask it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,9 @@ def gallery_filter() -> Q:
 def active_exclusive(character_ref: Character | OuterRef) -> QuerySet[License]:
     return License.objects.filter(
         # An OuterRef in a subquery; the plugin checks lookups against rows and ids only.
-        character=character_ref, license_type=LicenseType.EXCLUSIVE, status=License.Status.ACTIVE  # type: ignore[misc]
+        character=character_ref,
+        license_type=LicenseType.EXCLUSIVE,
+        status=License.Status.ACTIVE,  # type: ignore[misc]
     )
 
 
@@ -179,9 +182,7 @@ def wallet_balance(user: AnyUser) -> int:
 
 def wallet_ledger(user: UserType, *, limit: int | None = None) -> QuerySet[LedgerEntry]:
     entries = (
-        LedgerEntry.objects.filter(wallet__user=user)
-        .select_related("license__character", "created_by")
-        .order_by("-pk")
+        LedgerEntry.objects.filter(wallet__user=user).select_related("license__character", "created_by").order_by("-pk")
     )
     return entries[:limit] if limit else entries
 
@@ -207,11 +208,7 @@ def valid_licenses(user: UserType, character: Character | OuterRef) -> QuerySet[
 
 
 def user_licenses(user: UserType) -> QuerySet[License]:
-    return (
-        License.objects.filter(licensee=user)
-        .select_related("character__story")
-        .order_by("-created_at", "-pk")
-    )
+    return License.objects.filter(licensee=user).select_related("character__story").order_by("-created_at", "-pk")
 
 
 @dataclass(frozen=True)
@@ -243,6 +240,7 @@ def offers_received(user: UserType) -> QuerySet[ExclusiveOffer]:
 
 
 # --- Who may use a character: the one access rule ------------------------------------------------
+
 
 def free_access(user: AnyUser | None, character: Character) -> str | None:
     """Why `user` may use `character` without a license ("creator", "story_contributor"), or None."""
@@ -354,7 +352,9 @@ def usable_characters(user: AnyUser | None, story: Story) -> list[CharacterAcces
     candidates = (
         Character.objects.filter(status=Character.Status.CANONICAL)
         .filter(
-            Q(story=story) | Q(creator=user) | Q(story__contributor_links__user=user)
+            Q(story=story)
+            | Q(creator=user)
+            | Q(story__contributor_links__user=user)
             | Q(Exists(licensed.order_by().values("pk")))
         )
         .select_related("story")
@@ -364,6 +364,7 @@ def usable_characters(user: AnyUser | None, story: Story) -> list[CharacterAcces
     others = sorted((c for c in candidates if c.story_id != story.pk), key=lambda c: (c.name.lower(), c.pk))
     rows = [character_access(user, character, story) for character in own + others]
     return [row for row in rows if row.allowed]
+
 
 def credit_requests_of(user: UserType) -> QuerySet[CreditRequest]:
     """A user's credit requests, newest first."""

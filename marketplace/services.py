@@ -14,6 +14,7 @@ access and spends the use in one pass, refusing with the reason), and `license_r
 provider failed the job. The access rule itself is a read: `selectors.character_access` (and
 `selectors.free_access` for who needs no license), which pages and the create page's character list use.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 
 # --- Refusals ---------------------------------------------------------------------------------
+
 
 class InsufficientCredits(ServiceError):
     status_code = 402
@@ -85,6 +87,7 @@ def _require_staff(user: AnyUser | None, what: str) -> UserType:
 
 # --- Wallets and the ledger -----------------------------------------------------------------
 
+
 def _lock_wallets(*user_ids: int | None) -> dict[int, Wallet]:
     """Wallets of these users (created if missing), locked FOR UPDATE in pk order; keyed by user id."""
     user_ids = sorted({pk for pk in user_ids if pk is not None})  # type: ignore[assignment]  # the same ids, sorted
@@ -95,7 +98,13 @@ def _lock_wallets(*user_ids: int | None) -> dict[int, Wallet]:
 
 
 def _post(
-    wallet: Wallet, kind: str, amount: int, reason: str, *, license: License | None = None, by: UserType | None = None,
+    wallet: Wallet,
+    kind: str,
+    amount: int,
+    reason: str,
+    *,
+    license: License | None = None,
+    by: UserType | None = None,
 ) -> LedgerEntry:
     """Move `amount` credits on a wallet the caller has locked, and record it. Never below zero."""
     new_balance = wallet.balance + amount
@@ -107,8 +116,13 @@ def _post(
     wallet.balance = new_balance
     wallet.save(update_fields=["balance", "updated_at"])
     return LedgerEntry.objects.create(
-        wallet=wallet, kind=kind, amount=amount, balance_after=new_balance, reason=reason[:300],
-        license=license, created_by=by,
+        wallet=wallet,
+        kind=kind,
+        amount=amount,
+        balance_after=new_balance,
+        reason=reason[:300],
+        license=license,
+        created_by=by,
     )
 
 
@@ -163,6 +177,7 @@ def credits_signup_grant(*, user: UserType) -> LedgerEntry | None:
 
 # --- Credit requests ------------------------------------------------------------------------
 
+
 def credit_request_create(*, user: AnyUser | None, amount: int, reason: str) -> CreditRequest:
     """A contributor asks the admins for credits: one open request at a time, CREDIT_REQUESTS_PER_DAY a day."""
     user = _require_signed_in(user)
@@ -179,7 +194,8 @@ def credit_request_create(*, user: AnyUser | None, amount: int, reason: str) -> 
     if CreditRequest.objects.filter(user=user, created_at__gte=since).count() >= per_day:
         raise ServiceError(
             f"You can send {per_day} credit request{'s' if per_day != 1 else ''} a day; try again tomorrow.",
-            code="throttled", status_code=429,
+            code="throttled",
+            status_code=429,
         )
     try:
         with transaction.atomic():
@@ -206,7 +222,9 @@ def credit_request_grant(*, request_id: int, granted_by: AnyUser | None) -> Cred
     with transaction.atomic():
         credit_request = _lock_open_request(request_id)
         entry = credits_grant(
-            user=credit_request.user, amount=credit_request.amount, granted_by=granted_by,
+            user=credit_request.user,
+            amount=credit_request.amount,
+            granted_by=granted_by,
             reason=f"Credit request #{credit_request.pk}: {credit_request.reason}",
         )
         credit_request.status = CreditRequest.Status.GRANTED
@@ -218,7 +236,11 @@ def credit_request_grant(*, request_id: int, granted_by: AnyUser | None) -> Cred
 
 
 def credit_request_decline(
-    *, request_id: int, decided_by: AnyUser | None, status: str, note: str = "",
+    *,
+    request_id: int,
+    decided_by: AnyUser | None,
+    status: str,
+    note: str = "",
 ) -> CreditRequest:
     """Reject (the answer is no) or close (settled otherwise) an open request; no credits move."""
     decided_by = _require_staff(decided_by, "decide credit requests")
@@ -236,6 +258,7 @@ def credit_request_decline(
 
 
 # --- Selling licenses ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Purchase:
@@ -267,7 +290,12 @@ def _check_on_sale(character: Character, buyer: UserType) -> None:
 
 
 def _sell(
-    *, character: Character, buyer: UserType, tier: LicenseTier, credits: int, idempotency_key: str = "",
+    *,
+    character: Character,
+    buyer: UserType,
+    tier: LicenseTier,
+    credits: int,
+    idempotency_key: str = "",
 ) -> License:
     """Charge the buyer, pay the creator's royalty and record the license. Caller holds the character lock."""
     wallets = _lock_wallets(buyer.pk, character.creator_id)
@@ -282,19 +310,44 @@ def _sell(
     royalty = tier.royalty_on(credits) if creator_wallet is not None else 0
     now = timezone.now()
     license = License.objects.create(
-        character=character, licensee=buyer, license_type=tier.key, credits_paid=credits,
-        royalty_percent=tier.royalty_percent, royalty_paid=royalty, platform_fee=credits - royalty,
-        uses_granted=tier.uses, uses_remaining=tier.uses, expires_at=tier.expires_at(now),
+        character=character,
+        licensee=buyer,
+        license_type=tier.key,
+        credits_paid=credits,
+        royalty_percent=tier.royalty_percent,
+        royalty_paid=royalty,
+        platform_fee=credits - royalty,
+        uses_granted=tier.uses,
+        uses_remaining=tier.uses,
+        expires_at=tier.expires_at(now),
         idempotency_key=idempotency_key,
     )
-    _post(buyer_wallet, LedgerEntry.Kind.PURCHASE, -credits, f"{tier.label} license of {character.name}",
-          license=license, by=buyer)
+    _post(
+        buyer_wallet,
+        LedgerEntry.Kind.PURCHASE,
+        -credits,
+        f"{tier.label} license of {character.name}",
+        license=license,
+        by=buyer,
+    )
     if royalty:
-        _post(creator_wallet, LedgerEntry.Kind.ROYALTY, royalty,  # type: ignore[arg-type]  # a royalty: a wallet
-              f"Royalty ({tier.royalty_percent} %) on a license of {character.name} ({tier.label.lower()})",
-              license=license, by=buyer)
-    logger.info("Sold %s license %s of %s to %s for %s (royalty %s)",
-                tier.key, license.pk, character.character_id, buyer, credits, royalty)
+        _post(
+            creator_wallet,  # type: ignore[arg-type]  # a royalty: a wallet
+            LedgerEntry.Kind.ROYALTY,
+            royalty,
+            f"Royalty ({tier.royalty_percent} %) on a license of {character.name} ({tier.label.lower()})",
+            license=license,
+            by=buyer,
+        )
+    logger.info(
+        "Sold %s license %s of %s to %s for %s (royalty %s)",
+        tier.key,
+        license.pk,
+        character.character_id,
+        buyer,
+        credits,
+        royalty,
+    )
     return license
 
 
@@ -305,14 +358,16 @@ def _replayed_purchase(buyer: UserType, character: Character, tier_key: str, key
     if earlier is None:
         return None
     if earlier.character_id != character.pk or earlier.license_type != tier_key:
-        raise Conflict(
-            "This idempotency key was already used for a different purchase.", code="idempotency_key_reused"
-        )
+        raise Conflict("This idempotency key was already used for a different purchase.", code="idempotency_key_reused")
     return Purchase(license=earlier, created=False)
 
 
 def license_purchase(
-    *, buyer: AnyUser | None, character: Character, license_type: str, idempotency_key: str = "",
+    *,
+    buyer: AnyUser | None,
+    character: Character,
+    license_type: str,
+    idempotency_key: str = "",
 ) -> Purchase:
     """Buy a priced license tier. With an idempotency key, retrying the same request never buys twice."""
     buyer = _require_signed_in(buyer)
@@ -365,8 +420,14 @@ def license_revoke(*, license_id: int, revoked_by: AnyUser | None, reason: str, 
         license.revoked_reason = reason[:300]
         if refund and license.credits_paid:
             wallet = _lock_wallets(license.licensee_id)[license.licensee_id]
-            _post(wallet, LedgerEntry.Kind.REFUND, license.credits_paid, f"Refund of license {license.pk}: {reason}",
-                  license=license, by=revoked_by)
+            _post(
+                wallet,
+                LedgerEntry.Kind.REFUND,
+                license.credits_paid,
+                f"Refund of license {license.pk}: {reason}",
+                license=license,
+                by=revoked_by,
+            )
             license.refunded_credits = license.credits_paid
         license.save(update_fields=["status", "revoked_at", "revoked_reason", "refunded_credits"])
     logger.info("License %s revoked by %s (refund=%s): %s", license_id, revoked_by, refund, reason)
@@ -375,11 +436,13 @@ def license_revoke(*, license_id: int, revoked_by: AnyUser | None, reason: str, 
 
 # --- Exclusive offers -------------------------------------------------------------------------
 
+
 def _require_own_story(buyer: UserType, story: Story, character: Character) -> None:
     """The story an exclusive license is for must be one the buyer created or contributes to, not the character's."""
     if story.pk == character.story_id:
-        raise ServiceError(f"“{story.title}” is {character.name}'s own story: it needs no license.",
-                           code="not_your_story")
+        raise ServiceError(
+            f"“{story.title}” is {character.name}'s own story: it needs no license.", code="not_your_story"
+        )
     own = story.created_by_id == buyer.pk or story_contributors(story).filter(pk=buyer.pk).exists()
     if not own:
         raise ServiceError(
@@ -396,8 +459,9 @@ def exclusive_offer_make(
     buyer = _require_signed_in(buyer)
     minimum = settings.LICENSE_EXCLUSIVE_MIN_OFFER
     if credits is None or credits < minimum:
-        raise ServiceError(f"An exclusive offer starts at {minimum} credits.", code="offer_too_low",
-                           details={"minimum": minimum})
+        raise ServiceError(
+            f"An exclusive offer starts at {minimum} credits.", code="offer_too_low", details={"minimum": minimum}
+        )
     _check_on_sale(character, buyer)
     if story is not None:
         _require_own_story(buyer, story, character)
@@ -410,7 +474,10 @@ def exclusive_offer_make(
     try:
         with transaction.atomic():
             offer = ExclusiveOffer.objects.create(
-                character=character, buyer=buyer, credits=credits, story=story,
+                character=character,
+                buyer=buyer,
+                credits=credits,
+                story=story,
                 message=" ".join((message or "").split())[:500],
             )
     except IntegrityError:
@@ -469,9 +536,14 @@ def _stop_for_exclusive(
     license.status, license.revoked_at = License.Status.REVOKED, when
     license.revoked_reason = f"Stopped by the exclusive license {exclusive.pk} of {exclusive.character.name}."
     if refund:
-        _post(wallet, LedgerEntry.Kind.REFUND, refund,
-              f"Refund of license {license.pk} (what was left): {exclusive.character.name} was licensed exclusively",
-              license=license, by=by)
+        _post(
+            wallet,
+            LedgerEntry.Kind.REFUND,
+            refund,
+            f"Refund of license {license.pk} (what was left): {exclusive.character.name} was licensed exclusively",
+            license=license,
+            by=by,
+        )
         license.refunded_credits += refund
     license.save(update_fields=["status", "revoked_at", "revoked_reason", "refunded_credits"])
 
@@ -491,9 +563,10 @@ def exclusive_offer_accept(*, offer_id: int, decided_by: AnyUser | None) -> Excl
         now = timezone.now()
         # Lock order: character -> offer -> license rows -> wallet rows (all of them at once, by pk).
         others = [
-            license for license in License.objects.select_for_update().filter(
-                character=character, status=License.Status.ACTIVE
-            ).order_by("pk")
+            license
+            for license in License.objects.select_for_update()
+            .filter(character=character, status=License.Status.ACTIVE)
+            .order_by("pk")
             if license.is_valid_at(now)
         ]
         _lock_wallets(offer.buyer_id, character.creator_id, *(lic.licensee_id for lic in others))
@@ -505,14 +578,22 @@ def exclusive_offer_accept(*, offer_id: int, decided_by: AnyUser | None) -> Excl
         for other in others:
             _stop_for_exclusive(other, wallets[other.licensee_id], license, now, decided_by)
         offer.status, offer.license, offer.decided_by, offer.decided_at = (
-            ExclusiveOffer.Status.ACCEPTED, license, decided_by, now
+            ExclusiveOffer.Status.ACCEPTED,
+            license,
+            decided_by,
+            now,
         )
         offer.save(update_fields=["status", "license", "decided_by", "decided_at"])
         ExclusiveOffer.objects.filter(character=character, status=ExclusiveOffer.Status.PENDING).update(
             status=ExclusiveOffer.Status.CLOSED, decided_at=now, decision_note=f"Offer {offer.pk} was accepted."
         )
-    logger.info("Exclusive offer %s accepted by %s: license %s, %s other licenses stopped",
-                offer.pk, decided_by, license.pk, len(others))
+    logger.info(
+        "Exclusive offer %s accepted by %s: license %s, %s other licenses stopped",
+        offer.pk,
+        decided_by,
+        license.pk,
+        len(others),
+    )
     return offer
 
 
@@ -618,8 +699,9 @@ def _use_of_job(job_ref: str, user: AnyUser, character: Character) -> LicenseUse
     if use.license.licensee_id != user.pk or use.license.character_id != character.pk:
         raise Conflict(f"Job {job_ref} already used a license of another user or character.", code="job_ref_taken")
     if use.refunded_at is not None:
-        raise Conflict(f"Job {job_ref}'s use was given back; a retried job needs a new reference.",
-                       code="job_ref_refunded")
+        raise Conflict(
+            f"Job {job_ref}'s use was given back; a retried job needs a new reference.", code="job_ref_refunded"
+        )
     return use
 
 

@@ -1,4 +1,5 @@
 """License tiers as settings describe them (`LICENSE_TIERS`), read on every call so tests can override them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """Marketplace pages: the gallery, buying and offering from a character's license panel, and the buyer's
 licenses, offers and wallet. Each action calls one service; a refusal comes back as a message."""
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -48,11 +49,18 @@ def gallery(request):
     page = listing.page(number, settings.GALLERY_PAGE_SIZE, past_end_shows_last=True)
     for character in page:
         character.thumbnail_url = default_storage.url(character.face_image) if character.face_image else ""
-    return render(request, "marketplace/gallery.html", {
-        "page": page, "filters": filters, "query": query, "sort": sort,
-        "sorts": [(key, label) for key, label in filters.fields["sort"].choices],
-        "cheapest_cost": cheapest_cost(),
-    })
+    return render(
+        request,
+        "marketplace/gallery.html",
+        {
+            "page": page,
+            "filters": filters,
+            "query": query,
+            "sort": sort,
+            "sorts": [(key, label) for key, label in filters.fields["sort"].choices],
+            "cheapest_cost": cheapest_cost(),
+        },
+    )
 
 
 @require_POST
@@ -68,7 +76,9 @@ def license_buy(request, character_id):
     _attempt(
         request,
         lambda: services.license_purchase(
-            buyer=request.user, character=character, license_type=form.cleaned_data["license_type"],
+            buyer=request.user,
+            character=character,
+            license_type=form.cleaned_data["license_type"],
             idempotency_key=form.cleaned_data["idempotency_key"],
         ),
         f"You licensed {character.name}: {label}.",
@@ -151,19 +161,29 @@ def my_licenses(request):
 
 @login_required
 def my_offers(request):
-    return render(request, "marketplace/my_offers.html", {
-        "made": selectors.offers_made(request.user), "received": selectors.offers_received(request.user),
-    })
+    return render(
+        request,
+        "marketplace/my_offers.html",
+        {
+            "made": selectors.offers_made(request.user),
+            "received": selectors.offers_received(request.user),
+        },
+    )
 
 
 @login_required
 def my_wallet(request):
     page = Paginator(selectors.wallet_ledger(request.user), 50).get_page(request.GET.get("page"))
-    return render(request, "marketplace/wallet.html", {
-        "balance": selectors.wallet_balance(request.user), "page": page,
-        "open_request": selectors.open_credit_request(request.user),
-        "signup_grant": settings.CREDITS_SIGNUP_GRANT,
-    })
+    return render(
+        request,
+        "marketplace/wallet.html",
+        {
+            "balance": selectors.wallet_balance(request.user),
+            "page": page,
+            "open_request": selectors.open_credit_request(request.user),
+            "signup_grant": settings.CREDITS_SIGNUP_GRANT,
+        },
+    )
 
 
 @login_required
@@ -184,7 +204,13 @@ def credits_request(request):
                     request, "Your request was sent to the admins. The credits show here once they grant it."
                 )
                 return redirect("my-wallet")
-    return render(request, "marketplace/credits_request.html", {
-        "form": form, "open_request": selectors.open_credit_request(request.user),
-        "requests": selectors.credit_requests_of(request.user)[:20],
-    }, status=status)
+    return render(
+        request,
+        "marketplace/credits_request.html",
+        {
+            "form": form,
+            "open_request": selectors.open_credit_request(request.user),
+            "requests": selectors.credit_requests_of(request.user)[:20],
+        },
+        status=status,
+    )

@@ -11,6 +11,7 @@ Celery: with REDIS_URL set the settings turn eager mode off (as in production). 
 tasks in-process (eager, errors propagate) like the embedded default, except the tests that use
 `celery_worker_process`, whose tasks go over Redis to the real worker.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -110,6 +111,7 @@ def celery_eager(request, settings) -> bool:
 
 
 # --- Real services ------------------------------------------------------------------------------
+
 
 def uses_postgresql() -> bool:
     return django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -243,10 +245,23 @@ def s3_storage(settings, s3_bucket) -> S3Bucket:
 
 # A test that asks for any of these renders clips with ffmpeg (and usually runs MediaPipe/dlib on them),
 # drives Chromium, or starts a worker or S3; so do the tests with these markers.
-SLOW_FIXTURES = frozenset({
-    "good_clip", "mixed_clip", "profile_clip", "no_person_clip", "truncated_tail_clip", "missing_header_clip",
-    "live_server", "page", "browser", "celery_worker_process", "s3_server", "s3_bucket", "s3_storage",
-})
+SLOW_FIXTURES = frozenset(
+    {
+        "good_clip",
+        "mixed_clip",
+        "profile_clip",
+        "no_person_clip",
+        "truncated_tail_clip",
+        "missing_header_clip",
+        "live_server",
+        "page",
+        "browser",
+        "celery_worker_process",
+        "s3_server",
+        "s3_bucket",
+        "s3_storage",
+    }
+)
 SLOW_MARKERS = frozenset({"browser", "worker", "s3", "samples", "slow"})
 
 
@@ -255,4 +270,3 @@ def pytest_collection_modifyitems(config, items):
         markers = {marker.name for marker in item.iter_markers()}
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or SLOW_MARKERS & markers:
             item.add_marker(pytest.mark.slow)
-

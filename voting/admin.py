@@ -1,4 +1,5 @@
 """Admin for voting: sessions with live tallies, start / end / cancel / runoff, override with a reason."""
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -34,7 +35,14 @@ class SubmissionFrameInline(admin.TabularInline):
 @admin.register(CharacterSubmission)
 class CharacterSubmissionAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "character_name", "story", "character_slot", "submitter", "status", "vote_count", "created_at",
+        "id",
+        "character_name",
+        "story",
+        "character_slot",
+        "submitter",
+        "status",
+        "vote_count",
+        "created_at",
     )
     list_filter = ("status", "character_slot")
     search_fields = ("character_name", "style_description", "submitter__username", "story__title")
@@ -65,10 +73,18 @@ class OverrideForm(forms.Form):
 class DeadlockForm(forms.Form):
     """The seed's deadlock remedies besides override and runoff: more time, a lower threshold, or both."""
 
-    extend_hours = forms.IntegerField(min_value=1, max_value=72, required=False, label="Extend by (hours)",
-                                      help_text="From the current end (or from now, if it has passed).")
+    extend_hours = forms.IntegerField(
+        min_value=1,
+        max_value=72,
+        required=False,
+        label="Extend by (hours)",
+        help_text="From the current end (or from now, if it has passed).",
+    )
     win_threshold_percent = forms.IntegerField(
-        min_value=1, max_value=49, required=False, label="Lower the win threshold to (%)",
+        min_value=1,
+        max_value=49,
+        required=False,
+        label="Lower the win threshold to (%)",
         help_text="A design wins early with floor(votes x threshold) + 1 votes, once the quorum is met; "
         "50 is a majority.",
     )
@@ -94,9 +110,20 @@ class VotingSessionAdmin(admin.ModelAdmin):
     search_fields = ("story__title",)
     list_select_related = ("story", "winner")
     readonly_fields = (
-        "story", "character_slot", "runoff_of", "starts_at", "ends_at", "win_threshold_percent", "status", "winner",
+        "story",
+        "character_slot",
+        "runoff_of",
+        "starts_at",
+        "ends_at",
+        "win_threshold_percent",
+        "status",
+        "winner",
         "decided_by",
-        "decided_by_user", "decision_reason", "started_by", "ended_at", "tally_chart",
+        "decided_by_user",
+        "decision_reason",
+        "started_by",
+        "ended_at",
+        "tally_chart",
     )
     exclude = ("submissions",)
     actions = ["end_now", "cancel_sessions", "start_runoff"]
@@ -160,7 +187,9 @@ class VotingSessionAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 session = services.session_start(
-                    story=data["story"], character_slot=data["character_slot"], started_by=request.user,
+                    story=data["story"],
+                    character_slot=data["character_slot"],
+                    started_by=request.user,
                     duration_hours=data["duration_hours"],
                 )
             except ServiceError as exc:
@@ -169,8 +198,12 @@ class VotingSessionAdmin(admin.ModelAdmin):
                 self.log_addition(request, session, f"Started vote for {session.character_slot}")
                 self.message_user(request, f"Vote {session.pk} started.", messages.SUCCESS)
                 return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": "Start a vote"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Start a vote",
+        }
         return render(request, "admin/voting/votingsession/form_page.html", context)
 
     def override_view(self, request, object_id):
@@ -182,7 +215,9 @@ class VotingSessionAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 services.session_override(
-                    session_id=session.pk, submission_id=data["submission"].pk, admin=request.user,
+                    session_id=session.pk,
+                    submission_id=data["submission"].pk,
+                    admin=request.user,
                     reason=data["reason"],
                 )
             except ServiceError as exc:
@@ -191,8 +226,13 @@ class VotingSessionAdmin(admin.ModelAdmin):
                 self.log_change(request, session, f"Override: winner #{data['submission'].pk} — {data['reason']}")
                 self.message_user(request, "Winner set by admin decision.", messages.SUCCESS)
                 return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "original": session, "title": f"Override the result of vote {session.pk}"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "original": session,
+            "title": f"Override the result of vote {session.pk}",
+        }
         return render(request, "admin/voting/votingsession/override_form.html", context)
 
     def deadlock_view(self, request, object_id):
@@ -210,7 +250,9 @@ class VotingSessionAdmin(admin.ModelAdmin):
                     done.append(f"extended by {data['extend_hours']} h to {session.ends_at:%Y-%m-%d %H:%M} UTC")
                 if data["win_threshold_percent"] is not None:
                     session = services.session_lower_threshold(
-                        session_id=session.pk, admin=request.user, percent=data["win_threshold_percent"],
+                        session_id=session.pk,
+                        admin=request.user,
+                        percent=data["win_threshold_percent"],
                         reason=data["reason"],
                     )
                     done.append(f"win threshold lowered to {data['win_threshold_percent']} %")
@@ -221,8 +263,13 @@ class VotingSessionAdmin(admin.ModelAdmin):
             if done and not form.errors:
                 self.message_user(request, f"Vote {session.pk}: {'; '.join(done)}.", messages.SUCCESS)
                 return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "original": session, "title": f"Break the deadlock of vote {session.pk}"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "original": session,
+            "title": f"Break the deadlock of vote {session.pk}",
+        }
         return render(request, "admin/voting/votingsession/deadlock_form.html", context)
 
     def _each(self, request, queryset, fn, verb):
@@ -237,7 +284,8 @@ class VotingSessionAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected votes", permissions=["change"])
     def cancel_sessions(self, request, queryset):
         self._each(
-            request, queryset,
+            request,
+            queryset,
             lambda s: services.session_cancel(session_id=s.pk, admin=request.user, reason="Cancelled in the admin."),
             "cancelled",
         )
@@ -245,7 +293,9 @@ class VotingSessionAdmin(admin.ModelAdmin):
     @admin.action(description="Send tied leaders to a runoff", permissions=["change"])
     def start_runoff(self, request, queryset):
         self._each(
-            request, queryset, lambda s: services.session_start_runoff(session_id=s.pk, admin=request.user),
+            request,
+            queryset,
+            lambda s: services.session_start_runoff(session_id=s.pk, admin=request.user),
             "runoff started",
         )
 

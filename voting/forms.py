@@ -1,4 +1,5 @@
 """Page forms for submissions. They only collect and shape input; the rules live in voting.services."""
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -42,7 +43,10 @@ class SubmissionForm(forms.Form):
     # The ids in the order they were picked (kept by voting.js); frames checked without it keep grid order.
     frame_order = forms.CharField(required=False, widget=forms.HiddenInput)
     group_id = forms.TypedChoiceField(
-        required=False, coerce=int, empty_value=None, label="Character",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        label="Character",
         help_text="Pick the character first; the frames you can choose are its frames.",
     )
     character_slot = forms.SlugField(

@@ -3,6 +3,7 @@
 The database is the source of truth: a vote is a row, one per (session, voter) by a unique
 constraint, and a submission's `vote_count` moves in the same transaction as its votes.
 """
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -15,6 +16,7 @@ DEFAULT_CHARACTER_SLOT = "protagonist"
 # The longest design text; forms, serializers and the submission service read them from here.
 STYLE_DESCRIPTION_MAX = 500
 CHARACTER_NAME_MAX = 100
+
 
 class CharacterSubmission(models.Model):
     class Status(models.TextChoices):

@@ -1,4 +1,5 @@
 """Reads for voting: session status with live tallies, a story's open sessions."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

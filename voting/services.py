@@ -1,4 +1,5 @@
 """The voting rules, written once. Pages, API views, admin actions and tasks call these."""
+
 from __future__ import annotations
 
 import logging
@@ -41,6 +42,7 @@ class VotingError(ServiceError):
 
 # --- Submissions ----------------------------------------------------------------------------
 
+
 def _submission_problems(
     story: Story, style: str, name: str, ids: list[int], render_style: str = "", features: list[str] | None = None
 ) -> list[VotingError]:
@@ -49,37 +51,47 @@ def _submission_problems(
 
     problems = []
     if render_style and render_style not in dna.RENDER_STYLES:
-        problems.append(VotingError(
-            f"Pick a render style among {', '.join(dna.RENDER_STYLES)} (or none).", code="invalid_render_style"
-        ))
+        problems.append(
+            VotingError(
+                f"Pick a render style among {', '.join(dna.RENDER_STYLES)} (or none).", code="invalid_render_style"
+            )
+        )
     problems += [VotingError(p, code="invalid_features") for p in dna.stated_feature_problems(list(features or []))]
     if not style:
-        problems.append(VotingError(
-            f"Describe the character's style (up to {STYLE_DESCRIPTION_MAX} characters).", code="style_required"
-        ))
+        problems.append(
+            VotingError(
+                f"Describe the character's style (up to {STYLE_DESCRIPTION_MAX} characters).", code="style_required"
+            )
+        )
     elif len(style) > STYLE_DESCRIPTION_MAX:
-        problems.append(VotingError(
-            f"The style description is {len(style)} characters; the limit is {STYLE_DESCRIPTION_MAX}.",
-            code="style_too_long",
-        ))
+        problems.append(
+            VotingError(
+                f"The style description is {len(style)} characters; the limit is {STYLE_DESCRIPTION_MAX}.",
+                code="style_too_long",
+            )
+        )
     if len(name) > CHARACTER_NAME_MAX:
-        problems.append(VotingError(
-            f"The character name may be at most {CHARACTER_NAME_MAX} characters.", code="name_too_long"
-        ))
+        problems.append(
+            VotingError(f"The character name may be at most {CHARACTER_NAME_MAX} characters.", code="name_too_long")
+        )
     if not 1 <= len(ids) <= settings.VOTING_MAX_FRAMES:
-        problems.append(VotingError(
-            f"Pick between 1 and {settings.VOTING_MAX_FRAMES} frames (you picked {len(ids)}).", code="frame_count"
-        ))
+        problems.append(
+            VotingError(
+                f"Pick between 1 and {settings.VOTING_MAX_FRAMES} frames (you picked {len(ids)}).", code="frame_count"
+            )
+        )
     else:
         found = set(CandidateFrame.objects.filter(pk__in=ids, clip__story=story).values_list("pk", flat=True))
         foreign = [i for i in ids if i not in found]
         if foreign:
-            problems.append(VotingError(
-                f"Frames {', '.join(map(str, foreign))} are not candidate frames of this story's clips. "
-                "Pick frames from this story's clips.",
-                code="foreign_frames",
-                details={"frame_ids": foreign},
-            ))
+            problems.append(
+                VotingError(
+                    f"Frames {', '.join(map(str, foreign))} are not candidate frames of this story's clips. "
+                    "Pick frames from this story's clips.",
+                    code="foreign_frames",
+                    details={"frame_ids": foreign},
+                )
+            )
     return problems
 
 
@@ -94,8 +106,9 @@ def _design_group(story: Story, ids: list[int], group_id: object) -> tuple[Chara
     if group_id not in (None, ""):
         group = CharacterGroup.objects.filter(pk=group_id, story=story).first()  # type: ignore[misc]  # any id the client sent
         if group is None:
-            return None, VotingError(f"Character group {group_id} is not a character of this story.",
-                                     code="invalid_group")
+            return None, VotingError(
+                f"Character group {group_id} is not a character of this story.", code="invalid_group"
+            )
     frames = list(CandidateFrame.objects.filter(pk__in=ids, clip__story=story).only("pk", "detections"))
     shown = {frame.pk: set(frame_group_ids(frame)) for frame in frames}
     judged = {pk: groups for pk, groups in shown.items() if groups}
@@ -115,14 +128,16 @@ def _design_group(story: Story, ids: list[int], group_id: object) -> tuple[Chara
         return None, VotingError(
             f"These frames show different characters ({described}). A design is of one character: pick "
             "frames of one character group.",
-            code="mixed_characters", details={"frame_groups": {str(k): sorted(v) for k, v in judged.items()}},
+            code="mixed_characters",
+            details={"frame_groups": {str(k): sorted(v) for k, v in judged.items()}},
         )
     others = [pk for pk in ids if pk in judged and group.pk not in judged[pk]]
     if others:
         return group, VotingError(
             f"Frames {', '.join(map(str, others))} show another character than “{group.label}”. "
             f"Pick frames of “{group.label}” only.",
-            code="mixed_characters", details={"frame_ids": others, "group_id": group.pk},
+            code="mixed_characters",
+            details={"frame_ids": others, "group_id": group.pk},
         )
     return group, None
 
@@ -132,9 +147,10 @@ def _all_of(problems: list[VotingError]) -> VotingError:
     `details["errors"]` (each `{"code", "message", "details"}`)."""
     first = problems[0]
     if len(problems) > 1:
-        first.details = {**first.details, "errors": [
-            {"code": p.code, "message": p.message, "details": p.details} for p in problems
-        ]}
+        first.details = {
+            **first.details,
+            "errors": [{"code": p.code, "message": p.message, "details": p.details} for p in problems],
+        }
     return first
 
 
@@ -255,9 +271,7 @@ def session_start(
             f"A vote needs at least {minimum} active submissions for '{character_slot}'; there are {len(entries)}.",
             code="not_enough_submissions",
         )
-    hours = duration_hours or (
-        settings.VOTING_RUNOFF_DURATION_HOURS if runoff_of else settings.VOTING_DURATION_HOURS
-    )
+    hours = duration_hours or (settings.VOTING_RUNOFF_DURATION_HOURS if runoff_of else settings.VOTING_DURATION_HOURS)
     if not 1 <= hours <= 72:
         raise VotingError("A vote lasts between 1 and 72 hours.", code="bad_duration")
     now = timezone.now()
@@ -346,8 +360,13 @@ def _vote_postgresql(submission_id: int, voter_id: int, now: datetime) -> tuple 
     with prepared_statement_cursor() as cursor:
         cursor.execute(
             _VOTE_STATEMENT,
-            {"active": VotingSession.Status.ACTIVE.value, "tied": VotingSession.Status.TIED.value, "now": now,
-             "submission": submission_id, "voter": voter_id},
+            {
+                "active": VotingSession.Status.ACTIVE.value,
+                "tied": VotingSession.Status.TIED.value,
+                "now": now,
+                "submission": submission_id,
+                "voter": voter_id,
+            },
         )
         row: tuple | None = cursor.fetchone()
         return row
@@ -466,13 +485,21 @@ def _declare_if_over_threshold(session: VotingSession) -> VotingSession | None:
     winner = _majority_winner(_standings(session), percent)
     if winner is None:
         return None
-    reason = ("More than half of the votes over quorum." if percent == 50
-              else f"More than {percent} % of the votes over quorum (threshold lowered by an admin).")
+    reason = (
+        "More than half of the votes over quorum."
+        if percent == 50
+        else f"More than {percent} % of the votes over quorum (threshold lowered by an admin)."
+    )
     return _declare_winner(session, winner, Decision.MAJORITY, reason=reason)
 
 
 def _declare_winner(
-    session: VotingSession, winner_id: int, decided_by: str, *, reason: str = "", user: UserType | None = None,
+    session: VotingSession,
+    winner_id: int,
+    decided_by: str,
+    *,
+    reason: str = "",
+    user: UserType | None = None,
 ) -> VotingSession:
     """Record the end of a session with a winner and emit the winner event once, after commit."""
     now = timezone.now()
@@ -586,7 +613,11 @@ class ImproperlyConfiguredTieRule(ServiceError):
 
 
 def _send_to_runoff(
-    session: VotingSession, tied: list[int], *, reason: str, user: UserType | None = None,
+    session: VotingSession,
+    tied: list[int],
+    *,
+    reason: str,
+    user: UserType | None = None,
 ) -> VotingSession:
     session.status = VotingSession.Status.COMPLETE
     session.decided_by = Decision.RUNOFF
@@ -673,8 +704,9 @@ def session_start_runoff(*, session_id: int, admin: AnyUser | None) -> VotingSes
         tied = [sid for sid, n in standings if n == top]
         if len(tied) < 2:
             raise VotingError("A runoff needs at least two submissions tied for the lead.", code="no_tie")
-        return _send_to_runoff(session, tied, reason=f"Admin sent the {len(tied)} leaders ({top} votes) to a runoff.",
-                               user=admin)
+        return _send_to_runoff(
+            session, tied, reason=f"Admin sent the {len(tied)} leaders ({top} votes) to a runoff.", user=admin
+        )
 
 
 def session_end_now(*, session_id: int, admin: AnyUser | None) -> VotingSession:
@@ -744,6 +776,7 @@ def session_lower_threshold(*, session_id: int, admin: AnyUser | None, percent: 
 
 # --- Locking the winner -----------------------------------------------------------------------
 
+
 def submission_lock_winner(*, submission_id: int, character_name: str = "") -> Character:
     """Lock a winning submission into its canonical character (idempotent: one character per submission)."""
     from characters.dna.services import character_lock
@@ -765,7 +798,11 @@ def submission_lock_winner(*, submission_id: int, character_name: str = "") -> C
 
 
 def submission_lock_by_admin(
-    *, submission_id: int, admin: AnyUser | None, character_name: str = "", story_id: int | None = None,
+    *,
+    submission_id: int,
+    admin: AnyUser | None,
+    character_name: str = "",
+    story_id: int | None = None,
 ) -> Character:
     """The admin lock: a submission still in an open vote wins it by admin decision, then is locked.
 

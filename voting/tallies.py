@@ -16,6 +16,7 @@ votes table stays the source of truth and the hash is only ever derived from it:
 
 Without Redis, or when it cannot be reached, counts are read from the database.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,9 +77,7 @@ def _session_tallies(flat: list) -> dict[int, int]:
     """{submission id: votes in this session} from the hash's HGETALL (count minus base)."""
     fields = {name.decode(): int(value) for name, value in zip(flat[::2], flat[1::2], strict=True)}
     return {
-        int(name[2:]): value - fields.get(f"b:{name[2:]}", 0)
-        for name, value in fields.items()
-        if name.startswith("c:")
+        int(name[2:]): value - fields.get(f"b:{name[2:]}", 0) for name, value in fields.items() if name.startswith("c:")
     }
 
 
@@ -93,7 +92,10 @@ def _database_rows(session_id: int) -> list[tuple[int, int, int]]:
     """(submission id, vote_count, votes in this session) for the session's entries, in one snapshot."""
     in_session = (
         Vote.objects.filter(session_id=session_id, submission_id=OuterRef("pk"))
-        .order_by().values("submission_id").annotate(n=Count("id")).values("n")
+        .order_by()
+        .values("submission_id")
+        .annotate(n=Count("id"))
+        .values("n")
     )
     return list(
         CharacterSubmission.objects.filter(voting_sessions=session_id)

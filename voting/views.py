@@ -1,4 +1,5 @@
 """Server-rendered pages for submissions and votes. Thin: forms collect input, voting.services decide."""
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -31,8 +32,7 @@ def submission_create(request, story_id):
     if request.method == "POST":
         if form.is_valid():
             try:
-                submission = services.submission_create(story=story, submitter=request.user,
-                                                        **form.service_arguments())
+                submission = services.submission_create(story=story, submitter=request.user, **form.service_arguments())
             except ServiceError as exc:
                 form.add_service_error(exc.code, exc.message, exc.details)
                 status = exc.status_code
@@ -73,10 +73,14 @@ def _created_message(submission: CharacterSubmission) -> str:
     name = submission.character_name or "Your design"
     session = submission.voting_sessions.filter(status=VotingSession.Status.ACTIVE).first()
     if session is not None:
-        return (f"“{name}” was submitted for {submission.character_slot}, and the vote is open: "
-                f"it runs until {session.ends_at:%d %b %Y, %H:%M} UTC.")
-    return (f"“{name}” was submitted for {submission.character_slot}. "
-            "The vote opens once another design is submitted for this character.")
+        return (
+            f"“{name}” was submitted for {submission.character_slot}, and the vote is open: "
+            f"it runs until {session.ends_at:%d %b %Y, %H:%M} UTC."
+        )
+    return (
+        f"“{name}” was submitted for {submission.character_slot}. "
+        "The vote opens once another design is submitted for this character."
+    )
 
 
 @require_POST
@@ -92,8 +96,11 @@ def vote(request, submission_id):
         messages.error(request, exc.message)
         return redirect(_story_page(story))
     name = submission.character_name or f"design #{submission.pk}"
-    messages.success(request, f"Your vote for “{name}” is counted ({result.new_vote_count} "
-                              f"vote{'s' if result.new_vote_count != 1 else ''} so far).")
+    messages.success(
+        request,
+        f"Your vote for “{name}” is counted ({result.new_vote_count} "
+        f"vote{'s' if result.new_vote_count != 1 else ''} so far).",
+    )
     return redirect(_story_page(story))
 
 

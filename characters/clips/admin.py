@@ -4,6 +4,7 @@ Clips and frames are made by the upload services and the extraction pipeline, wh
 clean up after themselves, so the admin does not add them by hand; it reviews them, and re-runs
 extraction through the same service the pages and the API use.
 """
+
 import json
 
 from django.contrib import admin, messages
@@ -35,7 +36,9 @@ def status_with_progress(clip: Clip):
         return label
     return format_html(
         '{}<span class="cps-progress" title="{}%"><span style="width:{}%"></span></span>',
-        label, clip.progress, clip.progress,
+        label,
+        clip.progress,
+        clip.progress,
     )
 
 
@@ -43,15 +46,24 @@ def quality_bar(quality: int):
     tone = score_band(quality)
     return format_html(
         '<span class="cps-quality cps-quality--{}"><span class="cps-quality__bar"><span style="width:{}%"></span>'
-        '</span><b>{}</b></span>',
-        tone, quality, quality,
+        "</span><b>{}</b></span>",
+        tone,
+        quality,
+        quality,
     )
 
 
 class ClipInline(admin.TabularInline):
     model = Clip
-    fields = ("position", "last_frame_thumbnail", "original_filename", "status_display", "duration", "uploader",
-              "created_at")
+    fields = (
+        "position",
+        "last_frame_thumbnail",
+        "original_filename",
+        "status_display",
+        "duration",
+        "uploader",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -126,8 +138,17 @@ class CandidateFrameInline(admin.TabularInline):
 
 @admin.register(Clip)
 class ClipAdmin(admin.ModelAdmin):
-    list_display = ("clip_label", "story", "position", "last_frame_thumbnail", "status_display", "duration",
-                    "resolution", "candidate_count", "uploader")
+    list_display = (
+        "clip_label",
+        "story",
+        "position",
+        "last_frame_thumbnail",
+        "status_display",
+        "duration",
+        "resolution",
+        "candidate_count",
+        "uploader",
+    )
     list_display_links = ("clip_label",)
     list_filter = ("status", "is_winner", "codec", "container", ("story", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("story", "uploader")
@@ -136,18 +157,66 @@ class ClipAdmin(admin.ModelAdmin):
     actions = ["reextract_frames", "resume_stuck_extractions"]
     inlines = [CandidateFrameInline]
     readonly_fields = (
-        "story", "uploader", "video_player", "original_filename", "source_url", "status_display", "error_message",
-        "warning_message", "duration", "resolution", "fps", "frame_count", "codec", "container", "file_size",
-        "frames_analysed", "people_found", "last_frame_preview", "last_frame_seconds", "extraction_started_at",
-        "extraction_finished_at", "heartbeat_at", "extraction_attempts", "created_at", "updated_at",
+        "story",
+        "uploader",
+        "video_player",
+        "original_filename",
+        "source_url",
+        "status_display",
+        "error_message",
+        "warning_message",
+        "duration",
+        "resolution",
+        "fps",
+        "frame_count",
+        "codec",
+        "container",
+        "file_size",
+        "frames_analysed",
+        "people_found",
+        "last_frame_preview",
+        "last_frame_seconds",
+        "extraction_started_at",
+        "extraction_finished_at",
+        "heartbeat_at",
+        "extraction_attempts",
+        "created_at",
+        "updated_at",
     )
     fieldsets = (
         (None, {"fields": ("story", "uploader", "position", "is_winner", "video_player")}),
-        ("Extraction", {"fields": ("status_display", "error_message", "warning_message", "frames_analysed",
-                                   "people_found", "extraction_started_at", "extraction_finished_at",
-                                   "heartbeat_at", "extraction_attempts")}),
-        ("Video", {"fields": ("original_filename", "source_url", "duration", "resolution", "fps", "frame_count",
-                              "codec", "container", "file_size")}),
+        (
+            "Extraction",
+            {
+                "fields": (
+                    "status_display",
+                    "error_message",
+                    "warning_message",
+                    "frames_analysed",
+                    "people_found",
+                    "extraction_started_at",
+                    "extraction_finished_at",
+                    "heartbeat_at",
+                    "extraction_attempts",
+                )
+            },
+        ),
+        (
+            "Video",
+            {
+                "fields": (
+                    "original_filename",
+                    "source_url",
+                    "duration",
+                    "resolution",
+                    "fps",
+                    "frame_count",
+                    "codec",
+                    "container",
+                    "file_size",
+                )
+            },
+        ),
         ("Last frame", {"fields": ("last_frame_preview", "last_frame_seconds")}),
         ("Dates", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
@@ -178,13 +247,18 @@ class ClipAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(
             request,
-            ngettext("Frame extraction queued again for %(count)d clip.",
-                     "Frame extraction queued again for %(count)d clips.", count) % {"count": count},
+            ngettext(
+                "Frame extraction queued again for %(count)d clip.",
+                "Frame extraction queued again for %(count)d clips.",
+                count,
+            )
+            % {"count": count},
             messages.SUCCESS,
         )
 
-    @admin.action(description="Resume stuck extractions (queue again, or fail after too many tries)",
-                  permissions=["change"])
+    @admin.action(
+        description="Resume stuck extractions (queue again, or fail after too many tries)", permissions=["change"]
+    )
     def resume_stuck_extractions(self, request, queryset):
         # The beat's own sweep, on the selected clips only: the same rule for "stuck" and the same attempt limit.
         outcome = services.clips_resume_stale(clip_ids=queryset.values_list("pk", flat=True))
@@ -239,7 +313,8 @@ class ClipAdmin(admin.ModelAdmin):
         return format_html(
             '<video class="cps-video" controls preload="metadata" src="{}"></video>'
             '<div><a href="{}" target="_blank" rel="noopener">Open the original file</a></div>',
-            clip.playback_video.url, clip.video.url,
+            clip.playback_video.url,
+            clip.video.url,
         )
 
 
@@ -247,8 +322,18 @@ class ClipAdmin(admin.ModelAdmin):
 class CandidateFrameAdmin(admin.ModelAdmin):
     """Frames are the pipeline's output: reviewed here, replaced by re-extracting their clip."""
 
-    list_display = ("thumbnail_preview", "frame_label", "story", "timestamp", "quality_display", "pose", "dominant",
-                    "full_body", "occluded", "rank")
+    list_display = (
+        "thumbnail_preview",
+        "frame_label",
+        "story",
+        "timestamp",
+        "quality_display",
+        "pose",
+        "dominant",
+        "full_body",
+        "occluded",
+        "rank",
+    )
     list_display_links = ("thumbnail_preview", "frame_label")
     list_filter = ("pose", "dominant", "full_body", "occluded", ("clip__story", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("clip__story",)
@@ -257,13 +342,30 @@ class CandidateFrameAdmin(admin.ModelAdmin):
     actions = None
     fieldsets = (
         (None, {"fields": ("image_preview", "clip", "timestamp", "seconds", "rank", "size")}),
-        ("Quality", {"fields": ("quality_display", "sharpness_score", "lighting_score", "face_score",
-                                "composition_score")}),
+        (
+            "Quality",
+            {"fields": ("quality_display", "sharpness_score", "lighting_score", "face_score", "composition_score")},
+        ),
         ("Subject", {"fields": ("pose", "dominant", "full_body", "occluded", "detections_pretty")}),
     )
-    readonly_fields = ("image_preview", "clip", "timestamp", "seconds", "rank", "size", "quality_display",
-                       "sharpness_score", "lighting_score", "face_score", "composition_score", "pose", "dominant",
-                       "full_body", "occluded", "detections_pretty")
+    readonly_fields = (
+        "image_preview",
+        "clip",
+        "timestamp",
+        "seconds",
+        "rank",
+        "size",
+        "quality_display",
+        "sharpness_score",
+        "lighting_score",
+        "face_score",
+        "composition_score",
+        "pose",
+        "dominant",
+        "full_body",
+        "occluded",
+        "detections_pretty",
+    )
 
     class Media:
         css = {"all": ("css/admin.css",)}
@@ -297,8 +399,11 @@ class CandidateFrameAdmin(admin.ModelAdmin):
     def image_preview(self, frame):
         if not frame.image:
             return "—"
-        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', frame.image.url,
-                           image_thumbnail(frame.image, f"Frame at {frame.timestamp}", height=320))
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a>',
+            frame.image.url,
+            image_thumbnail(frame.image, f"Frame at {frame.timestamp}", height=320),
+        )
 
     @admin.display(description="Size")
     def size(self, frame):

@@ -63,6 +63,7 @@ Select
     setting (90) and a clear single-subject shot: one face, confident, big enough, wholly inside
     the frame, not occluded.
 """
+
 from __future__ import annotations
 
 import math
@@ -168,6 +169,7 @@ class ExtractionResult:
 
 # --- Scoring ---------------------------------------------------------------------------------
 
+
 def _log_scale(value: float, low: float, high: float) -> float:
     """0 at `low`, 1 at `high`, logarithmic between (Laplacian variance spans decades)."""
     if value <= low:
@@ -224,8 +226,10 @@ def score_marked_region(frame_bgr: np.ndarray, box: dict) -> dict:
     area = max(1, box["width"] * box["height"])
     inside = max(0, x1 - x0) * max(0, y1 - y0) / area
     scale = min(1.0, ANALYSIS_LONG_SIDE / max(fh, fw))
-    gray_small = cv2.cvtColor(cv2.resize(frame_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-                              if scale < 1.0 else frame_bgr, cv2.COLOR_BGR2GRAY)
+    gray_small = cv2.cvtColor(
+        cv2.resize(frame_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else frame_bgr,
+        cv2.COLOR_BGR2GRAY,
+    )
     crop = frame_bgr[y0:y1, x0:x1] if x1 - x0 >= 2 and y1 - y0 >= 2 else frame_bgr
     patch = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (FACE_PATCH, FACE_PATCH), interpolation=cv2.INTER_AREA)
     sharpness = 0.7 * _log_scale(_sharpness(patch), *FACE_SHARPNESS_RANGE) + 0.3 * _log_scale(
@@ -237,18 +241,26 @@ def score_marked_region(frame_bgr: np.ndarray, box: dict) -> dict:
     vertical = 1.0 - min(1.0, 2.0 * max(0.0, abs(cy - 0.5) - 0.2))  # a whole figure, not eyes: centred
     size = height / 0.25 if height < 0.25 else (1.0 if height <= 0.9 else max(0.3, 1.0 - (height - 0.9) * 2))
     composition = (0.3 * horizontal + 0.3 * vertical + 0.4 * size) * inside**2
-    quality = round(100 * (
-        WEIGHTS["sharpness"] * sharpness + WEIGHTS["lighting"] * lighting
-        + WEIGHTS["face"] * inside + WEIGHTS["composition"] * composition
-    ))
+    quality = round(
+        100
+        * (
+            WEIGHTS["sharpness"] * sharpness
+            + WEIGHTS["lighting"] * lighting
+            + WEIGHTS["face"] * inside
+            + WEIGHTS["composition"] * composition
+        )
+    )
     return {
-        "quality": max(0, min(100, quality)), "sharpness_score": round(sharpness, 4),
-        "lighting_score": round(lighting, 4), "face_score": round(inside, 4),
+        "quality": max(0, min(100, quality)),
+        "sharpness_score": round(sharpness, 4),
+        "lighting_score": round(lighting, 4),
+        "face_score": round(inside, 4),
         "composition_score": round(composition, 4),
     }
 
 
 # --- One frame -------------------------------------------------------------------------------
+
 
 @dataclass
 class FrameAnalysis:
@@ -262,8 +274,10 @@ def analyse_frame(
     """Detect, classify and score one frame; None when it shows no person."""
     fh, fw = frame_bgr.shape[:2]
     scale = min(1.0, ANALYSIS_LONG_SIDE / max(fh, fw))
-    small = frame_bgr if scale >= 1.0 else cv2.resize(
-        frame_bgr, (round(fw * scale), round(fh * scale)), interpolation=cv2.INTER_AREA
+    small = (
+        frame_bgr
+        if scale >= 1.0
+        else cv2.resize(frame_bgr, (round(fw * scale), round(fh * scale)), interpolation=cv2.INTER_AREA)
     )
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     faces = detect_faces(models, rgb)
@@ -314,22 +328,35 @@ def analyse_frame(
     lighting = 0.6 * _lighting(face_gray) + 0.4 * _lighting(gray_small)
     face_score = _face_visibility(main)
     composition = _composition(main)
-    quality = round(100 * (
-        WEIGHTS["sharpness"] * sharpness + WEIGHTS["lighting"] * lighting
-        + WEIGHTS["face"] * face_score + WEIGHTS["composition"] * composition
-    ))
+    quality = round(
+        100
+        * (
+            WEIGHTS["sharpness"] * sharpness
+            + WEIGHTS["lighting"] * lighting
+            + WEIGHTS["face"] * face_score
+            + WEIGHTS["composition"] * composition
+        )
+    )
     quality = max(0, min(100, quality))
     clear_shot = (
-        len(faces) == 1 and main.confidence >= CLEAR_SHOT_CONFIDENCE and not main.occluded
-        and main.box.inside_fraction() >= 0.99 and main.box.h >= CLEAR_SHOT_MIN_FACE_HEIGHT
+        len(faces) == 1
+        and main.confidence >= CLEAR_SHOT_CONFIDENCE
+        and not main.occluded
+        and main.box.inside_fraction() >= 0.99
+        and main.box.h >= CLEAR_SHOT_MIN_FACE_HEIGHT
         and main.box.w * fw >= CLEAR_SHOT_MIN_FACE_PIXELS
     )
     score = FrameScore(
-        seconds=round(seconds, 3), quality=quality,
-        sharpness_score=round(sharpness, 4), lighting_score=round(lighting, 4),
-        face_score=round(face_score, 4), composition_score=round(composition, 4),
+        seconds=round(seconds, 3),
+        quality=quality,
+        sharpness_score=round(sharpness, 4),
+        lighting_score=round(lighting, 4),
+        face_score=round(face_score, 4),
+        composition_score=round(composition, 4),
         dominant=quality > dominant_quality and clear_shot,
-        pose=main.pose, full_body=bool(full_body), occluded=bool(main.occluded),
+        pose=main.pose,
+        full_body=bool(full_body),
+        occluded=bool(main.occluded),
         detections=[_detection_dict(f, fw, fh) for f in sorted(faces, key=lambda f: -f.prominence)],
     )
     return FrameAnalysis(score, cv2.img_hash.pHash(gray_small))
@@ -338,8 +365,12 @@ def analyse_frame(
 def _detection_dict(face: Face, width: int, height: int) -> dict:
     b = face.box
     return {
-        "box": {"x": round(b.x * width), "y": round(b.y * height), "width": round(b.w * width),
-                "height": round(b.h * height)},
+        "box": {
+            "x": round(b.x * width),
+            "y": round(b.y * height),
+            "width": round(b.w * width),
+            "height": round(b.h * height),
+        },
         "box_relative": {"x": round(b.x, 4), "y": round(b.y, 4), "width": round(b.w, 4), "height": round(b.h, 4)},
         "confidence": round(face.confidence, 4),
         "landmarks": {name: [round(x * width), round(y * height)] for name, (x, y) in face.keypoints.items()},
@@ -354,6 +385,7 @@ def _detection_dict(face: Face, width: int, height: int) -> dict:
 
 
 # --- Selection -------------------------------------------------------------------------------
+
 
 def _hash_distance(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.unpackbits(np.bitwise_xor(a, b)).sum())
@@ -391,10 +423,11 @@ def select_candidates(best_first: list[FrameCandidate], *, top_n: int, min_quali
     passing = [frame for frame in best_first if frame.quality >= min_quality][:top_n]
     if passing:
         return passing
-    return [replace(frame, low_quality=True) for frame in best_first[:min(top_n, LOW_QUALITY_FALLBACK)]]
+    return [replace(frame, low_quality=True) for frame in best_first[: min(top_n, LOW_QUALITY_FALLBACK)]]
 
 
 # --- The clip --------------------------------------------------------------------------------
+
 
 def _dominant_quality_setting() -> int:
     from django.conf import settings

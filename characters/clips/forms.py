@@ -1,4 +1,5 @@
 """Page forms. They only collect input; the rules (video checks, slugs) live in services."""
+
 from django import forms
 from django.conf import settings
 

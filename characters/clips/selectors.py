@@ -1,4 +1,5 @@
 """Reads for stories, clips and candidate frames."""
+
 from datetime import datetime
 from typing import cast
 
@@ -64,7 +65,8 @@ def stale_clips(cutoffs: StaleCutoffs) -> QuerySet[Clip]:
     if cutoffs.unsent_before is not None:
         waiting = dict(
             Clip.objects.filter(_quiet_since(Clip.Status.UPLOADED, cutoffs.unsent_before))
-            .exclude(rule).values_list("pk", "extraction_task_id")
+            .exclude(rule)
+            .values_list("pk", "extraction_task_id")
         )
         missing = missing_messages(waiting.values()) or set()
         rule |= Q(pk__in=[pk for pk, task_id in waiting.items() if task_id in missing])

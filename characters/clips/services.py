@@ -1,5 +1,6 @@
 """Writes for stories, clips and candidate frames. Views, API views, admin actions, tasks and
 commands all call these; the rules live here once."""
+
 from __future__ import annotations
 
 import contextlib
@@ -94,7 +95,9 @@ def _refuse_upload_over_rate(uploader: UserType, *, count: bool) -> None:
     raise ServiceError(
         f"You have reached the upload limit of {limit} clips per {_PERIOD_NAMES.get(period, f'{period} s')}. "
         f"Try again in {when}.",
-        code="upload_rate_limited", status_code=429, retry_after=wait,
+        code="upload_rate_limited",
+        status_code=429,
+        retry_after=wait,
     )
 
 
@@ -115,7 +118,9 @@ def clip_create(*, story: Story, uploader: UserType, upload: File, source_url: s
             position = (story.clips.order_by("-position").values_list("position", flat=True).first() or 0) + 1
             token = _new_task_id()
             clip = Clip(
-                extraction_task_id=token, extraction_attempts=1, heartbeat_at=timezone.now(),
+                extraction_task_id=token,
+                extraction_attempts=1,
+                heartbeat_at=timezone.now(),
                 story=story,
                 uploader=uploader,
                 original_filename=original_name,
@@ -180,8 +185,13 @@ def _queue_extraction(clip_id: int, rows: QuerySet[Clip], *, attempts: int | Com
     The new token supersedes any message still around for the clip: only the task carrying it runs."""
     token = _new_task_id()
     updated = rows.filter(pk=clip_id).update(
-        status=Clip.Status.UPLOADED, progress=0, error_message="", extraction_task_id=token,
-        extraction_attempts=attempts, heartbeat_at=timezone.now(), extraction_finished_at=None,
+        status=Clip.Status.UPLOADED,
+        progress=0,
+        error_message="",
+        extraction_task_id=token,
+        extraction_attempts=attempts,
+        heartbeat_at=timezone.now(),
+        extraction_finished_at=None,
     )
     if updated:
         transaction.on_commit(lambda: _enqueue_extraction(clip_id, token), robust=True)
@@ -247,8 +257,11 @@ def clips_resume_stale(*, cutoffs: StaleCutoffs | None = None, clip_ids: Iterabl
     ):
         unchanged = Clip.objects.filter(pk=pk, status=status, extraction_task_id=token, heartbeat_at=heartbeat)
         if attempts >= settings.TASKS_MAX_ATTEMPTS:
-            if unchanged.update(status=Clip.Status.FAILED, error_message=interrupted_message(attempts),
-                                extraction_finished_at=timezone.now()):
+            if unchanged.update(
+                status=Clip.Status.FAILED,
+                error_message=interrupted_message(attempts),
+                extraction_finished_at=timezone.now(),
+            ):
                 logger.warning("Clip %s: extraction lost %s times, failed", pk, attempts)
                 outcome["failed"].append(pk)
         elif _queue_extraction(pk, unchanged, attempts=F("extraction_attempts") + 1):
@@ -275,7 +288,8 @@ def clip_keep_alive(*, clip_id: int, token: str = "") -> Iterator[None]:
 
 def _set_progress(clip_id: int, percent: int) -> None:
     Clip.objects.filter(pk=clip_id, status=Clip.Status.EXTRACTING).update(
-        progress=max(0, min(99, percent)), heartbeat_at=timezone.now()  # progress is a sign of life
+        progress=max(0, min(99, percent)),
+        heartbeat_at=timezone.now(),  # progress is a sign of life
     )
 
 
@@ -313,8 +327,13 @@ def clip_extract_frames(*, clip_id: int, token: str = "") -> Clip:
         rows = rows.filter(extraction_task_id=token, status__in=(Clip.Status.UPLOADED, Clip.Status.EXTRACTING))
     now = timezone.now()
     updated = rows.update(
-        status=Clip.Status.EXTRACTING, progress=0, error_message="", warning_message="",
-        extraction_started_at=now, extraction_finished_at=None, heartbeat_at=now,
+        status=Clip.Status.EXTRACTING,
+        progress=0,
+        error_message="",
+        warning_message="",
+        extraction_started_at=now,
+        extraction_finished_at=None,
+        heartbeat_at=now,
     )
     if not updated and token and Clip.objects.filter(pk=clip_id).exists():
         logger.info("Clip %s: task %s is superseded or done; nothing to do", clip_id, token)
@@ -368,12 +387,23 @@ def _store_result(clip: Clip, result: ExtractionResult) -> None:
         for rank, cand in enumerate(result.frames, start=1):
             h, w = cand.image.shape[:2]
             frame = CandidateFrame(
-                clip=clip, seconds=round(cand.seconds, 3), timestamp=format_timestamp(cand.seconds),
-                width=w, height=h, rank=rank, quality=cand.quality,
-                sharpness_score=cand.sharpness_score, lighting_score=cand.lighting_score,
-                face_score=cand.face_score, composition_score=cand.composition_score,
-                dominant=cand.dominant, pose=cand.pose, full_body=cand.full_body, occluded=cand.occluded,
-                low_quality=cand.low_quality, detections=cand.detections,
+                clip=clip,
+                seconds=round(cand.seconds, 3),
+                timestamp=format_timestamp(cand.seconds),
+                width=w,
+                height=h,
+                rank=rank,
+                quality=cand.quality,
+                sharpness_score=cand.sharpness_score,
+                lighting_score=cand.lighting_score,
+                face_score=cand.face_score,
+                composition_score=cand.composition_score,
+                dominant=cand.dominant,
+                pose=cand.pose,
+                full_body=cand.full_body,
+                occluded=cand.occluded,
+                low_quality=cand.low_quality,
+                detections=cand.detections,
             )
             stem = f"{int(cand.seconds * 1000):07d}ms"
             frame.image.save(f"{stem}.jpg", ContentFile(encode_jpeg(cand.image)), save=False)
@@ -391,10 +421,14 @@ def _store_result(clip: Clip, result: ExtractionResult) -> None:
             # Who is who: the clip's tracks join the story's character groups (story lock; see groups.services).
             clip_record_tracks(clip=clip, tracks=result.tracks, frames=new_frames)
             Clip.objects.filter(pk=clip.pk).update(
-                status=Clip.Status.READY, progress=100, frames_analysed=result.frames_analysed,
-                people_found=bool(result.frames), warning_message=result.warning,
+                status=Clip.Status.READY,
+                progress=100,
+                frames_analysed=result.frames_analysed,
+                people_found=bool(result.frames),
+                warning_message=result.warning,
                 last_frame=clip.last_frame.name if result.last_frame is not None else old_last_frame,
-                last_frame_seconds=result.last_frame_seconds, extraction_finished_at=timezone.now(),
+                last_frame_seconds=result.last_frame_seconds,
+                extraction_finished_at=timezone.now(),
             )
     except BaseException:
         storage = CandidateFrame._meta.get_field("image").storage

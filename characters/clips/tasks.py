@@ -1,4 +1,5 @@
 """Celery tasks: thin wrappers that take ids and call services."""
+
 import contextlib
 
 from celery import shared_task

@@ -1,4 +1,5 @@
 """Server-rendered pages for stories and clips. Thin: forms collect input, services act, selectors read."""
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -91,8 +92,9 @@ def _with_cover(characters) -> list:
     characters = list(characters)
     for character in characters:
         references = list(character.reference_images.all())
-        character.cover = next((r for r in references if r.kind == ReferenceImage.Kind.FACE_CLOSEUP),
-                               references[0] if references else None)
+        character.cover = next(
+            (r for r in references if r.kind == ReferenceImage.Kind.FACE_CLOSEUP), references[0] if references else None
+        )
     return characters
 
 
@@ -133,12 +135,24 @@ def quality_chart(frames, *, duration: float, width: int = 1000, height: int = 2
         x_centre = left + frame.seconds / span * plot_w
         bar_h = max(plot_h * frame.quality / 100, 1)
         x = min(max(x_centre - bar_w / 2, left), right - bar_w)
-        bars.append({"frame": frame, "x": round(x, 1), "y": round(bottom - bar_h, 1), "width": bar_w,
-                     "height": round(bar_h, 1)})
+        bars.append(
+            {"frame": frame, "x": round(x, 1), "y": round(bottom - bar_h, 1), "width": bar_w, "height": round(bar_h, 1)}
+        )
     step = next((s for s in (1, 2, 5, 10, 15, 30, 60) if span / s <= 10), 60)
-    x_ticks = [{"x": round(left + t / span * plot_w, 1), "label": f"{t // 60}:{t % 60:02d}"}
-               for t in range(0, int(span) + 1, step)]
+    x_ticks = [
+        {"x": round(left + t / span * plot_w, 1), "label": f"{t // 60}:{t % 60:02d}"}
+        for t in range(0, int(span) + 1, step)
+    ]
     y_ticks = [{"y": round(bottom - plot_h * v / 100, 1), "value": v} for v in (0, 25, 50, 75, 100)]
-    return {"width": width, "height": height, "left": left, "right": right, "bottom": bottom,
-            "y_label_x": left - 6, "axis_label_y": height - 8, "bars": bars, "x_ticks": x_ticks,
-            "y_ticks": y_ticks}
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": right,
+        "bottom": bottom,
+        "y_label_x": left - 6,
+        "axis_label_y": height - 8,
+        "bars": bars,
+        "x_ticks": x_ticks,
+        "y_ticks": y_ticks,
+    }

@@ -1,4 +1,5 @@
 """Admin for canonical characters: references, palette preview, corrections through the DNA service."""
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
@@ -35,8 +36,14 @@ def palette_html(palette: dict) -> str:
 class CharacterForm(forms.ModelForm):
     class Meta:
         model = Character
-        fields = ["name", "render_style", "submitted_description", "color_palette", "locked_features",
-                  "allow_licensing"]
+        fields = [
+            "name",
+            "render_style",
+            "submitted_description",
+            "color_palette",
+            "locked_features",
+            "allow_licensing",
+        ]
         labels = {"submitted_description": "Designer's words (the style description is built from these)"}
 
     def clean(self):
@@ -55,14 +62,35 @@ class CharacterForm(forms.ModelForm):
 @admin.register(Character)
 class CharacterAdmin(admin.ModelAdmin):
     form = CharacterForm
-    list_display = ("name", "character_id", "story", "status", "face", "palette", "total_votes", "clips_used",
-                    "allow_licensing")
+    list_display = (
+        "name",
+        "character_id",
+        "story",
+        "status",
+        "face",
+        "palette",
+        "total_votes",
+        "clips_used",
+        "allow_licensing",
+    )
     list_filter = ("status", "allow_licensing")
     search_fields = ("name", "character_id", "story__title")
     list_select_related = ("story",)
-    readonly_fields = ("character_id", "style_description", "story", "status", "creator", "total_votes", "clips_used",
-                       "created_from_clip",
-                       "origin_submission_id", "lock_error", "palette", "sheet", "dna_file")
+    readonly_fields = (
+        "character_id",
+        "style_description",
+        "story",
+        "status",
+        "creator",
+        "total_votes",
+        "clips_used",
+        "created_from_clip",
+        "origin_submission_id",
+        "lock_error",
+        "palette",
+        "sheet",
+        "dna_file",
+    )
     inlines = [ReferenceImageInline]
     actions = ["relock", "archive"]
 

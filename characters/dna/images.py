@@ -3,6 +3,7 @@
 Pure functions over decoded images and the extraction pipeline's detections, so the lock
 service, the admin and the tests share them. Nothing here touches the database.
 """
+
 from __future__ import annotations
 
 import io
@@ -26,6 +27,7 @@ REFERENCE_MIN_SIDE = 512
 
 
 # --- Frames in ----------------------------------------------------------------------------------
+
 
 @dataclass
 class FrameInput:
@@ -57,8 +59,44 @@ class ReferenceShot:
 COVERAGES = ("full_body", "upper_body", "head_and_shoulders", "face")
 REGIONS = ("skin", "hair", "clothing_primary", "clothing_secondary")
 # Face mesh points of the face oval, in order around the face (MediaPipe's FACEMESH_FACE_OVAL).
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
-             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+FACE_OVAL = (
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+)
 _EYE_CORNERS = (33, 263)
 _NOSE_TIP = 1
 _POSE_NOSE, _SHOULDERS, _HIPS, _ANKLES = 0, (11, 12), (23, 24), (27, 28)
@@ -94,9 +132,7 @@ def person_mask(image: np.ndarray) -> np.ndarray:
     if segmenter is None:
         import mediapipe as mp
 
-        segmenter = _segmenter_local.segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(
-            model_selection=0
-        )
+        segmenter = _segmenter_local.segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
     result = segmenter.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     return result.segmentation_mask > 0.5
 
@@ -117,7 +153,7 @@ def _subject_window(image: np.ndarray, face: dict, several: bool) -> tuple[np.nd
 def cut_by_bottom_edge(person: np.ndarray) -> bool:
     """The person runs off the bottom of the picture (legs cut), whatever the pose model guessed."""
     h = person.shape[0]
-    return bool(person[h - max(2, h // 100):].mean() > 0.01)
+    return bool(person[h - max(2, h // 100) :].mean() > 0.01)
 
 
 def coverage_from_pose(landmarks, person: np.ndarray | None = None) -> str:
@@ -219,8 +255,9 @@ def _dominant_of(pixels: np.ndarray, k: int) -> list[tuple[np.ndarray, float]]:
     k = min(k, len(pixels))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
     cv2.setRNGSeed(0)
-    _, labels, centres = cv2.kmeans(np.ascontiguousarray(pixels, dtype=np.float32), k, None, criteria, 3,
-                                    cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]  # bestLabels=None is allowed; the stubs want an array
+    _, labels, centres = cv2.kmeans(
+        np.ascontiguousarray(pixels, dtype=np.float32), k, None, criteria, 3, cv2.KMEANS_PP_CENTERS
+    )  # type: ignore[call-overload]  # bestLabels=None is allowed; the stubs want an array
     shares = np.bincount(labels.ravel(), minlength=k) / len(labels)
     order = np.argsort(-shares)
     return [(centres[i], float(shares[i])) for i in order]
@@ -262,8 +299,13 @@ def measure_regions(views: list[SubjectView]) -> dict[str, dict]:
         if not pools:
             continue
         centre, share = _dominant_of(np.concatenate(pools), _CLUSTERS[role])[0]
-        measured[role] = {"color": _lab8_to_hex(centre), "pixels": round(share * total), "region_pixels": total,
-                          "share": round(share, 3), "frames": frames}
+        measured[role] = {
+            "color": _lab8_to_hex(centre),
+            "pixels": round(share * total),
+            "region_pixels": total,
+            "share": round(share, 3),
+            "frames": frames,
+        }
     primary, secondary = measured.get("clothing_primary"), measured.get("clothing_secondary")
     if secondary and (not primary or delta_e(primary["color"], secondary["color"]) < SECONDARY_MIN_DELTA_E):
         del measured["clothing_secondary"]
@@ -312,8 +354,11 @@ def render_statistics(image: np.ndarray, mask: np.ndarray | None = None) -> dict
     counts = np.sort(np.bincount(codes))[::-1]
     colours = int(np.searchsorted(np.cumsum(counts), 0.9 * counts.sum()) + 1)
     residual = np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))
-    return {"flat_share": round(flat_share, 3), "colours": colours,
-            "fine_texture": round(float(np.median(residual[mask])), 3)}
+    return {
+        "flat_share": round(flat_share, 3),
+        "colours": colours,
+        "fine_texture": round(float(np.median(residual[mask])), 3),
+    }
 
 
 FLAT_RANGE = 3  # grey levels; video and JPEG coding leave flat fills within this
@@ -342,6 +387,7 @@ def measure_render_style(views: list[SubjectView]) -> dict:
 
 
 # --- Reference shots ----------------------------------------------------------------------------
+
 
 def _crop_around_face(image: np.ndarray, face: dict, scale: float, drop: float = 0.15) -> np.ndarray:
     """A square crop centred a little below the face centre (to keep the chin and shoulders)."""
@@ -374,10 +420,13 @@ def categorise(frames: list[FrameInput], coverage: dict[int, str]) -> list[Refer
         raise ValueError("No frames to build references from.")
     with_face = [f for f in frames if f.face]
     by_quality = sorted(frames, key=lambda f: -f.quality)
-    widest = sorted(by_quality, key=lambda f: (
-        _WIDER[coverage.get(f.key, "face" if f.face else "head_and_shoulders")],
-        f.face["coverage"] if f.face else 1.0,
-    ))[0]
+    widest = sorted(
+        by_quality,
+        key=lambda f: (
+            _WIDER[coverage.get(f.key, "face" if f.face else "head_and_shoulders")],
+            f.face["coverage"] if f.face else 1.0,
+        ),
+    )[0]
     shots = [ReferenceShot("full_body", widest.key, widest.image, coverage.get(widest.key, "head_and_shoulders"))]
     frontal = [f for f in by_quality if f.face and f.pose == "frontal" and f.face["confidence"] >= 0.9]
     close_source = (frontal or with_face)[:1]
@@ -390,7 +439,9 @@ def categorise(frames: list[FrameInput], coverage: dict[int, str]) -> list[Refer
         shots.append(ReferenceShot("side_profile", f.key, _crop_around_face(f.image, f.face, 2.6), "face"))  # type: ignore[arg-type]  # picked with a face
     return shots
 
+
 # --- Colour maths and names ---------------------------------------------------------------------
+
 
 def hex_to_rgb(value: str) -> tuple[int, int, int]:
     value = value.lstrip("#")
@@ -419,15 +470,39 @@ def delta_e(a: str, b: str) -> float:
 
 
 HAIR_NAMES = {
-    "black": "#1C1A1A", "dark brown": "#3B2A20", "brown": "#6A4E3A", "light brown": "#9C7A5A",
-    "auburn": "#7E3A24", "red": "#A5462A", "strawberry blonde": "#C58F5E", "blonde": "#D8B87A",
-    "platinum blonde": "#E8DEC8", "grey": "#8E8C8A", "white": "#EDEBE8",
+    "black": "#1C1A1A",
+    "dark brown": "#3B2A20",
+    "brown": "#6A4E3A",
+    "light brown": "#9C7A5A",
+    "auburn": "#7E3A24",
+    "red": "#A5462A",
+    "strawberry blonde": "#C58F5E",
+    "blonde": "#D8B87A",
+    "platinum blonde": "#E8DEC8",
+    "grey": "#8E8C8A",
+    "white": "#EDEBE8",
 }
 COLOUR_NAMES = {
-    "black": "#151515", "charcoal": "#3A3A3A", "grey": "#8A8A8A", "white": "#F2F2F2", "navy blue": "#1F2A5A",
-    "blue": "#2F5FBF", "light blue": "#8DB8E8", "teal": "#1F7F7F", "green": "#2F8F3F", "olive": "#6B6B2F",
-    "yellow": "#E8D040", "gold": "#C9A23A", "orange": "#E06A20", "red": "#C0282A", "burgundy": "#6A1A2A",
-    "pink": "#E890B0", "purple": "#6A3A9A", "brown": "#6A4A2A", "tan": "#C8A47A", "beige": "#E0D0B0",
+    "black": "#151515",
+    "charcoal": "#3A3A3A",
+    "grey": "#8A8A8A",
+    "white": "#F2F2F2",
+    "navy blue": "#1F2A5A",
+    "blue": "#2F5FBF",
+    "light blue": "#8DB8E8",
+    "teal": "#1F7F7F",
+    "green": "#2F8F3F",
+    "olive": "#6B6B2F",
+    "yellow": "#E8D040",
+    "gold": "#C9A23A",
+    "orange": "#E06A20",
+    "red": "#C0282A",
+    "burgundy": "#6A1A2A",
+    "pink": "#E890B0",
+    "purple": "#6A3A9A",
+    "brown": "#6A4A2A",
+    "tan": "#C8A47A",
+    "beige": "#E0D0B0",
 }
 
 
@@ -437,6 +512,7 @@ def nearest_name(value: str, names: dict[str, str]) -> str:
 
 # --- Words ------------------------------------------------------------------------------------
 
+
 def character_id_for(name: str, suffix: str) -> str:
     """A slug of `^[a-z0-9_]+$`: accents folded, anything else dropped, never empty."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
@@ -444,8 +520,16 @@ def character_id_for(name: str, suffix: str) -> str:
     return f"{base}_{suffix}"
 
 
-SKIN_TONES = {"very fair": "#F3DCCB", "fair": "#E8C4A8", "light": "#D9AE8C", "medium": "#C18E6C",
-              "tan": "#A8734E", "brown": "#7F5238", "dark brown": "#5A3726", "deep": "#3D261B"}
+SKIN_TONES = {
+    "very fair": "#F3DCCB",
+    "fair": "#E8C4A8",
+    "light": "#D9AE8C",
+    "medium": "#C18E6C",
+    "tan": "#A8734E",
+    "brown": "#7F5238",
+    "dark brown": "#5A3726",
+    "deep": "#3D261B",
+}
 MAX_FEATURE_CHARS = 100
 
 
@@ -540,7 +624,9 @@ def compose_style(description: str, features: list[dict], render_style: str) -> 
         text = text[: max(0, room - 1)].rsplit(" ", 1)[0] + "…"
     return (text + tail).lstrip(". ")[:MAX_STYLE_CHARS]
 
+
 # --- dna.json -----------------------------------------------------------------------------------
+
 
 @cache
 def dna_schema() -> dict:
@@ -556,12 +642,17 @@ def validate_dna(document: dict) -> list[str]:
 
 # --- Model sheet --------------------------------------------------------------------------------
 
+
 def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
 def render_model_sheet(
-    *, name: str, character_id: str, shots: list[tuple[str, Image.Image]], palette: dict[str, str],
+    *,
+    name: str,
+    character_id: str,
+    shots: list[tuple[str, Image.Image]],
+    palette: dict[str, str],
     features: list[str],
 ) -> bytes:
     """One PNG an artist can pin up: references side by side, palette swatches, locked features."""

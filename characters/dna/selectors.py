@@ -1,4 +1,5 @@
 """Reads for canonical characters."""
+
 from django.db.models import Prefetch, QuerySet
 
 from characters.models import Character, ReferenceImage, Story

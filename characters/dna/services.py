@@ -3,6 +3,7 @@
 The voting app calls `character_lock` when a vote declares a winner (through a Celery task), and
 the admin lock endpoint calls the same function; it is idempotent on the winning submission.
 """
+
 from __future__ import annotations
 
 import json
@@ -120,7 +121,8 @@ def _check(character: Character, status_code: int = 422) -> dict:
     errors = images.validate_dna(document)
     if errors:
         raise InvalidDNA(
-            "The Character DNA does not match its schema: " + "; ".join(errors), details={"errors": errors},
+            "The Character DNA does not match its schema: " + "; ".join(errors),
+            details={"errors": errors},
             status_code=status_code,
         )
     return document
@@ -135,8 +137,11 @@ def _sheet_bytes(character: Character) -> bytes:
             label = ref.kind if ref.coverage in ("", "face", ref.kind) else f"{ref.kind} ({ref.coverage})"
             shots.append((label, Image.open(fh).convert("RGB")))
     return images.render_model_sheet(
-        name=character.name, character_id=character.character_id, shots=shots,
-        palette=character.color_palette, features=character.locked_features,
+        name=character.name,
+        character_id=character.character_id,
+        shots=shots,
+        palette=character.color_palette,
+        features=character.locked_features,
     )
 
 
@@ -213,8 +218,16 @@ def character_lock(
         character = Character.objects.create(character_id=_unique_character_id(name), name=name, story=story)
 
     try:
-        return _build_dna(character, name, frames, creator, votes, description, render_style,
-                          images.clean_stated_features(features_to_keep))
+        return _build_dna(
+            character,
+            name,
+            frames,
+            creator,
+            votes,
+            description,
+            render_style,
+            images.clean_stated_features(features_to_keep),
+        )
     except Exception as exc:
         # The build rolled back; keep the reason on the character so admins see why it is not canonical.
         reason = exc.message if isinstance(exc, ServiceError) else f"Locking failed: {exc}"
@@ -225,9 +238,14 @@ def character_lock(
 
 
 def _build_dna(
-    character: Character, name: str, frames: list[CandidateFrame], creator: UserType | None, votes: int,
+    character: Character,
+    name: str,
+    frames: list[CandidateFrame],
+    creator: UserType | None,
+    votes: int,
     description: str,
-    render_style: str = "", features_to_keep: list[str] | None = None,
+    render_style: str = "",
+    features_to_keep: list[str] | None = None,
 ) -> Character:
     if render_style and render_style not in images.RENDER_STYLES:
         raise ServiceError(f"Unknown render style '{render_style}'.", code="invalid_render_style")
@@ -267,8 +285,14 @@ def _build_dna(
             old.delete()
         for shot in shots:
             h, w = shot.image.shape[:2]
-            ref = ReferenceImage(character=character, kind=shot.kind, width=w, height=h, source_frame_id=shot.frame_key,
-                                 coverage=shot.coverage)
+            ref = ReferenceImage(
+                character=character,
+                kind=shot.kind,
+                width=w,
+                height=h,
+                source_frame_id=shot.frame_key,
+                coverage=shot.coverage,
+            )
             jpeg = encode_jpeg(shot.image, quality=REFERENCE_JPEG_QUALITY)
             ref.image.name = _overwrite(f"characters/{character.character_id}/{shot.kind}.jpg", jpeg)
             ref.save()
@@ -281,10 +305,17 @@ def _build_dna(
 
 
 def character_update(
-    *, character: Character, user: AnyUser | None, color_palette: dict | None = None,
-    style_description: str | None = None, locked_features: list[str] | None = None, name: str | None = None,
+    *,
+    character: Character,
+    user: AnyUser | None,
+    color_palette: dict | None = None,
+    style_description: str | None = None,
+    locked_features: list[str] | None = None,
+    name: str | None = None,
     render_style: str | None = None,
-    allow_licensing: bool | None = None, status: str | None = None, clips_used_delta: int = 0,
+    allow_licensing: bool | None = None,
+    status: str | None = None,
+    clips_used_delta: int = 0,
     system: bool = False,
 ) -> Character:
     """Every change to a character, in one step: the row is locked, the change applied, the text that
@@ -297,8 +328,9 @@ def character_update(
     A palette role an admin sets becomes a stated fact; features an admin lists that are not the
     measured ones are stated; a measured feature left out of the list stays out.
     """
-    dna_change = any(v is not None for v in (color_palette, style_description, locked_features, name, render_style,
-                                             status))
+    dna_change = any(
+        v is not None for v in (color_palette, style_description, locked_features, name, render_style, status)
+    )
     if not system:
         if user is None or not user.is_authenticated:
             raise ServiceError("Log in to change a character.", code="forbidden", status_code=403)
@@ -318,8 +350,11 @@ def character_update(
         if render_style is not None:
             if render_style not in ("", *images.RENDER_STYLES):
                 choices = ", ".join(images.RENDER_STYLES)
-                raise InvalidDNA(f"Unknown render style '{render_style}'; use one of {choices}.",
-                                 code="invalid_render_style", status_code=400)
+                raise InvalidDNA(
+                    f"Unknown render style '{render_style}'; use one of {choices}.",
+                    code="invalid_render_style",
+                    status_code=400,
+                )
             suggestion = (character.measured.get("render_style") or {}).get("suggestion", "")
             character.render_style = render_style or suggestion
             character.render_style_source = "stated" if render_style else ("measured" if suggestion else "")
@@ -328,8 +363,11 @@ def character_update(
             bad = [role for role, value in palette.items() if not re.fullmatch(HEX_PATTERN, value)]
             if bad:
                 raise InvalidDNA(
-                    "That edit would break the Character DNA: color_palette/" + ", color_palette/".join(bad)
-                    + " must be #RRGGBB colours.", details={"errors": bad}, status_code=400,
+                    "That edit would break the Character DNA: color_palette/"
+                    + ", color_palette/".join(bad)
+                    + " must be #RRGGBB colours.",
+                    details={"errors": bad},
+                    status_code=400,
                 )
             measured = images.palette_from((character.measured or {}).get("regions", {}))
             character.palette_sources = {
@@ -347,8 +385,11 @@ def character_update(
             measured_now = {r["feature"].lower(): r for r in images.measured_features(character.color_palette)}
             records = [measured_now.get(f.lower()) or {"feature": f, "source": "stated", "key": ""} for f in listed]
             kept_keys = {r["key"] for r in records if r["source"] == "measured"}
-            records += [{"feature": r["feature"], "source": "dropped", "key": r["key"]}
-                        for r in measured_now.values() if r["key"] not in kept_keys]
+            records += [
+                {"feature": r["feature"], "source": "dropped", "key": r["key"]}
+                for r in measured_now.values()
+                if r["key"] not in kept_keys
+            ]
             character.feature_sources = records
         if status is not None:
             character.status = status
@@ -371,15 +412,23 @@ def character_update(
 
 
 def character_update_dna(
-    *, character: Character, user: AnyUser | None, color_palette: dict | None = None,
+    *,
+    character: Character,
+    user: AnyUser | None,
+    color_palette: dict | None = None,
     style_description: str | None = None,
     locked_features: list[str] | None = None,
 ) -> Character:
     """An admin corrects the palette, style description or locked features (see character_update)."""
     if user is None or not user.is_staff:
         raise ServiceError("Only admins can correct a Character DNA.", code="forbidden", status_code=403)
-    return character_update(character=character, user=user, color_palette=color_palette,
-                            style_description=style_description, locked_features=locked_features)
+    return character_update(
+        character=character,
+        user=user,
+        color_palette=color_palette,
+        style_description=style_description,
+        locked_features=locked_features,
+    )
 
 
 def character_archive(*, character: Character, user: AnyUser | None) -> Character:
@@ -402,7 +451,12 @@ def character_relock(*, character: Character, user: AnyUser | None) -> Character
         raise ServiceError("This character has no source frames left to rebuild from.", code="no_frames")
     Character.objects.filter(pk=character.pk).update(status=Character.Status.CANDIDATE)
     return _build_dna(
-        character, character.name, frames, character.creator, character.total_votes, character.submitted_description,
+        character,
+        character.name,
+        frames,
+        character.creator,
+        character.total_votes,
+        character.submitted_description,
         character.render_style if character.render_style_source == "stated" else "",
     )
 

@@ -9,7 +9,5 @@ urlpatterns = [
         character_views.character_reference,
         name="character-reference",
     ),
-    path(
-        "characters/<slug:character_id>/files/<str:which>", character_views.character_file, name="character-file"
-    ),
+    path("characters/<slug:character_id>/files/<str:which>", character_views.character_file, name="character-file"),
 ]

@@ -1,4 +1,5 @@
 """Pages for canonical characters: the character sheet page and its files."""
+
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -23,12 +24,16 @@ def character_detail(request, character_id):
     references = list(character.reference_images.all())
     for ref in references:
         ref.get_coverage_label = ref.coverage.replace("_", " ")
-    return render(request, "characters/character_detail.html", {
-        "character": character,
-        "references": references,
-        "palette": palette,
-        "features": features,
-    })
+    return render(
+        request,
+        "characters/character_detail.html",
+        {
+            "character": character,
+            "references": references,
+            "palette": palette,
+            "features": features,
+        },
+    )
 
 
 def character_reference(request, character_id, kind):

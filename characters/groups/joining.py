@@ -1,4 +1,5 @@
 """The joining rule for character groups, pure (no database): services.py and bench/identity.py use it."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Reads of character groups: the story's characters with their best frames, clips and screen time."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,8 +64,10 @@ def story_group_views(story: Story, *, clip_id: int | None = None) -> list[Group
     if not groups:
         return []
     views = {group.pk: GroupView(group) for group in groups}
-    appearances = Appearance.objects.filter(group__story=story).select_related("clip").order_by(
-        "clip__position", "clip__created_at", "start_seconds"
+    appearances = (
+        Appearance.objects.filter(group__story=story)
+        .select_related("clip")
+        .order_by("clip__position", "clip__created_at", "start_seconds")
     )
     for appearance in appearances:
         view = views[appearance.group_id]  # type: ignore[index]  # the query keeps grouped appearances only
@@ -81,10 +84,14 @@ def story_group_views(story: Story, *, clip_id: int | None = None) -> list[Group
             group_id = detection.get("group_id")
             if group_id in views and group_id not in seen:  # one entry per frame: its biggest face of the group
                 seen.add(group_id)
-                views[group_id].frames.append(GroupFrame(
-                    frame=frame, appearance_id=detection.get("appearance_id"), box=detection["box"],
-                    pose=detection.get("pose") or frame.pose,
-                ))
+                views[group_id].frames.append(
+                    GroupFrame(
+                        frame=frame,
+                        appearance_id=detection.get("appearance_id"),
+                        box=detection["box"],
+                        pose=detection.get("pose") or frame.pose,
+                    )
+                )
     result = list(views.values())
     if clip_id is not None:
         result = [view for view in result if clip_id in view.seconds_by_clip]

@@ -26,6 +26,7 @@ Marks (`mark_create`, `mark_run`: characters that are not faces)
     `mark_id`, `appearance_id` and `group_id`. Re-running a mark replaces what it wrote; a clip's
     re-extraction keeps marked appearances (its candidate frames, marked ones too, are replaced).
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,7 +80,9 @@ def _require_editor(user: AnyUser | None, story: Story, *, doing: str = "rename,
     """The user, when they may edit the story's characters (can_edit_groups); else 403."""
     if not can_edit_groups(user, story):
         raise ServiceError(
-            f"Only contributors of this story can {doing} its characters.", code="forbidden", status_code=403,
+            f"Only contributors of this story can {doing} its characters.",
+            code="forbidden",
+            status_code=403,
         )
     return cast("UserType", user)
 
@@ -110,7 +113,9 @@ class _Joining:
         key = self.index.match(appearance.descriptor, _span(appearance))
         if key is None:
             group = CharacterGroup.objects.create(
-                story=self.story, number=self.next_number, label=group_label_for(self.next_number),
+                story=self.story,
+                number=self.next_number,
+                label=group_label_for(self.next_number),
                 kind=CharacterGroup.Kind.FACE,
             )
             self.next_number += 1
@@ -138,16 +143,25 @@ def clip_record_tracks(*, clip: Clip, tracks: Sequence, frames: Iterable[Candida
             for detection in frame.detections:
                 if "track" in detection:
                     best_frame.setdefault(detection["track"], frame)
-        appearances = Appearance.objects.bulk_create([
-            Appearance(
-                clip=clip, shot_index=track.shot_index, track_index=track.index, descriptor=track.descriptor,
-                start_seconds=round(track.start_seconds, 3), end_seconds=round(track.end_seconds, 3),
-                samples=track.samples, best_seconds=round(track.best_seconds, 3),
-                best_frame=best_frame.get(track.index), box=track.best_box, pose=track.best_pose,
-                quality=round(max(0.0, track.best_quality), 4),
-            )
-            for track in tracks
-        ])
+        appearances = Appearance.objects.bulk_create(
+            [
+                Appearance(
+                    clip=clip,
+                    shot_index=track.shot_index,
+                    track_index=track.index,
+                    descriptor=track.descriptor,
+                    start_seconds=round(track.start_seconds, 3),
+                    end_seconds=round(track.end_seconds, 3),
+                    samples=track.samples,
+                    best_seconds=round(track.best_seconds, 3),
+                    best_frame=best_frame.get(track.index),
+                    box=track.best_box,
+                    pose=track.best_pose,
+                    quality=round(max(0.0, track.best_quality), 4),
+                )
+                for track in tracks
+            ]
+        )
         if touched:
             _refresh_groups(touched)  # before joining: the old tracks' descriptors are gone from the centroids
         joining = _Joining(clip.story)
@@ -275,7 +289,8 @@ def group_split(*, group: CharacterGroup, appearance_ids: object, user: AnyUser 
         if foreign:
             raise ServiceError(
                 f"Appearance(s) {', '.join(map(str, foreign))} are not in “{group.label}”.",
-                code="appearance_of_another_group", details={"appearance_ids": foreign},
+                code="appearance_of_another_group",
+                details={"appearance_ids": foreign},
             )
         if wanted == mine:
             raise ServiceError(
@@ -311,13 +326,18 @@ def _parse_box(box: object, clip: Clip) -> dict:
     except (TypeError, KeyError, ValueError):
         raise ServiceError("box needs integer x, y, width and height.", code="invalid_box") from None
     if parsed["width"] < MARK_MIN_SIDE or parsed["height"] < MARK_MIN_SIDE:
-        raise ServiceError(f"The box must be at least {MARK_MIN_SIDE} px wide and high.", code="invalid_box",
-                           details={"box": parsed})
-    if parsed["x"] < 0 or parsed["y"] < 0 or parsed["x"] + parsed["width"] > clip.width or (
-        parsed["y"] + parsed["height"] > clip.height
+        raise ServiceError(
+            f"The box must be at least {MARK_MIN_SIDE} px wide and high.", code="invalid_box", details={"box": parsed}
+        )
+    if (
+        parsed["x"] < 0
+        or parsed["y"] < 0
+        or parsed["x"] + parsed["width"] > clip.width
+        or (parsed["y"] + parsed["height"] > clip.height)
     ):
         raise ServiceError(
-            f"The box must lie inside the frame ({clip.width} x {clip.height} px).", code="invalid_box",
+            f"The box must lie inside the frame ({clip.width} x {clip.height} px).",
+            code="invalid_box",
             details={"box": parsed, "frame": {"width": clip.width, "height": clip.height}},
         )
     return parsed
@@ -329,22 +349,27 @@ def _enqueue_mark(mark_id: int) -> None:
     follow_mark.delay(mark_id)
 
 
-def mark_create(*, clip: Clip, user: AnyUser | None, seconds: object, box: object, label: object = "",
-                group_id: object = None) -> Mark:
+def mark_create(
+    *, clip: Clip, user: AnyUser | None, seconds: object, box: object, label: object = "", group_id: object = None
+) -> Mark:
     """Mark a character that is not a face: a box on the clip's frame at `seconds`. Feeds a new marked group,
     or the marked group `group_id`; the following and finding run in a task (202 at the API)."""
     story = clip.story
     user = _require_editor(user, story, doing="mark")
     if clip.status != Clip.Status.READY or not clip.width or not clip.height:
-        raise ServiceError("The clip's extraction has to finish before a character can be marked in it.",
-                           code="clip_not_ready", status_code=409)
+        raise ServiceError(
+            "The clip's extraction has to finish before a character can be marked in it.",
+            code="clip_not_ready",
+            status_code=409,
+        )
     try:
         at = float(seconds)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ServiceError("seconds must be a number.", code="invalid_seconds") from None
     if not 0 <= at <= clip.duration_seconds:
-        raise ServiceError(f"seconds must be between 0 and the clip's {clip.duration_seconds:.2f} s.",
-                           code="invalid_seconds")
+        raise ServiceError(
+            f"seconds must be between 0 and the clip's {clip.duration_seconds:.2f} s.", code="invalid_seconds"
+        )
     parsed = _parse_box(box, clip)
     label = (label if isinstance(label, str) else "").strip()
     max_length = CharacterGroup._meta.get_field("label").max_length or 100
@@ -416,7 +441,7 @@ def mark_run(*, mark_id: int) -> Mark | None:
                 if sighting.marked or sighting.inside >= MARK_MIN_INSIDE_FOR_FRAME:
                     scored.append((scores, sighting, frame))
                     scored.sort(key=lambda item: (not item[1].marked, -item[0]["quality"]))
-                    del scored[MARK_BEST_FRAMES + 1:]  # the marked frame and the best few others
+                    del scored[MARK_BEST_FRAMES + 1 :]  # the marked frame and the best few others
         finally:
             if is_temp:
                 path.unlink(missing_ok=True)
@@ -424,7 +449,8 @@ def mark_run(*, mark_id: int) -> Mark | None:
         kept = sorted(scored, key=lambda item: -item[0]["quality"])[:MARK_BEST_FRAMES]
         progress(35)
         others = list(
-            Clip.objects.filter(story_id=mark.clip.story_id, status=Clip.Status.READY).exclude(pk=mark.clip_id)
+            Clip.objects.filter(story_id=mark.clip.story_id, status=Clip.Status.READY)
+            .exclude(pk=mark.clip_id)
             .order_by("position", "created_at")[:MARK_MAX_CLIPS_SEARCHED]
         )
         found: list[tuple[Clip, marking.FindResult]] = []
@@ -450,9 +476,17 @@ def mark_run(*, mark_id: int) -> Mark | None:
 
 def _mark_detection(mark: Mark, box: dict, width: int, height: int) -> dict:
     return {
-        "box": box, "source": MARK_SOURCE, "mark_id": mark.pk, "group_id": mark.group_id, "appearance_id": None,
-        "box_relative": {"x": round(box["x"] / width, 4), "y": round(box["y"] / height, 4),
-                         "width": round(box["width"] / width, 4), "height": round(box["height"] / height, 4)},
+        "box": box,
+        "source": MARK_SOURCE,
+        "mark_id": mark.pk,
+        "group_id": mark.group_id,
+        "appearance_id": None,
+        "box_relative": {
+            "x": round(box["x"] / width, 4),
+            "y": round(box["y"] / height, 4),
+            "width": round(box["width"] / width, 4),
+            "height": round(box["height"] / height, 4),
+        },
         "inside_frame": round(marking.inside_fraction(box, width, height), 4),
         "confidence": 0.0,  # no detector saw it: never taken for a face by face rules
     }
@@ -470,17 +504,25 @@ def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: l
     def new_frame(clip: Clip, sighting: marking.Sighting, image: np.ndarray, scores: dict) -> None:
         h, w = image.shape[:2]
         frame = CandidateFrame(
-            clip=clip, seconds=round(sighting.seconds, 3), timestamp=format_timestamp(sighting.seconds),
-            width=w, height=h, quality=scores["quality"], sharpness_score=scores["sharpness_score"],
-            lighting_score=scores["lighting_score"], face_score=scores["face_score"],
-            composition_score=scores["composition_score"], full_body=True,
+            clip=clip,
+            seconds=round(sighting.seconds, 3),
+            timestamp=format_timestamp(sighting.seconds),
+            width=w,
+            height=h,
+            quality=scores["quality"],
+            sharpness_score=scores["sharpness_score"],
+            lighting_score=scores["lighting_score"],
+            face_score=scores["face_score"],
+            composition_score=scores["composition_score"],
+            full_body=True,
             detections=[_mark_detection(mark, sighting.box, w, h)],
         )
         stem = f"mark{mark.pk}_{int(sighting.seconds * 1000):07d}ms"
         frame.image.save(f"{stem}.jpg", ContentFile(encode_jpeg(image)), save=False)
         stored.append(frame.image.name)
-        frame.thumbnail.save(f"{stem}_thumb.jpg", ContentFile(encode_jpeg(image, max_side=THUMBNAIL_MAX_SIDE)),
-                             save=False)
+        frame.thumbnail.save(
+            f"{stem}_thumb.jpg", ContentFile(encode_jpeg(image, max_side=THUMBNAIL_MAX_SIDE)), save=False
+        )
         stored.append(frame.thumbnail.name)
         frames.append((frame, clip.pk, round(sighting.seconds, 3)))
 
@@ -495,15 +537,20 @@ def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: l
             _lock_story(mark.clip.story_id)
             mark = Mark.objects.select_for_update().get(pk=mark.pk)
             if mark.group_id is None:  # its group was emptied and deleted meanwhile: start a new one
-                number = (CharacterGroup.objects.filter(story_id=mark.clip.story_id)
-                          .aggregate(n=Max("number"))["n"] or 0) + 1
+                number = (
+                    CharacterGroup.objects.filter(story_id=mark.clip.story_id).aggregate(n=Max("number"))["n"] or 0
+                ) + 1
                 mark.group = CharacterGroup.objects.create(
-                    story_id=mark.clip.story_id, number=number, label=group_label_for(number),
+                    story_id=mark.clip.story_id,
+                    number=number,
+                    label=group_label_for(number),
                     kind=CharacterGroup.Kind.MARKED,
                 )
-            old_frames = list(CandidateFrame.objects.filter(
-                clip__story_id=mark.clip.story_id, detections__contains=[{"mark_id": mark.pk}]
-            ))
+            old_frames = list(
+                CandidateFrame.objects.filter(
+                    clip__story_id=mark.clip.story_id, detections__contains=[{"mark_id": mark.pk}]
+                )
+            )
             Appearance.objects.filter(mark=mark).delete()
             CandidateFrame.objects.filter(pk__in=[f.pk for f in old_frames]).delete()
             # What other marks of the group already hold is not taken twice (half a sampling interval apart).
@@ -512,7 +559,8 @@ def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: l
             last_rank = {
                 row["clip_id"]: row["n"] or 0
                 for row in CandidateFrame.objects.filter(clip_id__in={c for _, c, _ in frames})
-                .values("clip_id").annotate(n=Max("rank"))
+                .values("clip_id")
+                .annotate(n=Max("rank"))
             }
             for frame, clip_id, _seconds in frames:  # ranked after the clip's other frames
                 last_rank[clip_id] = frame.rank = last_rank.get(clip_id, 0) + 1
@@ -530,11 +578,22 @@ def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: l
                     continue
                 track = counters.get(clip.pk, 0)
                 counters[clip.pk] = track + 1
-                rows.append(Appearance(
-                    group_id=mark.group_id, mark=mark, clip=clip, shot_index=0, track_index=track,
-                    start_seconds=seconds, end_seconds=seconds, samples=1, best_seconds=seconds,
-                    best_frame=frame_at.get((clip.pk, seconds)), box=sighting.box, quality=round(quality, 4),
-                ))
+                rows.append(
+                    Appearance(
+                        group_id=mark.group_id,
+                        mark=mark,
+                        clip=clip,
+                        shot_index=0,
+                        track_index=track,
+                        start_seconds=seconds,
+                        end_seconds=seconds,
+                        samples=1,
+                        best_seconds=seconds,
+                        best_frame=frame_at.get((clip.pk, seconds)),
+                        box=sighting.box,
+                        quality=round(quality, 4),
+                    )
+                )
             Appearance.objects.bulk_create(rows)
             by_frame = {a.best_frame.pk: a for a in rows if a.best_frame is not None}
             for frame, _, _ in frames:
@@ -544,8 +603,13 @@ def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: l
             _refresh_groups([mark.group_id])  # type: ignore[list-item]  # set just above
             in_mark_clip = sum(1 for a in rows if a.clip_id == mark.clip_id)
             Mark.objects.filter(pk=mark.pk).update(
-                group=mark.group, status=Mark.Status.DONE, progress=100, finished_at=timezone.now(),
-                followed_samples=in_mark_clip, found_samples=len(rows) - in_mark_clip, clips_searched=len(found),
+                group=mark.group,
+                status=Mark.Status.DONE,
+                progress=100,
+                finished_at=timezone.now(),
+                followed_samples=in_mark_clip,
+                found_samples=len(rows) - in_mark_clip,
+                clips_searched=len(found),
             )
     except BaseException:
         for name in stored:
@@ -555,4 +619,3 @@ def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: l
         for name in (frame.image.name, frame.thumbnail.name):
             if name:
                 storage.delete(name)
-

@@ -1,4 +1,5 @@
 """Celery tasks of character groups: thin wrappers that take ids and call services."""
+
 from celery import shared_task
 
 from characters.groups import services

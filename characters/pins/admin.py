@@ -136,7 +136,10 @@ def pin_panel_view(model_admin, request, object_id):
             else:
                 pin = selectors.pin_get(target)
                 angle = services.pin_add_angle(
-                    pin=pin, source_clip=clip, frame_timestamp=timestamp, user=request.user,
+                    pin=pin,
+                    source_clip=clip,
+                    frame_timestamp=timestamp,
+                    user=request.user,
                     confirm_other_character=form.cleaned_data["confirm_other_character"],
                 )
                 messages.success(request, f"Added angle {angle.position} to {pin}.")

@@ -3,6 +3,7 @@ Kling O1's element image rules (JPEG/PNG, at most 10 MB, each side at least 300 
 0.4-2.5). A frame that cannot meet them is refused with the reason; frames are never upscaled,
 since a blown-up small frame only gives the model a blurred character. `pin_frame_for` gives the
 exact JPEG a pin would store (the panel's preview shows it)."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Reads of pinned characters: the pinning flag, who may pin, a story's pins and which of them generation uses."""
+
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
@@ -23,7 +24,10 @@ def pinning_settings() -> PinningSettings:
 
 def can_pin(user: AnyUser | None) -> bool:
     return bool(
-        user is not None and user.is_authenticated and user.is_active and user.is_staff
+        user is not None
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
         and user.has_perm(PIN_PERMISSION)
     )
 

@@ -8,6 +8,7 @@ story's row lock, claims its row (unique slot) first and writes the file last, s
 name is always ours to replace; deleting a row deletes its files (a post_delete receiver in models.py,
 which also covers a story's cascade).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -60,7 +61,8 @@ def _require_can_pin(user: AnyUser | None) -> UserType:
     if not can_pin(user):
         raise ServiceError(
             "Only staff with the “Can pin characters from clip frames” permission can pin characters.",
-            code="forbidden", status_code=403,
+            code="forbidden",
+            status_code=403,
         )
     return cast(UserType, user)  # staff with the permission: an account
 
@@ -134,7 +136,12 @@ def _taken(story: Story, index: int) -> ElementTaken:
 
 
 def pin_create(
-    *, story: Story, source_clip: Clip, element_index: Any, user: AnyUser | None, label: str = "",
+    *,
+    story: Story,
+    source_clip: Clip,
+    element_index: Any,
+    user: AnyUser | None,
+    label: str = "",
     frame_timestamp: float | None = None,
     character: Character | None = None,
 ) -> PinnedCharacter:
@@ -158,9 +165,16 @@ def pin_create(
             if PinnedCharacter.objects.filter(story=story, element_index=index).exists():
                 raise _taken(story, index)
             pin = PinnedCharacter.objects.create(
-                story=story, element_index=index, label=label, frontal_image=name, frontal_width=frame.width,
-                frontal_height=frame.height, source_clip=source_clip, source_frame_seconds=frame.seconds,
-                pinned_by=user, character=character,
+                story=story,
+                element_index=index,
+                label=label,
+                frontal_image=name,
+                frontal_width=frame.width,
+                frontal_height=frame.height,
+                source_clip=source_clip,
+                source_frame_seconds=frame.seconds,
+                pinned_by=user,
+                character=character,
             )
             _audit(user, pin, ADDITION, f"Pinned {pin.element_tag} from {_describe_source(frame, source_clip)}.")
             written = True
@@ -204,7 +218,11 @@ def _identity_distance(pin: PinnedCharacter, frame: PinFrame) -> float | None:
 
 
 def pin_add_angle(
-    *, pin: PinnedCharacter, source_clip: Clip, user: AnyUser | None, frame_timestamp: float | None = None,
+    *,
+    pin: PinnedCharacter,
+    source_clip: Clip,
+    user: AnyUser | None,
+    frame_timestamp: float | None = None,
     confirm_other_character: bool = False,
 ) -> PinAngle:
     """Add another view of a pinned character from a clip of the same story (frame or last frame).
@@ -251,16 +269,27 @@ def pin_add_angle(
                 raise full()
             name = pinned_image_name(story.pk, pin.element_index, f"angle_{free[0]}")
             angle = PinAngle.objects.create(
-                pin=pin, position=free[0], image=name, width=frame.width, height=frame.height,
-                source_clip=source_clip, source_frame_seconds=frame.seconds, added_by=user,
+                pin=pin,
+                position=free[0],
+                image=name,
+                width=frame.width,
+                height=frame.height,
+                source_clip=source_clip,
+                source_frame_seconds=frame.seconds,
+                added_by=user,
             )
             PinnedCharacter.objects.filter(pk=pin.pk).update(updated_at=angle.created_at)
             confirmed = (
                 f" Confirmed as the same character although it looks like another (distance {other:.2f})."
-                if other is not None else ""
+                if other is not None
+                else ""
             )
-            _audit(user, pin, CHANGE,
-                   f"Added angle {angle.position} from {_describe_source(frame, source_clip)}.{confirmed}")
+            _audit(
+                user,
+                pin,
+                CHANGE,
+                f"Added angle {angle.position} from {_describe_source(frame, source_clip)}.{confirmed}",
+            )
             written = True
             _write_exact(name, frame.jpeg)
     except BaseException as exc:
@@ -283,7 +312,11 @@ def pin_remove_angle(*, angle: PinAngle, user: AnyUser | None) -> None:
 
 
 def pin_update(
-    *, pin: PinnedCharacter, user: AnyUser | None, is_active: bool | None = None, label: str | None = None,
+    *,
+    pin: PinnedCharacter,
+    user: AnyUser | None,
+    is_active: bool | None = None,
+    label: str | None = None,
 ) -> PinnedCharacter:
     """Deactivate or reactivate a pin (kept, but generation stops using it), or rename it."""
     require_pinning_enabled()

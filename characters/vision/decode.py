@@ -5,6 +5,7 @@ BGR) only the frame nearest each sampling instant and the frames at the tail, so
 frame is kept too. Decoding runs in a background thread (OpenCV releases the GIL) while the caller
 analyses the previous sample.
 """
+
 from __future__ import annotations
 
 import queue

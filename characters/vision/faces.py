@@ -7,6 +7,7 @@ Pose convention: `pose` names the side of the face the camera sees, which is als
 points in the picture: "right" = the nose points to the right edge of the frame; "left" the mirror
 case; "frontal" within PROFILE_YAW_DEGREES of facing the camera.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ VISIBLE = 0.5  # pose landmark visibility that counts as seen
 
 
 # --- MediaPipe models --------------------------------------------------------------------------
+
 
 class Detectors:
     """The MediaPipe solution objects, made once and reused for every frame.
@@ -65,6 +67,7 @@ def detectors() -> Detectors:
 
 
 # --- Geometry helpers ----------------------------------------------------------------------------
+
 
 @dataclass
 class Box:
@@ -120,8 +123,12 @@ def square_crop(image: np.ndarray, box: Box, scale: float) -> np.ndarray:
 _KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear", "left_ear")
 # Face mesh indices standing in for the same points when the face came from the mesh.
 _MESH_KEYPOINTS = {
-    "right_eye": (33, 133), "left_eye": (263, 362), "nose_tip": (1,), "mouth_center": (13, 14),
-    "right_ear": (234,), "left_ear": (454,),
+    "right_eye": (33, 133),
+    "left_eye": (263, 362),
+    "nose_tip": (1,),
+    "mouth_center": (13, 14),
+    "right_ear": (234,),
+    "left_ear": (454,),
 }
 # Pose landmarks (subject's side) of the face that should be visible for each pose class.
 POSE_NOSE, _POSE_LEFT_EYE, _POSE_RIGHT_EYE, _POSE_LEFT_EAR, _POSE_RIGHT_EAR = 0, 2, 5, 7, 8
@@ -167,7 +174,7 @@ def _run_face_detector(models: Detectors, rgb: np.ndarray, region) -> list[Face]
     x0, y0, x1, y1 = region
     h, w = rgb.shape[:2]
     if (x0, y0, x1, y1) != (0.0, 0.0, 1.0, 1.0):
-        rgb = np.ascontiguousarray(rgb[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)])
+        rgb = np.ascontiguousarray(rgb[round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)])
     tw, th = x1 - x0, y1 - y0
     found = []
     for det in models.face.process(rgb).detections or []:
@@ -183,8 +190,10 @@ def _run_face_detector(models: Detectors, rgb: np.ndarray, region) -> list[Face]
     for face, (tx0, ty0, tx1, ty1) in found:
         b, eps = face.box, 0.005
         cut = (
-            (tx0 > 0 and b.x <= tx0 + eps) or (tx1 < 1 and b.x + b.w >= tx1 - eps)
-            or (ty0 > 0 and b.y <= ty0 + eps) or (ty1 < 1 and b.y + b.h >= ty1 - eps)
+            (tx0 > 0 and b.x <= tx0 + eps)
+            or (tx1 < 1 and b.x + b.w >= tx1 - eps)
+            or (ty0 > 0 and b.y <= ty0 + eps)
+            or (ty1 < 1 and b.y + b.h >= ty1 - eps)
         )
         if not cut:
             kept.append(face)

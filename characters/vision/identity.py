@@ -10,6 +10,7 @@ the same person across zoom, pan and a cut 0.02-0.35 (blurred, dark or cut by th
 the astronaut against the cameraman 0.75-0.9. dlib's usual same-person threshold is 0.6; we join a track
 to a character at SAME_CHARACTER_DISTANCE (0.55), which keeps a margin from both sides.
 """
+
 from __future__ import annotations
 
 import threading
@@ -45,8 +46,12 @@ def face_chip(image_bgr: np.ndarray, box_px: tuple[float, float, float, float]) 
     scale = min(1.0, DESCRIPTOR_FACE_SIDE / side)
     # A copy either way: never a view that keeps a whole frame in memory.
     crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else crop.copy()
-    box = (round((bx - x0) * scale), round((by - y0) * scale), round((bx - x0 + bw) * scale),
-           round((by - y0 + bh) * scale))
+    box = (
+        round((bx - x0) * scale),
+        round((by - y0) * scale),
+        round((bx - x0 + bw) * scale),
+        round((by - y0 + bh) * scale),
+    )
     return crop, box
 
 
@@ -118,8 +123,10 @@ def image_descriptor(image_bgr: np.ndarray) -> np.ndarray | None:
 
     h, w = image_bgr.shape[:2]
     scale = min(1.0, 640 / max(h, w))
-    small = image_bgr if scale >= 1.0 else cv2.resize(
-        image_bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+    small = (
+        image_bgr
+        if scale >= 1.0
+        else cv2.resize(image_bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     )
     faces = detect_faces(detectors(), cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
     if not faces:

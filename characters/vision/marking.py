@@ -21,6 +21,7 @@ Find (in other clips)
     inliers; frames without it gave up to 25 without the colour check (a robot of the same shape painted
     otherwise: its ears and eye slots; 8-13 from the marked clip's set behind the box), none with it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -102,8 +103,9 @@ def _csrt():
     return factory()
 
 
-def follow(path: Path | str, seconds: float, box: Box, *, fps: float,
-           progress: Callable[[float], None] | None = None) -> FollowResult:
+def follow(
+    path: Path | str, seconds: float, box: Box, *, fps: float, progress: Callable[[float], None] | None = None
+) -> FollowResult:
     """Follow `box` (marked at `seconds`) through its shot; one sighting per sampling instant it was seen at."""
     cap = open_capture(path)
     try:
@@ -199,7 +201,6 @@ def _colour_histogram(image_bgr: np.ndarray) -> np.ndarray:
     return cv2.normalize(hist, hist).flatten()
 
 
-
 def _orb(features: int):
     return cv2.ORB_create(nfeatures=features, fastThreshold=10)  # type: ignore[attr-defined]  # missing from the stubs
 
@@ -222,11 +223,11 @@ def make_view(frame_bgr: np.ndarray, box: Box) -> View | None:
     if b["width"] < 8 or b["height"] < 8:
         return None
     mask = np.zeros(small.shape[:2], np.uint8)
-    mask[b["y"]:b["y"] + b["height"], b["x"]:b["x"] + b["width"]] = 255
+    mask[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]] = 255
     keypoints, descriptors = _orb(ORB_FEATURES_VIEW).detectAndCompute(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), mask)
     if descriptors is None or len(keypoints) < MIN_INLIERS:
         return None
-    crop = small[b["y"]:b["y"] + b["height"], b["x"]:b["x"] + b["width"]]
+    crop = small[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]]
     points = np.array([k.pt for k in keypoints], dtype=np.float32)
     return View(points, descriptors, b, _colour_histogram(crop))
 
@@ -262,8 +263,15 @@ def match_frame(frame_bgr: np.ndarray, views: Sequence[View]) -> Match | None:
         if inliers < MIN_INLIERS or (best is not None and inliers <= best.inliers):
             continue
         b = view.box
-        corners = np.array([[b["x"], b["y"]], [b["x"] + b["width"], b["y"]],
-                            [b["x"] + b["width"], b["y"] + b["height"]], [b["x"], b["y"] + b["height"]]], np.float32)
+        corners = np.array(
+            [
+                [b["x"], b["y"]],
+                [b["x"] + b["width"], b["y"]],
+                [b["x"] + b["width"], b["y"] + b["height"]],
+                [b["x"], b["y"] + b["height"]],
+            ],
+            np.float32,
+        )
         projected = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), homography).reshape(-1, 2)
         area = cv2.contourArea(projected)
         if not cv2.isContourConvex(projected.reshape(-1, 1, 2)) or not (
@@ -274,7 +282,7 @@ def match_frame(frame_bgr: np.ndarray, views: Sequence[View]) -> Match | None:
         found = _clipped({"x": x, "y": y, "width": w, "height": h}, small.shape[1], small.shape[0])
         if found["width"] < 4 or found["height"] < 4:
             continue
-        crop = small[found["y"]:found["y"] + found["height"], found["x"]:found["x"] + found["width"]]
+        crop = small[found["y"] : found["y"] + found["height"], found["x"] : found["x"] + found["width"]]
         colour = histogram_distance(view.colours, _colour_histogram(crop))
         if colour > MAX_COLOUR_DISTANCE:
             continue
@@ -292,8 +300,14 @@ class FindResult:
     best_index: int = -1  # of `sightings`
 
 
-def find(path: Path | str, views: Sequence[View], *, fps: float, max_samples: int = MAX_SEARCH_SAMPLES,
-         progress: Callable[[float], None] | None = None) -> FindResult:
+def find(
+    path: Path | str,
+    views: Sequence[View],
+    *,
+    fps: float,
+    max_samples: int = MAX_SEARCH_SAMPLES,
+    progress: Callable[[float], None] | None = None,
+) -> FindResult:
     """The sampled frames of a clip that show the subject of `views`."""
     result = FindResult()
     if not views:
@@ -311,10 +325,15 @@ def find(path: Path | str, views: Sequence[View], *, fps: float, max_samples: in
             result.height, result.width = frame.shape[:2]
             found = match_frame(frame, views)
             if found is not None:
-                result.sightings.append(Sighting(
-                    seconds, round(seconds * decoder.video_fps), found.box,
-                    inside_fraction(found.box, result.width, result.height), inliers=found.inliers,
-                ))
+                result.sightings.append(
+                    Sighting(
+                        seconds,
+                        round(seconds * decoder.video_fps),
+                        found.box,
+                        inside_fraction(found.box, result.width, result.height),
+                        inliers=found.inliers,
+                    )
+                )
                 if result.best_frame is None or found.inliers > result.sightings[result.best_index].inliers:
                     result.best_frame, result.best_index = frame, len(result.sightings) - 1
             if progress:

@@ -24,6 +24,7 @@ Descriptors
     A track ends in the loop (a cut, or a sample that does not continue it), while the decoder thread
     works on the next frames, so most of that cost hides behind the decode.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -128,8 +129,11 @@ class ShotTracker:
             self._open = []
         self._previous_hist = hist
         pairs = sorted(
-            ((iou(track.last_box, det["box"]), t, d) for t, track in enumerate(self._open)
-             for d, det in enumerate(detections)),
+            (
+                (iou(track.last_box, det["box"]), t, d)
+                for t, track in enumerate(self._open)
+                for d, det in enumerate(detections)
+            ),
             key=lambda p: -p[0],
         )
         assigned: dict[int, Track] = {}
@@ -146,8 +150,13 @@ class ShotTracker:
         for d, det in enumerate(detections):
             track = assigned.get(d)
             if track is None:
-                track = Track(index=len(self.tracks), shot_index=self.shot_index, start_seconds=seconds,
-                              end_seconds=seconds, last_box=det["box"])
+                track = Track(
+                    index=len(self.tracks),
+                    shot_index=self.shot_index,
+                    start_seconds=seconds,
+                    end_seconds=seconds,
+                    last_box=det["box"],
+                )
                 self.tracks.append(track)
             track.end_seconds, track.last_box = seconds, det["box"]
             track.samples += 1

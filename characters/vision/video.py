@@ -8,6 +8,7 @@ video stream's packets to the end (stopping a second past the limit, so a long f
 one picture is decoded to prove the stream is readable. A header that lies about the duration, or says
 nothing, changes nothing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,31 @@ _QUICKTIME_BRANDS = {b"qt  "}
 # playlists and concat lists (they open other files or URLs) and the text renderer are left out. A few
 # audio formats are in so that a sound file is told "no video stream" rather than "not a video".
 _DEMUXERS = (
-    "mov", "matroska", "avi", "mpeg", "mpegts", "mpegvideo", "m4v", "h264", "hevc", "flv", "asf", "ogg", "mxf",
-    "gif", "dv", "ivf", "nut", "rm", "yuv4mpegpipe", "obu", "mp3", "wav", "aac", "flac", "w64",
+    "mov",
+    "matroska",
+    "avi",
+    "mpeg",
+    "mpegts",
+    "mpegvideo",
+    "m4v",
+    "h264",
+    "hevc",
+    "flv",
+    "asf",
+    "ogg",
+    "mxf",
+    "gif",
+    "dv",
+    "ivf",
+    "nut",
+    "rm",
+    "yuv4mpegpipe",
+    "obu",
+    "mp3",
+    "wav",
+    "aac",
+    "flac",
+    "w64",
 )
 # Input options for every run on a user's file: only those demuxers, only the local file.
 _INPUT_GUARDS = ("-format_whitelist", ",".join(_DEMUXERS), "-protocol_whitelist", "file")
@@ -174,7 +198,7 @@ def _parse_stream(log: str, index: int) -> _Stream:
                 else:
                     tbr = value
         rotated = False
-        for following in lines[i + 1:]:  # side data of this stream, until the next stream or section
+        for following in lines[i + 1 :]:  # side data of this stream, until the next stream or section
             if re.match(r"^\s*(Stream #|Stream mapping|Output|Press)", following):
                 break
             turn = re.search(r"rotation of (-?[\d.]+) degrees", following)
@@ -242,10 +266,24 @@ def probe_video(path: Path | str, *, size_bytes: int | None = None) -> VideoInfo
     source = f"file:{path.resolve()}"
     # 1. Open it, pick the first real video stream (`V`: no cover art) and read its packets, without
     #    decoding them, up to a second past the limit: what the file holds, not what its header says.
-    scan, log = _run([
-        *_INPUT_GUARDS, "-i", source, "-map", "0:V:0", "-c", "copy", "-t", f"{limit + 1:.3f}",
-        "-f", "null", "-progress", "pipe:1", "-",
-    ])
+    scan, log = _run(
+        [
+            *_INPUT_GUARDS,
+            "-i",
+            source,
+            "-map",
+            "0:V:0",
+            "-c",
+            "copy",
+            "-t",
+            f"{limit + 1:.3f}",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ]
+    )
     if not _INPUT_FORMAT.search(log):
         raise _refuse_unreadable(path)
     mapped = _MAPPED_STREAM.search(log)
@@ -286,14 +324,32 @@ def probe_video(path: Path | str, *, size_bytes: int | None = None) -> VideoInfo
             "Scale it down and upload it again."
         )
     # 2. Decode one picture: packets alone do not prove the codec's data is readable.
-    decoded, _ = _run([
-        *_INPUT_GUARDS, "-i", source, "-map", "0:V:0", "-frames:v", "1", "-f", "null", "-progress", "pipe:1", "-",
-    ])
+    decoded, _ = _run(
+        [
+            *_INPUT_GUARDS,
+            "-i",
+            source,
+            "-map",
+            "0:V:0",
+            "-frames:v",
+            "1",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ]
+    )
     if decoded.get("frame", "0") in ("", "0"):
         raise _refuse_damaged()
     return VideoInfo(
-        container=_container_name(path, log), codec=stream.codec or "unknown", fps=round(fps, 3),
-        frame_count=frame_count, duration_seconds=round(duration, 3), width=width, height=height,
+        container=_container_name(path, log),
+        codec=stream.codec or "unknown",
+        fps=round(fps, 3),
+        frame_count=frame_count,
+        duration_seconds=round(duration, 3),
+        width=width,
+        height=height,
         pix_fmt=stream.pix_fmt,
     )
 
@@ -310,13 +366,41 @@ def transcode_to_playable(
     """
     dest = Path(dest)
     cmd = [
-        _ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-        *_INPUT_GUARDS, "-i", f"file:{Path(src).resolve()}",
-        "-map", "0:V:0", "-map", "0:a:0?",
+        _ffmpeg(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        *_INPUT_GUARDS,
+        "-i",
+        f"file:{Path(src).resolve()}",
+        "-map",
+        "0:V:0",
+        "-map",
+        "0:a:0?",
         # x264 4:2:0 needs even sides.
-        "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart",
-        "-progress", "pipe:1", "-f", "mp4", str(dest),
+        "-vf",
+        "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+        "-progress",
+        "pipe:1",
+        "-f",
+        "mp4",
+        str(dest),
     ]
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
@@ -335,7 +419,6 @@ def transcode_to_playable(
             dest.unlink(missing_ok=True)
             raise InvalidVideo(f"The clip could not be converted to a playable MP4 (ffmpeg: {detail[0]}).")
     return dest
-
 
 
 # --- A local file to decode ---------------------------------------------------------------------------

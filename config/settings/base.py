@@ -6,6 +6,7 @@ the environment (see the README's table); each external service has one switch:
                    server process, local memory)
 - S3_BUCKET     -> django-storages S3 backend (else the local media/ folder)
 """
+
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,10 @@ if S3_BUCKET and AWS_S3_ENDPOINT_URL:
     _endpoint = urlsplit(AWS_S3_ENDPOINT_URL)
     MEDIA_ORIGINS = [f"{_endpoint.scheme}://{_endpoint.netloc}"]
 elif S3_BUCKET:
-    MEDIA_ORIGINS = [f"https://{S3_BUCKET}.s3.amazonaws.com", f"https://{S3_BUCKET}.s3.{AWS_S3_REGION_NAME}.amazonaws.com"]
+    MEDIA_ORIGINS = [
+        f"https://{S3_BUCKET}.s3.amazonaws.com",
+        f"https://{S3_BUCKET}.s3.{AWS_S3_REGION_NAME}.amazonaws.com",
+    ]
 else:
     MEDIA_ORIGINS = []
 
@@ -217,7 +221,8 @@ TASKS_QUEUED_TIMEOUT_SECONDS = env.int("TASKS_QUEUED_TIMEOUT_SECONDS", default=3
 TASKS_MAX_ATTEMPTS = env.int("TASKS_MAX_ATTEMPTS", default=3)
 TASKS_SWEEP_SECONDS = env.float("TASKS_SWEEP_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE["characters-resume-stale-clips"] = {
-    "task": "characters.tasks.resume_stale_clips", "schedule": TASKS_SWEEP_SECONDS,
+    "task": "characters.tasks.resume_stale_clips",
+    "schedule": TASKS_SWEEP_SECONDS,
 }
 
 # --- REST framework -------------------------------------------------------------------------
@@ -407,55 +412,103 @@ _RATIOS = ["16:9", "9:16", "1:1"]
 GENERATION_MODELS: dict[str, dict[str, Any]] = {
     # fal: prices from each model's page on fal (fal.ai/models/<id>/llms.txt), checked 2026-12-03.
     "fal-ai/kling-video/o1/reference-to-video": {
-        "provider": "fal", "mode": "reference-to-video", "label": "Kling O1 reference-to-video",
-        "durations": list(range(3, 11)), "aspect_ratios": _RATIOS, "references": 7,
-        "usd_per_second": "0.112", "usd_per_second_audio": None,
+        "provider": "fal",
+        "mode": "reference-to-video",
+        "label": "Kling O1 reference-to-video",
+        "durations": list(range(3, 11)),
+        "aspect_ratios": _RATIOS,
+        "references": 7,
+        "usd_per_second": "0.112",
+        "usd_per_second_audio": None,
     },
     # Price from a third-party summary of fal's catalogue: fal's own page showed none when checked.
     "fal-ai/kling-video/o3/pro/reference-to-video": {
-        "provider": "fal", "mode": "reference-to-video", "label": "Kling O3 Pro reference-to-video",
-        "durations": list(range(3, 16)), "aspect_ratios": _RATIOS, "references": 7,
-        "usd_per_second": "0.14", "usd_per_second_audio": "0.14",
+        "provider": "fal",
+        "mode": "reference-to-video",
+        "label": "Kling O3 Pro reference-to-video",
+        "durations": list(range(3, 16)),
+        "aspect_ratios": _RATIOS,
+        "references": 7,
+        "usd_per_second": "0.14",
+        "usd_per_second_audio": "0.14",
     },
     "fal-ai/kling-video/v2.6/pro/image-to-video": {
-        "provider": "fal", "mode": "image-to-video", "label": "Kling v2.6 Pro image-to-video", "durations": [5, 10],
-        "aspect_ratios": _RATIOS, "references": 1, "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
+        "provider": "fal",
+        "mode": "image-to-video",
+        "label": "Kling v2.6 Pro image-to-video",
+        "durations": [5, 10],
+        "aspect_ratios": _RATIOS,
+        "references": 1,
+        "usd_per_second": "0.07",
+        "usd_per_second_audio": "0.14",
     },
     "fal-ai/kling-video/v2.1/pro/image-to-video": {
-        "provider": "fal", "mode": "image-to-video", "label": "Kling v2.1 Pro image-to-video", "durations": [5, 10],
-        "aspect_ratios": _RATIOS, "references": 1, "usd_per_second": "0.098", "usd_per_second_audio": None,
+        "provider": "fal",
+        "mode": "image-to-video",
+        "label": "Kling v2.1 Pro image-to-video",
+        "durations": [5, 10],
+        "aspect_ratios": _RATIOS,
+        "references": 1,
+        "usd_per_second": "0.098",
+        "usd_per_second_audio": None,
     },
     # fal's pages disagree (llms.txt $0.224/$0.336, playground $0.112/$0.168): the higher figures.
     "fal-ai/kling-video/v3/pro/image-to-video": {
-        "provider": "fal", "mode": "image-to-video", "label": "Kling v3 Pro image-to-video",
-        "durations": list(range(3, 16)), "aspect_ratios": _RATIOS, "references": 1,
-        "usd_per_second": "0.224", "usd_per_second_audio": "0.336",
+        "provider": "fal",
+        "mode": "image-to-video",
+        "label": "Kling v3 Pro image-to-video",
+        "durations": list(range(3, 16)),
+        "aspect_ratios": _RATIOS,
+        "references": 1,
+        "usd_per_second": "0.224",
+        "usd_per_second_audio": "0.336",
     },
     "fal-ai/kling-video/v2.6/pro/text-to-video": {
-        "provider": "fal", "mode": "text-to-video", "label": "Kling v2.6 Pro text-to-video", "durations": [5, 10],
-        "aspect_ratios": _RATIOS, "references": 0, "usd_per_second": "0.07", "usd_per_second_audio": "0.14",
+        "provider": "fal",
+        "mode": "text-to-video",
+        "label": "Kling v2.6 Pro text-to-video",
+        "durations": [5, 10],
+        "aspect_ratios": _RATIOS,
+        "references": 0,
+        "usd_per_second": "0.07",
+        "usd_per_second_audio": "0.14",
     },
     # Replicate bills this model per second of output video, by mode (we send standard, 720p). UNCONFIRMED: no
     # stored copy of Replicate's price for kwaivgi/kling-v2.1 was found when this was written (2026-12-04); $0.05/s
     # is the figure remembered from its model page. Check https://replicate.com/kwaivgi/kling-v2.1 before relying on it.
     "kwaivgi/kling-v2.1": {
-        "provider": "replicate", "mode": "image-to-video", "label": "Kling v2.1 image-to-video on Replicate",
-        "durations": [5, 10], "aspect_ratios": _RATIOS, "references": 1,
-        "usd_per_second": "0.05", "usd_per_second_audio": None,
+        "provider": "replicate",
+        "mode": "image-to-video",
+        "label": "Kling v2.1 image-to-video on Replicate",
+        "durations": [5, 10],
+        "aspect_ratios": _RATIOS,
+        "references": 1,
+        "usd_per_second": "0.05",
+        "usd_per_second_audio": None,
     },
     # Runway bills API credits at $0.01 each; gen4_turbo costs 5 credits per second of video (Runway's API pricing,
     # docs.dev.runwayml.com/guides/pricing). UNCONFIRMED by a stored source in this session (2026-12-04).
     "gen4_turbo": {
-        "provider": "runway", "mode": "image-to-video", "label": "Runway Gen-4 Turbo image-to-video",
-        "durations": [5, 10], "aspect_ratios": _RATIOS, "references": 1,
-        "usd_per_second": "0.05", "usd_per_second_audio": None,
+        "provider": "runway",
+        "mode": "image-to-video",
+        "label": "Runway Gen-4 Turbo image-to-video",
+        "durations": [5, 10],
+        "aspect_ratios": _RATIOS,
+        "references": 1,
+        "usd_per_second": "0.05",
+        "usd_per_second_audio": None,
     },
     # Luma's list price for ray-2 at 720p: $0.71 for 5 s, $1.27 for 9 s (the Luma rows of ComfyUI's API-node price
     # table, which passes Luma's prices through, checked 2026-12-04): $0.142/s, so 9 s is billed $1.278 here.
     "ray-2": {
-        "provider": "luma", "mode": "image-to-video", "label": "Luma Ray 2 image-to-video (720p)",
-        "durations": [5, 9], "aspect_ratios": _RATIOS, "references": 1,
-        "usd_per_second": "0.142", "usd_per_second_audio": None,
+        "provider": "luma",
+        "mode": "image-to-video",
+        "label": "Luma Ray 2 image-to-video (720p)",
+        "durations": [5, 9],
+        "aspect_ratios": _RATIOS,
+        "references": 1,
+        "usd_per_second": "0.142",
+        "usd_per_second_audio": None,
     },
 }
 # Which model runs each mode by default (a request may name another model of the same mode that is offered);
@@ -487,7 +540,8 @@ GENERATION_POLL_SECONDS = env.float("GENERATION_POLL_SECONDS", default=5.0)
 GENERATION_TIMEOUT_MINUTES = env.int("GENERATION_TIMEOUT_MINUTES", default=30)
 GENERATION_MAX_PROMPT_CHARS = 2500
 CELERY_BEAT_SCHEDULE["generation-poll-stale"] = {
-    "task": "generation.tasks.poll_stale_jobs", "schedule": TASKS_SWEEP_SECONDS,
+    "task": "generation.tasks.poll_stale_jobs",
+    "schedule": TASKS_SWEEP_SECONDS,
 }
 
 # --- Marketplace ----------------------------------------------------------------------------
@@ -505,9 +559,11 @@ GALLERY_PAGE_SIZE = env.int("GALLERY_PAGE_SIZE", default=24)
 GALLERY_API_MAX_LIMIT = 100
 # The gallery's total is cached this long (0: counted on every request); see marketplace.selectors.GalleryListing.
 GALLERY_TOTAL_CACHE_SECONDS = env.int("GALLERY_TOTAL_CACHE_SECONDS", default=30)
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
-    "LicenseStatusEnum": "marketplace.models.License.Status",
-    "ExclusiveOfferStatusEnum": "marketplace.models.ExclusiveOffer.Status",
-    "LedgerEntryKindEnum": "marketplace.models.LedgerEntry.Kind",
-    "LicenseTypeEnum": "marketplace.models.LicenseType",
-})
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "LicenseStatusEnum": "marketplace.models.License.Status",
+        "ExclusiveOfferStatusEnum": "marketplace.models.ExclusiveOffer.Status",
+        "LedgerEntryKindEnum": "marketplace.models.LedgerEntry.Kind",
+        "LicenseTypeEnum": "marketplace.models.LicenseType",
+    }
+)

@@ -1,5 +1,6 @@
 """Development: the embedded default (SQLite, local media, tasks in background threads) unless the env says
 otherwise."""
+
 from .base import *  # noqa: F403
 from .base import env
 

@@ -1,4 +1,5 @@
 """Production: secrets and hosts must come from the environment; HTTPS everywhere."""
+
 from .base import *  # noqa: F403
 from .base import STORAGES, env
 

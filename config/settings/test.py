@@ -1,4 +1,5 @@
 """Test settings: the same switches as production; `make test` sets DATABASE_URL and REDIS_URL."""
+
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import *  # noqa: F403
@@ -6,9 +7,17 @@ from .base import CACHES, REDIS_URL, REST_FRAMEWORK
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
-    **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "10000/min", "user": "10000/min",
-    "extractions": "10000/min", "auth": "10000/min", "webhooks": "10000/min"}}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {
+        **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+        "anon": "10000/min",
+        "user": "10000/min",
+        "extractions": "10000/min",
+        "auth": "10000/min",
+        "webhooks": "10000/min",
+    },
+}
 CLIP_UPLOAD_RATE = "10000/min"
 # Static files straight from the app folders (no collectstatic before tests), no startup scan.
 WHITENOISE_AUTOREFRESH = True

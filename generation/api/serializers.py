@@ -1,4 +1,5 @@
 """Shapes of the generation API: the seed's request and status bodies, plus mode and cost."""
+
 from rest_framework import serializers
 
 from common.absolute_urls import AbsoluteFileUrlField
@@ -13,14 +14,18 @@ OFFLINE_SCORE_NOTE = (
 
 class GenerateRequestSerializer(serializers.Serializer):
     story_id = serializers.IntegerField(
-        required=False, allow_null=True, default=None,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="The story the clip is for. Omitted (the seed's body): the story of `character_id`, if you created "
         "the character or contributed to its story; otherwise a 400 says which story_id to give.",
     )
     character_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
     prompt = serializers.CharField(max_length=2500, trim_whitespace=True)
     duration = serializers.IntegerField(
-        min_value=1, max_value=60, default=5,
+        min_value=1,
+        max_value=60,
+        default=5,
         help_text="Seconds. Each model makes its own lengths (Kling O1: 3-10, Kling v2.6: 5 or 10); another is "
         "refused with the ones it makes.",
     )
@@ -31,7 +36,9 @@ class GenerateRequestSerializer(serializers.Serializer):
         "Sent explicitly as `generate_audio`; models without audio refuse it.",
     )
     use_pins = serializers.BooleanField(
-        required=False, allow_null=True, default=None,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="true: use the story's pinned characters (Kling O1 reference-to-video). false: generate without "
         "pinned character or Character DNA (text-to-video). Omitted or null: the story's setting decides; pins are "
         "used automatically unless an admin turned automatic model switching off, in which case they are used "
@@ -39,7 +46,9 @@ class GenerateRequestSerializer(serializers.Serializer):
     )
     idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
     model_id = serializers.CharField(
-        required=False, allow_blank=True, max_length=120,
+        required=False,
+        allow_blank=True,
+        max_length=120,
         help_text="One of the models GET /api/generate/models offers, of the mode the request gets (image-to-video "
         "for a character, reference-to-video with pins, text-to-video otherwise). Omitted: the mode's default model.",
     )
@@ -49,18 +58,21 @@ class OfferedModelSerializer(serializers.Serializer):
     model_id = serializers.CharField()
     label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     provider = serializers.CharField(help_text="Whose model it is: fal, replicate, runway or luma.")
-    runs_on = serializers.CharField(help_text="Who makes the clip here: the provider, or `offline` (no key: a free "
-                                    "preview made on this machine).")
+    runs_on = serializers.CharField(
+        help_text="Who makes the clip here: the provider, or `offline` (no key: a free preview made on this machine)."
+    )
     offline_preview = serializers.BooleanField()
     mode = serializers.CharField(source="capabilities.mode")
-    references = serializers.IntegerField(source="capabilities.references",
-                                          help_text="Reference images one request carries.")
+    references = serializers.IntegerField(
+        source="capabilities.references", help_text="Reference images one request carries."
+    )
     durations = serializers.ListField(child=serializers.IntegerField(), source="capabilities.durations")
     aspect_ratios = serializers.ListField(child=serializers.CharField(), source="capabilities.aspect_ratios")
     sound = serializers.BooleanField(source="capabilities.audio")
     webhooks = serializers.BooleanField(source="capabilities.webhooks")
-    usd_per_second = serializers.DecimalField(max_digits=8, decimal_places=3,
-                                              help_text="What the provider bills per second of video.")
+    usd_per_second = serializers.DecimalField(
+        max_digits=8, decimal_places=3, help_text="What the provider bills per second of video."
+    )
     usd_per_second_audio = serializers.DecimalField(max_digits=8, decimal_places=3, allow_null=True)
 
 
@@ -105,9 +117,25 @@ class GenerationJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = GenerationJob
         fields = [
-            "job_id", "status", "estimated_time", "queue_position", "progress", "story_id", "mode", "model",
-            "provider", "offline_preview", "with_audio", "cost_usd", "would_cost_usd", "pinned_character_ids",
-            "consistency_score_meaningful", "consistency_note", "error", "created_at", "result",
+            "job_id",
+            "status",
+            "estimated_time",
+            "queue_position",
+            "progress",
+            "story_id",
+            "mode",
+            "model",
+            "provider",
+            "offline_preview",
+            "with_audio",
+            "cost_usd",
+            "would_cost_usd",
+            "pinned_character_ids",
+            "consistency_score_meaningful",
+            "consistency_note",
+            "error",
+            "created_at",
+            "result",
         ]
 
     def get_consistency_score_meaningful(self, job: GenerationJob) -> bool:
@@ -131,8 +159,9 @@ class LeftOutPinSerializer(serializers.Serializer):
 class QuoteSerializer(serializers.Serializer):
     mode = serializers.CharField()
     model = serializers.CharField()
-    provider = serializers.CharField(help_text="Who makes the clip: `fal`, `replicate`, `runway`, `luma`, or "
-                                     "`offline` (a local preview, free).")
+    provider = serializers.CharField(
+        help_text="Who makes the clip: `fal`, `replicate`, `runway`, `luma`, or `offline` (a local preview, free)."
+    )
     model_id = serializers.CharField(help_text="The model the arguments are for.")
     arguments = serializers.DictField(help_text="The exact body that would be sent to the model.")
     offline_preview = serializers.BooleanField()
@@ -157,7 +186,9 @@ class QuoteSerializer(serializers.Serializer):
         "to use them."
     )
     reference_cost_usd = serializers.DecimalField(
-        max_digits=8, decimal_places=3, allow_null=True,
+        max_digits=8,
+        decimal_places=3,
+        allow_null=True,
         help_text="What the request would cost with the pins, when they are offered but not used.",
     )
     character_id = serializers.CharField(allow_null=True)

@@ -1,4 +1,5 @@
 """Generation over HTTP: thin views over generation.services."""
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -61,18 +62,33 @@ class GenerationCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         job = services.generation_create(
-            requester=request.user, story=_target_story(request, data), prompt=data["prompt"],
-            duration=data["duration"], aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"],
-            character_id=data.get("character_id") or None, idempotency_key=data.get("idempotency_key", ""),
-            with_audio=data["with_sound"], model_id=data.get("model_id") or None,
+            requester=request.user,
+            story=_target_story(request, data),
+            prompt=data["prompt"],
+            duration=data["duration"],
+            aspect_ratio=data["aspect_ratio"],
+            use_pins=data["use_pins"],
+            character_id=data.get("character_id") or None,
+            idempotency_key=data.get("idempotency_key", ""),
+            with_audio=data["with_sound"],
+            model_id=data.get("model_id") or None,
         )
         status_url = reverse("api-generation-job", args=[job.job_id], request=request)
         # The seed's answer says `processing` for an accepted job; `state` keeps the finer one.
-        body = {"job_id": job.job_id, "status": "processing", "state": job.status,
-                "estimated_time": job.estimated_seconds, "mode": job.mode, "cost_usd": job.cost_usd,
-                "would_cost_usd": job.would_cost_usd, "provider": job.provider, "status_url": status_url}
-        return Response(GenerateAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED,
-                        headers={"Location": status_url})
+        body = {
+            "job_id": job.job_id,
+            "status": "processing",
+            "state": job.status,
+            "estimated_time": job.estimated_seconds,
+            "mode": job.mode,
+            "cost_usd": job.cost_usd,
+            "would_cost_usd": job.would_cost_usd,
+            "provider": job.provider,
+            "status_url": status_url,
+        }
+        return Response(
+            GenerateAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED, headers={"Location": status_url}
+        )
 
 
 class GenerationQuoteApi(APIView):
@@ -90,23 +106,41 @@ class GenerationQuoteApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         quote = services.generation_quote(
-            story=_target_story(request, data), prompt=data["prompt"], duration=data["duration"],
-            aspect_ratio=data["aspect_ratio"], use_pins=data["use_pins"], character_id=data.get("character_id"),
-            with_audio=data["with_sound"], model_id=data.get("model_id") or None,
+            story=_target_story(request, data),
+            prompt=data["prompt"],
+            duration=data["duration"],
+            aspect_ratio=data["aspect_ratio"],
+            use_pins=data["use_pins"],
+            character_id=data.get("character_id"),
+            with_audio=data["with_sound"],
+            model_id=data.get("model_id") or None,
         )
-        return Response(QuoteSerializer({
-            "mode": quote.plan.mode, "model": quote.plan.model_id, "provider": quote.provider,
-            "model_id": quote.plan.model_id, "arguments": quote.plan.arguments,
-            "offline_preview": quote.offline_preview,
-            "summary": quote.summary, "with_sound": quote.plan.with_audio, "cost_usd": quote.cost_usd,
-            "would_cost_usd": quote.would_cost_usd, "left_out_elements": quote.left_out,
-            "prompt_used": quote.plan.prompt_used,
-            "pinned_elements": [{"element_index": p.element_index, "label": p.label} for p in quote.pins],
-            "available_pinned_elements": [{"element_index": p.element_index, "label": p.label}
-                                          for p in quote.available_pins],
-            "pins_on_request": quote.pins_on_request, "reference_cost_usd": quote.reference_cost_usd,
-            "character_id": quote.character.character_id if quote.character else None, "notes": quote.plan.notes,
-        }).data)
+        return Response(
+            QuoteSerializer(
+                {
+                    "mode": quote.plan.mode,
+                    "model": quote.plan.model_id,
+                    "provider": quote.provider,
+                    "model_id": quote.plan.model_id,
+                    "arguments": quote.plan.arguments,
+                    "offline_preview": quote.offline_preview,
+                    "summary": quote.summary,
+                    "with_sound": quote.plan.with_audio,
+                    "cost_usd": quote.cost_usd,
+                    "would_cost_usd": quote.would_cost_usd,
+                    "left_out_elements": quote.left_out,
+                    "prompt_used": quote.plan.prompt_used,
+                    "pinned_elements": [{"element_index": p.element_index, "label": p.label} for p in quote.pins],
+                    "available_pinned_elements": [
+                        {"element_index": p.element_index, "label": p.label} for p in quote.available_pins
+                    ],
+                    "pins_on_request": quote.pins_on_request,
+                    "reference_cost_usd": quote.reference_cost_usd,
+                    "character_id": quote.character.character_id if quote.character else None,
+                    "notes": quote.plan.notes,
+                }
+            ).data
+        )
 
 
 class GenerationJobDetailApi(APIView):
@@ -156,21 +190,25 @@ class _SignedWebhookApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: OpenApiResponse(description="Accepted (or a replay / unknown request: nothing changed)."),
-                   401: OpenApiResponse(description="Signature missing, wrong or stale."),
-                   **error_responses(413, 429, 503)},
+        responses={
+            200: OpenApiResponse(description="Accepted (or a replay / unknown request: nothing changed)."),
+            401: OpenApiResponse(description="Signature missing, wrong or stale."),
+            **error_responses(413, 429, 503),
+        },
     )
     def post(self, request):
         try:
             delivery = get_provider(self.provider).verify_webhook(request.headers, request.body)
         except WebhookKeysUnavailable as exc:
             # Not the sender's fault: fal retries a delivery that was not accepted.
-            raise ServiceError(str(exc), code="keys_unavailable", status_code=503,
-                               retry_after=exc.retry_after) from None
+            raise ServiceError(
+                str(exc), code="keys_unavailable", status_code=503, retry_after=exc.retry_after
+            ) from None
         except WebhookRejected as exc:
             return _rejected(exc)
         outcome = services.webhook_received(
-            provider=self.provider, delivery=delivery,
+            provider=self.provider,
+            delivery=delivery,
             job_id=request.query_params.get("job", ""),  # our own URL's, not covered by the signature
         )
         return Response({"ok": True, "outcome": outcome})
@@ -200,6 +238,7 @@ class LumaCallbackApi(APIView):
     @extend_schema(request=None, responses={200: OpenApiResponse(description="Luma is asked again (or nothing).")})
     def post(self, request):
         body = request.data if isinstance(request.data, dict) else {}
-        outcome = services.provider_callback(provider="luma", job_id=request.query_params.get("job", ""),
-                                             request_id=str(body.get("id") or ""))
+        outcome = services.provider_callback(
+            provider="luma", job_id=request.query_params.get("job", ""), request_id=str(body.get("id") or "")
+        )
         return Response({"ok": True, "outcome": outcome})

@@ -3,6 +3,7 @@
 A model runs on its provider when that provider has a key (from the environment), and as an offline preview
 (rendered here from the references, free) when it has none, or when GENERATION_PROVIDER is "offline".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,22 @@ from .base import (
     capabilities,
 )
 
-__all__ = ["Capabilities", "ProviderFailed", "ProviderRequest", "ProviderStatus", "SubmissionOutcomeUnknown",
-           "TransientProviderError", "VerifiedDelivery", "VideoProvider", "WebhookRejected", "capabilities",
-           "get_provider", "has_key", "offered_models", "provider_for"]
+__all__ = [
+    "Capabilities",
+    "ProviderFailed",
+    "ProviderRequest",
+    "ProviderStatus",
+    "SubmissionOutcomeUnknown",
+    "TransientProviderError",
+    "VerifiedDelivery",
+    "VideoProvider",
+    "WebhookRejected",
+    "capabilities",
+    "get_provider",
+    "has_key",
+    "offered_models",
+    "provider_for",
+]
 
 
 @dataclass(frozen=True)
@@ -99,9 +113,15 @@ def offered_models(mode: str | None = None) -> list[OfferedModel]:
         if runs_on == "offline" and model_id not in defaults:
             continue
         audio = spec.get("usd_per_second_audio")
-        offered.append(OfferedModel(
-            model_id=model_id, label=spec["label"], provider=spec["provider"], runs_on=runs_on,
-            capabilities=capabilities(model_id), usd_per_second=Decimal(spec["usd_per_second"]),
-            usd_per_second_audio=Decimal(audio) if audio is not None else None,
-        ))
+        offered.append(
+            OfferedModel(
+                model_id=model_id,
+                label=spec["label"],
+                provider=spec["provider"],
+                runs_on=runs_on,
+                capabilities=capabilities(model_id),
+                usd_per_second=Decimal(spec["usd_per_second"]),
+                usd_per_second_audio=Decimal(audio) if audio is not None else None,
+            )
+        )
     return offered

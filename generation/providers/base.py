@@ -1,4 +1,5 @@
 """The provider interface: submit, status, result, download, cancel, verify a webhook, and what a model can do."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -82,8 +83,12 @@ def capabilities(model_id: str) -> Capabilities:
 
     spec = settings.GENERATION_MODELS[model_id]
     return Capabilities(
-        model_id=model_id, provider=spec["provider"], mode=spec["mode"], references=spec.get("references", 0),
-        durations=tuple(spec["durations"]), aspect_ratios=tuple(spec.get("aspect_ratios", ("16:9",))),
+        model_id=model_id,
+        provider=spec["provider"],
+        mode=spec["mode"],
+        references=spec.get("references", 0),
+        durations=tuple(spec["durations"]),
+        aspect_ratios=tuple(spec.get("aspect_ratios", ("16:9",))),
         audio=spec.get("usd_per_second_audio") is not None,
         webhooks=PROVIDERS[spec["provider"]].webhooks,
     )
@@ -96,8 +101,9 @@ def download_video(url: str, dest_dir: Path, provider_label: str) -> Path:
         fetched = fetch_to_temp_file(url, max_bytes=settings.GENERATED_VIDEO_MAX_BYTES, timeout=120, dest_dir=dest_dir)
     except FetchError as exc:
         if exc.status_code >= 500:
-            raise TransientProviderError(f"The video from {provider_label} could not be downloaded: "
-                                         f"{exc.message}") from exc
+            raise TransientProviderError(
+                f"The video from {provider_label} could not be downloaded: {exc.message}"
+            ) from exc
         raise ProviderFailed(f"The video from {provider_label} could not be downloaded: {exc.message}") from exc
     return fetched.path
 

@@ -1,4 +1,5 @@
 """fal.ai through the official `fal_client` (queue API: submit with a webhook, status, result, cancel)."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,8 @@ def _detail_text(detail, status_code: int) -> str:
     if isinstance(detail, list):  # a validation error: [{"loc": [...], "msg": ..., "type": ...}, ...]
         detail = "; ".join(
             f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}".lstrip(": ")
-            if isinstance(d, dict) and d.get("msg") else str(d)
+            if isinstance(d, dict) and d.get("msg")
+            else str(d)
             for d in detail
         )
     detail = str(detail or "") or f"HTTP {status_code}"
@@ -74,8 +76,9 @@ class FalProvider:
 
     def submit(self, request: ProviderRequest) -> str:
         try:
-            handle = self._call(self.client.submit, request.model_id, request.arguments,
-                                webhook_url=request.webhook_url)
+            handle = self._call(
+                self.client.submit, request.model_id, request.arguments, webhook_url=request.webhook_url
+            )
         except TransientProviderError as exc:
             cause = exc.__cause__
             if isinstance(cause, httpx.TransportError) and not isinstance(cause, NOT_SENT):
@@ -146,8 +149,13 @@ class FalProvider:
         if payload.get("request_id") not in (None, delivery.request_id):
             from generation.webhooks import WebhookRejected
 
-            raise WebhookRejected("The body's request_id does not match the signed one.", status_code=400,
-                                  code="mismatch")
+            raise WebhookRejected(
+                "The body's request_id does not match the signed one.", status_code=400, code="mismatch"
+            )
         ok = payload.get("status") == "OK"
-        return VerifiedDelivery(request_id=delivery.request_id, delivery_id=delivery.signature, succeeded=ok,
-                                error="" if ok else str(payload.get("error") or "The provider reported an error."))
+        return VerifiedDelivery(
+            request_id=delivery.request_id,
+            delivery_id=delivery.signature,
+            succeeded=ok,
+            error="" if ok else str(payload.get("error") or "The provider reported an error."),
+        )

@@ -3,6 +3,7 @@
 Luma's callbacks are unsigned, so a callback is never trusted: it only makes us fetch the generation again with our
 key (services.provider_callback), and what Luma answers then decides.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,12 @@ def _error_text(exc: lumaai.APIStatusError) -> str:
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("message") or exc.message
         if isinstance(detail, list):  # a validation error: [{"loc", "msg", "type"}, ...]
-            detail = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}".lstrip(": ")
-                               if isinstance(d, dict) else str(d) for d in detail)
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}".lstrip(": ")
+                if isinstance(d, dict)
+                else str(d)
+                for d in detail
+            )
         return short(detail)
     return short(exc.message)
 
@@ -79,8 +84,10 @@ class LumaProvider:
     def status(self, model_id: str, request_id: str) -> ProviderStatus:
         generation = self._call(self.client.generations.get, request_id)
         state = STATES.get(generation.state, "processing")
-        return ProviderStatus(state, error=short(generation.failure_reason or "Luma failed the generation.")
-                              if state == "failed" else None)
+        return ProviderStatus(
+            state,
+            error=short(generation.failure_reason or "Luma failed the generation.") if state == "failed" else None,
+        )
 
     def result(self, model_id: str, request_id: str, *, completed: bool = False) -> dict:
         generation = self._call(self.client.generations.get, request_id)

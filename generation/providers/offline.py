@@ -5,6 +5,7 @@ a slow camera move over each reference image in turn, or, with no images (text-t
 moving colour field with the prompt written on it. The clip is rendered when the request is
 submitted and kept in storage under generated/offline/ until it is downloaded.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -70,8 +71,11 @@ class OfflineProvider:
         size = SIZES.get(request.aspect_ratio, SIZES["16:9"])
         count = FPS * int(request.duration)
         images = [img for img in (_load(name) for name in request.image_names) if img is not None]
-        frames = (_camera_frames(images, size, count) if images
-                  else _title_frames(request.arguments.get("prompt", ""), size, count))
+        frames = (
+            _camera_frames(images, size, count)
+            if images
+            else _title_frames(request.arguments.get("prompt", ""), size, count)
+        )
         with tempfile.TemporaryDirectory(prefix="offline-render-") as tmp:
             path = write_mp4(Path(tmp) / "render.mp4", frames, size=size, fps=FPS)
             with open(path, "rb") as fh:

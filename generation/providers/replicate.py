@@ -3,6 +3,7 @@
 Replicate deletes a prediction's API outputs after about an hour, so a finished prediction is copied into our
 storage as soon as we hear of it (the webhook enqueues the completion; a poll completes it in place).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,13 @@ from .base import (
 )
 from .fal import NOT_SENT
 
-STATES = {"starting": "queued", "processing": "processing", "succeeded": "completed", "failed": "failed",
-          "canceled": "cancelled"}
+STATES = {
+    "starting": "queued",
+    "processing": "processing",
+    "succeeded": "completed",
+    "failed": "failed",
+    "canceled": "cancelled",
+}
 
 
 @lru_cache(maxsize=4)
@@ -64,8 +70,9 @@ class ReplicateProvider:
     def submit(self, request: ProviderRequest) -> str:
         hook = {"webhook": request.webhook_url, "webhook_events_filter": ["completed"]} if request.webhook_url else {}
         try:
-            prediction = self._call(self.client.predictions.create, model=request.model_id,
-                                    input=request.arguments, **hook)
+            prediction = self._call(
+                self.client.predictions.create, model=request.model_id, input=request.arguments, **hook
+            )
         except TransientProviderError as exc:
             cause = exc.__cause__
             if isinstance(cause, httpx.TransportError) and not isinstance(cause, NOT_SENT):

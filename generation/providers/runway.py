@@ -3,6 +3,7 @@
 Runway sends no webhooks, so jobs are polled. We poll ourselves rather than use the SDK's
 `wait_for_task_output()`, which keeps waiting on a CANCELLED task; here a CANCELLED task ends the job.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,11 +25,24 @@ from .base import (
     short,
 )
 
-STATES = {"PENDING": "queued", "THROTTLED": "queued", "RUNNING": "processing", "SUCCEEDED": "completed",
-          "FAILED": "failed", "CANCELLED": "cancelled"}
+STATES = {
+    "PENDING": "queued",
+    "THROTTLED": "queued",
+    "RUNNING": "processing",
+    "SUCCEEDED": "completed",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+}
 # The wire body (what the schema and the job keep) -> the SDK's keyword arguments.
-KWARGS = {"model": "model", "promptImage": "prompt_image", "promptText": "prompt_text", "ratio": "ratio",
-          "duration": "duration", "seed": "seed", "contentModeration": "content_moderation"}
+KWARGS = {
+    "model": "model",
+    "promptImage": "prompt_image",
+    "promptText": "prompt_text",
+    "ratio": "ratio",
+    "duration": "duration",
+    "seed": "seed",
+    "contentModeration": "content_moderation",
+}
 
 
 @lru_cache(maxsize=4)
@@ -47,7 +61,10 @@ def _error_text(exc: runwayml.APIStatusError) -> str:
         if isinstance(issues, list) and issues:
             message = f"{message}: " + "; ".join(
                 f"{'.'.join(str(p) for p in i.get('path', []))}: {i.get('message')}".lstrip(": ")
-                if isinstance(i, dict) else str(i) for i in issues)
+                if isinstance(i, dict)
+                else str(i)
+                for i in issues
+            )
         return short(message)
     return short(exc.message)
 

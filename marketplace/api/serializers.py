@@ -1,5 +1,6 @@
 """Request and response shapes of the marketplace API (the seed's gallery and license bodies, plus a few
 fields it lacks). Rules live in marketplace.services, not here."""
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -76,7 +77,9 @@ class LicensePurchaseSerializer(serializers.Serializer):
         max_length=20, help_text="single_use, pack_10 or unlimited (exclusive licenses are offered for)."
     )
     idempotency_key = serializers.CharField(
-        required=False, allow_blank=True, max_length=64,
+        required=False,
+        allow_blank=True,
+        max_length=64,
         help_text="Optional; the `Idempotency-Key` header works too. Retrying with it never buys twice.",
     )
 
@@ -103,8 +106,19 @@ class LicenseSerializer(serializers.ModelSerializer):
     class Meta:
         model = License
         fields = [
-            "license_id", "character_id", "character_name", "story_name", "license_type", "status", "state",
-            "is_valid", "credits_paid", "royalty_paid", "uses_granted", "uses_remaining", "valid_until",
+            "license_id",
+            "character_id",
+            "character_name",
+            "story_name",
+            "license_type",
+            "status",
+            "state",
+            "is_valid",
+            "credits_paid",
+            "royalty_paid",
+            "uses_granted",
+            "uses_remaining",
+            "valid_until",
             "created_at",
         ]
 
@@ -156,8 +170,10 @@ class ExclusiveOfferCreateSerializer(serializers.Serializer):
     credits = serializers.IntegerField(min_value=1)
     message = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     story_id = serializers.IntegerField(
-        required=False, allow_null=True, default=None,
-        help_text="Your story the exclusive license is for (\"your story only\"); omitted: the first story you use "
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='Your story the exclusive license is for ("your story only"); omitted: the first story you use '
         "the character in.",
     )
 
@@ -176,6 +192,15 @@ class ExclusiveOfferSerializer(serializers.ModelSerializer):
     class Meta:
         model = ExclusiveOffer
         fields = [
-            "offer_id", "character_id", "buyer", "credits", "message", "story_id", "status", "decision_note",
-            "decided_at", "license_id", "created_at",
+            "offer_id",
+            "character_id",
+            "buyer",
+            "credits",
+            "message",
+            "story_id",
+            "status",
+            "decision_note",
+            "decided_at",
+            "license_id",
+            "created_at",
         ]

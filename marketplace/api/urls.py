@@ -10,12 +10,8 @@ urlpatterns = [
         views.CharacterExclusiveOffersApi.as_view(),
         name="api-character-exclusive-offers",
     ),
-    path(
-        "exclusive-offers/<int:offer_id>/accept", views.ExclusiveOfferAcceptApi.as_view(), name="api-offer-accept"
-    ),
-    path(
-        "exclusive-offers/<int:offer_id>/decline", views.ExclusiveOfferDeclineApi.as_view(), name="api-offer-decline"
-    ),
+    path("exclusive-offers/<int:offer_id>/accept", views.ExclusiveOfferAcceptApi.as_view(), name="api-offer-accept"),
+    path("exclusive-offers/<int:offer_id>/decline", views.ExclusiveOfferDeclineApi.as_view(), name="api-offer-decline"),
     path(
         "exclusive-offers/<int:offer_id>/withdraw",
         views.ExclusiveOfferWithdrawApi.as_view(),

@@ -3,6 +3,7 @@
 Services raise ServiceError subclasses; common.exceptions.api_exception_handler turns them into the
 common error body, so nothing here catches them.
 """
+
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -63,18 +64,21 @@ class GalleryCharactersApi(APIView):
         params = GalleryQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         page, limit = params.validated_data["page"], params.validated_data["limit"]
-        listing = selectors.GalleryListing(
-            sort=params.validated_data["sort"], query=params.validated_data.get("q", "")
-        )
+        listing = selectors.GalleryListing(sort=params.validated_data["sort"], query=params.validated_data.get("q", ""))
         rows = listing.page(page, limit)
         cheapest = cheapest_cost()
-        return Response({
-            "characters": [gallery_card(character, cheapest, request) for character in rows],
-            "pagination": {
-                "page": page, "limit": limit, "total": rows.total, "total_is_estimate": rows.total_is_estimate,
-                "has_next": rows.has_next,
-            },
-        })
+        return Response(
+            {
+                "characters": [gallery_card(character, cheapest, request) for character in rows],
+                "pagination": {
+                    "page": page,
+                    "limit": limit,
+                    "total": rows.total,
+                    "total_is_estimate": rows.total_is_estimate,
+                    "has_next": rows.has_next,
+                },
+            }
+        )
 
 
 class CharacterLicenseApi(APIView):
@@ -94,10 +98,12 @@ class CharacterLicenseApi(APIView):
             200: OpenApiResponse(LicensePurchaseResponseSerializer, description="A replayed purchase."),
             **error_responses(400, 401, 404),
             402: _error("Not enough credits (`insufficient_credits`); `error.details` has balance and required."),
-            409: _error("Not open to licensing (`not_licensable`), sold exclusively (`exclusive_taken`), no license "
-                        "needed: you created the character or contribute to its story (`license_not_needed`, "
-                        "`error.details.reason`), or the idempotency key was used for another purchase "
-                        "(`idempotency_key_reused`)."),
+            409: _error(
+                "Not open to licensing (`not_licensable`), sold exclusively (`exclusive_taken`), no license "
+                "needed: you created the character or contribute to its story (`license_not_needed`, "
+                "`error.details.reason`), or the idempotency key was used for another purchase "
+                "(`idempotency_key_reused`)."
+            ),
         },
     )
     def post(self, request, character_id: str):
@@ -106,7 +112,9 @@ class CharacterLicenseApi(APIView):
         serializer.is_valid(raise_exception=True)
         key = serializer.validated_data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
         purchase = services.license_purchase(
-            buyer=request.user, character=character, license_type=serializer.validated_data["license_type"],
+            buyer=request.user,
+            character=character,
+            license_type=serializer.validated_data["license_type"],
             idempotency_key=key,
         )
         return Response(
@@ -133,8 +141,10 @@ class CharacterExclusiveOffersApi(APIView):
             **error_responses(400, 401, 404),
             402: _error("Your balance does not cover the offer (`insufficient_credits`)."),
             400: _error("`story_id` is not one of your stories, or is the character's own (`not_your_story`)."),
-            409: _error("Not open to licensing, already exclusive, no license needed (`license_not_needed`), or you "
-                        "have a pending offer (`offer_pending`)."),
+            409: _error(
+                "Not open to licensing, already exclusive, no license needed (`license_not_needed`), or you "
+                "have a pending offer (`offer_pending`)."
+            ),
         },
     )
     def post(self, request, character_id: str):
@@ -155,8 +165,7 @@ class CharacterExclusiveOffersApi(APIView):
 _DECISION_ERRORS = {
     **error_responses(401, 403, 404),
     402: _error("The buyer can no longer pay the offer (`insufficient_credits`); it stays pending."),
-    409: _error("The offer is no longer pending, the character is not open to licensing, or it is already "
-                "exclusive."),
+    409: _error("The offer is no longer pending, the character is not open to licensing, or it is already exclusive."),
 }
 
 
@@ -164,7 +173,9 @@ class ExclusiveOfferAcceptApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        tags=[TAG], operation_id="exclusive_offer_accept", request=None,
+        tags=[TAG],
+        operation_id="exclusive_offer_accept",
+        request=None,
         summary="Accept an exclusive offer (the character's creator or an admin)",
         responses={200: ExclusiveOfferSerializer, **_DECISION_ERRORS},
     )
@@ -177,10 +188,15 @@ class ExclusiveOfferDeclineApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        tags=[TAG], operation_id="exclusive_offer_decline", request=ExclusiveOfferDecisionSerializer,
+        tags=[TAG],
+        operation_id="exclusive_offer_decline",
+        request=ExclusiveOfferDecisionSerializer,
         summary="Decline an exclusive offer (the character's creator or an admin)",
-        responses={200: ExclusiveOfferSerializer, **error_responses(400, 401, 403, 404),
-                   409: _error("The offer is no longer pending (`offer_not_pending`).")},
+        responses={
+            200: ExclusiveOfferSerializer,
+            **error_responses(400, 401, 403, 404),
+            409: _error("The offer is no longer pending (`offer_not_pending`)."),
+        },
     )
     def post(self, request, offer_id: int):
         serializer = ExclusiveOfferDecisionSerializer(data=request.data)
@@ -195,10 +211,15 @@ class ExclusiveOfferWithdrawApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        tags=[TAG], operation_id="exclusive_offer_withdraw", request=None,
+        tags=[TAG],
+        operation_id="exclusive_offer_withdraw",
+        request=None,
         summary="Withdraw your pending exclusive offer",
-        responses={200: ExclusiveOfferSerializer, **error_responses(401, 403, 404),
-                   409: _error("The offer is no longer pending (`offer_not_pending`).")},
+        responses={
+            200: ExclusiveOfferSerializer,
+            **error_responses(401, 403, 404),
+            409: _error("The offer is no longer pending (`offer_not_pending`)."),
+        },
     )
     def post(self, request, offer_id: int):
         offer = services.exclusive_offer_withdraw(offer_id=offer_id, buyer=request.user)
@@ -209,7 +230,9 @@ class MyLicensesApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        tags=[TAG], operation_id="me_licenses", summary="Your licenses, newest first",
+        tags=[TAG],
+        operation_id="me_licenses",
+        summary="Your licenses, newest first",
         responses={200: LicenseSerializer(many=True), **error_responses(401)},
     )
     def get(self, request):
@@ -221,7 +244,9 @@ class MyWalletApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        tags=[TAG], operation_id="me_wallet", summary="Your credit balance and the newest ledger entries",
+        tags=[TAG],
+        operation_id="me_wallet",
+        summary="Your credit balance and the newest ledger entries",
         parameters=[WalletQuerySerializer],
         responses={200: WalletSerializer, **error_responses(400, 401)},
     )
@@ -236,7 +261,9 @@ class CreditGrantsApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(
-        tags=[TAG], operation_id="admin_credit_grant", summary="Grant credits to a user, with a reason (staff)",
+        tags=[TAG],
+        operation_id="admin_credit_grant",
+        summary="Grant credits to a user, with a reason (staff)",
         request=CreditGrantSerializer,
         responses={201: CreditGrantResponseSerializer, **error_responses(400, 401, 403)},
     )

@@ -3,6 +3,7 @@
 The character page only adds `{% load marketplace %}` and `{% license_panel character %}`; the panel
 reads the signed-in user from the request in the page's context.
 """
+
 import uuid
 
 from django import template
@@ -42,9 +43,7 @@ def license_panel(context, character):
     if signed_in:
         balance = selectors.wallet_balance(user)
         panel["balance"] = balance
-        panel["tier_rows"] = [
-            {"tier": tier, "shortfall": max(tier.cost - balance, 0)} for tier in panel["tiers"]
-        ]
+        panel["tier_rows"] = [{"tier": tier, "shortfall": max(tier.cost - balance, 0)} for tier in panel["tiers"]]
         # Free access (creator, story contributor) hides the tiers: the purchase would be refused anyway.
         panel["access"] = selectors.character_access(user, character)
         panel["my_licenses"] = list(selectors.valid_licenses(user, character))

@@ -1,5 +1,6 @@
 """Accounts: sign-up with email verification, the credits a new account gets, and log-in lock-outs on the
 site's log-in page, the admin's and the API token (per account and per address)."""
+
 import re
 
 import pytest
@@ -20,12 +21,19 @@ LOCKED = "Too many failed log-ins for this account; try again in 15 minutes or a
 
 
 def sign_up(client, username="newcomer", email="newcomer@example.org"):
-    return client.post(reverse("account_signup"), {
-        "username": username, "email": email, "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9",
-    })
+    return client.post(
+        reverse("account_signup"),
+        {
+            "username": username,
+            "email": email,
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
+    )
 
 
 # --- Sign-up, verification, credits for newcomers ----------------------------------------------------
+
 
 @pytest.mark.parametrize("grant", [0, 100])
 def test_a_new_account_gets_the_signup_grant_through_the_ledger(client, settings, grant):
@@ -95,12 +103,14 @@ def test_the_nav_offers_sign_up_and_log_in(client):
 
 def test_api_token_still_works(client):
     UserFactory(username="api")
-    response = client.post("/api/v1/auth/token", {"username": "api", "password": PASSWORD},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/token", {"username": "api", "password": PASSWORD}, content_type="application/json"
+    )
     assert response.status_code == 200 and response.json()["token"]
 
 
 # --- Lock-outs ----------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def carla():
@@ -132,8 +142,9 @@ def test_the_right_password_is_refused_after_too_many_wrong_ones(client, carla, 
     # The lock is the account's: another address cannot try it either, and the API token is refused.
     other = Client(REMOTE_ADDR="203.0.113.9")
     assert attempt(other, entry, PASSWORD).status_code == 429
-    token = other.post("/api/v1/auth/token", {"username": "carla", "password": PASSWORD},
-                       content_type="application/json")
+    token = other.post(
+        "/api/v1/auth/token", {"username": "carla", "password": PASSWORD}, content_type="application/json"
+    )
     assert token.status_code >= 400 and "token" not in token.json()
 
 

@@ -2,6 +2,7 @@
 credits from an empty wallet, and upload a first clip (an AVI) whose extraction the page follows live. The
 live server runs in this process, so the mail is in Django's locmem outbox and the background threads of
 the embedded default run here too."""
+
 import re
 
 from django.core import mail
@@ -112,4 +113,3 @@ def test_a_newcomer_uploads_an_avi_and_watches_it_become_candidate_frames(
     assert widths and len(widths) == clip.candidates.count()
     bs.screenshot(page, "newcomer-candidates.png")
     assert not page.js_errors
-

@@ -1,4 +1,5 @@
 """Absolute links in API bodies follow the host the client used; dna.json and what providers fetch keep SITE_URL."""
+
 from __future__ import annotations
 
 import pytest
@@ -69,7 +70,8 @@ def test_character_links_follow_the_request_host_and_dna_json_keeps_site_url():
     # What is stored and what providers fetch stay on the public address, whoever asked.
     document = dna_document(character)
     assert set(document["reference_images"].values()) == {
-        reference_url(character, "full_body"), reference_url(character, "face_closeup")
+        reference_url(character, "full_body"),
+        reference_url(character, "face_closeup"),
     }
     assert document["reference_images"]["face_closeup"].startswith(f"{PUBLIC}/characters/")
 

@@ -1,4 +1,5 @@
 """POST /api/v1/auth/token and the `Authorization: Bearer <token>` scheme on the API."""
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient

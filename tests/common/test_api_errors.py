@@ -1,5 +1,6 @@
 """Every answer under /api/ has the API's error shape, including Django's own refusals (unknown path, body
 too large, CSRF) and bodies built to crash a parser; pages keep their HTML."""
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -39,8 +40,10 @@ def test_a_missing_object_under_the_api_is_a_json_404():
     assert_api_error(Client().get("/api/v1/stories/999999"), 404)
 
 
-@pytest.mark.parametrize(("method", "path"), [("delete", "/api/v1/auth/token"), ("post", "/api/v1/schema/"),
-                                              ("get", "/api/v1/generate/webhooks/fal")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("delete", "/api/v1/auth/token"), ("post", "/api/v1/schema/"), ("get", "/api/v1/generate/webhooks/fal")],
+)
 def test_a_wrong_method_is_a_json_405(method, path):
     assert_api_error(getattr(Client(), method)(path), 405, "method_not_allowed")
 
@@ -77,8 +80,9 @@ def test_deeply_nested_json_is_a_400_not_a_recursion_error(body):
 def test_ordinary_json_still_parses():
     api = APIClient()
     api.force_authenticate(UserFactory())
-    response = api.post("/api/v1/stories", data='{"title": "Nested [[fine]]", "description": ""}',
-                        content_type="application/json")
+    response = api.post(
+        "/api/v1/stories", data='{"title": "Nested [[fine]]", "description": ""}', content_type="application/json"
+    )
     assert response.status_code == 201, response.content
 
 

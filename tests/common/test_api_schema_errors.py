@@ -1,5 +1,6 @@
 """The OpenAPI schema says what the API answers: real responses validate against it, and the error answers
 every operation can give (429 where throttled, 503) are documented with the error component."""
+
 import copy
 
 import jsonschema
@@ -30,8 +31,10 @@ def as_json_schema(node):
 
 
 def validate(schema: dict, component: str, body) -> None:
-    document = {"$ref": f"#/components/schemas/{component}",
-                "components": as_json_schema(copy.deepcopy(schema["components"]))}
+    document = {
+        "$ref": f"#/components/schemas/{component}",
+        "components": as_json_schema(copy.deepcopy(schema["components"])),
+    }
     jsonschema.validate(body, document, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
@@ -50,12 +53,15 @@ def test_a_clip_fetched_from_a_link_gives_that_link(schema):
     validate(schema, "Clip", body)
 
 
-@pytest.mark.parametrize(("path", "method"), [
-    ("/api/v1/auth/token", "post"),
-    ("/api/v1/stories", "get"),
-    ("/api/v1/stories/{story_id}/clips", "post"),
-    ("/api/v1/generate/webhooks/fal", "post"),
-])
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/api/v1/auth/token", "post"),
+        ("/api/v1/stories", "get"),
+        ("/api/v1/stories/{story_id}/clips", "post"),
+        ("/api/v1/generate/webhooks/fal", "post"),
+    ],
+)
 def test_throttled_operations_document_429_and_every_operation_503(schema, path, method):
     responses = schema["paths"][path][method]["responses"]
     for code in ("429", "503"):
@@ -65,8 +71,12 @@ def test_throttled_operations_document_429_and_every_operation_503(schema, path,
 
 
 def test_every_operation_documents_503(schema):
-    missing = [f"{method.upper()} {path}" for path, operations in schema["paths"].items()
-               for method, operation in operations.items() if "503" not in operation["responses"]]
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "503" not in operation["responses"]
+    ]
     assert not missing
 
 

@@ -1,4 +1,5 @@
 """The vote bench's baseline endpoint: routed only by the bench's settings, authenticated, one indexed read."""
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -21,8 +22,10 @@ def test_under_the_bench_urls_the_ping_answers_the_user_and_their_vote_count(set
     settings.ROOT_URLCONF = "bench.baseline"
     story = StoryFactory()
     frames = [CandidateFrameFactory(clip=ClipFactory(story=story)) for _ in range(2)]
-    subs = [services.submission_create(story=story, submitter=UserFactory(), frame_ids=[f.pk],
-                                       style_description="d") for f in frames]
+    subs = [
+        services.submission_create(story=story, submitter=UserFactory(), frame_ids=[f.pk], style_description="d")
+        for f in frames
+    ]
     session = VotingSession.objects.get(story=story)  # two submissions open it
     voter = UserFactory()
     api = APIClient()

@@ -2,6 +2,7 @@
 with nothing blocked (Chromium reports each blocked script, style or image on the console), on the demo data,
 which has something on every page (extracted clips, a decided vote, a locked character, a pin, a generated clip).
 Never `playwright install`."""
+
 import pytest
 from django.core.management import call_command
 from django.db import connections
@@ -47,10 +48,16 @@ def test_no_page_breaks_the_content_security_policy(live_server, page):
     visit(page, f"{base}/accounts/login/")
     log_in(page, base, "alice", PASSWORD)
     pages = [
-        "/", reverse("story-detail", args=[story.pk]), reverse("clip-detail", args=[clip.pk]),
-        reverse("submission-create", args=[story.pk]), reverse("character-detail", args=[character.character_id]),
-        reverse("gallery"), reverse("generation-create", args=[story.pk]), reverse("generation-job", args=[job.job_id]),
-        reverse("my-wallet"), reverse("api-docs"),
+        "/",
+        reverse("story-detail", args=[story.pk]),
+        reverse("clip-detail", args=[clip.pk]),
+        reverse("submission-create", args=[story.pk]),
+        reverse("character-detail", args=[character.character_id]),
+        reverse("gallery"),
+        reverse("generation-create", args=[story.pk]),
+        reverse("generation-job", args=[job.job_id]),
+        reverse("my-wallet"),
+        reverse("api-docs"),
     ]
     for path in pages:
         visit(page, base + path)
@@ -68,8 +75,11 @@ def test_the_admin_and_its_pin_panel_keep_to_the_policy(live_server, page):
     page.fill("#id_password", PASSWORD)
     with page.expect_navigation():
         page.click("input[type=submit]")
-    for path in [reverse("admin:index"), reverse("admin:characters_clip_change", args=[clip.pk]),
-                 reverse("admin:characters_clip_pin", args=[clip.pk])]:
+    for path in [
+        reverse("admin:index"),
+        reverse("admin:characters_clip_change", args=[clip.pk]),
+        reverse("admin:characters_clip_pin", args=[clip.pk]),
+    ]:
         visit(page, base + path)
     # The panel's script ran: the player is loaded and the server-rendered preview came back.
     page.wait_for_function("() => document.querySelector('[data-role=player]').readyState >= 1")

@@ -1,6 +1,7 @@
 """A database that cannot be reached: 503 with Retry-After (the API's JSON error, a page on the site), and
 the health endpoints a load balancer reads. The outage is real: the connection is pointed at a closed port
 (PostgreSQL) or an unreachable file (SQLite), and the next request after it returns is served as usual."""
+
 import contextlib
 import socket
 

@@ -1,4 +1,5 @@
 """The local media view answers HTTP Range requests, so a browser can seek a <video>."""
+
 import os
 
 import pytest
@@ -138,8 +139,16 @@ def test_content_type_follows_the_file(rf, media_root):
 
 @pytest.mark.parametrize(
     "path",
-    ["../secret.txt", "clips/../../secret.txt", "/etc/passwd", "..\\secret.txt", "clips", "", "clips/missing.mp4",
-     "clips/clip.mp4\x00.jpg"],
+    [
+        "../secret.txt",
+        "clips/../../secret.txt",
+        "/etc/passwd",
+        "..\\secret.txt",
+        "clips",
+        "",
+        "clips/missing.mp4",
+        "clips/clip.mp4\x00.jpg",
+    ],
 )
 def test_paths_outside_the_root_or_not_files_are_refused(rf, media_root, path):
     with pytest.raises(Http404):

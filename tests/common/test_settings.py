@@ -1,5 +1,6 @@
 """Settings as each environment boots them: every check runs in a fresh process with only the
 environment variables the test gives (plus PATH), as a new machine or a deployment would."""
+
 import json
 import os
 import re
@@ -36,8 +37,13 @@ print(json.dumps({
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        args, cwd=PROJECT_DIR, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **env},
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        args,
+        cwd=PROJECT_DIR,
+        env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -98,12 +104,14 @@ def test_local_settings_boot_with_no_environment_on_the_embedded_default(no_dote
 
 
 def test_each_service_switch_selects_the_real_backend(no_dotenv):
-    real = summary({
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": "postgres://cps:secret@db.internal:5432/cps",
-        "REDIS_URL": "redis://cache.internal:6379/0",
-        "S3_BUCKET": "cps-media",
-    })
+    real = summary(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "DATABASE_URL": "postgres://cps:secret@db.internal:5432/cps",
+            "REDIS_URL": "redis://cache.internal:6379/0",
+            "S3_BUCKET": "cps-media",
+        }
+    )
     assert real["engine"] == "django.db.backends.postgresql"
     assert real["db_name"] == "cps"
     assert real["cache"].endswith("RedisCache")

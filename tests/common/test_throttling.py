@@ -2,6 +2,7 @@
 
 Runs on the local-memory cache with no environment and on Redis under `make test`.
 """
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -108,8 +109,11 @@ def test_default_throttles_are_the_fixed_window_ones():
 
 def token_attempt(forwarded_for: str, remote: str = "203.0.113.9"):
     return APIClient().post(
-        "/api/v1/auth/token", {"username": "someone", "password": "wrong"}, format="json",
-        HTTP_X_FORWARDED_FOR=forwarded_for, REMOTE_ADDR=remote,
+        "/api/v1/auth/token",
+        {"username": "someone", "password": "wrong"},
+        format="json",
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+        REMOTE_ADDR=remote,
     )
 
 
@@ -130,15 +134,18 @@ def test_behind_one_trusted_proxy_the_address_it_appended_is_the_client(rates, s
     assert token_attempt("10.0.0.8", remote="10.9.9.9").status_code == 400
 
 
-@pytest.mark.parametrize(("trusted", "forwarded", "expected"), [
-    (0, "1.1.1.1", "203.0.113.9"),
-    (1, "", "203.0.113.9"),                      # the header missing: the peer
-    (1, "1.1.1.1, 2.2.2.2", "2.2.2.2"),
-    (2, "1.1.1.1, 2.2.2.2, 3.3.3.3", "2.2.2.2"),
-    (2, "3.3.3.3", "203.0.113.9"),               # fewer entries than proxies: nothing believed
-    (1, "1.1.1.1, not-an-address", "203.0.113.9"),
-    (1, "2001:db8::1", "2001:db8::1"),
-])
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "expected"),
+    [
+        (0, "1.1.1.1", "203.0.113.9"),
+        (1, "", "203.0.113.9"),  # the header missing: the peer
+        (1, "1.1.1.1, 2.2.2.2", "2.2.2.2"),
+        (2, "1.1.1.1, 2.2.2.2, 3.3.3.3", "2.2.2.2"),
+        (2, "3.3.3.3", "203.0.113.9"),  # fewer entries than proxies: nothing believed
+        (1, "1.1.1.1, not-an-address", "203.0.113.9"),
+        (1, "2001:db8::1", "2001:db8::1"),
+    ],
+)
 def test_client_ip_reads_the_header_only_through_the_trusted_proxies(settings, trusted, forwarded, expected):
     from common.client_ip import client_ip
 

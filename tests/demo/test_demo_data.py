@@ -1,4 +1,5 @@
 """`load_demo_data` gives a newcomer a story with extracted clips, through the real services, once."""
+
 import pytest
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
@@ -29,7 +30,10 @@ def test_demo_data_is_extracted_and_loading_it_again_changes_nothing(django_capt
     assert "admin  / demo-pass-1" in out
     # Verified addresses, so mandatory email verification does not keep them out of the log-in page.
     assert set(EmailAddress.objects.filter(verified=True, primary=True).values_list("user__username", flat=True)) == {
-        "admin", "alice", "bob"}
+        "admin",
+        "alice",
+        "bob",
+    }
 
     # The community steps on top: a decided vote, the locked character, a pin and a generated clip.
     character = Character.objects.get(story=story)

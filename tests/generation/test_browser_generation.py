@@ -1,4 +1,5 @@
 """The create page in a real browser: the cost follows what the contributor picks, before anything is spent."""
+
 import pytest
 
 from characters.models import Character, PinningSettings
@@ -47,8 +48,9 @@ def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, page
 
 def test_a_licensed_character_of_another_story_is_picked_and_its_use_spent(live_server, page, good_clip):
     owner = UserFactory(username="owner")
-    character = canonical_character(StoryFactory(title="Deep Field", created_by=owner), owner, good_clip,
-                                    allow_licensing=True)
+    character = canonical_character(
+        StoryFactory(title="Deep Field", created_by=owner), owner, good_clip, allow_licensing=True
+    )
     Character.objects.filter(pk=character.pk).update(name="Commander Eileen")
     buyer, story, license = licensee_of(character)  # a pack of 10
     own = canonical_character(story, buyer, good_clip)  # the buyer's story has its own character, the default
@@ -64,7 +66,8 @@ def test_a_licensed_character_of_another_story_is_picked_and_its_use_spent(live_
     assert "Commander Eileen — licensed, 10 uses left" in options
     select.select_option(character.character_id)
     page.wait_for_function(
-        "() => document.querySelector('[data-role=\"character-link\"]').textContent === 'Commander Eileen'")
+        "() => document.querySelector('[data-role=\"character-link\"]').textContent === 'Commander Eileen'"
+    )
     page.fill("#id_prompt", "She lands on the far side of the moon")
     with page.expect_navigation():
         page.click("#generate-form button[type=submit]")

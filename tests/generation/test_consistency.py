@@ -5,6 +5,7 @@ clips are made from) or a frame of the mixed clip's good first seconds. The good
 the profile clip the cameraman, the no-person clip a coffee cup. Figures measured while writing
 these tests (5 samples): good clip 69 (identity only) / 66 (with her palette), profile clip 0 / 12.
 """
+
 from __future__ import annotations
 
 import threading
@@ -78,6 +79,7 @@ def scored(good_clip, profile_clip, references, her_palette):
 
 # --- It separates people -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["identity", "palette"])
 def test_the_same_person_scores_clearly_higher_than_another_person(scored, mode):
     astronaut, cameraman = scored["astronaut", mode].score, scored["cameraman", mode].score
@@ -125,6 +127,7 @@ def test_a_video_without_anyone_scores_zero(no_person_clip, references):
 
 # --- Appearance ------------------------------------------------------------------------------------
 
+
 def test_her_palette_is_measured_like_a_dna_palette(her_palette):
     assert set(her_palette) >= {"skin", "hair", "clothing_primary"}
 
@@ -159,6 +162,7 @@ def test_identity_curve():
 
 
 # --- References ------------------------------------------------------------------------------------
+
 
 def test_references_without_a_face_are_ignored(no_person_clip):
     result = score_video(no_person_clip, [photo("coffee"), astronaut_crop()], samples=3)
@@ -203,6 +207,7 @@ def test_load_references_from_paths_files_and_bytes(tmp_path):
 
 # --- Videos ---------------------------------------------------------------------------------------
 
+
 def test_a_file_that_is_no_video_is_refused(tmp_path, missing_header_clip, references):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"this is not a video\n")
@@ -238,6 +243,7 @@ def test_dlib_models_load_once_per_thread():
 
 
 # --- A locked character ----------------------------------------------------------------------------
+
 
 def character_with_references(palette: dict[str, str]):
     character = CharacterFactory(color_palette=palette)

@@ -4,6 +4,7 @@ Tasks run eagerly (in-process); `django_capture_on_commit_callbacks(execute=True
 services queue after their transactions commit, as a worker would. The fake records every body it
 receives, so each mode's payload is checked exactly as fal would see it.
 """
+
 from __future__ import annotations
 
 import time
@@ -98,7 +99,9 @@ def licensed(good_clip):
     """A character of one story, licensed (pack of 10) by a user who generates in their own story."""
     owner = UserFactory(username="owner")
     character = canonical_character(
-        StoryFactory(created_by=owner), owner, good_clip,
+        StoryFactory(created_by=owner),
+        owner,
+        good_clip,
         features=["short brown curly hair", "trimmed beard", "orange flight suit", "silver watch"],
         allow_licensing=True,
     )
@@ -119,13 +122,18 @@ def test_pins_go_out_as_kling_o1_elements_with_tags(fake_fal, pinned, generate):
     one, _, three = pinned.pins
     angles = list(three.angles.order_by("position"))
 
-    response = generate(pinned.contributor, story_id=pinned.story.pk, prompt="@Element3 hands  Mara a map",
-                        duration=10, aspect_ratio="9:16")
+    response = generate(
+        pinned.contributor,
+        story_id=pinned.story.pk,
+        prompt="@Element3 hands  Mara a map",
+        duration=10,
+        aspect_ratio="9:16",
+    )
 
     job = job_of(response)
     body = response.json()
     assert body["mode"] == "reference-to-video" and body["cost_usd"] == "1.120"  # as the schema says: a string
-    submission, = fake_fal.submissions
+    (submission,) = fake_fal.submissions
     assert submission.endpoint == REF_MODEL
     assert submission.authorization == "Key test-key"
     assert submission.webhook_url == f"{SITE}{WEBHOOK_PATH}?job={job.job_id}"  # the job rides along
@@ -135,8 +143,10 @@ def test_pins_go_out_as_kling_o1_elements_with_tags(fake_fal, pinned, generate):
         "prompt": "@Element1 @Element2 hands Mara a map",
         "elements": [
             {"frontal_image_url": absolute(one.frontal_image), "reference_image_urls": [absolute(one.frontal_image)]},
-            {"frontal_image_url": absolute(three.frontal_image),
-             "reference_image_urls": [absolute(a.image) for a in angles]},
+            {
+                "frontal_image_url": absolute(three.frontal_image),
+                "reference_image_urls": [absolute(a.image) for a in angles],
+            },
         ],
         "duration": "10",
         "aspect_ratio": "9:16",
@@ -144,7 +154,12 @@ def test_pins_go_out_as_kling_o1_elements_with_tags(fake_fal, pinned, generate):
     job.refresh_from_db()
     assert job.arguments == submission.arguments and job.elements == submission.arguments["elements"]
     assert (job.mode, job.model_id, job.provider, job.duration, job.aspect_ratio) == (
-        "reference-to-video", REF_MODEL, "fal", 10, "9:16")
+        "reference-to-video",
+        REF_MODEL,
+        "fal",
+        10,
+        "9:16",
+    )
     assert job.prompt_used == "@Element1 @Element2 hands Mara a map" and job.user_prompt == "@Element3 hands Mara a map"
     assert job.pinned_character_ids == [one.pk, three.pk] and job.character == pinned.character
     assert job.cost_usd == Decimal("1.120")
@@ -160,7 +175,8 @@ def test_reference_to_video_never_sends_more_than_seven_images(fake_fal, good_cl
     arguments = fake_fal.only_request().arguments
     assert image_count(arguments["elements"]) == 7
     assert [e["frontal_image_url"] for e in arguments["elements"]] == [
-        absolute(p.frontal_image) for p in world.pins[:3]]
+        absolute(p.frontal_image) for p in world.pins[:3]
+    ]
     assert all(1 <= len(e["reference_image_urls"]) <= 3 for e in arguments["elements"])
     assert arguments["prompt"] == "@Element3 @Element2 and @Element1 race"
     job.refresh_from_db()
@@ -174,20 +190,30 @@ def test_image_to_video_sends_the_dna_prompt_negative_prompt_and_the_reference_f
     character, buyer, story, license = licensed
     fake_fal.default_script.queued_polls = None
 
-    action = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id,
-                             prompt="She runs across the hangar"))
-    dialogue = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id,
-                               prompt="She whispers a secret to the camera", aspect_ratio="1:1"))
+    action = job_of(
+        generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She runs across the hangar")
+    )
+    dialogue = job_of(
+        generate(
+            buyer,
+            story_id=story.pk,
+            character_id=character.character_id,
+            prompt="She whispers a secret to the camera",
+            aspect_ratio="1:1",
+        )
+    )
 
     sent = [s.arguments for s in fake_fal.submissions]
     assert [s.endpoint for s in fake_fal.submissions] == [I2V_MODEL, I2V_MODEL]
     negative = f"{DRIFT}, blonde hair, platinum hair, clean shaven, long beard"  # dark brown hair, trimmed beard
     assert sent[0] == {
         "prompt": "Smiling astronaut in an orange flight suit. Character has short brown curly hair, trimmed beard. "
-                  f"She runs across the hangar. {QUALITY}",
+        f"She runs across the hangar. {QUALITY}",
         # Kling v2.6 spells it start_image_url and takes no aspect ratio; sound is off unless asked for
         "start_image_url": reference_url(character, "full_body"),
-        "negative_prompt": negative, "duration": "5", "generate_audio": False,
+        "negative_prompt": negative,
+        "duration": "5",
+        "generate_audio": False,
     }
     assert sent[1]["start_image_url"] == reference_url(character, "face_closeup")
     assert sent[1]["prompt"].endswith(f"She whispers a secret to the camera. {QUALITY}")
@@ -204,41 +230,90 @@ def test_opting_out_or_nothing_locked_sends_text_to_video(fake_fal, pinned, gene
     story = pinned.story if opted_out else StoryFactory(title="Nothing locked")
     fake_fal.script_next(queued_polls=None)
 
-    job = job_of(generate(pinned.contributor, story_id=story.pk, prompt="A storm over the harbour",
-                          use_pins=not opted_out, duration=10))
+    job = job_of(
+        generate(
+            pinned.contributor,
+            story_id=story.pk,
+            prompt="A storm over the harbour",
+            use_pins=not opted_out,
+            duration=10,
+        )
+    )
 
-    submission, = fake_fal.submissions
+    (submission,) = fake_fal.submissions
     assert submission.endpoint == T2V_MODEL
-    assert submission.arguments == {"prompt": "A storm over the harbour", "duration": "10", "aspect_ratio": "16:9",
-                                    "generate_audio": False}
+    assert submission.arguments == {
+        "prompt": "A storm over the harbour",
+        "duration": "10",
+        "aspect_ratio": "16:9",
+        "generate_audio": False,
+    }
     job.refresh_from_db()
     assert (job.mode, job.character, job.pinned_character_ids, job.cost_usd) == (
-        "text-to-video", None, [], Decimal("0.700"))
+        "text-to-video",
+        None,
+        [],
+        Decimal("0.700"),
+    )
 
 
 def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
     character, buyer, story, license = licensed
-    response = api(buyer).post("/api/v1/generate/quote", {
-        "story_id": story.pk, "character_id": character.character_id, "prompt": "She jumps", "duration": 10,
-    }, format="json")
+    response = api(buyer).post(
+        "/api/v1/generate/quote",
+        {
+            "story_id": story.pk,
+            "character_id": character.character_id,
+            "prompt": "She jumps",
+            "duration": 10,
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body | {"prompt_used": None, "arguments": None} == {
-        "mode": "image-to-video", "model": I2V_MODEL, "provider": "fal", "model_id": I2V_MODEL, "arguments": None,
-        "offline_preview": False, "summary": "Kling v2.6 Pro image-to-video on fal, 10 s: $0.70.",
-        "with_sound": False, "cost_usd": "0.700", "would_cost_usd": "0.700", "left_out_elements": [],
-        "prompt_used": None, "pinned_elements": [], "available_pinned_elements": [], "pins_on_request": False,
-        "reference_cost_usd": None, "character_id": character.character_id, "notes": [],
+        "mode": "image-to-video",
+        "model": I2V_MODEL,
+        "provider": "fal",
+        "model_id": I2V_MODEL,
+        "arguments": None,
+        "offline_preview": False,
+        "summary": "Kling v2.6 Pro image-to-video on fal, 10 s: $0.70.",
+        "with_sound": False,
+        "cost_usd": "0.700",
+        "would_cost_usd": "0.700",
+        "left_out_elements": [],
+        "prompt_used": None,
+        "pinned_elements": [],
+        "available_pinned_elements": [],
+        "pins_on_request": False,
+        "reference_cost_usd": None,
+        "character_id": character.character_id,
+        "notes": [],
     }
     # the exact body that would be sent
     assert body["arguments"] == {
-        "prompt": body["prompt_used"], "start_image_url": reference_url(character, "full_body"),
-        "negative_prompt": body["arguments"]["negative_prompt"], "duration": "10", "generate_audio": False,
+        "prompt": body["prompt_used"],
+        "start_image_url": reference_url(character, "full_body"),
+        "negative_prompt": body["arguments"]["negative_prompt"],
+        "duration": "10",
+        "generate_audio": False,
     }
-    with_sound = api(buyer).post("/api/v1/generate/quote", {
-        "story_id": story.pk, "character_id": character.character_id, "prompt": "She jumps", "duration": 10,
-        "with_sound": True,
-    }, format="json").json()
+    with_sound = (
+        api(buyer)
+        .post(
+            "/api/v1/generate/quote",
+            {
+                "story_id": story.pk,
+                "character_id": character.character_id,
+                "prompt": "She jumps",
+                "duration": 10,
+                "with_sound": True,
+            },
+            format="json",
+        )
+        .json()
+    )
     assert with_sound["cost_usd"] == "1.400" and with_sound["arguments"]["generate_audio"] is True
     assert fake_fal.submissions == [] and not GenerationJob.objects.exists() and uses_left(license) == 10
 
@@ -253,8 +328,9 @@ def test_a_prompt_naming_a_missing_element_is_refused_before_anything_is_spent(f
 def test_without_a_license_nothing_is_queued(fake_fal, licensed, generate):
     character, _, _, _ = licensed
     stranger = UserFactory(username="stranger")
-    response = generate(stranger, story_id=StoryFactory(created_by=stranger).pk,
-                        character_id=character.character_id, prompt="She jumps")
+    response = generate(
+        stranger, story_id=StoryFactory(created_by=stranger).pk, character_id=character.character_id, prompt="She jumps"
+    )
     assert response.status_code == 403 and response.json()["error"]["code"] == "license_required"
     assert fake_fal.submissions == [] and not GenerationJob.objects.exists()
 
@@ -427,8 +503,7 @@ def test_on_a_worker_reading_a_job_does_not_poll_fal(fake_fal, pinned, generate,
 
 def test_completed_then_422_fails_the_job_with_fals_message_and_refunds_the_use(fake_fal, licensed, generate):
     character, buyer, story, license = licensed
-    detail = [{"loc": ["body", "image_url"], "msg": "Image must be at least 300x300 pixels",
-               "type": "value_error"}]
+    detail = [{"loc": ["body", "image_url"], "msg": "Image must be at least 300x300 pixels", "type": "value_error"}]
     fake_fal.script_next(queued_polls=0, result_status=422, result_detail=detail)
 
     job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
@@ -485,8 +560,12 @@ def test_a_result_that_is_not_a_video_fails_the_job(fake_fal, licensed, generate
 def test_the_same_idempotency_key_returns_the_same_job(fake_fal, licensed, generate):
     character, buyer, story, license = licensed
     fake_fal.default_script.queued_polls = None
-    request = {"story_id": story.pk, "character_id": character.character_id, "prompt": "She jumps",
-               "idempotency_key": "retry-me-123"}
+    request = {
+        "story_id": story.pk,
+        "character_id": character.character_id,
+        "prompt": "She jumps",
+        "idempotency_key": "retry-me-123",
+    }
 
     first = generate(buyer, **request)
     again = generate(buyer, **request | {"prompt": "Something else entirely"})
@@ -496,8 +575,12 @@ def test_the_same_idempotency_key_returns_the_same_job(fake_fal, licensed, gener
     assert GenerationJob.objects.count() == 1 and len(fake_fal.submissions) == 1
     assert uses_left(license) == 9
     other = UserFactory(username="other")
-    assert generate(other, story_id=StoryFactory(created_by=other).pk, prompt="Rain",
-                    idempotency_key="retry-me-123").json()["job_id"] != first.json()["job_id"]
+    assert (
+        generate(
+            other, story_id=StoryFactory(created_by=other).pk, prompt="Rain", idempotency_key="retry-me-123"
+        ).json()["job_id"]
+        != first.json()["job_id"]
+    )
 
 
 def test_cancelling_stops_the_request_at_fal_and_refunds_the_use(fake_fal, licensed, generate):
@@ -530,8 +613,7 @@ def snapshot(job: GenerationJob) -> tuple:
     job.refresh_from_db()
     pins = tuple(PinnedCharacter.objects.order_by("pk").values_list("usage_count", flat=True))
     uses = tuple(Character.objects.order_by("pk").values_list("clips_used", flat=True))
-    return (job.status, job.progress, job.video.name, job.consistency_score, job.error, job.completed_at,
-            pins, uses)
+    return (job.status, job.progress, job.video.name, job.consistency_score, job.error, job.completed_at, pins, uses)
 
 
 @pytest.fixture
@@ -560,7 +642,8 @@ def test_a_signed_webhook_completes_the_job_once(fake_fal, held_job, pinned, cli
     # fal delivers again: the same delivery (a replay) and a fresh signature of the same event.
     assert post_webhook(client, body, headers).json()["outcome"] == "duplicate"
     assert post_webhook(client, *fake_fal.webhook_delivery(held_job.provider_request_id)).json()["outcome"] == (
-        "already_finished")
+        "already_finished"
+    )
     assert snapshot(held_job) == done
     assert WebhookDelivery.objects.filter(request_id=held_job.provider_request_id).count() == 2
 
@@ -568,8 +651,9 @@ def test_a_signed_webhook_completes_the_job_once(fake_fal, held_job, pinned, cli
 def test_the_webhooks_video_url_is_never_used(fake_fal, held_job, client, good_clip):
     fake_fal.complete(held_job.provider_request_id)
     body, _ = fake_fal.webhook_delivery(held_job.provider_request_id)
-    body = body.replace(fake_fal.video_url(held_job.provider_request_id).encode(),
-                        b"http://169.254.169.254/latest/meta-data/iam")
+    body = body.replace(
+        fake_fal.video_url(held_job.provider_request_id).encode(), b"http://169.254.169.254/latest/meta-data/iam"
+    )
     headers = fake_fal.signer.headers(held_job.provider_request_id, body)
 
     assert post_webhook(client, body, headers).status_code == 200
@@ -597,9 +681,14 @@ def forged_delivery(fake, request_id: str, how: str) -> tuple[bytes, dict]:
 
 @pytest.mark.parametrize(
     ("how", "words"),
-    [("other-key", "signature does not match"), ("stale", "too far from now"), ("future", "too far from now"),
-     ("body-changed", "signature does not match"), ("request-id-changed", "signature does not match"),
-     ("unsigned", "Missing header")],
+    [
+        ("other-key", "signature does not match"),
+        ("stale", "too far from now"),
+        ("future", "too far from now"),
+        ("body-changed", "signature does not match"),
+        ("request-id-changed", "signature does not match"),
+        ("unsigned", "Missing header"),
+    ],
 )
 def test_forged_stale_or_unsigned_webhooks_are_rejected_and_change_nothing(fake_fal, held_job, client, how, words):
     fake_fal.complete(held_job.provider_request_id)
@@ -636,8 +725,9 @@ def test_an_error_webhook_fails_the_job_with_fals_message(fake_fal, licensed, ge
     job = job_of(generate(buyer, story_id=story.pk, character_id=character.character_id, prompt="She jumps"))
     assert uses_left(license) == 9
 
-    body, headers = fake_fal.webhook_delivery(fake_fal.only_request().request_id, status="ERROR",
-                                              error="Content policy violation")
+    body, headers = fake_fal.webhook_delivery(
+        fake_fal.only_request().request_id, status="ERROR", error="Content policy violation"
+    )
     response = post_webhook(client, body, headers)
 
     assert response.json()["outcome"] == "failed"
@@ -660,8 +750,12 @@ def test_fal_posts_the_webhook_to_our_endpoint_and_the_job_completes(fake_fal, g
     assert job.status == "submitted" and request.webhook_url == f"{live_server.url}{WEBHOOK_PATH}?job={job.job_id}"
     fake_fal.complete(request.request_id)
     body, headers = fake_fal.webhook_delivery(request.request_id)
-    answers = [requests.post(request.webhook_url, data=body, timeout=120,
-                             headers=headers | {"Content-Type": "application/json"}) for _ in range(2)]
+    answers = [
+        requests.post(
+            request.webhook_url, data=body, timeout=120, headers=headers | {"Content-Type": "application/json"}
+        )
+        for _ in range(2)
+    ]
 
     assert [a.json()["outcome"] for a in answers] == ["completing", "duplicate"]
     job.refresh_from_db()
@@ -721,7 +815,7 @@ def test_a_killed_submission_is_not_sent_again_and_fals_webhook_completes_the_jo
 ):
     fake_fal.script_next(queued_polls=None)
     job = submitted_and_killed(pinned.contributor, pinned.story, "@Element1 waves")
-    accepted, = fake_fal.accepted
+    (accepted,) = fake_fal.accepted
     assert job.submission_unconfirmed and job.attempts == 1 and job.provider_request_id == ""
 
     healthy = killed_after_fal_accepts()  # noqa: F841 -- the next worker is healthy
@@ -749,8 +843,10 @@ def test_a_killed_submission_is_not_sent_again_and_fals_webhook_completes_the_jo
     assert fake_fal.only_request().result_fetches == 1 and len(fake_fal.submissions) == 1
     assert PinnedCharacter.objects.get(pk=pinned.pins[0].pk).usage_count == 1
     # fal retries its webhook: nothing happens twice.
-    assert post_to(client, accepted.webhook_url, *fake_fal.webhook_delivery(accepted.request_id)).json()[
-        "outcome"] == "already_finished"
+    assert (
+        post_to(client, accepted.webhook_url, *fake_fal.webhook_delivery(accepted.request_id)).json()["outcome"]
+        == "already_finished"
+    )
     assert PinnedCharacter.objects.get(pk=pinned.pins[0].pk).usage_count == 1
 
 
@@ -783,7 +879,7 @@ def test_a_killed_submission_no_webhook_ever_names_fails_at_the_timeout(
     character, buyer, story, license = licensed
     fake_fal.script_next(queued_polls=None)
     job = submitted_and_killed(buyer, story, "She jumps", character_id=character.character_id)
-    accepted, = fake_fal.accepted
+    (accepted,) = fake_fal.accepted
     killed_after_fal_accepts()
     worker_died_long_ago(job)
     tasks.poll_stale_jobs.delay()
@@ -818,16 +914,16 @@ def test_a_webhook_url_naming_a_job_that_knows_its_request_changes_nothing(fake_
     before = snapshot(held_job)
     body, headers = fake_fal.webhook_delivery("0123456789abcdef")
 
-    response = client.post(f"{WEBHOOK_PATH}?job={held_job.job_id}", data=body, content_type="application/json",
-                           headers=headers)
+    response = client.post(
+        f"{WEBHOOK_PATH}?job={held_job.job_id}", data=body, content_type="application/json", headers=headers
+    )
 
     assert response.status_code == 200 and response.json()["outcome"] == "unknown_request"
     assert snapshot(held_job) == before and held_job.provider_request_id != "0123456789abcdef"
 
 
 @pytest.mark.parametrize("webhooks", [True, False])
-def test_two_deliveries_of_the_submit_task_at_once_send_the_job_once(fake_fal, pinned, monkeypatch, settings,
-                                                                      webhooks):
+def test_two_deliveries_of_the_submit_task_at_once_send_the_job_once(fake_fal, pinned, monkeypatch, settings, webhooks):
     from generation.providers.fal import FalProvider
 
     settings.GENERATION_USE_WEBHOOKS = webhooks
@@ -850,11 +946,16 @@ def test_two_deliveries_of_the_submit_task_at_once_send_the_job_once(fake_fal, p
 
 @pytest.mark.parametrize(
     ("error", "outcome"),
-    [(httpx.ReadTimeout("read timed out"), "unknown"), (httpx.RemoteProtocolError("peer closed"), "unknown"),
-     (httpx.ConnectError("connection refused"), "retry"), (httpx.ConnectTimeout("connect timed out"), "retry")],
+    [
+        (httpx.ReadTimeout("read timed out"), "unknown"),
+        (httpx.RemoteProtocolError("peer closed"), "unknown"),
+        (httpx.ConnectError("connection refused"), "retry"),
+        (httpx.ConnectTimeout("connect timed out"), "retry"),
+    ],
 )
-def test_a_broken_connection_after_the_request_left_is_never_retried_blindly(fake_fal, licensed, monkeypatch,
-                                                                             settings, error, outcome):
+def test_a_broken_connection_after_the_request_left_is_never_retried_blindly(
+    fake_fal, licensed, monkeypatch, settings, error, outcome
+):
     """A read timeout or a dropped answer: fal may have the request. A refused connection: it surely has not."""
     settings.GENERATION_USE_WEBHOOKS = False
     import fal_client
@@ -864,8 +965,9 @@ def test_a_broken_connection_after_the_request_left_is_never_retried_blindly(fak
     def broken(*args, **kwargs):  # what httpx raises to fal_client's submit once its own retries are spent
         raise error
 
-    job = services.generation_create(requester=buyer, story=story, prompt="She jumps",
-                                     character_id=character.character_id)
+    job = services.generation_create(
+        requester=buyer, story=story, prompt="She jumps", character_id=character.character_id
+    )
     monkeypatch.setattr(fal_client.SyncClient, "submit", broken)
     if outcome == "retry":
         with pytest.raises(TransientProviderError, match="could not be reached"):
@@ -889,12 +991,17 @@ def no_auto_switch():
 
 def test_without_automatic_switching_pins_are_used_only_when_asked_for(fake_fal, pinned, generate, no_auto_switch):
     fake_fal.default_script.queued_polls = None
-    quote = api(pinned.contributor).post("/api/v1/generate/quote", {
-        "story_id": pinned.story.pk, "prompt": "She runs"}, format="json").json()
+    quote = (
+        api(pinned.contributor)
+        .post("/api/v1/generate/quote", {"story_id": pinned.story.pk, "prompt": "She runs"}, format="json")
+        .json()
+    )
     assert quote["mode"] == "image-to-video" and quote["pins_on_request"] is True
     assert quote["pinned_elements"] == [] and quote["cost_usd"] == "0.350"
-    assert quote["available_pinned_elements"] == [{"element_index": 1, "label": "Hero 1"},
-                                                   {"element_index": 3, "label": "Hero 3"}]
+    assert quote["available_pinned_elements"] == [
+        {"element_index": 1, "label": "Hero 1"},
+        {"element_index": 3, "label": "Hero 3"},
+    ]
     assert quote["reference_cost_usd"] == "0.560"  # the premium warning: what the pins would cost
 
     default = job_of(generate(pinned.contributor, story_id=pinned.story.pk, prompt="She runs"))
@@ -905,17 +1012,22 @@ def test_without_automatic_switching_pins_are_used_only_when_asked_for(fake_fal,
     assert "elements" not in fake_fal.submissions[0].arguments
     assert fake_fal.submissions[0].arguments["start_image_url"] == reference_url(pinned.character, "full_body")
     assert fake_fal.submissions[1].arguments["prompt"] == "@Element1 @Element2 She runs"
-    for job, mode, pins in ((default, "image-to-video", []),
-                            (asked, "reference-to-video", [pinned.pins[0].pk, pinned.pins[2].pk]),
-                            (opted_out, "text-to-video", [])):
+    for job, mode, pins in (
+        (default, "image-to-video", []),
+        (asked, "reference-to-video", [pinned.pins[0].pk, pinned.pins[2].pk]),
+        (opted_out, "text-to-video", []),
+    ):
         job.refresh_from_db()
         assert (job.mode, job.pinned_character_ids) == (mode, pins)
 
 
 def test_with_automatic_switching_pins_are_used_unless_the_contributor_opts_out(fake_fal, pinned, generate):
     fake_fal.default_script.queued_polls = None
-    quote = api(pinned.contributor).post("/api/v1/generate/quote", {
-        "story_id": pinned.story.pk, "prompt": "She runs"}, format="json").json()
+    quote = (
+        api(pinned.contributor)
+        .post("/api/v1/generate/quote", {"story_id": pinned.story.pk, "prompt": "She runs"}, format="json")
+        .json()
+    )
     assert quote["mode"] == "reference-to-video" and quote["pins_on_request"] is False
     assert quote["reference_cost_usd"] is None and len(quote["pinned_elements"]) == 2
 

@@ -1,5 +1,6 @@
 """Generation on Luma through the real `lumaai` SDK, against the fake Luma API on loopback; its callbacks are
 unsigned, so they only make us ask Luma again."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,7 @@ def test_keyframes_go_out_and_the_job_completes(fake_luma, provider_generate):
     job = job_of(provider_generate(MODEL))
     assert job.provider == "luma" and str(job.cost_usd) == "0.710"
 
-    submission, = fake_luma.submissions()
+    (submission,) = fake_luma.submissions()
     assert submission.path == "/generations/video"
     assert submission.headers["authorization"] == "Bearer luma-test-key"
     sent = submission.json()
@@ -68,8 +69,7 @@ def test_a_callback_makes_us_fetch_the_generation_again(fake_luma, provider_gene
 def test_a_forged_callback_body_cannot_complete_a_job(fake_luma, provider_generate):
     fake_luma.script_next(["dreaming"])
     job = job_of(provider_generate(MODEL))
-    forged = {"id": job.provider_request_id, "state": "completed",
-              "assets": {"video": "http://127.0.0.1:9/evil.mp4"}}
+    forged = {"id": job.provider_request_id, "state": "completed", "assets": {"video": "http://127.0.0.1:9/evil.mp4"}}
 
     assert callback(job, forged).status_code == 200
 

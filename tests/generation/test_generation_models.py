@@ -1,5 +1,6 @@
 """Each fal model's contract: the real builder's payload through the real fal_client, the fake checking it against
 the model's published schema (422 in fal's shape otherwise); the seed's body; honest offline previews; attribution."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -35,15 +36,23 @@ def generate(django_capture_on_commit_callbacks):
     def generate(user, endpoint="/api/v1/generate", **body):
         with django_capture_on_commit_callbacks(execute=True):
             return api(user).post(endpoint, body, format="json")
+
     return generate
 
 
 def _request_for(model_id: str) -> payloads.PayloadInput:
     return payloads.PayloadInput(
-        prompt="@Element1 walks to the window", duration=5, aspect_ratio="9:16", negative_prompt="blur",
+        prompt="@Element1 walks to the window",
+        duration=5,
+        aspect_ratio="9:16",
+        negative_prompt="blur",
         image_url="https://example.test/ref/full_body.jpg",
-        elements=[{"frontal_image_url": "https://example.test/p1/front.jpg",
-                   "reference_image_urls": ["https://example.test/p1/angle1.jpg"]}],
+        elements=[
+            {
+                "frontal_image_url": "https://example.test/p1/front.jpg",
+                "reference_image_urls": ["https://example.test/p1/angle1.jpg"],
+            }
+        ],
         with_audio=payloads.supports_audio(model_id),
     )
 
@@ -52,7 +61,7 @@ def _request_for(model_id: str) -> payloads.PayloadInput:
 def test_each_models_payload_goes_through_fal_client_and_the_fake_accepts_it(fake_fal, model_id):
     arguments = payloads.build(model_id, _request_for(model_id))
     request_id = FalProvider().submit(ProviderRequest(model_id=model_id, arguments=arguments))
-    submission, = fake_fal.submissions
+    (submission,) = fake_fal.submissions
     assert (submission.endpoint, submission.status_code, submission.request_id) == (model_id, 200, request_id)
     assert submission.arguments == arguments
     # and the fake's result body is what the model's output schema says
@@ -82,8 +91,12 @@ def test_a_job_whose_body_breaks_the_schema_fails_with_fals_words(fake_fal, good
 
 def test_the_seeds_body_without_story_id_goes_to_the_characters_story(fake_fal, good_clip, generate):
     world = pinned_story(good_clip, [])
-    body = {"character_id": world.character.character_id, "prompt": "She draws her sword", "duration": 5,
-            "aspect_ratio": "16:9"}
+    body = {
+        "character_id": world.character.character_id,
+        "prompt": "She draws her sword",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+    }
     quote = api(world.contributor).post("/api/v1/generate/quote", body, format="json")
     assert quote.status_code == 200, quote.content
     assert quote.json()["provider"] == "fal" and quote.json()["model_id"] == I2V_MODEL
@@ -104,19 +117,34 @@ def test_the_seeds_body_from_a_licensee_asks_for_their_story_id(fake_fal, good_c
     error = response.json()["error"]
     assert error["code"] == "story_required" and f"story {world.story.pk}" in error["message"]
     assert "Give story_id" in error["message"] and not GenerationJob.objects.exists()
-    assert generate(buyer, story_id=own_story.pk, character_id=world.character.character_id,
-                    prompt="She draws her sword").status_code == 202
+    assert (
+        generate(
+            buyer, story_id=own_story.pk, character_id=world.character.character_id, prompt="She draws her sword"
+        ).status_code
+        == 202
+    )
 
 
 @pytest.mark.usefixtures("offline_provider")
 def test_an_offline_preview_costs_nothing_says_so_and_its_score_is_not_meaningful(good_clip, generate):
     world = pinned_story(good_clip, [(1, 0)])
-    quote = api(world.contributor).post("/api/v1/generate/quote", {
-        "story_id": world.story.pk, "prompt": "She runs", "duration": 5}, format="json").json()
+    quote = (
+        api(world.contributor)
+        .post(
+            "/api/v1/generate/quote", {"story_id": world.story.pk, "prompt": "She runs", "duration": 5}, format="json"
+        )
+        .json()
+    )
     assert (quote["provider"], quote["offline_preview"], quote["cost_usd"], quote["would_cost_usd"]) == (
-        "offline", True, "0.000", "0.560")
-    assert quote["summary"] == ("Offline preview — made on this machine from the references, not by Kling O1 "
-                                "reference-to-video; $0.00. On fal this would cost $0.56.")
+        "offline",
+        True,
+        "0.000",
+        "0.560",
+    )
+    assert quote["summary"] == (
+        "Offline preview — made on this machine from the references, not by Kling O1 "
+        "reference-to-video; $0.00. On fal this would cost $0.56."
+    )
     response = generate(world.contributor, story_id=world.story.pk, prompt="She runs")
     assert response.status_code == 202 and response.json()["cost_usd"] == "0.000"
     job = GenerationJob.objects.get(job_id=response.json()["job_id"])
@@ -132,10 +160,15 @@ def test_an_offline_preview_costs_nothing_says_so_and_its_score_is_not_meaningfu
 
 def test_four_pins_the_quote_names_the_one_left_out_before_anything_is_spent(fake_fal, good_clip):
     world = pinned_story(good_clip, [(1, 2), (2, 0), (3, 0), (4, 1)])
-    quote = api(world.contributor).post("/api/v1/generate/quote", {
-        "story_id": world.story.pk, "prompt": "They meet", "duration": 3}, format="json").json()
+    quote = (
+        api(world.contributor)
+        .post(
+            "/api/v1/generate/quote", {"story_id": world.story.pk, "prompt": "They meet", "duration": 3}, format="json"
+        )
+        .json()
+    )
     assert [p["element_index"] for p in quote["pinned_elements"]] == [1, 2, 3]
-    left, = quote["left_out_elements"]
+    (left,) = quote["left_out_elements"]
     assert left["element_index"] == 4 and "at most 7 images" in left["reason"]
     assert quote["arguments"]["duration"] == "3" and quote["cost_usd"] == "0.336"
     page = APIClient()

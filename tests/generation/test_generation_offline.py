@@ -1,4 +1,5 @@
 """The offline provider end to end: no key, a real MP4 rendered from the references, stored and scored."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,8 +36,13 @@ def test_a_character_locked_from_a_real_clip_generates_a_scored_clip(run_tasks, 
         clip = clip_create(story=story, uploader=owner, upload=File(fh, name="good.mp4"))  # extraction runs
     frames = list(clip.candidates.order_by("rank")[:3])
     assert frames, "the extraction found no candidate frames"
-    character = character_lock(story=story, name="Eileen", frame_ids=[f.pk for f in frames], creator=owner,
-                               description="Smiling astronaut, short brown curly hair, orange flight suit")
+    character = character_lock(
+        story=story,
+        name="Eileen",
+        frame_ids=[f.pk for f in frames],
+        creator=owner,
+        description="Smiling astronaut, short brown curly hair, orange flight suit",
+    )
     assert character.status == Character.Status.CANONICAL
 
     with run_tasks():
@@ -58,8 +64,9 @@ def test_pinned_characters_generate_offline_in_the_asked_shape(run_tasks, good_c
     world = pinned_story(good_clip, [(1, 1), (2, 0)])
 
     with run_tasks():
-        job = services.generation_create(requester=world.contributor, story=world.story, prompt="@Element2 nods",
-                                         aspect_ratio="9:16", duration=10)
+        job = services.generation_create(
+            requester=world.contributor, story=world.story, prompt="@Element2 nods", aspect_ratio="9:16", duration=10
+        )
 
     job.refresh_from_db()
     assert (job.mode, job.status) == ("reference-to-video", "complete"), job.error

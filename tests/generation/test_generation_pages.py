@@ -1,4 +1,5 @@
 """The create page says which mode a clip will use and offers the pins as the pinning settings say; the job page."""
+
 from __future__ import annotations
 
 import re
@@ -39,8 +40,10 @@ def test_with_automatic_switching_the_page_says_the_pins_are_used_and_offers_to_
     assert 'name="without_pins"' in page and 'name="with_pins"' not in page
     assert 'data-role="mode">reference-to-video<' in page and 'data-role="cost">$0.000<' in page
     # the offline provider is named as such, with what fal would charge
-    assert ("Offline preview — made on this machine from the references, not by Kling O1 reference-to-video; "
-            "$0.00. On fal this would cost $0.56.") in page
+    assert (
+        "Offline preview — made on this machine from the references, not by Kling O1 reference-to-video; "
+        "$0.00. On fal this would cost $0.56."
+    ) in page
     assert 'data-role="pins-on-request"' not in page
 
 
@@ -51,14 +54,18 @@ def test_without_automatic_switching_the_page_offers_the_pins_with_their_cost(cl
     assert "used only when you ask for them" in page
     assert '(<span data-role="reference-cost">$0.560 for 5 s, instead of $0.350</span>)' in page
     assert 'name="with_pins"' in page and 'name="without_pins"' not in page
-    assert f"Character locked: <a href=\"{world.character.get_absolute_url()}\" data-role=\"character-link\">" in page
+    assert f'Character locked: <a href="{world.character.get_absolute_url()}" data-role="character-link">' in page
     assert 'data-role="mode">image-to-video<' in page
 
 
 @pytest.mark.parametrize(
     ("switching", "field", "mode"),
-    [(False, None, "image-to-video"), (False, "with_pins", "reference-to-video"),
-     (True, None, "reference-to-video"), (True, "without_pins", "text-to-video")],
+    [
+        (False, None, "image-to-video"),
+        (False, "with_pins", "reference-to-video"),
+        (True, None, "reference-to-video"),
+        (True, "without_pins", "text-to-video"),
+    ],
 )
 def test_what_the_contributor_ticks_decides_the_mode(client, world, switching, field, mode):
     auto_switch(switching)
@@ -77,8 +84,10 @@ def test_what_the_contributor_ticks_decides_the_mode(client, world, switching, f
 
 def test_ticking_both_choices_is_refused(client, world):
     client.force_login(world.contributor)
-    response = client.post(f"/stories/{world.story.pk}/create/", {
-        "prompt": "She runs", "duration": 5, "aspect_ratio": "16:9", "with_pins": "on", "without_pins": "on"})
+    response = client.post(
+        f"/stories/{world.story.pk}/create/",
+        {"prompt": "She runs", "duration": 5, "aspect_ratio": "16:9", "with_pins": "on", "without_pins": "on"},
+    )
     assert response.status_code == 400 and "Choose either" in response.content.decode()
     assert not GenerationJob.objects.exists()
 
@@ -137,8 +146,10 @@ def test_the_create_page_offers_a_licensed_character_with_the_uses_left(client, 
 def test_posting_the_licensed_character_spends_one_use(client, licensed_elsewhere):
     character, buyer, story, license = licensed_elsewhere
     client.force_login(buyer)
-    response = client.post(f"/stories/{story.pk}/create/", {
-        "prompt": "She lands", "duration": 5, "aspect_ratio": "16:9", "character_id": character.character_id})
+    response = client.post(
+        f"/stories/{story.pk}/create/",
+        {"prompt": "She lands", "duration": 5, "aspect_ratio": "16:9", "character_id": character.character_id},
+    )
     job = GenerationJob.objects.get()
     assert response.status_code == 302 and job.story == story and job.character == character
     assert job.mode == "image-to-video"
@@ -153,8 +164,10 @@ def test_a_character_the_user_may_not_use_is_not_offered_and_refused(client, lic
     client.force_login(buyer)
     page = client.get(f"/stories/{story.pk}/create/").content.decode()
     assert character.character_id not in page and stranger.character_id not in page
-    response = client.post(f"/stories/{story.pk}/create/", {
-        "prompt": "She lands", "duration": 5, "aspect_ratio": "16:9", "character_id": character.character_id})
+    response = client.post(
+        f"/stories/{story.pk}/create/",
+        {"prompt": "She lands", "duration": 5, "aspect_ratio": "16:9", "character_id": character.character_id},
+    )
     assert response.status_code == 400 and not GenerationJob.objects.exists()
 
 
@@ -165,13 +178,20 @@ def test_the_drift_chart_draws_one_bar_per_clip_over_a_0_to_100_axis(client, wor
     now = timezone.now()
     for i, score in enumerate([92, 70, 40]):
         GenerationJob.objects.create(
-            story=world.story, requester=world.contributor, mode="image-to-video", model_id="m", user_prompt="p",
-            prompt_used="p", provider="offline", status=GenerationJob.Status.COMPLETE, consistency_score=score,
+            story=world.story,
+            requester=world.contributor,
+            mode="image-to-video",
+            model_id="m",
+            user_prompt="p",
+            prompt_used="p",
+            provider="offline",
+            status=GenerationJob.Status.COMPLETE,
+            consistency_score=score,
             completed_at=now + timedelta(minutes=i),
         )
     html = client.get(world.story.get_absolute_url()).content.decode()
-    chart = html[html.index('<svg class="bar-chart"'):html.index("</svg>", html.index('<svg class="bar-chart"'))]
-    axis = chart[chart.index('data-role="y-axis"'):chart.index("</g>")]
+    chart = html[html.index('<svg class="bar-chart"') : html.index("</svg>", html.index('<svg class="bar-chart"'))]
+    axis = chart[chart.index('data-role="y-axis"') : chart.index("</g>")]
     ticks = re.findall(r'<text x="27" y="(\d+)" text-anchor="end" class="bar-chart__label">(\d+)</text>', axis)
     assert [int(value) for _, value in ticks] == [0, 25, 50, 75, 100]
     tick_y = {int(value): int(y) - 3 for y, value in ticks}  # the labels sit 3 px below their tick
@@ -181,7 +201,7 @@ def test_the_drift_chart_draws_one_bar_per_clip_over_a_0_to_100_axis(client, wor
     tops = [int(y) for y, _ in bars]
     assert all(int(y) + int(h) == tick_y[0] for y, h in bars)
     assert tick_y[100] < tops[0] < tick_y[75] and tick_y[75] < tops[1] < tick_y[50] < tops[2] < tick_y[25]
-    caption = html[html.index('data-role="drift-caption"'):]
-    caption = caption[:caption.index("</p>")]
+    caption = html[html.index('data-role="drift-caption"') :]
+    caption = caption[: caption.index("</p>")]
     assert "One bar per generated clip" in caption and "consistency score" in caption and "0–100" in caption
     assert "line" not in caption

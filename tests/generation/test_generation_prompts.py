@@ -1,4 +1,5 @@
 """generation.prompts on its own: the mode decision and exactly what each mode sends (pure, no database)."""
+
 from decimal import Decimal
 
 import pytest
@@ -11,17 +12,29 @@ QUALITY = "High quality, cinematic lighting, consistent character appearance"
 
 
 def pin_input(index: int, angles: int = 0) -> PinInput:
-    return PinInput(pin_id=100 + index, element_index=index, label=f"Hero {index}",
-                    frontal_url=f"https://site/p{index}/front.jpg",
-                    angle_urls=tuple(f"https://site/p{index}/angle{k}.jpg" for k in range(1, angles + 1)))
+    return PinInput(
+        pin_id=100 + index,
+        element_index=index,
+        label=f"Hero {index}",
+        frontal_url=f"https://site/p{index}/front.jpg",
+        angle_urls=tuple(f"https://site/p{index}/angle{k}.jpg" for k in range(1, angles + 1)),
+    )
 
 
-def character_input(*, hair: str | None = "#3B2A20", features=("short brown curly hair", "orange flight suit"),
-                    kinds=("full_body", "face_closeup")) -> CharacterInput:
+def character_input(
+    *,
+    hair: str | None = "#3B2A20",
+    features=("short brown curly hair", "orange flight suit"),
+    kinds=("full_body", "face_closeup"),
+) -> CharacterInput:
     palette = {"skin": "#C89A7E"} | ({"hair": hair} if hair else {})
-    return CharacterInput(character_id="mara_abc", style_description="Smiling astronaut in an orange flight suit.",
-                          locked_features=tuple(features), palette=palette,
-                          reference_urls={kind: f"https://site/ref/{kind}.jpg" for kind in kinds})
+    return CharacterInput(
+        character_id="mara_abc",
+        style_description="Smiling astronaut in an orange flight suit.",
+        locked_features=tuple(features),
+        palette=palette,
+        reference_urls={kind: f"https://site/ref/{kind}.jpg" for kind in kinds},
+    )
 
 
 def image_count(elements: list[dict]) -> int:
@@ -33,8 +46,9 @@ def image_count(elements: list[dict]) -> int:
 
 def test_a_pin_without_angles_repeats_its_frontal_as_the_reference():
     fitting, elements, notes = prompts.build_elements([pin_input(1)])
-    assert elements == [{"frontal_image_url": "https://site/p1/front.jpg",
-                         "reference_image_urls": ["https://site/p1/front.jpg"]}]
+    assert elements == [
+        {"frontal_image_url": "https://site/p1/front.jpg", "reference_image_urls": ["https://site/p1/front.jpg"]}
+    ]
     assert [p.pin_id for p in fitting] == [101] and notes == []
 
 
@@ -130,8 +144,14 @@ def test_negative_prompt_has_drift_words_opposite_hair_and_beard_rules(hair, fea
 
 def test_image_to_video_prompt_is_style_then_features_then_scene_then_quality():
     character = character_input(features=("short brown curly hair", "orange flight suit", "silver watch", "scar"))
-    plan = prompts.plan_generation(prompt="  She runs   across the hangar. ", duration=10, aspect_ratio="9:16",
-                                   use_pins=None, pins=[], character=character)
+    plan = prompts.plan_generation(
+        prompt="  She runs   across the hangar. ",
+        duration=10,
+        aspect_ratio="9:16",
+        use_pins=None,
+        pins=[],
+        character=character,
+    )
     assert plan.mode == "image-to-video" and plan.reference_kind == "full_body"
     assert plan.prompt_used == (
         "Smiling astronaut in an orange flight suit. "
@@ -141,16 +161,20 @@ def test_image_to_video_prompt_is_style_then_features_then_scene_then_quality():
     )
     assert plan.arguments == {
         # v2.6: start_image_url, no aspect_ratio (the image's shape decides), sound said explicitly
-        "prompt": plan.prompt_used, "start_image_url": "https://site/ref/full_body.jpg",
-        "negative_prompt": f"{DRIFT}, blonde hair, platinum hair", "duration": "10", "generate_audio": False,
+        "prompt": plan.prompt_used,
+        "start_image_url": "https://site/ref/full_body.jpg",
+        "negative_prompt": f"{DRIFT}, blonde hair, platinum hair",
+        "duration": "10",
+        "generate_audio": False,
     }
     assert plan.model_id == "fal-ai/kling-video/v2.6/pro/image-to-video"
 
 
 def test_features_the_style_already_names_are_not_repeated():
     character = character_input(features=("orange flight suit",))
-    plan = prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="16:9", use_pins=None, pins=[],
-                                   character=character)
+    plan = prompts.plan_generation(
+        prompt="She waves", duration=5, aspect_ratio="16:9", use_pins=None, pins=[], character=character
+    )
     assert plan.prompt_used == f"Smiling astronaut in an orange flight suit. She waves. {QUALITY}"
 
 
@@ -158,8 +182,14 @@ def test_features_the_style_already_names_are_not_repeated():
 
 
 def test_pins_win_over_the_character_and_send_elements():
-    plan = prompts.plan_generation(prompt="@Element2 looks up", duration=5, aspect_ratio="1:1", use_pins=None,
-                                   pins=[pin_input(1), pin_input(2, angles=1)], character=character_input())
+    plan = prompts.plan_generation(
+        prompt="@Element2 looks up",
+        duration=5,
+        aspect_ratio="1:1",
+        use_pins=None,
+        pins=[pin_input(1), pin_input(2, angles=1)],
+        character=character_input(),
+    )
     assert plan.mode == "reference-to-video" and plan.model_id == "fal-ai/kling-video/o1/reference-to-video"
     assert plan.arguments == {
         "prompt": "@Element1 @Element2 looks up",
@@ -167,7 +197,8 @@ def test_pins_win_over_the_character_and_send_elements():
             {"frontal_image_url": "https://site/p1/front.jpg", "reference_image_urls": ["https://site/p1/front.jpg"]},
             {"frontal_image_url": "https://site/p2/front.jpg", "reference_image_urls": ["https://site/p2/angle1.jpg"]},
         ],
-        "duration": "5", "aspect_ratio": "1:1",
+        "duration": "5",
+        "aspect_ratio": "1:1",
     }
     assert plan.pin_ids == [101, 102] and plan.negative_prompt == ""
 
@@ -178,19 +209,33 @@ def test_pins_win_over_the_character_and_send_elements():
 )
 def test_opting_out_or_nothing_locked_is_text_to_video(use_pins, with_pins, with_character):
     plan = prompts.plan_generation(
-        prompt="A storm over the harbour", duration=5, aspect_ratio="16:9", use_pins=use_pins,
-        pins=[pin_input(1)] if with_pins else [], character=character_input() if with_character else None,
+        prompt="A storm over the harbour",
+        duration=5,
+        aspect_ratio="16:9",
+        use_pins=use_pins,
+        pins=[pin_input(1)] if with_pins else [],
+        character=character_input() if with_character else None,
     )
     assert plan.mode == "text-to-video" and plan.model_id == "fal-ai/kling-video/v2.6/pro/text-to-video"
-    assert plan.arguments == {"prompt": "A storm over the harbour", "duration": "5", "aspect_ratio": "16:9",
-                              "generate_audio": False}
+    assert plan.arguments == {
+        "prompt": "A storm over the harbour",
+        "duration": "5",
+        "aspect_ratio": "16:9",
+        "generate_audio": False,
+    }
     assert plan.pin_ids == [] and plan.elements == [] and plan.reference_kind == ""
 
 
 @pytest.mark.parametrize(
     ("auto_switch", "use_pins", "pins_sent"),
-    [(True, None, True), (True, True, True), (True, False, False),
-     (False, None, False), (False, True, True), (False, False, False)],
+    [
+        (True, None, True),
+        (True, True, True),
+        (True, False, False),
+        (False, None, False),
+        (False, True, True),
+        (False, False, False),
+    ],
 )
 def test_pins_apply_when_switching_is_automatic_or_when_asked_for(auto_switch, use_pins, pins_sent):
     assert prompts.pins_apply(pins_offered=True, auto_switch=auto_switch, use_pins=use_pins) is pins_sent
@@ -199,18 +244,33 @@ def test_pins_apply_when_switching_is_automatic_or_when_asked_for(auto_switch, u
 
 def test_without_automatic_switching_pins_wait_to_be_asked_for_and_the_dna_drives_the_clip():
     pins, character = [pin_input(1, angles=1)], character_input()
-    default = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=None,
-                                      auto_switch=False, pins=pins, character=character)
+    default = prompts.plan_generation(
+        prompt="She runs",
+        duration=5,
+        aspect_ratio="16:9",
+        use_pins=None,
+        auto_switch=False,
+        pins=pins,
+        character=character,
+    )
     assert default.mode == "image-to-video" and default.pin_ids == [] and default.elements == []
     assert default.arguments["start_image_url"] == "https://site/ref/full_body.jpg"
     assert "@Element" not in default.prompt_used
 
-    nothing_locked = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=None,
-                                             auto_switch=False, pins=pins, character=None)
+    nothing_locked = prompts.plan_generation(
+        prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=None, auto_switch=False, pins=pins, character=None
+    )
     assert nothing_locked.mode == "text-to-video" and nothing_locked.pin_ids == []
 
-    asked = prompts.plan_generation(prompt="She runs", duration=5, aspect_ratio="16:9", use_pins=True,
-                                    auto_switch=False, pins=pins, character=character)
+    asked = prompts.plan_generation(
+        prompt="She runs",
+        duration=5,
+        aspect_ratio="16:9",
+        use_pins=True,
+        auto_switch=False,
+        pins=pins,
+        character=character,
+    )
     assert asked.mode == "reference-to-video" and asked.pin_ids == [101]
     assert asked.arguments["prompt"] == "@Element1 She runs"
 
@@ -226,8 +286,14 @@ def test_without_automatic_switching_pins_wait_to_be_asked_for_and_the_dna_drive
     ],
 )
 def test_requests_the_provider_would_refuse_are_refused_first(kwargs, words):
-    request = {"prompt": "A storm", "duration": 5, "aspect_ratio": "16:9", "use_pins": None, "pins": [],
-               "character": None} | kwargs
+    request = {
+        "prompt": "A storm",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "use_pins": None,
+        "pins": [],
+        "character": None,
+    } | kwargs
     with pytest.raises(PlanError, match=words):
         prompts.plan_generation(**request)
 
@@ -235,11 +301,18 @@ def test_requests_the_provider_would_refuse_are_refused_first(kwargs, words):
 def test_the_prompt_limit_counts_the_injected_tags(settings):
     limit = settings.GENERATION_MAX_PROMPT_CHARS
     fits = "x" * (limit - len("@Element1 "))
-    assert len(prompts.plan_generation(prompt=fits, duration=5, aspect_ratio="16:9", use_pins=None,
-                                       pins=[pin_input(1)], character=None).prompt_used) == limit
+    assert (
+        len(
+            prompts.plan_generation(
+                prompt=fits, duration=5, aspect_ratio="16:9", use_pins=None, pins=[pin_input(1)], character=None
+            ).prompt_used
+        )
+        == limit
+    )
     with pytest.raises(PlanError, match=f"limit is {limit}"):
-        prompts.plan_generation(prompt=fits + "y", duration=5, aspect_ratio="16:9", use_pins=None,
-                                pins=[pin_input(1)], character=None)
+        prompts.plan_generation(
+            prompt=fits + "y", duration=5, aspect_ratio="16:9", use_pins=None, pins=[pin_input(1)], character=None
+        )
 
 
 O1 = "fal-ai/kling-video/o1/reference-to-video"
@@ -249,8 +322,15 @@ T2V = "fal-ai/kling-video/v2.6/pro/text-to-video"
 
 @pytest.mark.parametrize(
     ("model_id", "duration", "with_audio", "cost"),
-    [(O1, 3, False, "0.336"), (O1, 5, False, "0.560"), (O1, 10, False, "1.120"), (I2V, 5, False, "0.350"),
-     (I2V, 5, True, "0.700"), (T2V, 10, False, "0.700"), (T2V, 10, True, "1.400")],
+    [
+        (O1, 3, False, "0.336"),
+        (O1, 5, False, "0.560"),
+        (O1, 10, False, "1.120"),
+        (I2V, 5, False, "0.350"),
+        (I2V, 5, True, "0.700"),
+        (T2V, 10, False, "0.700"),
+        (T2V, 10, True, "1.400"),
+    ],
 )
 def test_cost_is_what_fal_bills_per_second_with_or_without_sound(model_id, duration, with_audio, cost):
     assert prompts.job_cost(model_id, duration, with_audio) == Decimal(cost)
@@ -258,35 +338,54 @@ def test_cost_is_what_fal_bills_per_second_with_or_without_sound(model_id, durat
 
 def test_o1_takes_three_to_ten_seconds():
     for seconds in range(3, 11):
-        plan = prompts.plan_generation(prompt="She runs", duration=seconds, aspect_ratio="16:9", use_pins=None,
-                                       pins=[pin_input(1)], character=None)
+        plan = prompts.plan_generation(
+            prompt="She runs", duration=seconds, aspect_ratio="16:9", use_pins=None, pins=[pin_input(1)], character=None
+        )
         assert plan.arguments["duration"] == str(seconds) and plan.cost_usd == Decimal("0.112") * seconds
 
 
 def test_sound_is_sent_and_priced_only_when_asked_for():
-    plan = prompts.plan_generation(prompt="She sings", duration=5, aspect_ratio="16:9", use_pins=None, pins=[],
-                                   character=character_input(), with_audio=True)
+    plan = prompts.plan_generation(
+        prompt="She sings",
+        duration=5,
+        aspect_ratio="16:9",
+        use_pins=None,
+        pins=[],
+        character=character_input(),
+        with_audio=True,
+    )
     assert plan.arguments["generate_audio"] is True and plan.cost_usd == Decimal("0.700")
 
 
 def test_a_model_switch_in_settings_picks_that_models_payload(settings):
-    settings.GENERATION_MODEL_FOR_MODE = {**settings.GENERATION_MODEL_FOR_MODE,
-                                          "image-to-video": "fal-ai/kling-video/v2.1/pro/image-to-video"}
-    plan = prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="9:16", use_pins=None, pins=[],
-                                   character=character_input())
+    settings.GENERATION_MODEL_FOR_MODE = {
+        **settings.GENERATION_MODEL_FOR_MODE,
+        "image-to-video": "fal-ai/kling-video/v2.1/pro/image-to-video",
+    }
+    plan = prompts.plan_generation(
+        prompt="She waves", duration=5, aspect_ratio="9:16", use_pins=None, pins=[], character=character_input()
+    )
     # v2.1 spells it the old way: image_url and cfg_scale, no generate_audio
     assert set(plan.arguments) == {"prompt", "image_url", "negative_prompt", "duration", "cfg_scale"}
     assert plan.cost_usd == Decimal("0.490")
     with pytest.raises(PlanError, match="makes silent clips"):
-        prompts.plan_generation(prompt="She waves", duration=5, aspect_ratio="9:16", use_pins=None, pins=[],
-                                character=character_input(), with_audio=True)
+        prompts.plan_generation(
+            prompt="She waves",
+            duration=5,
+            aspect_ratio="9:16",
+            use_pins=None,
+            pins=[],
+            character=character_input(),
+            with_audio=True,
+        )
 
 
 def test_an_unknown_model_id_is_refused_with_the_known_ones(settings):
     settings.GENERATION_MODEL_FOR_MODE = {**settings.GENERATION_MODEL_FOR_MODE, "text-to-video": "fal-ai/made-up"}
     with pytest.raises(PlanError, match="'fal-ai/made-up' chosen for text-to-video is not in GENERATION_MODELS"):
-        prompts.plan_generation(prompt="A storm", duration=5, aspect_ratio="16:9", use_pins=None, pins=[],
-                                character=None)
+        prompts.plan_generation(
+            prompt="A storm", duration=5, aspect_ratio="16:9", use_pins=None, pins=[], character=None
+        )
     from generation.apps import check_generation_models
 
     assert [e.id for e in check_generation_models()] == ["generation.E001"]
@@ -295,9 +394,14 @@ def test_an_unknown_model_id_is_refused_with_the_known_ones(settings):
 @pytest.mark.parametrize("model_id", sorted(payloads.BUILDERS))
 def test_every_builder_output_fits_its_models_published_schema(model_id):
     request = payloads.PayloadInput(
-        prompt="@Element1 walks", duration=5, aspect_ratio="16:9", negative_prompt="blur",
+        prompt="@Element1 walks",
+        duration=5,
+        aspect_ratio="16:9",
+        negative_prompt="blur",
         image_url="https://site/ref/full_body.jpg",
-        elements=[{"frontal_image_url": "https://site/p1/front.jpg", "reference_image_urls": ["https://site/p1/a.jpg"]}],
+        elements=[
+            {"frontal_image_url": "https://site/p1/front.jpg", "reference_image_urls": ["https://site/p1/a.jpg"]}
+        ],
     )
     assert payloads.validation_errors(model_id, payloads.build(model_id, request)) == []
     schema = payloads.schema_for(model_id)

@@ -1,4 +1,5 @@
 """Generation on Replicate through the real `replicate` client, against the fake Replicate API on loopback."""
+
 from __future__ import annotations
 
 import time
@@ -25,7 +26,7 @@ def test_the_builders_payload_goes_out_and_the_job_completes_by_polling(fake_rep
     job = job_of(provider_generate(MODEL))
     assert job.provider == "replicate" and job.cost_usd == job.would_cost_usd > 0
 
-    submission, = fake_replicate.submissions()
+    (submission,) = fake_replicate.submissions()
     assert submission.path == f"/v1/models/{MODEL}/predictions"
     assert submission.headers["authorization"] == "Bearer r8_test-token"
     sent = submission.json()
@@ -104,8 +105,9 @@ def test_a_webhook_we_cannot_trust_is_refused_and_changes_nothing(fake_replicate
 
 def test_a_replayed_webhook_id_is_refused(fake_replicate, held_job):
     """A delivery id seen once is never acted on again, even re-signed with a fresh timestamp and another body."""
-    headers, body = fake_replicate.signed_delivery(held_job.provider_request_id, state="processing",
-                                                   webhook_id="msg_once")
+    headers, body = fake_replicate.signed_delivery(
+        held_job.provider_request_id, state="processing", webhook_id="msg_once"
+    )
     assert post_webhook(headers, body, held_job).json()["outcome"] == "ignored"
     before = snapshot(held_job)
     headers, body = fake_replicate.signed_delivery(held_job.provider_request_id, state="failed", webhook_id="msg_once")
@@ -123,8 +125,9 @@ def test_a_webhooks_word_is_not_taken_for_the_result(fake_replicate, held_job):
     assert held_job.status == GenerationJob.Status.SUBMITTED and not held_job.video
 
 
-def test_the_api_and_the_create_page_offer_the_models_whose_provider_has_a_key(fake_replicate, settings,
-                                                                                provider_world, client):
+def test_the_api_and_the_create_page_offer_the_models_whose_provider_has_a_key(
+    fake_replicate, settings, provider_world, client
+):
     settings.FAL_KEY = ""
     settings.RUNWAYML_API_SECRET = ""
     settings.LUMAAI_API_KEY = ""
@@ -139,8 +142,9 @@ def test_the_api_and_the_create_page_offer_the_models_whose_provider_has_a_key(f
     default = settings.GENERATION_MODEL_FOR_MODE["image-to-video"]
     assert offered[default]["runs_on"] == "offline" and offered[default]["offline_preview"] is True
 
-    refused = api(user).post("/api/v1/generate", {"story_id": story.pk, "prompt": "x", "model_id": "gen4_turbo"},
-                             format="json")
+    refused = api(user).post(
+        "/api/v1/generate", {"story_id": story.pk, "prompt": "x", "model_id": "gen4_turbo"}, format="json"
+    )
     assert refused.status_code == 400 and "not offered here" in refused.json()["error"]["message"]
     assert not GenerationJob.objects.exists()
 

@@ -1,4 +1,5 @@
 """Generation on Runway through the real `runwayml` SDK, against the fake Runway API on loopback (polled)."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,7 +17,7 @@ def test_the_builders_body_goes_out_and_the_polled_job_completes(fake_runway, pr
     job = job_of(provider_generate(MODEL, duration=10, aspect_ratio="9:16"))
     assert job.provider == "runway" and str(job.cost_usd) == "0.500"
 
-    submission, = fake_runway.submissions()
+    (submission,) = fake_runway.submissions()
     assert submission.headers["authorization"] == "Bearer key_test-runway"
     assert submission.headers["x-runway-version"] == "2024-11-06"
     sent = submission.json()

@@ -4,6 +4,7 @@ The workers are started here (tests/services.celery_worker, the helper behind th
 because one of them gets `kill -9`. They use a Redis database of their own as the broker, so the
 session's shared worker, if another test started it, never takes this test's tasks.
 """
+
 from __future__ import annotations
 
 import os
@@ -108,8 +109,9 @@ def _drained(client, unacked_before: int) -> bool:
     return client.llen("generation") == 0 and client.hlen("unacked") <= unacked_before
 
 
-def test_a_killed_worker_neither_loses_nor_duplicates_a_job(fake_fal, isolated_broker, start_worker, good_clip,
-                                                            settings):
+def test_a_killed_worker_neither_loses_nor_duplicates_a_job(
+    fake_fal, isolated_broker, start_worker, good_clip, settings
+):
     settings.SITE_URL = "http://testserver"
     world = pinned_story(good_clip, [(1, 1)])
     fake_fal.script_next(queued_polls=8, in_progress_polls=1)
@@ -117,8 +119,13 @@ def test_a_killed_worker_neither_loses_nor_duplicates_a_job(fake_fal, isolated_b
     with start_worker("first") as first:
         job = services.generation_create(requester=world.contributor, story=world.story, prompt="@Element1 waves")
         # The worker submits, then polls fal every few tenths of a second while the request waits in fal's queue.
-        wait_until(lambda: fake_fal.requests and fake_fal.only_request().status_polls >= 2, timeout=90,
-                   what="the first worker submitting and polling", log=first.log, process=first.process)
+        wait_until(
+            lambda: fake_fal.requests and fake_fal.only_request().status_polls >= 2,
+            timeout=90,
+            what="the first worker submitting and polling",
+            log=first.log,
+            process=first.process,
+        )
         os.killpg(first.process.pid, signal.SIGKILL)  # the whole worker, main process and child, at once
         first.process.wait(timeout=10)
 
@@ -133,8 +140,13 @@ def test_a_killed_worker_neither_loses_nor_duplicates_a_job(fake_fal, isolated_b
 
     with start_worker("second") as second:
         tasks.poll_stale_jobs.delay()
-        wait_until(lambda: GenerationJob.objects.get(pk=job.pk).is_finished, timeout=120,
-                   what="the second worker finishing the job", log=second.log, process=second.process)
+        wait_until(
+            lambda: GenerationJob.objects.get(pk=job.pk).is_finished,
+            timeout=120,
+            what="the second worker finishing the job",
+            log=second.log,
+            process=second.process,
+        )
         job.refresh_from_db()
         assert job.status == "complete", (job.error, second.log_tail())
 
@@ -144,8 +156,13 @@ def test_a_killed_worker_neither_loses_nor_duplicates_a_job(fake_fal, isolated_b
         tasks.poll_generation_job.delay(job.pk)
         tasks.complete_generation_job.delay(job.pk)
         tasks.poll_stale_jobs.delay()
-        wait_until(lambda: _drained(isolated_broker, unacked), timeout=60, what="the repeated tasks",
-                   log=second.log, process=second.process)
+        wait_until(
+            lambda: _drained(isolated_broker, unacked),
+            timeout=60,
+            what="the repeated tasks",
+            log=second.log,
+            process=second.process,
+        )
 
     assert len(fake_fal.submissions) == len(fake_fal.accepted) == 1, "fal must get the job exactly once"
     request = fake_fal.only_request()
@@ -175,12 +192,17 @@ def test_a_worker_killed_after_fal_accepted_the_submission_does_not_send_it_twic
 
     with start_worker("first", **webhooks) as first:
         job = services.generation_create(requester=world.contributor, story=world.story, prompt="@Element1 waves")
-        wait_until(lambda: fake_fal.accepted, timeout=90, what="fal accepting the first worker's submission",
-                   log=first.log, process=first.process)
+        wait_until(
+            lambda: fake_fal.accepted,
+            timeout=90,
+            what="fal accepting the first worker's submission",
+            log=first.log,
+            process=first.process,
+        )
         os.killpg(first.process.pid, signal.SIGKILL)  # while it waits for fal's answer
         first.process.wait(timeout=10)
 
-    accepted, = fake_fal.accepted
+    (accepted,) = fake_fal.accepted
     job.refresh_from_db()
     assert job.submission_unconfirmed and job.attempts == 1, (job.status, job.provider_request_id, job.error)
     # Long after (past the submit task's time limit), the sweep and the lost message come back.
@@ -191,16 +213,26 @@ def test_a_worker_killed_after_fal_accepted_the_submission_does_not_send_it_twic
         unacked = isolated_broker.hlen("unacked")
         tasks.poll_stale_jobs.delay()
         tasks.submit_generation_job.delay(job.pk)
-        wait_until(lambda: _drained(isolated_broker, unacked), timeout=60, what="the repeated submissions",
-                   log=second.log, process=second.process)
+        wait_until(
+            lambda: _drained(isolated_broker, unacked),
+            timeout=60,
+            what="the repeated submissions",
+            log=second.log,
+            process=second.process,
+        )
         job.refresh_from_db()
         assert job.submission_unconfirmed and len(fake_fal.submissions) == 1, "sent again: fal would make two"
 
         fake_fal.complete(accepted.request_id)
         status, answer = fake_fal.deliver_webhook(accepted.request_id)  # to the URL fal was given
         assert (status, answer["outcome"]) == (200, "adopted, completing"), answer
-        wait_until(lambda: GenerationJob.objects.get(pk=job.pk).is_finished, timeout=120,
-                   what="the second worker completing the job", log=second.log, process=second.process)
+        wait_until(
+            lambda: GenerationJob.objects.get(pk=job.pk).is_finished,
+            timeout=120,
+            what="the second worker completing the job",
+            log=second.log,
+            process=second.process,
+        )
 
     job.refresh_from_db()
     assert job.status == "complete" and job.provider_request_id == accepted.request_id, job.error

@@ -1,4 +1,5 @@
 """`manage.py score_consistency`: any clip scored against a character or images, as a table or JSON."""
+
 from __future__ import annotations
 
 import io
@@ -96,11 +97,14 @@ def test_refusals(tmp_path, good_clip, missing_header_clip, astronaut_png, coffe
         run(missing_header_clip, "--references", astronaut_png)
 
 
-@pytest.mark.parametrize("args", [
-    [],  # neither --character nor --references
-    ["--character", "someone", "--references", "a.png"],
-    ["--references", "a.png", "--samples", "2"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # neither --character nor --references
+        ["--character", "someone", "--references", "a.png"],
+        ["--references", "a.png", "--samples", "2"],
+    ],
+)
 def test_bad_arguments_are_refused(good_clip, args):
     with pytest.raises(CommandError):
         run(good_clip, *args)
@@ -111,9 +115,19 @@ def test_a_bad_video_exits_non_zero_with_the_reason_on_stderr(tmp_path, astronau
     bad.write_text("shopping list\n")
     root = Path(settings.BASE_DIR)
     proc = subprocess.run(
-        [sys.executable, str(root / "manage.py"), "score_consistency", str(bad), "--references", str(astronaut_png),
-         "--json"],
-        cwd=root, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(root / "manage.py"),
+            "score_consistency",
+            str(bad),
+            "--references",
+            str(astronaut_png),
+            "--json",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
     )
     assert proc.returncode != 0

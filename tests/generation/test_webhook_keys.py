@@ -1,6 +1,7 @@
 """fal's webhook keys fetched under a total deadline, a failed fetch not retried for a while, and the webhook
 endpoint throttled per source address: a forger cannot tie up the server's threads on a slow key server.
 Key servers are local (common.testing.servers)."""
+
 import json
 import time
 
@@ -32,12 +33,14 @@ def delivery(signer: WebhookSigner) -> tuple[bytes, dict]:
 
 
 def post(body: bytes, headers: dict, remote: str = "198.51.100.7"):
-    return Client().post(WEBHOOK_PATH, data=body, content_type="application/json", headers=headers,
-                         REMOTE_ADDR=remote)
+    return Client().post(WEBHOOK_PATH, data=body, content_type="application/json", headers=headers, REMOTE_ADDR=remote)
 
 
-@pytest.mark.parametrize("route", [servers.trickle_route(every_seconds=0.1, total_bytes=200),
-                                   servers.stall_route(5)], ids=["trickle", "stall"])
+@pytest.mark.parametrize(
+    "route",
+    [servers.trickle_route(every_seconds=0.1, total_bytes=200), servers.stall_route(5)],
+    ids=["trickle", "stall"],
+)
 def test_a_slow_key_server_is_cut_off_at_the_deadline_and_answers_503(settings, route):
     with servers.serve({"/jwks": route}) as server:
         settings.FAL_WEBHOOK_JWKS_URL = server.url("/jwks")

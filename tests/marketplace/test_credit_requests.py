@@ -1,5 +1,6 @@
 """Credit requests: a contributor asks from the wallet page, an admin grants in one click (a ledger grant with the
 reason), rejects or closes; one open request per user, a few a day, and no request granted twice."""
+
 import pytest
 from django.urls import reverse
 
@@ -61,7 +62,8 @@ def test_requests_are_throttled_per_day(client, contributor, settings):
     for _ in range(2):
         assert file_request(client).status_code == 302
         services.credit_request_decline(
-            request_id=CreditRequest.objects.latest("pk").pk, decided_by=UserFactory(username="mod", is_staff=True),
+            request_id=CreditRequest.objects.latest("pk").pk,
+            decided_by=UserFactory(username="mod", is_staff=True),
             status=CreditRequest.Status.CLOSED,
         )
     response = file_request(client)
@@ -88,7 +90,10 @@ def test_an_admin_grants_a_request_in_one_click_and_a_second_click_grants_nothin
     assert Wallet.objects.get(user=contributor).balance == 50
     credit_request.refresh_from_db()
     assert (credit_request.status, credit_request.ledger_entry, credit_request.decided_by.username) == (
-        "granted", entry, "boss")
+        "granted",
+        entry,
+        "boss",
+    )
     # The contributor sees it, and may ask again.
     assert "Granted" in client.get(reverse("credits-request")).content.decode()
     assert file_request(client).status_code == 302
@@ -96,8 +101,9 @@ def test_an_admin_grants_a_request_in_one_click_and_a_second_click_grants_nothin
 
 def test_the_admin_actions_grant_reject_and_close(admin_client):
     users = [UserFactory() for _ in range(3)]
-    requests = [services.credit_request_create(user=u, amount=10 * (n + 1), reason="please") for n, u in
-                enumerate(users)]
+    requests = [
+        services.credit_request_create(user=u, amount=10 * (n + 1), reason="please") for n, u in enumerate(users)
+    ]
     changelist = reverse("admin:marketplace_creditrequest_changelist")
     for action, credit_request in zip(["grant", "reject", "close"], requests, strict=True):
         response = admin_client.post(changelist, {"action": action, "_selected_action": [credit_request.pk]})

@@ -1,4 +1,5 @@
 """The marketplace API over HTTP with Bearer tokens: the gallery, buying, offers, wallet and grants."""
+
 from datetime import datetime, timedelta
 
 import pytest
@@ -53,8 +54,15 @@ def creator():
 @pytest.fixture
 def character(creator):
     story = StoryFactory(title="Neon Streets")
-    return CharacterFactory(character_id="kira_h9k", name="Kira", story=story, creator=creator, allow_licensing=True,
-                            total_votes=1567, clips_used=45)
+    return CharacterFactory(
+        character_id="kira_h9k",
+        name="Kira",
+        story=story,
+        creator=creator,
+        allow_licensing=True,
+        total_votes=1567,
+        clips_used=45,
+    )
 
 
 @pytest.fixture
@@ -82,8 +90,12 @@ def test_gallery_lists_licensable_canonical_characters_in_the_seed_shape(charact
     assert body["pagination"] == {"page": 1, "limit": 20, "total": 1, "total_is_estimate": False, "has_next": False}
     [row] = body["characters"]
     assert {k: row[k] for k in ("character_id", "name", "story_name", "clips_used", "total_votes", "license_cost")} == {
-        "character_id": "kira_h9k", "name": "Kira", "story_name": "Neon Streets", "clips_used": 45,
-        "total_votes": 1567, "license_cost": 10,
+        "character_id": "kira_h9k",
+        "name": "Kira",
+        "story_name": "Neon Streets",
+        "clips_used": 45,
+        "total_votes": 1567,
+        "license_cost": 10,
     }
     assert row["thumbnail_url"] == "http://127.0.0.1/characters/kira_h9k/references/face_closeup"
     assert row["license_available"] is True
@@ -109,8 +121,10 @@ def test_gallery_sorts_pages_and_searches():
     assert names(sort="popular", limit=2, page=2) == ["Cass", "Astra"]
     assert names(q="AS") == ["Cass", "Astra"]
     body = client_for().get(GALLERY, {"limit": 3, "page": 9}).json()
-    assert body == {"characters": [], "pagination": {
-        "page": 9, "limit": 3, "total": 4, "total_is_estimate": False, "has_next": False}}
+    assert body == {
+        "characters": [],
+        "pagination": {"page": 9, "limit": 3, "total": 4, "total_is_estimate": False, "has_next": False},
+    }
 
 
 @pytest.mark.parametrize("params", [{"sort": "cheapest"}, {"limit": 101}, {"limit": 0}, {"page": 0}, {"page": "x"}])
@@ -175,14 +189,19 @@ def test_an_exclusive_character_shows_without_a_price(character, buyer, creator)
 
 
 def test_buying_a_license(character, buyer, creator):
-    response = client_for(buyer).post(f"/api/v1/characters/{character.character_id}/license",
-                                      {"license_type": "single_use"}, format="json")
+    response = client_for(buyer).post(
+        f"/api/v1/characters/{character.character_id}/license", {"license_type": "single_use"}, format="json"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     license = License.objects.get()
     assert body == {
-        "license_id": license.pk, "character_id": "kira_h9k", "license_type": "single_use", "credits_charged": 10,
-        "valid_until": body["valid_until"], "uses_remaining": 1,
+        "license_id": license.pk,
+        "character_id": "kira_h9k",
+        "license_type": "single_use",
+        "credits_charged": 10,
+        "valid_until": body["valid_until"],
+        "uses_remaining": 1,
     }
     assert abs(parse_time(body["valid_until"]) - (timezone.now() + timedelta(days=30))) < timedelta(minutes=1)
     assert selectors.wallet_balance(buyer) == 990
@@ -208,19 +227,36 @@ def test_every_refusal_is_a_clear_4xx_and_moves_no_money(character, buyer, creat
     contributor = ClipFactory(story=character.story).uploader
     services.credits_grant(user=contributor, amount=100, reason="x", granted_by=admin_user)
     before = money()
-    assert_error(client_for(buyer).post(url, {"license_type": "gold"}, format="json"), 400, "unknown_license_type",
-                 "single_use")
+    assert_error(
+        client_for(buyer).post(url, {"license_type": "gold"}, format="json"), 400, "unknown_license_type", "single_use"
+    )
     assert_error(client_for(buyer).post(url, {}, format="json"), 400, "invalid", "license_type")
-    assert_error(client_for(poor).post(url, {"license_type": "single_use"}, format="json"), 402,
-                 "insufficient_credits", "costs 10")
+    assert_error(
+        client_for(poor).post(url, {"license_type": "single_use"}, format="json"),
+        402,
+        "insufficient_credits",
+        "costs 10",
+    )
     # The creator and a contributor of the character's story use it for free: no license is sold to them.
     for free in (creator, contributor):
-        assert_error(client_for(free).post(url, {"license_type": "single_use"}, format="json"), 409,
-                     "license_not_needed", "without a license")
-    assert_error(client_for(buyer).post(f"/api/v1/characters/{closed.character_id}/license",
-                                        {"license_type": "single_use"}, format="json"), 409, "not_licensable")
-    assert_error(client_for(buyer).post("/api/v1/characters/nobody_here/license",
-                                        {"license_type": "single_use"}, format="json"), 404, "not_found")
+        assert_error(
+            client_for(free).post(url, {"license_type": "single_use"}, format="json"),
+            409,
+            "license_not_needed",
+            "without a license",
+        )
+    assert_error(
+        client_for(buyer).post(
+            f"/api/v1/characters/{closed.character_id}/license", {"license_type": "single_use"}, format="json"
+        ),
+        409,
+        "not_licensable",
+    )
+    assert_error(
+        client_for(buyer).post("/api/v1/characters/nobody_here/license", {"license_type": "single_use"}, format="json"),
+        404,
+        "not_found",
+    )
     assert client_for().post(url, {"license_type": "single_use"}, format="json").status_code == 401
     assert money() == before
 
@@ -237,14 +273,22 @@ def test_every_refusal_is_a_clear_4xx_and_moves_no_money(character, buyer, creat
 
 
 def test_exclusive_offer_flow(character, buyer, creator):
-    response = client_for(buyer).post(f"/api/v1/characters/{character.character_id}/exclusive-offers",
-                                      {"credits": 1000, "message": "My saga"}, format="json")
+    response = client_for(buyer).post(
+        f"/api/v1/characters/{character.character_id}/exclusive-offers",
+        {"credits": 1000, "message": "My saga"},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     offer = response.json()
     assert (offer["status"], offer["credits"], offer["buyer"], offer["license_id"]) == ("pending", 1000, "buyer", None)
     services.license_purchase(buyer=buyer, character=character, license_type="pack_10")  # 920 left
-    assert_error(client_for(buyer).post(f"/api/v1/characters/{character.character_id}/exclusive-offers",
-                                        {"credits": 10}, format="json"), 400, "offer_too_low")
+    assert_error(
+        client_for(buyer).post(
+            f"/api/v1/characters/{character.character_id}/exclusive-offers", {"credits": 10}, format="json"
+        ),
+        400,
+        "offer_too_low",
+    )
     accept = f"/api/v1/exclusive-offers/{offer['offer_id']}/accept"
     assert_error(client_for(UserFactory()).post(accept), 403, "forbidden")
     assert_error(client_for(creator).post(accept), 402, "insufficient_credits")  # 1000 > 920: stays pending
@@ -262,8 +306,11 @@ def test_exclusive_offer_flow(character, buyer, creator):
 def test_an_exclusive_offer_names_the_buyers_story(character, buyer, creator):
     url = f"/api/v1/characters/{character.character_id}/exclusive-offers"
     saga = StoryFactory(created_by=buyer)
-    assert_error(client_for(buyer).post(url, {"credits": 1000, "story_id": StoryFactory().pk}, format="json"),
-                 400, "not_your_story")
+    assert_error(
+        client_for(buyer).post(url, {"credits": 1000, "story_id": StoryFactory().pk}, format="json"),
+        400,
+        "not_your_story",
+    )
     assert_error(client_for(buyer).post(url, {"credits": 1000, "story_id": 999999}, format="json"), 404, "not_found")
     assert not ExclusiveOffer.objects.exists()
     response = client_for(buyer).post(url, {"credits": 1000, "story_id": saga.pk}, format="json")
@@ -275,8 +322,9 @@ def test_an_exclusive_offer_names_the_buyers_story(character, buyer, creator):
 
 def test_declining_and_withdrawing_offers(character, buyer, creator):
     first = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
-    response = client_for(creator).post(f"/api/v1/exclusive-offers/{first.pk}/decline", {"note": "Too soon"},
-                                        format="json")
+    response = client_for(creator).post(
+        f"/api/v1/exclusive-offers/{first.pk}/decline", {"note": "Too soon"}, format="json"
+    )
     assert response.json()["status"] == "declined"
     second = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
     assert_error(client_for(creator).post(f"/api/v1/exclusive-offers/{second.pk}/withdraw"), 403, "forbidden")
@@ -291,13 +339,20 @@ def test_my_licenses_and_wallet(character, buyer, creator):
     services.license_purchase(buyer=buyer, character=character, license_type="pack_10")
     services.license_consume_use(buyer, character, None, "job-1")
     [license] = client_for(buyer).get("/api/v1/me/licenses").json()
-    assert (license["character_id"], license["license_type"], license["uses_remaining"], license["uses_granted"],
-            license["is_valid"], license["state"]) == ("kira_h9k", "pack_10", 9, 10, True, "active")
+    assert (
+        license["character_id"],
+        license["license_type"],
+        license["uses_remaining"],
+        license["uses_granted"],
+        license["is_valid"],
+        license["state"],
+    ) == ("kira_h9k", "pack_10", 9, 10, True, "active")
 
     wallet = client_for(buyer).get("/api/v1/me/wallet").json()
     assert wallet["balance"] == 920
     assert [(e["kind"], e["amount"], e["balance_after"]) for e in wallet["ledger"]] == [
-        ("purchase", -80, 920), ("grant", 1000, 1000)
+        ("purchase", -80, 920),
+        ("grant", 1000, 1000),
     ]
     assert wallet["ledger"][0]["license_id"] == license["license_id"]
     assert client_for(creator).get("/api/v1/me/wallet").json()["balance"] == 12
@@ -309,33 +364,54 @@ def test_my_licenses_and_wallet(character, buyer, creator):
 def test_admin_credit_grants(admin_user):
     user = UserFactory(username="newbie")
     url = "/api/v1/admin/credit-grants"
-    response = client_for(admin_user).post(url, {"username": "newbie", "amount": 250, "reason": "Beta tester"},
-                                           format="json")
+    response = client_for(admin_user).post(
+        url, {"username": "newbie", "amount": 250, "reason": "Beta tester"}, format="json"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert {k: body[k] for k in ("username", "amount", "balance", "reason")} == {
-        "username": "newbie", "amount": 250, "balance": 250, "reason": "Beta tester"
+        "username": "newbie",
+        "amount": 250,
+        "balance": 250,
+        "reason": "Beta tester",
     }
     assert LedgerEntry.objects.get(pk=body["ledger_entry_id"]).created_by == admin_user
-    assert client_for(user).post(url, {"username": "newbie", "amount": 5, "reason": "me"}, format="json").status_code \
+    assert (
+        client_for(user).post(url, {"username": "newbie", "amount": 5, "reason": "me"}, format="json").status_code
         == 403
+    )
     assert client_for().post(url, {"username": "newbie", "amount": 5, "reason": "x"}, format="json").status_code == 401
-    assert_error(client_for(admin_user).post(url, {"username": "ghost", "amount": 5, "reason": "x"}, format="json"),
-                 400, "unknown_user")
-    assert_error(client_for(admin_user).post(url, {"username": "newbie", "amount": 0, "reason": "x"}, format="json"),
-                 400, "invalid", "amount")
-    assert_error(client_for(admin_user).post(url, {"username": "newbie", "amount": 5}, format="json"),
-                 400, "invalid", "reason")
+    assert_error(
+        client_for(admin_user).post(url, {"username": "ghost", "amount": 5, "reason": "x"}, format="json"),
+        400,
+        "unknown_user",
+    )
+    assert_error(
+        client_for(admin_user).post(url, {"username": "newbie", "amount": 0, "reason": "x"}, format="json"),
+        400,
+        "invalid",
+        "amount",
+    )
+    assert_error(
+        client_for(admin_user).post(url, {"username": "newbie", "amount": 5}, format="json"), 400, "invalid", "reason"
+    )
     assert selectors.wallet_balance(user) == 250
 
 
 def test_creator_turns_licensing_off_through_the_character_api(character, creator, buyer):
-    response = client_for(creator).patch(f"/api/v1/characters/{character.character_id}", {"allow_licensing": False},
-                                         format="json")
+    response = client_for(creator).patch(
+        f"/api/v1/characters/{character.character_id}", {"allow_licensing": False}, format="json"
+    )
     assert response.status_code == 200, response.content
     assert client_for().get(GALLERY).json()["pagination"]["total"] == 0
-    assert_error(client_for(buyer).post(f"/api/v1/characters/{character.character_id}/license",
-                                        {"license_type": "single_use"}, format="json"), 409, "not_licensable")
-    response = client_for(buyer).patch(f"/api/v1/characters/{character.character_id}", {"allow_licensing": True},
-                                       format="json")
+    assert_error(
+        client_for(buyer).post(
+            f"/api/v1/characters/{character.character_id}/license", {"license_type": "single_use"}, format="json"
+        ),
+        409,
+        "not_licensable",
+    )
+    response = client_for(buyer).patch(
+        f"/api/v1/characters/{character.character_id}", {"allow_licensing": True}, format="json"
+    )
     assert response.status_code == 403

@@ -62,8 +62,10 @@ def test_fifty_purchases_against_a_wallet_that_affords_only_some(admin_user):
     assert sorted(kinds) == ["purchase"] * 25 + ["royalty"] * 25
     for license in License.objects.all():
         royalty = license.ledger_entries.get(kind="royalty")
-        assert (royalty.amount, royalty.wallet.user_id) == (license.royalty_paid, license.character.creator_id) == (
-            2, license.character.creator_id
+        assert (
+            (royalty.amount, royalty.wallet.user_id)
+            == (license.royalty_paid, license.character.creator_id)
+            == (2, license.character.creator_id)
         )
     royalties = License.objects.aggregate(total=Sum("royalty_paid"))["total"]
     assert sum(selectors.wallet_balance(c) for c in creators) == royalties + 2
@@ -92,8 +94,9 @@ def test_the_same_idempotency_key_racing_buys_once(admin_user):
     buyer = fund(UserFactory(), 1000, admin_user)
     character = CharacterFactory(allow_licensing=True)
     results, refused = race(
-        lambda: services.license_purchase(buyer=buyer, character=character, license_type="pack_10",
-                                          idempotency_key="retry-me"),
+        lambda: services.license_purchase(
+            buyer=buyer, character=character, license_type="pack_10", idempotency_key="retry-me"
+        ),
         [()] * 20,
     )
     assert refused == []
@@ -137,8 +140,9 @@ def test_racing_acceptances_grant_one_exclusive(admin_user):
     creator = UserFactory(username="creator")
     character = CharacterFactory(creator=creator, allow_licensing=True)
     buyers = [fund(UserFactory(username=f"bidder{n}"), 2000, admin_user) for n in range(8)]
-    offers = [services.exclusive_offer_make(buyer=b, character=character, credits=1000 + n) for n, b in
-              enumerate(buyers)]
+    offers = [
+        services.exclusive_offer_make(buyer=b, character=character, credits=1000 + n) for n, b in enumerate(buyers)
+    ]
     shoppers = [fund(UserFactory(username=f"shopper{n}"), 10, admin_user) for n in range(8)]
 
     def accept_or_buy(kind, item):

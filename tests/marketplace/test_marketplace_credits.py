@@ -1,4 +1,5 @@
 """Credits: wallets on demand, admin grants and adjustments, the append-only ledger, and the database's guards."""
+
 import pytest
 from django.db import IntegrityError, transaction
 
@@ -21,7 +22,11 @@ def test_a_grant_creates_the_wallet_and_records_the_reason(admin_user):
     assert selectors.wallet_balance(user) == 0
     entry = services.credits_grant(user=user, amount=150, reason="  Welcome   bonus ", granted_by=admin_user)
     assert (entry.kind, entry.amount, entry.balance_after, entry.reason, entry.created_by) == (
-        "grant", 150, 150, "Welcome bonus", admin_user
+        "grant",
+        150,
+        150,
+        "Welcome bonus",
+        admin_user,
     )
     services.credits_grant(user=user, amount=50, reason="Contest prize", granted_by=admin_user)
     wallet = Wallet.objects.get(user=user)
@@ -31,8 +36,12 @@ def test_a_grant_creates_the_wallet_and_records_the_reason(admin_user):
 
 @pytest.mark.parametrize(
     ("amount", "reason", "code"),
-    [(0, "x", "invalid_amount"), (-5, "x", "invalid_amount"), (1_000_001, "x", "invalid_amount"),
-     (10, "   ", "reason_required")],
+    [
+        (0, "x", "invalid_amount"),
+        (-5, "x", "invalid_amount"),
+        (1_000_001, "x", "invalid_amount"),
+        (10, "   ", "reason_required"),
+    ],
 )
 def test_bad_grants_are_refused(admin_user, amount, reason, code):
     user = UserFactory()
@@ -85,8 +94,13 @@ def test_the_database_refuses_a_sale_that_does_not_add_up():
     character = CharacterFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         License.objects.create(
-            character=character, licensee=UserFactory(), license_type="single_use", credits_paid=10,
-            royalty_percent=20, royalty_paid=2, platform_fee=9,
+            character=character,
+            licensee=UserFactory(),
+            license_type="single_use",
+            credits_paid=10,
+            royalty_percent=20,
+            royalty_paid=2,
+            platform_fee=9,
         )
 
 
@@ -95,8 +109,14 @@ def test_the_database_allows_one_active_exclusive_per_character():
 
     def exclusive(status="active"):
         return License.objects.create(
-            character=character, licensee=UserFactory(), license_type="exclusive", credits_paid=1000,
-            royalty_percent=50, royalty_paid=500, platform_fee=500, status=status,
+            character=character,
+            licensee=UserFactory(),
+            license_type="exclusive",
+            credits_paid=1000,
+            royalty_percent=50,
+            royalty_paid=500,
+            platform_fee=500,
+            status=status,
         )
 
     exclusive(status="revoked")

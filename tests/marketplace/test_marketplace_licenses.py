@@ -1,4 +1,5 @@
 """License sales, royalties, exclusive offers, the access rule and license uses, through the services."""
+
 from datetime import timedelta
 
 import pytest
@@ -25,6 +26,7 @@ def fund(admin_user):
     def fund(user, amount):
         services.credits_grant(user=user, amount=amount, reason="test funds", granted_by=admin_user)
         return user
+
     return fund
 
 
@@ -78,7 +80,10 @@ def test_buying_a_tier_charges_the_buyer_and_pays_the_creator(
     license = purchase.license
     assert purchase.created
     assert (license.license_type, license.credits_paid, license.royalty_paid, license.platform_fee) == (
-        license_type, cost, royalty, cost - royalty
+        license_type,
+        cost,
+        royalty,
+        cost - royalty,
     )
     assert license.uses_granted == license.uses_remaining == uses
     assert before + timedelta(days=days) <= license.expires_at <= timezone.now() + timedelta(days=days)
@@ -90,8 +95,10 @@ def test_buying_a_tier_charges_the_buyer_and_pays_the_creator(
 
 
 def test_royalty_is_rounded_down(settings, buyer, creator, character):
-    settings.LICENSE_TIERS = {**settings.LICENSE_TIERS, "single_use": {
-        "label": "Single use", "cost": 19, "uses": 1, "days": 30, "royalty_percent": 15}}
+    settings.LICENSE_TIERS = {
+        **settings.LICENSE_TIERS,
+        "single_use": {"label": "Single use", "cost": 19, "uses": 1, "days": 30, "royalty_percent": 15},
+    }
     license = services.license_purchase(buyer=buyer, character=character, license_type="single_use").license
     assert (license.royalty_paid, license.platform_fee) == (2, 17)  # 19 * 0.15 = 2.85
     assert balance(creator) == 2
@@ -125,13 +132,17 @@ def test_refusals_move_no_money(fund, buyer, creator, character):
     fund(contributor, 100)
     refused = _refusal(buy(who=contributor))
     assert (refused.status_code, refused.code, refused.details) == (
-        409, "license_not_needed", {"reason": "story_contributor"}
+        409,
+        "license_not_needed",
+        {"reason": "story_contributor"},
     )
     assert refused.message == "You can use this character without a license: you contribute to its story."
     poor = fund(UserFactory(), 9)
     refused = _refusal(buy(who=poor))
     assert (refused.code, refused.status_code, refused.details) == (
-        "insufficient_credits", 402, {"balance": 9, "required": 10}
+        "insufficient_credits",
+        402,
+        {"balance": 9, "required": 10},
     )
     candidate = CharacterFactory(status=Character.Status.CANDIDATE, allow_licensing=True)
     assert _refusal(buy(what=candidate)).code == "not_licensable"
@@ -142,28 +153,36 @@ def test_refusals_move_no_money(fund, buyer, creator, character):
 
 
 def test_idempotency_key_never_buys_twice(fund, buyer, character):
-    first = services.license_purchase(buyer=buyer, character=character, license_type="single_use",
-                                      idempotency_key="k-1")
-    again = services.license_purchase(buyer=buyer, character=character, license_type="single_use",
-                                      idempotency_key="k-1")
+    first = services.license_purchase(
+        buyer=buyer, character=character, license_type="single_use", idempotency_key="k-1"
+    )
+    again = services.license_purchase(
+        buyer=buyer, character=character, license_type="single_use", idempotency_key="k-1"
+    )
     assert first.created and not again.created
     assert again.license.pk == first.license.pk
     assert balance(buyer) == 990
-    refused = _refusal(lambda: services.license_purchase(
-        buyer=buyer, character=character, license_type="pack_10", idempotency_key="k-1"))
+    refused = _refusal(
+        lambda: services.license_purchase(
+            buyer=buyer, character=character, license_type="pack_10", idempotency_key="k-1"
+        )
+    )
     assert refused.code == "idempotency_key_reused"
     # Another buyer may use the same key string: keys are per buyer.
     other = fund(UserFactory(), 10)
-    assert services.license_purchase(buyer=other, character=character, license_type="single_use",
-                                     idempotency_key="k-1").created
+    assert services.license_purchase(
+        buyer=other, character=character, license_type="single_use", idempotency_key="k-1"
+    ).created
 
 
 def test_turning_licensing_off_stops_sales_but_not_existing_licenses(buyer, creator, character):
     license = services.license_purchase(buyer=buyer, character=character, license_type="pack_10").license
     dna_services.character_set_licensing(character=character, user=creator, allow=False)
     assert not selectors.gallery_characters().filter(pk=character.pk).exists()
-    assert _refusal(lambda: services.license_purchase(
-        buyer=buyer, character=character, license_type="single_use")).code == "not_licensable"
+    assert (
+        _refusal(lambda: services.license_purchase(buyer=buyer, character=character, license_type="single_use")).code
+        == "not_licensable"
+    )
     use = services.license_consume_use(buyer, character, None, "job-after-off")
     assert use.license_id == license.pk
     dna_services.character_set_licensing(character=character, user=creator, allow=True)
@@ -188,7 +207,10 @@ def test_exclusive_offer_accepted_charges_grants_and_closes_sales(fund, buyer, c
     license = offer.license
     assert offer.status == "accepted" and offer.decided_by == creator
     assert (license.license_type, license.credits_paid, license.royalty_paid, license.platform_fee) == (
-        "exclusive", 1000, 500, 500
+        "exclusive",
+        1000,
+        500,
+        500,
     )
     assert license.uses_remaining is None and license.expires_at is None
     assert balance(buyer) == 0
@@ -199,8 +221,10 @@ def test_exclusive_offer_accepted_charges_grants_and_closes_sales(fund, buyer, c
     # No new license for anyone else; the earlier one stops (refunded); the holder can use it without limit.
     refused = _refusal(lambda: services.license_purchase(buyer=rival, character=character, license_type="single_use"))
     assert (refused.code, refused.status_code) == ("exclusive_taken", 409)
-    assert _refusal(lambda: services.exclusive_offer_make(
-        buyer=rival, character=character, credits=2000)).code == "exclusive_taken"
+    assert (
+        _refusal(lambda: services.exclusive_offer_make(buyer=rival, character=character, credits=2000)).code
+        == "exclusive_taken"
+    )
     with pytest.raises(services.LicenseRequired):
         services.license_consume_use(earlier, character, None, "job-earlier")
     earlier_license.refresh_from_db()
@@ -217,12 +241,16 @@ def test_exclusive_offer_accepted_charges_grants_and_closes_sales(fund, buyer, c
 
 
 def test_offer_rules(fund, buyer, creator, character, admin_user):
-    assert _refusal(lambda: services.exclusive_offer_make(
-        buyer=buyer, character=character, credits=999)).code == "offer_too_low"
+    assert (
+        _refusal(lambda: services.exclusive_offer_make(buyer=buyer, character=character, credits=999)).code
+        == "offer_too_low"
+    )
     refused = _refusal(lambda: services.exclusive_offer_make(buyer=buyer, character=character, credits=5000))
     assert refused.code == "insufficient_credits"
-    assert _refusal(lambda: services.exclusive_offer_make(
-        buyer=creator, character=character, credits=1000)).code == "license_not_needed"
+    assert (
+        _refusal(lambda: services.exclusive_offer_make(buyer=creator, character=character, credits=1000)).code
+        == "license_not_needed"
+    )
     offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
     with pytest.raises(ServiceError) as caught:
         services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
@@ -231,8 +259,10 @@ def test_offer_rules(fund, buyer, creator, character, admin_user):
     assert _refusal(lambda: services.exclusive_offer_withdraw(offer_id=offer.pk, buyer=creator)).status_code == 403
     declined = services.exclusive_offer_decline(offer_id=offer.pk, decided_by=creator, note="Not now")
     assert (declined.status, declined.decision_note) == ("declined", "Not now")
-    assert _refusal(lambda: services.exclusive_offer_accept(
-        offer_id=offer.pk, decided_by=creator)).code == "offer_not_pending"
+    assert (
+        _refusal(lambda: services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator)).code
+        == "offer_not_pending"
+    )
 
     second = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
     assert services.exclusive_offer_withdraw(offer_id=second.pk, buyer=buyer).status == "withdrawn"
@@ -255,8 +285,10 @@ def test_accepting_an_offer_the_buyer_can_no_longer_pay_moves_nothing(fund, crea
 def test_accepting_needs_licensing_on(buyer, creator, character):
     offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
     dna_services.character_set_licensing(character=character, user=creator, allow=False)
-    assert _refusal(lambda: services.exclusive_offer_accept(
-        offer_id=offer.pk, decided_by=creator)).code == "not_licensable"
+    assert (
+        _refusal(lambda: services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator)).code
+        == "not_licensable"
+    )
 
 
 def test_an_exclusive_stops_the_other_licenses_and_refunds_what_was_not_used(fund, buyer, creator, character):
@@ -297,8 +329,11 @@ def test_an_exclusive_is_for_its_holders_story_only(fund, buyer, creator, charac
     saga, other = StoryFactory(created_by=buyer), StoryFactory(created_by=buyer)
     creators_other_story = StoryFactory(created_by=creator)
     contributor = ClipFactory(story=character.story).uploader
-    refused = _refusal(lambda: services.exclusive_offer_make(
-        buyer=buyer, character=character, credits=1000, story=creators_other_story))
+    refused = _refusal(
+        lambda: services.exclusive_offer_make(
+            buyer=buyer, character=character, credits=1000, story=creators_other_story
+        )
+    )
     assert refused.code == "not_your_story"
     offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000, story=saga)
     license = services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator).license
@@ -319,8 +354,9 @@ def test_an_exclusive_is_for_its_holders_story_only(fund, buyer, creator, charac
     assert character not in usable and character in [r.character for r in selectors.usable_characters(buyer, saga)]
 
 
-def test_an_exclusive_offered_without_a_story_is_bound_to_the_first_story_it_is_used_in(fund, buyer, creator,
-                                                                                        character):
+def test_an_exclusive_offered_without_a_story_is_bound_to_the_first_story_it_is_used_in(
+    fund, buyer, creator, character
+):
     first, second = StoryFactory(created_by=buyer), StoryFactory(created_by=buyer)
     offer = services.exclusive_offer_make(buyer=buyer, character=character, credits=1000)
     license = services.exclusive_offer_accept(offer_id=offer.pk, decided_by=creator).license
@@ -393,10 +429,14 @@ def test_usable_characters_lists_the_storys_own_and_the_licensed_ones_with_uses_
     rows = selectors.usable_characters(buyer, home)
 
     assert [(r.character, r.reason) for r in rows] == [
-        (mine, "story_contributor"), (character, "license"), (forever, "license")
+        (mine, "story_contributor"),
+        (character, "license"),
+        (forever, "license"),
     ]
     assert [r.basis for r in rows] == [
-        "you contribute to its story", "licensed, 9 uses left", "licensed, unlimited uses"
+        "you contribute to its story",
+        "licensed, 9 uses left",
+        "licensed, unlimited uses",
     ]
     assert rows[1].license == pack and rows[1].uses_left == 9
     assert unrelated not in [r.character for r in rows]
@@ -466,6 +506,8 @@ def test_revoke_and_refund_returns_the_price_and_keeps_the_royalty(buyer, creato
         services.license_revoke(license_id=license.pk, revoked_by=admin_user, reason="again", refund=True)
     assert caught.value.code == "already_revoked"
     assert balance(buyer) == 1000
-    assert _refusal(lambda: services.license_revoke(
-        license_id=license.pk, revoked_by=buyer, reason="me")).status_code == 403
+    assert (
+        _refusal(lambda: services.license_revoke(license_id=license.pk, revoked_by=buyer, reason="me")).status_code
+        == 403
+    )
     assert_books_balance()

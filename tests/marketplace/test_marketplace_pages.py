@@ -1,5 +1,6 @@
 """Marketplace pages and admin: the gallery, the license panel, buying and offering with CSRF POSTs,
 my licenses / offers / wallet, and the admin's grant view and actions."""
+
 import re
 
 import pytest
@@ -142,8 +143,9 @@ def test_panel_for_others(character, creator, buyer):
 def test_buying_from_the_panel(character, buyer, creator):
     client = signed_in(buyer)
     url = reverse("marketplace-buy", args=[character.character_id])
-    response = csrf_post(client, url, {"license_type": "pack_10", "idempotency_key": "form-1",
-                                       "next": character.get_absolute_url()})
+    response = csrf_post(
+        client, url, {"license_type": "pack_10", "idempotency_key": "form-1", "next": character.get_absolute_url()}
+    )
     assert response.status_code == 302 and response.url == character.get_absolute_url()
     assert flash(response) == ["You licensed Kira: pack of 10."]
     again = csrf_post(client, url, {"license_type": "pack_10", "idempotency_key": "form-1"})  # a double click
@@ -177,8 +179,9 @@ def test_signed_out_visitors_cannot_buy(client, character):
 
 
 def test_a_post_without_the_csrf_token_is_refused(character, buyer):
-    response = signed_in(buyer).post(reverse("marketplace-buy", args=[character.character_id]),
-                                     {"license_type": "single_use"})
+    response = signed_in(buyer).post(
+        reverse("marketplace-buy", args=[character.character_id]), {"license_type": "single_use"}
+    )
     assert response.status_code == 403
     assert not License.objects.exists()
 
@@ -188,15 +191,22 @@ def test_offer_and_accept_from_the_pages(character, buyer, creator, admin_user):
     saga, elsewhere = StoryFactory(title="My Saga", created_by=buyer), StoryFactory(title="Not Mine")
     panel = render_panel(character, buyer)
     assert "My Saga" in panel and "Not Mine" not in panel, "the offer form lists the buyer's own stories"
-    response = csrf_post(signed_in(buyer), reverse("marketplace-offer", args=[character.character_id]),
-                         {"credits": "1000", "story": elsewhere.pk})
+    response = csrf_post(
+        signed_in(buyer),
+        reverse("marketplace-offer", args=[character.character_id]),
+        {"credits": "1000", "story": elsewhere.pk},
+    )
     assert "Your offer was not sent" in flash(response)[0]
-    response = csrf_post(signed_in(buyer), reverse("marketplace-offer", args=[character.character_id]),
-                         {"credits": "1000", "message": "For my saga", "story": saga.pk})
+    response = csrf_post(
+        signed_in(buyer),
+        reverse("marketplace-offer", args=[character.character_id]),
+        {"credits": "1000", "message": "For my saga", "story": saga.pk},
+    )
     assert "Your offer of 1000 credits was sent" in flash(response)[0]
     assert ExclusiveOffer.objects.get().story == saga
-    response = csrf_post(signed_in(buyer), reverse("marketplace-offer", args=[character.character_id]),
-                         {"credits": "5"})
+    response = csrf_post(
+        signed_in(buyer), reverse("marketplace-offer", args=[character.character_id]), {"credits": "5"}
+    )
     assert flash(response) == ["An exclusive offer starts at 1000 credits."]
     offer = ExclusiveOffer.objects.get()
     assert "For my saga" in render_panel(character, creator)
@@ -211,7 +221,9 @@ def test_offer_and_accept_from_the_pages(character, buyer, creator, admin_user):
     assert "licensed exclusively to another story" in render_panel(character, UserFactory())
     assert "You hold the exclusive license" in render_panel(character, buyer)
     assert signed_in(buyer).post(reverse("marketplace-offer-decide", args=[offer.pk, "explode"])).status_code in (
-        403, 404)
+        403,
+        404,
+    )
 
 
 def test_creator_toggles_licensing_from_the_panel(character, creator, buyer):
@@ -227,8 +239,11 @@ def test_creator_toggles_licensing_from_the_panel(character, creator, buyer):
 
 
 def test_next_never_leaves_the_site(character, buyer):
-    response = csrf_post(signed_in(buyer), reverse("marketplace-buy", args=[character.character_id]),
-                         {"license_type": "single_use", "next": "https://evil.example/steal"})
+    response = csrf_post(
+        signed_in(buyer),
+        reverse("marketplace-buy", args=[character.character_id]),
+        {"license_type": "single_use", "next": "https://evil.example/steal"},
+    )
     assert response.url == character.get_absolute_url()
 
 
@@ -281,15 +296,18 @@ def test_admin_pages_and_actions(admin_user, character, buyer, creator):
         assert client.get(reverse(f"admin:marketplace_{name}_changelist")).status_code == 200
     assert client.get(reverse("admin:marketplace_license_change", args=[license.pk])).status_code == 200
 
-    client.post(reverse("admin:marketplace_exclusiveoffer_changelist"),
-                {"action": "accept", "_selected_action": [offer.pk]})
+    client.post(
+        reverse("admin:marketplace_exclusiveoffer_changelist"), {"action": "accept", "_selected_action": [offer.pk]}
+    )
     offer.refresh_from_db()
     assert offer.status == "accepted" and offer.decided_by == admin_user
     license.refresh_from_db()
     assert (license.status, license.refunded_credits) == ("revoked", 80), "the exclusive stopped the pack"
     exclusive = offer.license
-    client.post(reverse("admin:marketplace_license_changelist"),
-                {"action": "revoke_and_refund", "_selected_action": [exclusive.pk]})
+    client.post(
+        reverse("admin:marketplace_license_changelist"),
+        {"action": "revoke_and_refund", "_selected_action": [exclusive.pk]},
+    )
     exclusive.refresh_from_db()
     assert (exclusive.status, exclusive.refunded_credits) == ("revoked", 1000)
     assert LogEntry.objects.filter(object_id=str(exclusive.pk), change_message="revoked and refunded").exists()

@@ -9,6 +9,7 @@ A browser test module takes what it needs, e.g.
 
 (fixtures bound to module names are found by pytest like fixtures defined there).
 """
+
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,14 @@ from tests.support.paths import ARTIFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1280, "height": 900}
 
 BROWSER_MARKS = [
@@ -74,8 +81,10 @@ def new_page(browser):
     errors: list[str] = []
     violations: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
-            if is_csp_violation(message.text) else None)
+    page.on(
+        "console",
+        lambda message: violations.append(f"{page.url}: {message.text}") if is_csp_violation(message.text) else None,
+    )
     page.js_errors = errors
     page.csp_violations = violations
     return page

@@ -4,6 +4,7 @@ astronaut's head (posterised, its hair and skin repainted in known colours) on a
 MediaPipe's face detector, face mesh, pose model and selfie segmenter all find this figure, head
 to ankles, so it serves as the whole-body fixture the public photos do not have.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -20,7 +21,7 @@ BACKDROP = "#FFFFFF"  # on a mid-grey backdrop MediaPipe pose loses the ankles o
 
 
 def _bgr(hex_code: str) -> tuple[int, int, int]:
-    r, g, b = (int(hex_code[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_code[i : i + 2], 16) for i in (1, 3, 5))
     return b, g, r
 
 
@@ -62,7 +63,7 @@ def cartoon_figure(size: tuple[int, int] = (720, 1280)) -> np.ndarray:
     hh, hw = head.shape[:2]
     cx = 360
     cv2.rectangle(canvas, (cx - 30, 240), (cx + 30, 270), _bgr(SKIN), -1)  # neck
-    canvas[60:60 + hh, cx - hw // 2:cx - hw // 2 + hw] = head
+    canvas[60 : 60 + hh, cx - hw // 2 : cx - hw // 2 + hw] = head
     cv2.rectangle(canvas, (cx - 120, 262), (cx + 120, 640), _bgr(SUIT), -1)  # torso
     cv2.line(canvas, (cx - 110, 280), (cx - 170, 600), _bgr(SUIT), 50)  # arms
     cv2.line(canvas, (cx + 110, 280), (cx + 170, 600), _bgr(SUIT), 50)

@@ -1,4 +1,5 @@
 """factory-boy factories for rows whose files do not matter to the test (no video decoding)."""
+
 import factory
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
@@ -54,8 +55,9 @@ class ClipFactory(factory.django.DjangoModelFactory):
     def contributor(clip, create, extracted, **kwargs):
         """Uploading makes the uploader a contributor (characters.clips.services.clip_create does the same)."""
         if create:
-            StoryContributor.objects.get_or_create(story=clip.story, user=clip.uploader,
-                                                   defaults={"first_contribution": "clip"})
+            StoryContributor.objects.get_or_create(
+                story=clip.story, user=clip.uploader, defaults={"first_contribution": "clip"}
+            )
 
 
 class CandidateFrameFactory(factory.django.DjangoModelFactory):

@@ -21,6 +21,7 @@ submission with 5xx first, or only after a delay, COMPLETED then 422 on the resu
 `handler_seconds` adds up the time spent inside its
 handlers, so a bench can take the provider's own time out of its figures.
 """
+
 from __future__ import annotations
 
 import base64
@@ -69,23 +70,44 @@ def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=2)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(_name("fake fal test CA")).issuer_name(_name("fake fal test CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
+        x509.CertificateBuilder()
+        .subject_name(_name("fake fal test CA"))
+        .issuer_name(_name("fake fal test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(_name(LOOPBACK)).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address(LOOPBACK)), x509.DNSName("localhost")]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(_name(LOOPBACK))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK)), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -93,8 +115,9 @@ def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
     paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
@@ -155,9 +178,15 @@ def prepare_environment(folder: Path) -> QueueHost:
     ca_file, cert_file, key_file = make_tls_files(folder)
     bundle = folder / "ca-bundle.pem"
     bundle.write_bytes(_system_ca_bundle().rstrip(b"\n") + b"\n" + ca_file.read_bytes())
-    host = QueueHost(port=sock.getsockname()[1], ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-                     ca_bundle=bundle, reserved_socket=sock,
-                     saved_environment={name: os.environ.get(name) for name in ENVIRONMENT_VARIABLES})
+    host = QueueHost(
+        port=sock.getsockname()[1],
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        ca_bundle=bundle,
+        reserved_socket=sock,
+        saved_environment={name: os.environ.get(name) for name in ENVIRONMENT_VARIABLES},
+    )
     auth = sys.modules.get("fal_client.auth")
     if auth is not None and host.netloc != auth.FAL_QUEUE_RUN_HOST:
         host.restore_environment()
@@ -166,8 +195,9 @@ def prepare_environment(folder: Path) -> QueueHost:
             f"{auth.FAL_QUEUE_RUN_HOST}; call prepare_environment() before anything imports fal_client."
         )
     no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), LOOPBACK]))
-    os.environ.update({"FAL_QUEUE_RUN_HOST": host.netloc, "SSL_CERT_FILE": str(bundle),
-                       "NO_PROXY": no_proxy, "no_proxy": no_proxy})
+    os.environ.update(
+        {"FAL_QUEUE_RUN_HOST": host.netloc, "SSL_CERT_FILE": str(bundle), "NO_PROXY": no_proxy, "no_proxy": no_proxy}
+    )
     return host
 
 
@@ -192,8 +222,9 @@ class WebhookSigner:
         message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
         return self._key.sign(message).hex()
 
-    def headers(self, request_id: str, body: bytes, *, user_id: str = "fake-user",
-                timestamp: int | None = None) -> dict[str, str]:
+    def headers(
+        self, request_id: str, body: bytes, *, user_id: str = "fake-user", timestamp: int | None = None
+    ) -> dict[str, str]:
         stamp = str(int(time.time()) if timestamp is None else timestamp)
         return {
             "X-Fal-Webhook-Request-Id": request_id,
@@ -284,8 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             try:
-                status, payload, extra = self.server.fake._route(self.command, self.path, dict(self.headers), body,
-                                                                 self.server.kind)
+                status, payload, extra = self.server.fake._route(
+                    self.command, self.path, dict(self.headers), body, self.server.kind
+                )
             except Exception as exc:  # a bug in the fake: answer it, and keep it for the test to see
                 self.server.fake.errors.append(f"{self.command} {self.path}: {exc!r}")
                 status, payload, extra = 500, {"detail": f"fake fal error: {exc!r}"}, {}
@@ -336,8 +368,14 @@ class _Server(ThreadingHTTPServer):
 class FakeFal:
     """The fake queue (HTTPS, at `host`) and file server (HTTP); see the module docstring."""
 
-    def __init__(self, host: QueueHost, *, default_video: bytes = b"", expected_key: str | None = None,
-                 validate: Callable[[str, Any], list[dict] | None] | None = None) -> None:
+    def __init__(
+        self,
+        host: QueueHost,
+        *,
+        default_video: bytes = b"",
+        expected_key: str | None = None,
+        validate: Callable[[str, Any], list[dict] | None] | None = None,
+    ) -> None:
         """`validate(endpoint, body)`: where the body breaks that model's input schema, in fal's 422 `detail`
         shape ([] when it fits, None for a model with no schema, answered 404 as fal answers an unknown app).
         Without it every body is accepted."""
@@ -369,8 +407,9 @@ class FakeFal:
         self.files_base_url = f"http://{LOOPBACK}:{files.server_address[1]}"
         for server, kind in ((queue, "queue"), (files, "files")):
             server.fake, server.kind = self, kind
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-                                      name=f"fake-fal-{kind}")
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=f"fake-fal-{kind}"
+            )
             thread.start()
             self._servers.append(server)
         return self
@@ -435,16 +474,32 @@ class FakeFal:
 
     def result_body(self, request: FakeRequest) -> dict:
         video = request.script.video if request.script.video is not None else self.default_video
-        return {"video": {"url": self.video_url(request.request_id), "content_type": "video/mp4",
-                          "file_name": "output.mp4", "file_size": len(video)}}
+        return {
+            "video": {
+                "url": self.video_url(request.request_id),
+                "content_type": "video/mp4",
+                "file_name": "output.mp4",
+                "file_size": len(video),
+            }
+        }
 
-    def webhook_delivery(self, request_id: str, *, status: str = "OK", error: str | None = None,
-                         signer: WebhookSigner | None = None, timestamp: int | None = None,
-                         body_request_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+    def webhook_delivery(
+        self,
+        request_id: str,
+        *,
+        status: str = "OK",
+        error: str | None = None,
+        signer: WebhookSigner | None = None,
+        timestamp: int | None = None,
+        body_request_id: str | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
         """The body and headers fal would POST to the request's webhook URL, signed (by `signer` to forge one)."""
         request = self.requests.get(request_id)
-        payload: dict[str, Any] = {"request_id": body_request_id or request_id, "gateway_request_id": request_id,
-                                   "status": status}
+        payload: dict[str, Any] = {
+            "request_id": body_request_id or request_id,
+            "gateway_request_id": request_id,
+            "status": status,
+        }
         if status == "OK":
             payload["payload"] = self.result_body(request) if request else {}
         else:
@@ -460,8 +515,9 @@ class FakeFal:
         body, headers = self.webhook_delivery(request_id, **kwargs)
         target = url or self.requests[request_id].webhook_url
         assert target, f"request {request_id} was submitted without a webhook URL"
-        response = requests.post(target, data=body, headers={**headers, "Content-Type": "application/json"},
-                                 timeout=120)
+        response = requests.post(
+            target, data=body, headers={**headers, "Content-Type": "application/json"}, timeout=120
+        )
         try:
             return response.status_code, response.json()
         except ValueError:
@@ -486,8 +542,10 @@ class FakeFal:
         if kind == "files":
             return self._serve_file(url.path)
         authorization = headers.get("Authorization")
-        if not authorization or not authorization.startswith("Key ") or (
-            self.expected_key is not None and authorization != f"Key {self.expected_key}"
+        if (
+            not authorization
+            or not authorization.startswith("Key ")
+            or (self.expected_key is not None and authorization != f"Key {self.expected_key}")
         ):
             return self._error(401, "No valid fal key in the Authorization header.")
         parts = [p for p in url.path.split("/") if p]
@@ -495,7 +553,7 @@ class FakeFal:
             at = parts.index("requests")
             if len(parts) < at + 2:
                 return self._error(404, "Not found.")
-            owner_alias, request_id, rest = "/".join(parts[:at]), parts[at + 1], parts[at + 2:]
+            owner_alias, request_id, rest = "/".join(parts[:at]), parts[at + 1], parts[at + 2 :]
             with self._lock:
                 request = self.requests.get(request_id)
             if request is None or request.owner_alias != owner_alias:
@@ -524,8 +582,9 @@ class FakeFal:
             if script.submit_errors > 0:
                 script.submit_errors -= 1
                 submission.status_code = script.submit_error_status
-                return self._error(script.submit_error_status, "Internal error, try again.",
-                                   f"failed-{secrets.token_hex(4)}")
+                return self._error(
+                    script.submit_error_status, "Internal error, try again.", f"failed-{secrets.token_hex(4)}"
+                )
             if self.scripts:
                 self.scripts.popleft()
             if script.submit_status != 200:
@@ -549,9 +608,18 @@ class FakeFal:
         if script.submit_answer_delay:
             time.sleep(script.submit_answer_delay)  # accepted: the client is waiting for the answer
         base = f"{self.queue_base_url}/{request.owner_alias}/requests/{request_id}"
-        return 200, {"status": "IN_QUEUE", "request_id": request_id, "response_url": base,
-                     "status_url": f"{base}/status", "cancel_url": f"{base}/cancel", "queue_position": 0}, \
-            {"x-fal-request-id": request_id}
+        return (
+            200,
+            {
+                "status": "IN_QUEUE",
+                "request_id": request_id,
+                "response_url": base,
+                "status_url": f"{base}/status",
+                "cancel_url": f"{base}/cancel",
+                "queue_position": 0,
+            },
+            {"x-fal-request-id": request_id},
+        )
 
     def _status(self, request: FakeRequest, url) -> tuple[int, Any, dict]:
         with_logs = parse_qs(url.query).get("logs", ["false"])[0].lower() in ("1", "true")
@@ -587,8 +655,9 @@ class FakeFal:
         if request.cancelled:
             return self._error(400, "Request was cancelled.", request.request_id)
         if script.result_status != 200:
-            return self._error(script.result_status, script.result_detail or "Unprocessable result.",
-                               request.request_id)
+            return self._error(
+                script.result_status, script.result_detail or "Unprocessable result.", request.request_id
+            )
         return 200, self.result_body(request), {"x-fal-request-id": request.request_id}
 
     def _cancel(self, request: FakeRequest) -> tuple[int, Any, dict]:
@@ -602,7 +671,7 @@ class FakeFal:
         if path == JWKS_PATH:
             return 200, {"keys": [self.signer.jwk()]}, {}
         if path.startswith("/files/") and path.endswith(".mp4"):
-            request = self.requests.get(path[len("/files/"):-len(".mp4")])
+            request = self.requests.get(path[len("/files/") : -len(".mp4")])
             if request is not None:
                 video = request.script.video if request.script.video is not None else self.default_video
                 return 200, video, {"Content-Type": "video/mp4", "x-fal-request-id": request.request_id}

@@ -7,6 +7,7 @@
 A body that breaks the model's schema is answered 400 with Luma's `{"detail": ...}`. Luma's callbacks are
 unsigned: `callback_body()` is what one would carry (and a test may forge any other).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,12 @@ class FakeLuma(FakeProviderServer):
 
     def generation(self, job: FakeJob, state: str) -> dict:
         return {
-            "id": job.id, "state": state, "created_at": job.created_at, "generation_type": "video",
-            "model": job.model, "request": job.body,
+            "id": job.id,
+            "state": state,
+            "created_at": job.created_at,
+            "generation_type": "video",
+            "model": job.model,
+            "request": job.body,
             "failure_reason": "The generation failed (fake)." if state == "failed" else None,
             "assets": {"video": self.video_url(job.id)} if state == "completed" else None,
         }
@@ -37,8 +42,7 @@ class FakeLuma(FakeProviderServer):
             if errors is None:
                 return 400, {"detail": f"Unknown model {body.get('model')!r}"}
             if errors:
-                return 400, {"detail": "; ".join(f"{'.'.join(e['loc'][1:])}: {e['msg']}".lstrip(": ")
-                                                 for e in errors)}
+                return 400, {"detail": "; ".join(f"{'.'.join(e['loc'][1:])}: {e['msg']}".lstrip(": ") for e in errors)}
             return 201, self.generation(self.new_job(body["model"], body), "queued")
         parts = path.strip("/").split("/")
         if parts[0] == "generations" and len(parts) == 2:

@@ -8,6 +8,7 @@ the repo (the `validate` callable, generation.payloads.validation_errors), answe
 A job follows a script of states: each status read returns the current one and moves to the next, the last
 one staying. `script_next([...])` sets the script of the next job; `set_state(id, state)` jumps.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -149,8 +150,9 @@ class FakeProviderServer:
             self.jobs[job_id].state_override = state
 
     def new_job(self, model: str, body: Any) -> FakeJob:
-        job = FakeJob(id=str(uuid.uuid4()), model=model, body=body,
-                      script=self._next_script or list(self.default_script))
+        job = FakeJob(
+            id=str(uuid.uuid4()), model=model, body=body, script=self._next_script or list(self.default_script)
+        )
         self._next_script = None
         self.jobs[job.id] = job
         return job
@@ -172,7 +174,9 @@ class FakeProviderServer:
     def handle(self, received: Received) -> tuple[int, Any, str]:
         path = received.path.split("?", 1)[0]
         if received.method == "GET" and path.startswith("/files/"):
-            return (200, self.video, "video/mp4") if path[len("/files/"):-4] in self.jobs else (404, b"", "text/plain")
+            return (
+                (200, self.video, "video/mp4") if path[len("/files/") : -4] in self.jobs else (404, b"", "text/plain")
+            )
         auth_ok = received.headers.get("authorization") == f"{self.auth_scheme} {self.expected_key}"
         status, payload = self.route(received.method, path, received, auth_ok)
         return status, payload, "application/json"

@@ -9,6 +9,7 @@
 makes the webhook Replicate would send (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature =
 "v1,<base64 HMAC-SHA256 of id.timestamp.body>" keyed with the base64 part of the whsec_ secret).
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,12 +51,22 @@ class FakeReplicate(FakeProviderServer):
     def prediction(self, job: FakeJob, state: str | None = None) -> dict:
         state = state or job.state
         return {
-            "id": job.id, "model": job.model, "version": "hidden", "status": state, "input": job.body["input"],
-            "output": self.video_url(job.id) if state == "succeeded" else None, "logs": "",
-            "error": "The model failed (fake)." if state == "failed" else None, "metrics": {},
-            "created_at": job.created_at, "started_at": None, "completed_at": None,
-            "urls": {"get": f"{self.base_url}/v1/predictions/{job.id}",
-                     "cancel": f"{self.base_url}/v1/predictions/{job.id}/cancel"},
+            "id": job.id,
+            "model": job.model,
+            "version": "hidden",
+            "status": state,
+            "input": job.body["input"],
+            "output": self.video_url(job.id) if state == "succeeded" else None,
+            "logs": "",
+            "error": "The model failed (fake)." if state == "failed" else None,
+            "metrics": {},
+            "created_at": job.created_at,
+            "started_at": None,
+            "completed_at": None,
+            "urls": {
+                "get": f"{self.base_url}/v1/predictions/{job.id}",
+                "cancel": f"{self.base_url}/v1/predictions/{job.id}/cancel",
+            },
         }
 
     def route(self, method: str, path: str, received: Received, auth_ok: bool) -> tuple[int, Any]:
@@ -73,8 +84,12 @@ class FakeReplicate(FakeProviderServer):
                 errors = [*errors, {"loc": ["body", "webhook_events_filter"], "msg": "unknown event"}]
             if errors:
                 fields = [{"field": ".".join(e["loc"][1:]), "message": e["msg"]} for e in errors]
-                return self._problem(422, "Input validation failed",
-                                     "; ".join(f"{f['field']}: {f['message']}" for f in fields), invalid_fields=fields)
+                return self._problem(
+                    422,
+                    "Input validation failed",
+                    "; ".join(f"{f['field']}: {f['message']}" for f in fields),
+                    invalid_fields=fields,
+                )
             job = self.new_job(model, body)
             return 201, self.prediction(job, "starting")
         if len(parts) >= 3 and parts[:2] == ["v1", "predictions"]:
@@ -89,13 +104,23 @@ class FakeReplicate(FakeProviderServer):
                 return 200, self.prediction(job)
         return self._problem(404, "Not found", f"No route {method} {path}")
 
-    def signed_delivery(self, job_id: str, *, state: str = "succeeded", webhook_id: str | None = None,
-                        timestamp: int | None = None, secret: str | None = None) -> tuple[dict, bytes]:
+    def signed_delivery(
+        self,
+        job_id: str,
+        *,
+        state: str = "succeeded",
+        webhook_id: str | None = None,
+        timestamp: int | None = None,
+        secret: str | None = None,
+    ) -> tuple[dict, bytes]:
         """(headers, body) of the webhook Replicate sends when the prediction ends."""
         with self.lock:
             body = json.dumps(self.prediction(self.jobs[job_id], state)).encode()
         webhook_id = webhook_id or f"msg_{secrets.token_hex(12)}"
         stamp = str(int(time.time()) if timestamp is None else timestamp)
-        headers = {"webhook-id": webhook_id, "webhook-timestamp": stamp,
-                   "webhook-signature": sign(secret or self.webhook_secret, webhook_id, stamp, body)}
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": stamp,
+            "webhook-signature": sign(secret or self.webhook_secret, webhook_id, stamp, body),
+        }
         return headers, body

@@ -7,6 +7,7 @@
 A body that breaks the model's schema is answered 400 with Runway's error body: `{"error": ..., "issues": [{"path",
 "message"}]}`. Runway sends no webhooks: the tasks are polled.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -48,8 +49,10 @@ class FakeRunway(FakeProviderServer):
             if errors is None:
                 return 400, {"error": f"Model {body.get('model')!r} is not available for image_to_video"}
             if errors:
-                return 400, {"error": "Validation of body failed",
-                             "issues": [{"path": e["loc"][1:], "message": e["msg"]} for e in errors]}
+                return 400, {
+                    "error": "Validation of body failed",
+                    "issues": [{"path": e["loc"][1:], "message": e["msg"]} for e in errors],
+                }
             return 200, {"id": self.new_job(body["model"], body).id}
         parts = path.strip("/").split("/")
         if parts[:2] == ["v1", "tasks"] and len(parts) == 3:

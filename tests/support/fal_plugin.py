@@ -8,6 +8,7 @@ FAL_QUEUE_RUN_HOST once, when `fal_client.auth` is imported, and httpx trusts SS
 bundle of the system CAs plus a throwaway test CA). Child processes, such as a Celery worker a test
 starts, inherit both. The server itself only starts when a test asks for the `fake_fal` fixture.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -40,8 +41,12 @@ def fake_fal_server(pytestconfig, good_clip) -> FakeFal:
     from generation.payloads import validation_errors
 
     # Every submission is checked against the model's published input schema, as fal checks it.
-    server = FakeFal(pytestconfig.stash[QUEUE_HOST], default_video=good_clip.read_bytes(),
-                     expected_key=FAKE_FAL_KEY, validate=validation_errors)
+    server = FakeFal(
+        pytestconfig.stash[QUEUE_HOST],
+        default_video=good_clip.read_bytes(),
+        expected_key=FAKE_FAL_KEY,
+        validate=validation_errors,
+    )
     with server:
         yield server
 

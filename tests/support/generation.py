@@ -4,6 +4,7 @@ Pins go through the pinning services (real frames decoded from a stored clip); c
 canonical rows whose reference images are crops of the same clip's first frame, so a clip of that
 person scores as the same person. No extraction runs, which keeps these fixtures quick.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -38,8 +39,9 @@ def stored_clip(story: Story, uploader, source: Path) -> Clip:
     """A ready clip of `story` whose video is a copy of `source` in our storage (no extraction)."""
     with open(source, "rb") as fh:
         name = default_storage.save(f"clips/{story.pk}/{uuid.uuid4().hex}.mp4", File(fh))
-    return ClipFactory(story=story, uploader=uploader, video=name, duration_seconds=5.0, fps=30.0, width=1280,
-                       height=720)
+    return ClipFactory(
+        story=story, uploader=uploader, video=name, duration_seconds=5.0, fps=30.0, width=1280, height=720
+    )
 
 
 def pinning_admin(username: str = "pin-admin"):
@@ -48,11 +50,26 @@ def pinning_admin(username: str = "pin-admin"):
     return type(admin).objects.get(pk=admin.pk)  # a fresh instance: permissions are cached per instance
 
 
-def pin(story: Story, clip: Clip, admin, element_index: int, *, angles: int = 0, label: str = "",
-        character: Character | None = None) -> PinnedCharacter:
+def pin(
+    story: Story,
+    clip: Clip,
+    admin,
+    element_index: int,
+    *,
+    angles: int = 0,
+    label: str = "",
+    character: Character | None = None,
+) -> PinnedCharacter:
     """A pin from a frame of `clip`, with `angles` more angles from later frames."""
-    pinned = pin_services.pin_create(story=story, source_clip=clip, element_index=element_index, user=admin,
-                                label=label or f"Hero {element_index}", frame_timestamp=0.2, character=character)
+    pinned = pin_services.pin_create(
+        story=story,
+        source_clip=clip,
+        element_index=element_index,
+        user=admin,
+        label=label or f"Hero {element_index}",
+        frame_timestamp=0.2,
+        character=character,
+    )
     for k in range(angles):
         pin_services.pin_add_angle(pin=pinned, source_clip=clip, user=admin, frame_timestamp=0.6 + 0.4 * k)
     return pinned
@@ -64,9 +81,17 @@ def _jpeg(image) -> bytes:
     return buffer.tobytes()
 
 
-def canonical_character(story: Story, creator, clip_path: Path, *, palette: dict | None = None,
-                        features: list[str] | None = None, style: str = "Smiling astronaut in an orange flight suit.",
-                        kinds: tuple[str, ...] = ("full_body", "face_closeup"), **extra) -> Character:
+def canonical_character(
+    story: Story,
+    creator,
+    clip_path: Path,
+    *,
+    palette: dict | None = None,
+    features: list[str] | None = None,
+    style: str = "Smiling astronaut in an orange flight suit.",
+    kinds: tuple[str, ...] = ("full_body", "face_closeup"),
+    **extra,
+) -> Character:
     """A canonical character of `story` with reference images cut from the clip's first frame."""
     capture = cv2.VideoCapture(str(clip_path))
     ok, frame = capture.read()
@@ -75,9 +100,12 @@ def canonical_character(story: Story, creator, clip_path: Path, *, palette: dict
     x0, y0, x1, y1 = FACE_BOX
     crops = {"full_body": frame, "face_closeup": frame[y0:y1, x0:x1], "side_profile": frame[y0:y1, x0:x1]}
     character = CharacterFactory(
-        story=story, creator=creator, style_description=style,
+        story=story,
+        creator=creator,
+        style_description=style,
         color_palette=palette or {"hair": "#3B2A20", "skin": "#C89A7E", "clothing_primary": "#E06A20"},
-        locked_features=features or ["short brown curly hair", "orange flight suit"], **extra,
+        locked_features=features or ["short brown curly hair", "orange flight suit"],
+        **extra,
     )
     for kind in kinds:
         image = crops[kind]

@@ -1,4 +1,5 @@
 """Helpers for the Replicate / Runway / Luma generation tests: a character to generate with, and the calls."""
+
 from __future__ import annotations
 
 from rest_framework.test import APIClient

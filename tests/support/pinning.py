@@ -1,4 +1,5 @@
 """Helpers shared by the pinning tests: real clips in a story, independent decoding, what is in storage."""
+
 from __future__ import annotations
 
 from pathlib import Path

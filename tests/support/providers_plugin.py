@@ -5,6 +5,7 @@ settings at it: the provider's key, its base URL, and loopback allowed for the r
 is validated against the model's schema in generation/provider_schemas/ by the fake, answered with the provider's
 error shape when it breaks it.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -84,6 +85,7 @@ def fake_luma(fake_luma_server, settings) -> FakeLuma:
 
 # --- what the provider tests generate with ------------------------------------------------------
 
+
 def _api(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
@@ -109,11 +111,16 @@ def provider_generate(django_capture_on_commit_callbacks, provider_world):
     def generate(model_id: str, **body):
         user, story, character = provider_world
         with django_capture_on_commit_callbacks(execute=True):
-            return _api(user).post("/api/v1/generate", {
-                "story_id": story.pk, "character_id": character.character_id, "prompt": "She waves at the camera",
-                "model_id": model_id, **body,
-            }, format="json")
+            return _api(user).post(
+                "/api/v1/generate",
+                {
+                    "story_id": story.pk,
+                    "character_id": character.character_id,
+                    "prompt": "She waves at the camera",
+                    "model_id": model_id,
+                    **body,
+                },
+                format="json",
+            )
 
     return generate
-
-

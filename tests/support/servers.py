@@ -3,6 +3,7 @@
 Each route is a function of the request handler, so a test can serve a file, redirect, trickle
 bytes slowly or stall, and then look at what the server received.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,9 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve(routes: dict[str, Route], *, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1",
-          url_host: str | None = None) -> Iterator[LocalServer]:
+def serve(
+    routes: dict[str, Route], *, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1", url_host: str | None = None
+) -> Iterator[LocalServer]:
     """Serve `routes` on `host` (an ephemeral port) until the block ends."""
     server = _Server((host, 0), _Handler)
     if tls is not None:

@@ -4,6 +4,7 @@ Celery worker. (PostgreSQL and Redis come from `scripts/test.sh`, which `make te
 Each helper starts one process in its own process group, waits until it answers, and stops it
 (and only it) when the block ends, printing the tail of its log if it never came up.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,6 +34,7 @@ def _port_open(port: int) -> bool:
 
 # --- S3 (moto server mode) ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class S3Endpoint:
     endpoint_url: str
@@ -44,8 +46,11 @@ class S3Endpoint:
         import boto3
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region,
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
         )
 
 
@@ -56,7 +61,10 @@ def moto_s3_server(log_dir: Path) -> Iterator[S3Endpoint]:
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [str(BIN_DIR / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     try:
         wait_until(lambda: _port_open(port), timeout=30, what="moto_server", log=log, process=process)
@@ -66,6 +74,7 @@ def moto_s3_server(log_dir: Path) -> Iterator[S3Endpoint]:
 
 
 # --- Celery worker ------------------------------------------------------------------------------
+
 
 def database_url_for(url: str, database_name: str) -> str:
     """`url` (a DATABASE_URL) pointing at another database on the same server."""
@@ -84,8 +93,9 @@ class WorkerProcess:
 
 
 @contextlib.contextmanager
-def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], bool], beat: bool = False,
-                  purge: bool = True) -> Iterator[WorkerProcess]:
+def celery_worker(
+    *, env: dict[str, str], log_dir: Path, ping: Callable[[str], bool], beat: bool = False, purge: bool = True
+) -> Iterator[WorkerProcess]:
     """A real `celery worker` on every queue: prefork with one child, as in production but small.
 
     `env` holds what differs from ours (settings module, DATABASE_URL, REDIS_URL, media root);
@@ -95,8 +105,22 @@ def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], b
     hostname = f"tests-{os.getpid()}@localhost"
     log = log_dir / "celery_worker.log"
     command = [
-        str(BIN_DIR / "celery"), "-A", "config", "worker", "-Q", WORKER_QUEUES, "-P", "prefork", "-c", "1",
-        "-n", hostname, "--without-gossip", "--without-mingle", "-l", "INFO",
+        str(BIN_DIR / "celery"),
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        WORKER_QUEUES,
+        "-P",
+        "prefork",
+        "-c",
+        "1",
+        "-n",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "INFO",
     ]
     if purge:
         command.append("--purge")
@@ -104,14 +128,24 @@ def celery_worker(*, env: dict[str, str], log_dir: Path, ping: Callable[[str], b
         command += ["-B", "-s", str(log_dir / "celerybeat-schedule")]
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            cwd=PROJECT_DIR,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     try:
         # Ready when it says so in its log (or answers a ping): the log does not depend on the test
         # process's broker connections, which other tests may have re-pointed.
-        wait_until(lambda: f"{hostname} ready." in log.read_text(errors="replace") or ping(hostname),
-                   timeout=240, what="The Celery worker", log=log, process=process)
+        wait_until(
+            lambda: f"{hostname} ready." in log.read_text(errors="replace") or ping(hostname),
+            timeout=240,
+            what="The Celery worker",
+            log=log,
+            process=process,
+        )
         yield WorkerProcess(process=process, hostname=hostname, log=log)
     finally:
         stop_process(process)

@@ -46,7 +46,11 @@ def log_tail(log: Path | None, lines: int = 40) -> str:
 
 
 def wait_until(
-    check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None,
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    log: Path | None = None,
     process: subprocess.Popen | None = None,
 ) -> None:
     """Poll `check` until it is true; fail saying what did not come up (and why, from its log or exit)."""
@@ -86,6 +90,7 @@ def die_with_parent(sig: int) -> Callable[[], None]:
 
 # --- PostgreSQL ------------------------------------------------------------------------------------
 
+
 def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
     if found:
@@ -97,8 +102,13 @@ def _pg_bin(name: str) -> str:
 
 
 def postgresql(
-    stack: ExitStack, workdir: Path, *, database: str = "cps", synchronous_commit: bool = False,
-    max_connections: int = 300, extra: tuple[str, ...] = (),
+    stack: ExitStack,
+    workdir: Path,
+    *,
+    database: str = "cps",
+    synchronous_commit: bool = False,
+    max_connections: int = 300,
+    extra: tuple[str, ...] = (),
 ) -> tuple[str, int]:
     """A throwaway PostgreSQL with its data under `workdir` (stopped by `stack`): its URL and pid.
 
@@ -112,31 +122,56 @@ def postgresql(
         shutil.chown(pgdir, "postgres", "postgres")
     data = pgdir / "data"
     subprocess.run(
-        [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8",
-         "--no-sync"],
-        check=True, capture_output=True, cwd=pgdir, **as_postgres,
+        [
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=pgdir,
+        **as_postgres,
     )
     port = free_port()
     log_path = pgdir / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 -- closed by the stack
     stack.callback(log.close)
     settings = [
-        f"port={port}", f"listen_addresses={HOST}", f"unix_socket_directories={pgdir}",
-        f"max_connections={max_connections}", "fsync=off", "full_page_writes=off",
-        f"synchronous_commit={'on' if synchronous_commit else 'off'}", *extra,
+        f"port={port}",
+        f"listen_addresses={HOST}",
+        f"unix_socket_directories={pgdir}",
+        f"max_connections={max_connections}",
+        "fsync=off",
+        "full_page_writes=off",
+        f"synchronous_commit={'on' if synchronous_commit else 'off'}",
+        *extra,
     ]
     process = subprocess.Popen(
         [_pg_bin("postgres"), "-D", str(data), *[arg for s in settings for arg in ("-c", s)]],
-        stdout=log, stderr=subprocess.STDOUT, cwd=pgdir, start_new_session=True,
-        preexec_fn=die_with_parent(signal.SIGQUIT), **as_postgres,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=pgdir,
+        start_new_session=True,
+        preexec_fn=die_with_parent(signal.SIGQUIT),
+        **as_postgres,
     )
     # SIGINT is PostgreSQL's "fast" shutdown: roll back clients, stop at once.
     stack.callback(stop_process, process, sig=signal.SIGINT)
     isready = [_pg_bin("pg_isready"), "-q", "-h", HOST, "-p", str(port), "-U", "postgres"]
-    wait_until(lambda: subprocess.run(isready).returncode == 0, timeout=60, what="PostgreSQL", log=log_path,
-               process=process)
-    subprocess.run([_pg_bin("createdb"), "-h", HOST, "-p", str(port), "-U", "postgres", database],
-                   check=True, capture_output=True)
+    wait_until(
+        lambda: subprocess.run(isready).returncode == 0, timeout=60, what="PostgreSQL", log=log_path, process=process
+    )
+    subprocess.run(
+        [_pg_bin("createdb"), "-h", HOST, "-p", str(port), "-U", "postgres", database], check=True, capture_output=True
+    )
     return f"postgres://postgres@{HOST}:{port}/{database}", process.pid
 
 
@@ -146,6 +181,7 @@ def postgresql_version() -> str:
 
 # --- Redis -----------------------------------------------------------------------------------------
 
+
 def redis(stack: ExitStack, workdir: Path) -> tuple[str, int]:
     """A throwaway redis-server (no persistence) in `workdir` (stopped by `stack`): its URL and pid."""
     server = shutil.which("redis-server")
@@ -154,9 +190,24 @@ def redis(stack: ExitStack, workdir: Path) -> tuple[str, int]:
     port = free_port()
     log_path = workdir / "redis.log"
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", str(workdir),
-         "--logfile", str(log_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(log_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
         preexec_fn=die_with_parent(signal.SIGTERM),
     )
     stack.callback(stop_process, process)
@@ -171,6 +222,7 @@ def redis(stack: ExitStack, workdir: Path) -> tuple[str, int]:
 
 
 # --- As a command ----------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

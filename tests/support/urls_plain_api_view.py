@@ -1,6 +1,7 @@
 """The project's URLs plus two plain Django views: one under /api/ (CSRF-protected, not DRF) to reach
 Django's own CSRF refusal there, and a page that writes the session without touching the database itself
 (the session is saved by middleware on the way out)."""
+
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 

@@ -1,4 +1,5 @@
 """The voting admin: start, end, cancel, runoff and override go through the services and are logged."""
+
 import re
 
 import pytest
@@ -69,15 +70,16 @@ def test_the_override_form_shows_each_designs_votes_and_first_frame(admin_client
         services.vote_cast(submission_id=subs[1].pk, voter=UserFactory())
     page = admin_client.get(reverse("admin:voting_votingsession_override", args=[session.pk])).content.decode()
     thumbnail = subs[0].frame_links.get().frame.thumbnail.url
-    choices = page[page.index('data-role="override-choices"'):page.index("</ul>", page.index("override-choices"))]
+    choices = page[page.index('data-role="override-choices"') : page.index("</ul>", page.index("override-choices"))]
     # Most votes first: Bo with both votes, then Ada with none; each with its first frame.
     assert choices.index(f"#{subs[1].pk} Bo") < choices.index(f"#{subs[0].pk} Ada")
     assert re.findall(r'data-role="votes">([^<]+)<', choices) == ["2 votes (100%)", "0 votes (0%)"]
     assert choices.count(f'<img src="{thumbnail}"') == 2
     assert choices.count('type="radio" name="submission"') == 2 and "2 votes cast so far" in page
     # A refused post keeps the admin's choice.
-    again = admin_client.post(reverse("admin:voting_votingsession_override", args=[session.pk]),
-                              {"submission": subs[0].pk, "reason": ""}).content.decode()
+    again = admin_client.post(
+        reverse("admin:voting_votingsession_override", args=[session.pk]), {"submission": subs[0].pk, "reason": ""}
+    ).content.decode()
     assert f'value="{subs[0].pk}" id="id_submission_{subs[0].pk}" required checked' in again
 
 
@@ -89,8 +91,9 @@ def test_end_now_and_cancel_actions(admin_client, story_with_submissions):
     admin_client.post(changelist, {"action": "end_now", "_selected_action": [session.pk]})
     session.refresh_from_db()
     assert (session.status, session.winner_id, session.decided_by) == ("complete", subs[0].pk, "expiry")
-    response = admin_client.post(changelist, {"action": "cancel_sessions", "_selected_action": [session.pk]},
-                                 follow=True)
+    response = admin_client.post(
+        changelist, {"action": "cancel_sessions", "_selected_action": [session.pk]}, follow=True
+    )
     assert "already ended" in response.content.decode()
     session.refresh_from_db()
     assert session.status == "complete"

@@ -1,4 +1,5 @@
 """The voting API over HTTP: every endpoint's success and failure bodies, with real Bearer tokens."""
+
 from datetime import datetime, timedelta
 
 import pytest
@@ -77,8 +78,12 @@ def session_url(session_id: int, action: str = "") -> str:
 
 def submit(story, frames, name, user=None, slot="protagonist"):
     return services.submission_create(
-        story=story, submitter=user or UserFactory(), frame_ids=[f.pk for f in frames[:2]],
-        style_description=f"{name}: calm astronaut in an orange suit", character_name=name, character_slot=slot,
+        story=story,
+        submitter=user or UserFactory(),
+        frame_ids=[f.pk for f in frames[:2]],
+        style_description=f"{name}: calm astronaut in an orange suit",
+        character_name=name,
+        character_slot=slot,
     )
 
 
@@ -98,6 +103,7 @@ def pair(story, frames, django_capture_on_commit_callbacks):
 
 # --- POST /stories/{id}/characters/submissions ----------------------------------------------
 
+
 def test_create_submission_answers_the_seed_body(story, frames, contributor):
     payload = {
         "frame_ids": [frames[2].pk, frames[0].pk],
@@ -111,8 +117,19 @@ def test_create_submission_answers_the_seed_body(story, frames, contributor):
     body = response.json()
     submission = CharacterSubmission.objects.get()
     assert set(body) == {
-        "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
-        "character_slot", "character_name", "render_style", "features_to_keep", "voting_session_id", "group_id",
+        "id",
+        "story_id",
+        "frame_ids",
+        "style_description",
+        "vote_count",
+        "status",
+        "created_at",
+        "character_slot",
+        "character_name",
+        "render_style",
+        "features_to_keep",
+        "voting_session_id",
+        "group_id",
     }
     assert body["id"] == submission.pk
     assert body["story_id"] == story.pk
@@ -219,6 +236,7 @@ def test_eleven_frames_are_refused(story, contributor):
 
 # --- GET /stories/{id}/characters/submissions -----------------------------------------------
 
+
 def test_list_submissions_is_public_and_names_the_open_session(story, frames, pair):
     a, b, session = pair
     lone = submit(story, frames, "Cy", slot="villain")
@@ -259,6 +277,7 @@ def test_list_submissions_of_unknown_story_is_404():
 
 
 # --- POST /characters/submissions/{id}/vote -------------------------------------------------
+
 
 def test_vote_answers_success_and_the_new_count(pair):
     a, b, session = pair
@@ -312,8 +331,12 @@ def test_vote_in_an_ended_session_is_409(pair, staff):
     a, b, session = pair
     services.session_override(session_id=session.pk, submission_id=b.pk, admin=staff, reason="Pilot look")
     session.refresh_from_db()
-    assert_error(client_for(UserFactory()).post(vote_url(a.pk)), 409, "session_closed",
-                 message_has=f"closed at {session.ended_at:%Y-%m-%d %H:%M} UTC")
+    assert_error(
+        client_for(UserFactory()).post(vote_url(a.pk)),
+        409,
+        "session_closed",
+        message_has=f"closed at {session.ended_at:%Y-%m-%d %H:%M} UTC",
+    )
     assert not Vote.objects.exists()
 
 
@@ -388,6 +411,7 @@ def test_inactive_users_token_is_refused(pair):
 
 # --- GET /voting-sessions/{id} --------------------------------------------------------------
 
+
 def test_session_status_body(pair, django_capture_on_commit_callbacks):
     a, b, session = pair
     # Live tallies move after commit; the test's transaction never commits, so run those hooks here.
@@ -400,8 +424,20 @@ def test_session_status_body(pair, django_capture_on_commit_callbacks):
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {
-        "session_id", "story_id", "character_slot", "status", "total_votes", "submissions", "starts_at", "ends_at",
-        "time_remaining", "winner_id", "decided_by", "decision_reason", "runoff_of", "win_threshold_percent",
+        "session_id",
+        "story_id",
+        "character_slot",
+        "status",
+        "total_votes",
+        "submissions",
+        "starts_at",
+        "ends_at",
+        "time_remaining",
+        "winner_id",
+        "decided_by",
+        "decision_reason",
+        "runoff_of",
+        "win_threshold_percent",
     }
     assert body["session_id"] == session.pk
     assert body["story_id"] == session.story_id
@@ -410,12 +446,22 @@ def test_session_status_body(pair, django_capture_on_commit_callbacks):
     assert body["total_votes"] == 3
     assert body["submissions"] == [  # most votes first
         {
-            "id": b.pk, "creator": b.submitter.username, "style": b.style_description, "votes": 2,
-            "percentage": 67, "character_name": "Bo", "frame_ids": b.frame_ids,
+            "id": b.pk,
+            "creator": b.submitter.username,
+            "style": b.style_description,
+            "votes": 2,
+            "percentage": 67,
+            "character_name": "Bo",
+            "frame_ids": b.frame_ids,
         },
         {
-            "id": a.pk, "creator": a.submitter.username, "style": a.style_description, "votes": 1,
-            "percentage": 33, "character_name": "Ada", "frame_ids": a.frame_ids,
+            "id": a.pk,
+            "creator": a.submitter.username,
+            "style": a.style_description,
+            "votes": 1,
+            "percentage": 33,
+            "character_name": "Ada",
+            "frame_ids": a.frame_ids,
         },
     ]
     assert parse_time(body["starts_at"]) == session.starts_at
@@ -449,6 +495,7 @@ def test_unknown_session_is_404():
 
 # --- POST /stories/{id}/voting-sessions -----------------------------------------------------
 
+
 @pytest.fixture
 def manual_pair(story, frames, settings):
     settings.VOTING_AUTO_START = False
@@ -459,7 +506,8 @@ def manual_pair(story, frames, settings):
 def test_staff_start_a_session(story, manual_pair, staff):
     a, b = manual_pair
     response = client_for(staff).post(
-        f"/api/v1/stories/{story.pk}/voting-sessions", {"character_slot": "protagonist", "duration_hours": 48},
+        f"/api/v1/stories/{story.pk}/voting-sessions",
+        {"character_slot": "protagonist", "duration_hours": 48},
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -538,6 +586,7 @@ def test_start_for_unknown_story_is_404(staff):
 
 # --- POST /voting-sessions/{id}/override, /cancel, /runoff ----------------------------------
 
+
 def test_override_names_the_winner_with_the_reason(pair, staff):
     a, b, session = pair
     services.vote_cast(submission_id=a.pk, voter=UserFactory())
@@ -557,8 +606,11 @@ def test_override_names_the_winner_with_the_reason(pair, staff):
 
 @pytest.mark.parametrize(
     ("payload", "code"),
-    [({"reason": "x"}, "invalid"), ({"submission_id": "B"}, "invalid"), ({"submission_id": "B", "reason": " "},
-                                                                          "reason_required")],
+    [
+        ({"reason": "x"}, "invalid"),
+        ({"submission_id": "B"}, "invalid"),
+        ({"submission_id": "B", "reason": " "}, "reason_required"),
+    ],
 )
 def test_override_with_bad_input_is_400(pair, staff, payload, code):
     _, b, session = pair
@@ -638,7 +690,8 @@ def test_admin_actions_are_for_staff_only(pair, action):
     payload = {"submission_id": a.pk, "reason": "x"}
     assert_error(client_for().post(session_url(session.pk, action), payload, format="json"), 401, "not_authenticated")
     assert_error(
-        client_for(UserFactory()).post(session_url(session.pk, action), payload, format="json"), 403,
+        client_for(UserFactory()).post(session_url(session.pk, action), payload, format="json"),
+        403,
         "permission_denied",
     )
     session.refresh_from_db()
@@ -653,16 +706,23 @@ def test_admin_actions_on_unknown_session_are_404(staff, action):
 
 # --- schema ---------------------------------------------------------------------------------
 
+
 def test_schema_documents_the_voting_endpoints():
     response = client_for().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert set(paths["/api/v1/characters/submissions/{submission_id}/vote"]["post"]["responses"]) >= {
-        "200", "401", "404", "409"
+        "200",
+        "401",
+        "404",
+        "409",
     }
     for path in (
-        "/api/v1/stories/{story_id}/characters/submissions", "/api/v1/stories/{story_id}/voting-sessions",
-        "/api/v1/voting-sessions/{session_id}", "/api/v1/voting-sessions/{session_id}/override",
-        "/api/v1/voting-sessions/{session_id}/cancel", "/api/v1/voting-sessions/{session_id}/runoff",
+        "/api/v1/stories/{story_id}/characters/submissions",
+        "/api/v1/stories/{story_id}/voting-sessions",
+        "/api/v1/voting-sessions/{session_id}",
+        "/api/v1/voting-sessions/{session_id}/override",
+        "/api/v1/voting-sessions/{session_id}/cancel",
+        "/api/v1/voting-sessions/{session_id}/runoff",
     ):
         assert path in paths

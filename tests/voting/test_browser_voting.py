@@ -1,4 +1,5 @@
 """Submissions and votes in a real browser: pick frames, submit designs, vote and see the bars."""
+
 import re
 from datetime import timedelta
 from urllib.parse import urljoin
@@ -27,20 +28,24 @@ def make_user(username):
 
 def story_with_frames(owner):
     """A story with two clips of real JPEG frames (the pipeline's output shape, without decoding a video)."""
-    story = story_services.story_create(title="The Astronaut", description="Drifting between stations.",
-                                        created_by=owner)
+    story = story_services.story_create(
+        title="The Astronaut", description="Drifting between stations.", created_by=owner
+    )
     frames = []
     for position, qualities in ((1, (94, 81, 66)), (2, (90, 58, 41))):
         clip = make_clip(story, owner, position=position)
-        frames += [make_frame(clip, seconds=rank * 1.5, quality=q, rank=rank, dominant=rank == 1)
-                   for rank, q in enumerate(qualities, start=1)]
+        frames += [
+            make_frame(clip, seconds=rank * 1.5, quality=q, rank=rank, dominant=rank == 1)
+            for rank, q in enumerate(qualities, start=1)
+        ]
     return story, frames
 
 
 def story_with_extracted_clips(owner, *clip_paths):
     """A story whose clips went through the real upload and extraction (frames with detections, for the DNA)."""
-    story = story_services.story_create(title="The Astronaut", description="Drifting between stations.",
-                                        created_by=owner)
+    story = story_services.story_create(
+        title="The Astronaut", description="Drifting between stations.", created_by=owner
+    )
     for path in clip_paths:
         with open(path, "rb") as fh:
             story_services.clip_create(story=story, uploader=owner, upload=File(fh, name=path.name))
@@ -97,8 +102,14 @@ def test_two_designs_are_submitted_and_a_third_person_votes_and_sees_the_bars(
     # Ben submits a second design for the same character: the vote opens.
     ben_page = bs.new_page(browser)
     bs.log_in(ben_page, base, "ben", PASSWORD)
-    submit_design(ben_page, base, story, [frames[1], frames[2]], name="Specialist Ray",
-                  style="White suit, helmet under the arm, calm gaze.")
+    submit_design(
+        ben_page,
+        base,
+        story,
+        [frames[1], frames[2]],
+        name="Specialist Ray",
+        style="White suit, helmet under the arm, calm gaze.",
+    )
     with ben_page.expect_navigation():
         ben_page.click("button:has-text('Submit design')")
     assert "the vote is open" in ben_page.locator(".messages").inner_text()

@@ -1,4 +1,5 @@
 """A design is of one character: frames of two character groups in one submission are refused."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,11 +18,18 @@ pytestmark = pytest.mark.django_db
 
 def _frame(clip, seconds, tracks):
     return CandidateFrame.objects.create(
-        clip=clip, seconds=seconds, timestamp="00:01", image=f"frames/{seconds}.jpg",
+        clip=clip,
+        seconds=seconds,
+        timestamp="00:01",
+        image=f"frames/{seconds}.jpg",
         thumbnail=f"frames/{seconds}t.jpg",
-        width=1280, height=720, rank=int(seconds), quality=80 - int(seconds),
-        detections=[{"box": {"x": 10 * t, "y": 0, "width": 50, "height": 50}, "pose": "frontal", "track": t}
-                    for t in tracks],
+        width=1280,
+        height=720,
+        rank=int(seconds),
+        quality=80 - int(seconds),
+        detections=[
+            {"box": {"x": 10 * t, "y": 0, "width": 50, "height": 50}, "pose": "frontal", "track": t} for t in tracks
+        ],
     )
 
 
@@ -42,24 +50,39 @@ def two_characters():
 def test_a_design_of_two_characters_is_refused(two_characters):
     story, frames, a, b = two_characters
     with pytest.raises(VotingError) as refused:
-        services.submission_create(story=story, submitter=UserFactory(), frame_ids=[frames[0].pk, frames[2].pk],
-                                   style_description="Flight suit")
+        services.submission_create(
+            story=story,
+            submitter=UserFactory(),
+            frame_ids=[frames[0].pk, frames[2].pk],
+            style_description="Flight suit",
+        )
     assert refused.value.code == "mixed_characters"
     assert "different characters" in refused.value.message and a.label in refused.value.message
     with pytest.raises(VotingError) as refused:
-        services.submission_create(story=story, submitter=UserFactory(), frame_ids=[frames[0].pk, frames[2].pk],
-                                   style_description="Flight suit", group_id=a.pk)
+        services.submission_create(
+            story=story,
+            submitter=UserFactory(),
+            frame_ids=[frames[0].pk, frames[2].pk],
+            style_description="Flight suit",
+            group_id=a.pk,
+        )
     assert refused.value.code == "mixed_characters" and refused.value.details["frame_ids"] == [frames[2].pk]
     assert f"show another character than “{a.label}”" in refused.value.message
 
 
 def test_the_group_is_inferred_from_the_frames_or_given(two_characters):
     story, frames, a, b = two_characters
-    inferred = services.submission_create(story=story, submitter=UserFactory(), frame_ids=[frames[0].pk, frames[3].pk],
-                                          style_description="Flight suit")
+    inferred = services.submission_create(
+        story=story, submitter=UserFactory(), frame_ids=[frames[0].pk, frames[3].pk], style_description="Flight suit"
+    )
     assert inferred.character_group == a  # frame 4 shows both; A is the one they share
-    given = services.submission_create(story=story, submitter=UserFactory(), frame_ids=[frames[3].pk, frames[2].pk],
-                                       style_description="Cameraman", group_id=b.pk)
+    given = services.submission_create(
+        story=story,
+        submitter=UserFactory(),
+        frame_ids=[frames[3].pk, frames[2].pk],
+        style_description="Cameraman",
+        group_id=b.pk,
+    )
     assert given.character_group == b
 
 
@@ -68,15 +91,20 @@ def test_the_api_takes_group_id_and_keeps_frame_ids_only_clients_working(two_cha
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get_or_create(user=UserFactory())[0].key}")
     url = f"/api/v1/stories/{story.pk}/characters/submissions"
-    old_style = client.post(url, {"frame_ids": [frames[0].pk, frames[1].pk], "style_description": "Suit",
-                                  "character_slot": "protagonist"}, format="json")
+    old_style = client.post(
+        url,
+        {"frame_ids": [frames[0].pk, frames[1].pk], "style_description": "Suit", "character_slot": "protagonist"},
+        format="json",
+    )
     assert old_style.status_code == 201, old_style.content
     assert old_style.json()["group_id"] == a.pk
-    mixed = client.post(url, {"frame_ids": [frames[0].pk, frames[2].pk], "style_description": "Suit",
-                              "group_id": b.pk}, format="json")
+    mixed = client.post(
+        url, {"frame_ids": [frames[0].pk, frames[2].pk], "style_description": "Suit", "group_id": b.pk}, format="json"
+    )
     assert mixed.status_code == 400 and mixed.json()["error"]["code"] == "mixed_characters"
-    other_story = client.post(url, {"frame_ids": [frames[0].pk], "style_description": "Suit",
-                                    "group_id": 999999}, format="json")
+    other_story = client.post(
+        url, {"frame_ids": [frames[0].pk], "style_description": "Suit", "group_id": 999999}, format="json"
+    )
     assert other_story.status_code == 400 and other_story.json()["error"]["code"] == "invalid_group"
 
 
@@ -89,7 +117,8 @@ def test_the_page_shows_one_characters_frames_and_refuses_a_mix(client, two_char
     assert page.status_code == 200
     shown = {f.pk for clip in page.context["clips"] for f in clip.picker_frames}
     assert shown == {frames[2].pk, frames[3].pk}
-    refused = client.post(url, {"frame_ids": [frames[0].pk, frames[2].pk], "style_description": "Suit",
-                                "group_id": b.pk})
+    refused = client.post(
+        url, {"frame_ids": [frames[0].pk, frames[2].pk], "style_description": "Suit", "group_id": b.pk}
+    )
     assert refused.status_code == 400
     assert "show another character" in refused.content.decode()

@@ -1,4 +1,5 @@
 """Contributor pages for submissions and votes: the story page's voting section and the submission form."""
+
 import re
 from datetime import timedelta
 
@@ -52,10 +53,20 @@ def voter():
 @pytest.fixture
 def open_session(story, frames, ada, ben):
     """Two designs for the protagonist: the second one opens the vote (auto-start is on by default)."""
-    services.submission_create(story=story, submitter=ada, frame_ids=[frames[0].pk, frames[3].pk],
-                               style_description="Orange suit, curly hair.", character_name="Commander Eileen")
-    services.submission_create(story=story, submitter=ben, frame_ids=[frames[1].pk],
-                               style_description="White suit, helmet under the arm.", character_name="Specialist Ray")
+    services.submission_create(
+        story=story,
+        submitter=ada,
+        frame_ids=[frames[0].pk, frames[3].pk],
+        style_description="Orange suit, curly hair.",
+        character_name="Commander Eileen",
+    )
+    services.submission_create(
+        story=story,
+        submitter=ben,
+        frame_ids=[frames[1].pk],
+        style_description="White suit, helmet under the arm.",
+        character_name="Specialist Ray",
+    )
     return VotingSession.objects.get(status=VotingSession.Status.ACTIVE)
 
 
@@ -88,7 +99,7 @@ def checked_frame_ids(html: str) -> list[int]:
 def section(html: str, element_id: str) -> str:
     """The markup of the vote card (an <article>) with this id."""
     start = html.index(f'id="{element_id}"')
-    return html[start:html.index("</article>", start)]
+    return html[start : html.index("</article>", start)]
 
 
 def shows(html: str, text: str) -> bool:
@@ -102,8 +113,10 @@ def test_story_page_lists_the_open_vote_with_its_designs_side_by_side(client, st
 
     card = section(html, f"session-{open_session.pk}")
     assert "Which design should be the protagonist?" in card
-    for name, style, submitter in [("Commander Eileen", "Orange suit, curly hair.", "ada"),
-                                   ("Specialist Ray", "White suit, helmet under the arm.", "ben")]:
+    for name, style, submitter in [
+        ("Commander Eileen", "Orange suit, curly hair.", "ada"),
+        ("Specialist Ray", "White suit, helmet under the arm.", "ben"),
+    ]:
         assert name in card and style in card and f"by {submitter}" in card
     # Every chosen frame is shown as a thumbnail, in the order the submitter picked them.
     eileen = card.index('class="entry__name">Commander Eileen<')
@@ -148,7 +161,7 @@ def test_voting_through_the_page_counts_the_vote_and_shows_the_bars(story, open_
     assert 'aria-valuenow="100"' in card and 'aria-valuenow="0"' in card
     assert "100%" in card and "0%" in card
     # The chosen design is marked, and there is nothing left to vote with.
-    chosen = card[card.index('class="entry entry--chosen"'):]
+    chosen = card[card.index('class="entry entry--chosen"') :]
     assert "Your vote" in chosen[:2000] and "Commander Eileen" in chosen[:3000]
     assert card.count("entry--chosen") == 1
     assert "submission-vote" not in card and "/vote/" not in card
@@ -189,7 +202,7 @@ def test_the_vote_form_is_csrf_protected(story, open_session, voter):
 
     # The page's own form carries the token, so a real click goes through.
     html = client.get(story.get_absolute_url()).content.decode()
-    form = html[html.index(f'action="{vote_url(eileen)}"'):]
+    form = html[html.index(f'action="{vote_url(eileen)}"') :]
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
     assert client.post(vote_url(eileen), {"csrfmiddlewaretoken": token}).status_code == 302
     assert Vote.objects.filter(voter=voter, submission=eileen).exists()
@@ -203,8 +216,9 @@ def test_vote_views_answer_post_only(story, open_session, voter):
 
 def test_a_vote_after_the_session_ended_is_refused_with_a_clear_message(story, open_session, voter):
     now = timezone.now()
-    VotingSession.objects.filter(pk=open_session.pk).update(starts_at=now - timedelta(hours=24),
-                                                            ends_at=now - timedelta(minutes=1))
+    VotingSession.objects.filter(pk=open_session.pk).update(
+        starts_at=now - timedelta(hours=24), ends_at=now - timedelta(minutes=1)
+    )
 
     response = signed_in(voter).post(vote_url(submission_named("Specialist Ray")), follow=True)
 
@@ -217,8 +231,9 @@ def test_a_vote_after_the_session_ended_is_refused_with_a_clear_message(story, o
 
 
 def test_a_vote_for_a_design_not_in_a_vote_says_so(story, frames, ada, voter):
-    waiting = services.submission_create(story=story, submitter=ada, frame_ids=[frames[0].pk],
-                                         style_description=STYLE, character_name="Lonely")
+    waiting = services.submission_create(
+        story=story, submitter=ada, frame_ids=[frames[0].pk], style_description=STYLE, character_name="Lonely"
+    )
     response = signed_in(voter).post(vote_url(waiting), follow=True)
     assert page_messages(response) == [
         "This submission is not in an open vote. Votes open once a story slot has enough submissions."
@@ -242,27 +257,31 @@ def test_a_tied_session_says_it_is_waiting_for_an_admin(story, open_session, vot
     assert card.count('data-role="tally"') == 2 and "/vote/" not in card
 
 
-def test_a_decided_vote_shows_the_winner_how_it_was_decided_and_links_the_locked_character(
-    story, open_session, voter
-):
+def test_a_decided_vote_shows_the_winner_how_it_was_decided_and_links_the_locked_character(story, open_session, voter):
     admin = UserFactory(username="root", is_staff=True)
     eileen = submission_named("Commander Eileen")
     services.vote_cast(submission_id=eileen.pk, voter=voter)
-    services.session_override(session_id=open_session.pk, submission_id=eileen.pk, admin=admin,
-                              reason="Matches the pilot episode.")
+    services.session_override(
+        session_id=open_session.pk, submission_id=eileen.pk, admin=admin, reason="Matches the pilot episode."
+    )
     Character.objects.filter(origin_submission_id=eileen.pk).delete()  # whatever the lock task made
-    character = Character.objects.create(character_id="commander_eileen_x1", name="Commander Eileen", story=story,
-                                         status=Character.Status.CANONICAL, origin_submission_id=eileen.pk)
+    character = Character.objects.create(
+        character_id="commander_eileen_x1",
+        name="Commander Eileen",
+        story=story,
+        status=Character.Status.CANONICAL,
+        origin_submission_id=eileen.pk,
+    )
 
     html = Client().get(story.get_absolute_url()).content.decode()
 
-    result = html[html.index(f'id="session-{open_session.pk}"'):]
-    result = result[:result.index("</li>")]
+    result = html[html.index(f'id="session-{open_session.pk}"') :]
+    result = result[: result.index("</li>")]
     assert "“Commander Eileen” won" in result and "1 of 1 vote" in result
     assert "Admin decision" in result and "by root" in result and "Matches the pilot episode." in result
     assert f'href="{character.get_absolute_url()}"' in result
     # And the story's cast shows the character with a link to its page.
-    cast = html[html.index('id="characters"'):html.index('id="voting"')]
+    cast = html[html.index('id="characters"') : html.index('id="voting"')]
     assert f'href="{character.get_absolute_url()}"' in cast and "Canonical" in cast
 
 
@@ -290,14 +309,15 @@ def test_a_tie_sent_to_a_runoff_links_the_runoff_vote(story, open_session, voter
     card = section(html, f"session-{runoff.pk}")
     assert "Runoff · Open vote" in card and "the earlier vote ended in a tie" in card
     assert card.count("/vote/") == 2  # a new round: everyone votes again
-    result = html[html.index(f'<li class="card result" id="session-{open_session.pk}"'):]
-    result = result[:result.index("</li>")]
+    result = html[html.index(f'<li class="card result" id="session-{open_session.pk}"') :]
+    result = result[: result.index("</li>")]
     assert "Tied: sent to a runoff" in result and f'href="#session-{runoff.pk}"' in result
 
 
 def test_a_cancelled_vote_says_so_and_its_designs_wait_for_the_next_one(story, open_session):
-    services.session_cancel(session_id=open_session.pk, admin=UserFactory(username="root", is_staff=True),
-                            reason="Wrong clips.")
+    services.session_cancel(
+        session_id=open_session.pk, admin=UserFactory(username="root", is_staff=True), reason="Wrong clips."
+    )
     html = Client().get(story.get_absolute_url()).content.decode()
     assert "Vote cancelled" in html and "Wrong clips." in html
     assert "Ready for a vote on the protagonist" in html
@@ -305,8 +325,14 @@ def test_a_cancelled_vote_says_so_and_its_designs_wait_for_the_next_one(story, o
 
 
 def test_a_single_design_waits_for_a_second_one(client, story, frames, ada):
-    services.submission_create(story=story, submitter=ada, frame_ids=[frames[2].pk], style_description=STYLE,
-                               character_name="Solo", character_slot="sidekick")
+    services.submission_create(
+        story=story,
+        submitter=ada,
+        frame_ids=[frames[2].pk],
+        style_description=STYLE,
+        character_name="Solo",
+        character_slot="sidekick",
+    )
     html = client.get(story.get_absolute_url()).content.decode()
     assert "The vote for the sidekick opens with 1 more design" in html
     assert "Solo" in html and frames[2].thumbnail.url in html
@@ -321,11 +347,17 @@ def test_story_without_frames_has_no_submit_link(client, ada):
 
 # --- Your submissions and withdrawing ----------------------------------------------------------
 def test_your_submissions_lists_your_designs_with_a_withdraw_button_when_allowed(story, frames, ada, open_session):
-    waiting = services.submission_create(story=story, submitter=ada, frame_ids=[frames[4].pk],
-                                         style_description=STYLE, character_name="Spare", character_slot="sidekick")
+    waiting = services.submission_create(
+        story=story,
+        submitter=ada,
+        frame_ids=[frames[4].pk],
+        style_description=STYLE,
+        character_name="Spare",
+        character_slot="sidekick",
+    )
     html = signed_in(ada).get(story.get_absolute_url()).content.decode()
 
-    mine = html[html.index('id="your-submissions"'):]
+    mine = html[html.index('id="your-submissions"') :]
     assert "Commander Eileen" in mine and "Spare" in mine and "Specialist Ray" not in mine
     assert f'action="{reverse("submission-withdraw", args=[waiting.pk])}"' in mine
     in_vote = submission_named("Commander Eileen")
@@ -334,8 +366,9 @@ def test_your_submissions_lists_your_designs_with_a_withdraw_button_when_allowed
 
 
 def test_withdraw_through_the_page(story, frames, ada, ben):
-    waiting = services.submission_create(story=story, submitter=ada, frame_ids=[frames[4].pk],
-                                         style_description=STYLE, character_name="Spare")
+    waiting = services.submission_create(
+        story=story, submitter=ada, frame_ids=[frames[4].pk], style_description=STYLE, character_name="Spare"
+    )
     url = reverse("submission-withdraw", args=[waiting.pk])
 
     refused = signed_in(ben).post(url, follow=True)
@@ -384,13 +417,17 @@ def test_submission_form_shows_the_story_candidate_grid(story, frames, ada):
 
 def test_submitting_a_design_creates_it_in_picked_order_and_waits_for_a_second(story, frames, ada):
     picked = [frames[4].pk, frames[0].pk, frames[2].pk]
-    response = signed_in(ada).post(submit_url(story), {
-        "frame_ids": sorted(picked),  # checkboxes arrive in grid order...
-        "frame_order": ",".join(map(str, picked)),  # ...the page's script records the pick order
-        "character_name": "Commander Eileen",
-        "character_slot": "",
-        "style_description": f"  {STYLE}  ",
-    }, follow=True)
+    response = signed_in(ada).post(
+        submit_url(story),
+        {
+            "frame_ids": sorted(picked),  # checkboxes arrive in grid order...
+            "frame_order": ",".join(map(str, picked)),  # ...the page's script records the pick order
+            "character_name": "Commander Eileen",
+            "character_slot": "",
+            "style_description": f"  {STYLE}  ",
+        },
+        follow=True,
+    )
 
     assert response.redirect_chain == [(story.get_absolute_url(), 302)]
     submission = CharacterSubmission.objects.get()
@@ -410,11 +447,14 @@ def test_without_a_recorded_order_the_frames_keep_grid_order(story, frames, ada)
 
 
 def test_the_second_design_opens_the_vote_and_says_so(story, frames, ada, ben):
-    signed_in(ada).post(submit_url(story), {"frame_ids": [frames[0].pk], "style_description": STYLE,
-                                            "character_name": "First"})
-    response = signed_in(ben).post(submit_url(story), {"frame_ids": [frames[1].pk, frames[2].pk],
-                                                       "style_description": "Helmet on.", "character_name": "Second"},
-                                   follow=True)
+    signed_in(ada).post(
+        submit_url(story), {"frame_ids": [frames[0].pk], "style_description": STYLE, "character_name": "First"}
+    )
+    response = signed_in(ben).post(
+        submit_url(story),
+        {"frame_ids": [frames[1].pk, frames[2].pk], "style_description": "Helmet on.", "character_name": "Second"},
+        follow=True,
+    )
 
     session = VotingSession.objects.get()
     assert session.status == VotingSession.Status.ACTIVE
@@ -430,8 +470,9 @@ def test_the_form_refuses_zero_or_eleven_frames_and_keeps_the_choices(story, ada
     frames = [CandidateFrameFactory(clip=clip, rank=r) for r in range(1, 12)]
     ids = [f.pk for f in frames[:count]]
 
-    response = signed_in(ada).post(submit_url(story), {"frame_ids": ids, "style_description": STYLE,
-                                                       "character_name": "Too Many"})
+    response = signed_in(ada).post(
+        submit_url(story), {"frame_ids": ids, "style_description": STYLE, "character_name": "Too Many"}
+    )
 
     assert response.status_code == 400
     html = response.content.decode()
@@ -447,10 +488,14 @@ def test_the_form_refuses_frames_of_another_story_and_keeps_the_rest(story, fram
     foreign = CandidateFrameFactory()  # a frame of another story's clip
     order = [frames[2].pk, foreign.pk, frames[0].pk]
 
-    response = signed_in(ada).post(submit_url(story), {
-        "frame_ids": [frames[0].pk, frames[2].pk, foreign.pk], "frame_order": ",".join(map(str, order)),
-        "style_description": STYLE,
-    })
+    response = signed_in(ada).post(
+        submit_url(story),
+        {
+            "frame_ids": [frames[0].pk, frames[2].pk, foreign.pk],
+            "frame_order": ",".join(map(str, order)),
+            "style_description": STYLE,
+        },
+    )
 
     assert response.status_code == 400
     html = response.content.decode()
@@ -458,17 +503,18 @@ def test_the_form_refuses_frames_of_another_story_and_keeps_the_rest(story, fram
     assert checked_frame_ids(html) == [frames[0].pk, frames[2].pk]
     # The pick order is kept too: the numbers on the tiles and the hidden field.
     assert f'name="frame_order" value="{frames[2].pk},{foreign.pk},{frames[0].pk}"' in html
-    first_tile = html[html.index(f'value="{frames[0].pk}" checked'):]
+    first_tile = html[html.index(f'value="{frames[0].pk}" checked') :]
     assert re.search(r'data-role="order" aria-hidden="true">3<', first_tile[:800])
     assert not CharacterSubmission.objects.exists()
 
 
 def test_the_form_refuses_an_empty_description_next_to_the_field(story, frames, ada):
-    response = signed_in(ada).post(submit_url(story), {"frame_ids": [frames[1].pk, frames[5].pk],
-                                                       "style_description": "   "})
+    response = signed_in(ada).post(
+        submit_url(story), {"frame_ids": [frames[1].pk, frames[5].pk], "style_description": "   "}
+    )
     assert response.status_code == 400
     html = response.content.decode()
-    field = html[html.index('for="id_style_description"'):]
+    field = html[html.index('for="id_style_description"') :]
     assert shows(field[:1500], "Describe the character's style (up to 500 characters).")
     assert checked_frame_ids(html) == [frames[1].pk, frames[5].pk]
     assert not CharacterSubmission.objects.exists()
@@ -479,12 +525,12 @@ def test_the_form_shows_every_problem_at_once(story, frames, ada):
     response = signed_in(ada).post(submit_url(story), {"frame_ids": [], "style_description": ""})
     assert response.status_code == 400
     html = response.content.decode()
-    frames_error = html[html.index('id="frames-error"'):]
+    frames_error = html[html.index('id="frames-error"') :]
     assert shows(frames_error[:400], "Pick between 1 and 10 frames (you picked 0).")
-    field = html[html.index('for="id_style_description"'):]
+    field = html[html.index('for="id_style_description"') :]
     assert shows(field[:1500], "Describe the character's style (up to 500 characters).")
-    summary = html[html.index('id="form-errors"'):]
-    summary = summary[:summary.index("</div>")]
+    summary = html[html.index('id="form-errors"') :]
+    summary = summary[: summary.index("</div>")]
     assert "Pick between 1 and 10 frames" in summary and "Describe the character" in summary
     assert not CharacterSubmission.objects.exists()
 
@@ -497,8 +543,9 @@ def test_the_form_refuses_a_description_over_500_characters(story, frames, ada):
 
 
 def test_the_form_refuses_a_slot_that_is_not_a_slug(story, frames, ada):
-    response = signed_in(ada).post(submit_url(story), {"frame_ids": [frames[1].pk], "style_description": STYLE,
-                                                       "character_slot": "main villain!"})
+    response = signed_in(ada).post(
+        submit_url(story), {"frame_ids": [frames[1].pk], "style_description": STYLE, "character_slot": "main villain!"}
+    )
     assert response.status_code == 400
     assert checked_frame_ids(response.content.decode()) == [frames[1].pk]
     assert not CharacterSubmission.objects.exists()
@@ -514,10 +561,18 @@ def test_the_submission_form_is_csrf_protected(story, frames, ada):
 # --- Character page ------------------------------------------------------------------------------
 def test_character_page_shows_the_dna_at_a_glance(client, story, ada):
     character = Character.objects.create(
-        character_id="mira_vance_a1", name="Mira Vance", story=story, status=Character.Status.CANONICAL,
-        style_description="Short dark hair, orange flight suit.", color_palette={"hair": "#2B1D14", "skin": "#C68E6E"},
-        locked_features=["short dark hair", "orange flight suit"], total_votes=12, clips_used=3, creator=ada,
-        dna_file="characters/mira_vance_a1/dna.json", model_sheet="characters/mira_vance_a1/model_sheet.png",
+        character_id="mira_vance_a1",
+        name="Mira Vance",
+        story=story,
+        status=Character.Status.CANONICAL,
+        style_description="Short dark hair, orange flight suit.",
+        color_palette={"hair": "#2B1D14", "skin": "#C68E6E"},
+        locked_features=["short dark hair", "orange flight suit"],
+        total_votes=12,
+        clips_used=3,
+        creator=ada,
+        dna_file="characters/mira_vance_a1/dna.json",
+        model_sheet="characters/mira_vance_a1/model_sheet.png",
     )
     html = client.get(character.get_absolute_url()).content.decode()
 
@@ -548,12 +603,17 @@ def test_the_voting_section_makes_the_same_number_of_queries_for_more_designs(vo
         clip = ClipFactory(story=story)
         frames = [CandidateFrameFactory(clip=clip, rank=r) for r in (1, 2, 3)]
         with override_settings(VOTING_AUTO_START=False):
-            entries = [services.submission_create(story=story, submitter=UserFactory(), style_description=STYLE,
-                                                  frame_ids=[f.pk for f in frames]) for _ in range(designs)]
+            entries = [
+                services.submission_create(
+                    story=story, submitter=UserFactory(), style_description=STYLE, frame_ids=[f.pk for f in frames]
+                )
+                for _ in range(designs)
+            ]
         services.session_start(story=story)
         services.vote_cast(submission_id=entries[0].pk, voter=voter)
-        services.submission_create(story=story, submitter=voter, frame_ids=[frames[0].pk], style_description=STYLE,
-                                   character_slot="sidekick")
+        services.submission_create(
+            story=story, submitter=voter, frame_ids=[frames[0].pk], style_description=STYLE, character_slot="sidekick"
+        )
         client = signed_in(voter)
         with CaptureQueriesContext(connection) as captured:
             assert client.get(story.get_absolute_url()).status_code == 200

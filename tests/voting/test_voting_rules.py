@@ -1,4 +1,5 @@
 """The voting rules through the services every entry point calls."""
+
 from datetime import timedelta
 
 import pytest
@@ -39,8 +40,12 @@ def winner_events(monkeypatch):
 
 def submit(story, frames, name="Hero", user=None, slot="protagonist"):
     return services.submission_create(
-        story=story, submitter=user or UserFactory(), frame_ids=[f.pk for f in frames[:2]],
-        style_description=f"{name}: calm astronaut in an orange suit", character_name=name, character_slot=slot,
+        story=story,
+        submitter=user or UserFactory(),
+        frame_ids=[f.pk for f in frames[:2]],
+        style_description=f"{name}: calm astronaut in an orange suit",
+        character_name=name,
+        character_slot=slot,
     )
 
 
@@ -57,10 +62,14 @@ def expire(session):
 
 # --- submissions --------------------------------------------------------------------------
 
+
 def test_submission_keeps_frames_in_order(story, frames):
     sub = services.submission_create(
-        story=story, submitter=UserFactory(), frame_ids=[frames[2].pk, frames[0].pk],
-        style_description="Short silver hair", character_name="Nova",
+        story=story,
+        submitter=UserFactory(),
+        frame_ids=[frames[2].pk, frames[0].pk],
+        style_description="Short silver hair",
+        character_name="Nova",
     )
     assert sub.frame_ids == [frames[2].pk, frames[0].pk]
     assert sub.status == "active" and sub.vote_count == 0
@@ -94,6 +103,7 @@ def test_style_description_required_and_limited(story, frames, text):
 
 
 # --- starting sessions --------------------------------------------------------------------
+
 
 def test_second_submission_opens_a_session(story, frames):
     first = submit(story, frames, "A")
@@ -141,6 +151,7 @@ def test_slots_are_independent(story, frames):
 
 
 # --- casting votes ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def pair(story, frames):
@@ -199,6 +210,7 @@ def test_minimum_account_age(pair, settings):
 
 
 # --- deciding -----------------------------------------------------------------------------
+
 
 def test_first_vote_does_not_win_without_quorum(pair, winner_events):
     a, _, session = pair
@@ -396,6 +408,7 @@ def test_submitting_a_design_makes_a_story_contributor(story, frames):
 
 # --- deadlock remedies (the seed's troubleshooting) and the "most recent votes wins" tie rule -----
 
+
 def test_tie_most_recent_vote_wins(pair, settings):
     settings.VOTING_TIE_RULE = "most_recent_vote"
     a, b, session = pair
@@ -436,8 +449,9 @@ def test_admin_extends_a_session_and_a_tie_goes_back_to_voting(pair, settings):
     assert CharacterSubmission.objects.get(pk=a.pk).vote_count == 2
 
 
-def test_admin_lowers_the_win_threshold_and_a_leader_over_it_wins(story, frames, settings, winner_events,
-                                                                  django_capture_on_commit_callbacks):
+def test_admin_lowers_the_win_threshold_and_a_leader_over_it_wins(
+    story, frames, settings, winner_events, django_capture_on_commit_callbacks
+):
     settings.VOTING_AUTO_START, settings.VOTING_QUORUM = False, 10
     a, b, c = (submit(story, frames, name) for name in "ABC")
     session = services.session_start(story=story, character_slot="protagonist")
@@ -467,8 +481,9 @@ def test_a_vote_reaching_a_lowered_threshold_wins_at_once(story, frames, setting
     session = services.session_start(story=story, character_slot="protagonist")
     for submission in (a, b, c):
         cast(submission, 3)
-    services.session_lower_threshold(session_id=session.pk, admin=UserFactory(is_staff=True), percent=30,
-                                     reason="three-way deadlock")
+    services.session_lower_threshold(
+        session_id=session.pk, admin=UserFactory(is_staff=True), percent=30, reason="three-way deadlock"
+    )
     session.refresh_from_db()
     assert session.status == "active"  # 9 votes: under the quorum
     cast(a, 1)  # 10 votes, 4 >= floor(10 x 0.3) + 1

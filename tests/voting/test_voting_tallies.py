@@ -3,6 +3,7 @@
 Votes here commit as they do in production (no test transaction around them), so each vote's
 tally write and majority check run right after its commit, on the counts Redis hands back.
 """
+
 import pytest
 from django.conf import settings
 from django.db import connection

@@ -1,4 +1,5 @@
 """The admin lock endpoint: a submission becomes the story's canonical character (Character DNA)."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
@@ -23,7 +24,9 @@ class CharacterLockApi(APIView):
     @extend_schema(
         request=LockRequestSerializer,
         responses={
-            201: CharacterDNASerializer, 200: CharacterDNASerializer, **error_responses(400, 401, 403, 404, 409, 422)
+            201: CharacterDNASerializer,
+            200: CharacterDNASerializer,
+            **error_responses(400, 401, 403, 404, 409, 422),
         },
         description="Lock a submission into the story's canonical character. A submission still in an open vote "
         "wins it by admin decision (recorded as an override). Locking the same submission again returns the "
@@ -37,7 +40,9 @@ class CharacterLockApi(APIView):
             origin_submission_id=submission_id, status=Character.Status.CANONICAL
         ).exists()
         character = services.submission_lock_by_admin(
-            submission_id=submission_id, admin=request.user, story_id=story_id,
+            submission_id=submission_id,
+            admin=request.user,
+            story_id=story_id,
             character_name=serializer.validated_data.get("character_name", ""),
         )
         body = CharacterDNASerializer(character_queryset().get(pk=character.pk), context={"request": request}).data

@@ -1,4 +1,5 @@
 """Request and response shapes of the voting API. Rules live in voting.services, not here."""
+
 from rest_framework import serializers
 
 from characters.models import RENDER_STYLE_CHOICES
@@ -12,6 +13,7 @@ from voting.models import (
 
 # --- Submissions ----------------------------------------------------------------------------
 
+
 class SubmissionCreateSerializer(serializers.Serializer):
     frame_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), help_text="1-10 candidate frames from this story's clips."
@@ -22,17 +24,25 @@ class SubmissionCreateSerializer(serializers.Serializer):
         required=False, allow_blank=True, default="", help_text=f"Up to {CHARACTER_NAME_MAX} characters."
     )
     render_style = serializers.ChoiceField(
-        choices=RENDER_STYLE_CHOICES, required=False, allow_blank=True,
-        default="", help_text="What the footage is; without it the Character DNA measures a suggestion.",
+        choices=RENDER_STYLE_CHOICES,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="What the footage is; without it the Character DNA measures a suggestion.",
     )
     features_to_keep = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list, max_length=10,
+        child=serializers.CharField(max_length=100),
+        required=False,
+        default=list,
+        max_length=10,
         help_text="Up to 10 features that must never change, each up to 100 characters.",
     )
     group_id = serializers.IntegerField(
-        required=False, allow_null=True, default=None,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="The character group (GET /stories/{id}/character-groups) the frames show; inferred from the "
-                  "frames when left out. Frames of another character are refused (`mixed_characters`).",
+        "frames when left out. Frames of another character are refused (`mixed_characters`).",
     )
 
     def validate_character_slot(self, value: str) -> str:
@@ -45,14 +55,29 @@ class SubmissionSerializer(serializers.ModelSerializer):
     story_id = serializers.IntegerField(read_only=True)
     frame_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
     voting_session_id = serializers.SerializerMethodField()
-    group_id = serializers.IntegerField(source="character_group_id", read_only=True, allow_null=True,
-                                        help_text="The character group the design's frames show.")
+    group_id = serializers.IntegerField(
+        source="character_group_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The character group the design's frames show.",
+    )
 
     class Meta:
         model = CharacterSubmission
         fields = [
-            "id", "story_id", "frame_ids", "style_description", "vote_count", "status", "created_at",
-            "character_slot", "character_name", "render_style", "features_to_keep", "voting_session_id", "group_id",
+            "id",
+            "story_id",
+            "frame_ids",
+            "style_description",
+            "vote_count",
+            "status",
+            "created_at",
+            "character_slot",
+            "character_name",
+            "render_style",
+            "features_to_keep",
+            "voting_session_id",
+            "group_id",
         ]
         read_only_fields = fields
 
@@ -62,12 +87,14 @@ class SubmissionSerializer(serializers.ModelSerializer):
 
 # --- Votes ----------------------------------------------------------------------------------
 
+
 class VoteResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     new_vote_count = serializers.IntegerField()
 
 
 # --- Sessions -------------------------------------------------------------------------------
+
 
 class SessionStartSerializer(serializers.Serializer):
     character_slot = serializers.SlugField(max_length=50)

@@ -3,6 +3,7 @@
 Services raise ServiceError subclasses; common.exceptions.api_exception_handler turns them into the
 common error body, so nothing here catches them.
 """
+
 from typing import cast
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema

@@ -2,6 +2,7 @@
 
 Usage in a story template: `{% load voting_tags %}{% voting_panel story %}`.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -1,4 +1,5 @@
 """Request and response shapes of the stories/clips API. Output only describes; services decide."""
+
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -36,7 +37,8 @@ class CandidateFrameSerializer(serializers.ModelSerializer):
     clip_id = serializers.IntegerField(read_only=True)
     timestamp = serializers.CharField(read_only=True, help_text="mm:ss")
     detections = serializers.ListField(
-        child=serializers.DictField(), read_only=True,
+        child=serializers.DictField(),
+        read_only=True,
         help_text="One object per face: box, confidence, landmarks, coverage, occlusion.",
     )
     image_url = AbsoluteFileUrlField(source="image")
@@ -48,9 +50,26 @@ class CandidateFrameSerializer(serializers.ModelSerializer):
     class Meta:
         model = CandidateFrame
         fields = [
-            "id", "clip_id", "timestamp", "seconds", "rank", "quality", "low_quality", "dominant", "pose", "full_body",
-            "occluded", "detections", "sharpness_score", "lighting_score", "face_score", "composition_score",
-            "width", "height", "image_url", "thumbnail_url",
+            "id",
+            "clip_id",
+            "timestamp",
+            "seconds",
+            "rank",
+            "quality",
+            "low_quality",
+            "dominant",
+            "pose",
+            "full_body",
+            "occluded",
+            "detections",
+            "sharpness_score",
+            "lighting_score",
+            "face_score",
+            "composition_score",
+            "width",
+            "height",
+            "image_url",
+            "thumbnail_url",
         ]
         read_only_fields = fields
 
@@ -84,10 +103,34 @@ class ClipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Clip
         fields = [
-            "id", "story_id", "position", "uploader", "original_filename", "source_url", "status", "progress",
-            "message", "error_message", "warning_message", "duration", "fps", "width", "height", "codec",
-            "size_bytes", "container", "video_url", "playable_video_url", "last_frame_url", "last_frame_seconds",
-            "frames_analysed", "people_found", "is_winner", "created_at", "status_url", "candidates",
+            "id",
+            "story_id",
+            "position",
+            "uploader",
+            "original_filename",
+            "source_url",
+            "status",
+            "progress",
+            "message",
+            "error_message",
+            "warning_message",
+            "duration",
+            "fps",
+            "width",
+            "height",
+            "codec",
+            "size_bytes",
+            "container",
+            "video_url",
+            "playable_video_url",
+            "last_frame_url",
+            "last_frame_seconds",
+            "frames_analysed",
+            "people_found",
+            "is_winner",
+            "created_at",
+            "status_url",
+            "candidates",
         ]
         read_only_fields = fields
 
@@ -139,11 +182,14 @@ class ClipUploadSerializer(serializers.Serializer):
     """Either the file itself or a link to it; the link is fetched by the server."""
 
     video = serializers.FileField(
-        required=False, allow_empty_file=True, use_url=False,
+        required=False,
+        allow_empty_file=True,
+        use_url=False,
         help_text="The clip: MP4, MOV or WebM, within the size, duration and resolution limits.",
     )
     source_url = serializers.CharField(
-        required=False, max_length=2000,
+        required=False,
+        max_length=2000,
         help_text="A public http(s) link to the clip, fetched by the server (instead of `video`).",
     )
 
@@ -153,7 +199,8 @@ class ClipUploadSerializer(serializers.Serializer):
         if has_video == has_url:
             raise serializers.ValidationError(
                 "Send the clip as a `video` file (multipart/form-data) or give its `source_url`, one of the two."
-                if not has_video else "Send either a `video` file or a `source_url`, not both."
+                if not has_video
+                else "Send either a `video` file or a `source_url`, not both."
             )
         return attrs
 

@@ -1,4 +1,5 @@
 """Stories and clips over HTTP: parse, call a service or selector, describe the result."""
+
 from django.conf import settings
 from django.db.models import Prefetch
 from drf_spectacular.utils import (
@@ -148,8 +149,14 @@ class StoryClipUploadApi(APIView):
             202: OpenApiResponse(ClipSerializer, description="Stored and queued for extraction."),
             **error_responses(400, 401, 404, 413, 415, 429, 502, 504),
         },
-        examples=[OpenApiExample("By link", value={"source_url": "https://example.com/clip.mp4"},
-                                 request_only=True, media_type="application/json")],
+        examples=[
+            OpenApiExample(
+                "By link",
+                value={"source_url": "https://example.com/clip.mp4"},
+                request_only=True,
+                media_type="application/json",
+            )
+        ],
     )
     def post(self, request, story_id: int):
         story = _get_story(story_id)

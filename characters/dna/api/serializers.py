@@ -1,4 +1,5 @@
 """Shapes of the Character DNA API: the seed's "Get Character DNA" body, field for field."""
+
 from rest_framework import serializers
 
 from characters.dna.services import reference_path
@@ -27,10 +28,30 @@ class CharacterDNASerializer(serializers.ModelSerializer):
     class Meta:
         model = Character
         fields = [
-            "character_id", "name", "story_id", "story_name", "status", "style_description", "color_palette",
-            "locked_features", "reference_images", "created_from_clip", "total_votes", "clips_used", "creator",
-            "created_at", "allow_licensing", "model_sheet_url", "dna_url", "lock_error", "coverage",
-            "palette_sources", "feature_sources", "render_style", "render_style_source", "measured",
+            "character_id",
+            "name",
+            "story_id",
+            "story_name",
+            "status",
+            "style_description",
+            "color_palette",
+            "locked_features",
+            "reference_images",
+            "created_from_clip",
+            "total_votes",
+            "clips_used",
+            "creator",
+            "created_at",
+            "allow_licensing",
+            "model_sheet_url",
+            "dna_url",
+            "lock_error",
+            "coverage",
+            "palette_sources",
+            "feature_sources",
+            "render_style",
+            "render_style_source",
+            "measured",
         ]
 
     def get_reference_images(self, character: Character) -> dict[str, str]:
@@ -40,7 +61,6 @@ class CharacterDNASerializer(serializers.ModelSerializer):
             for ref in character.reference_images.all()
             if ref.kind != ReferenceImage.Kind.EXTRA_ANGLE
         }
-
 
     def get_coverage(self, character: Character) -> dict[str, str]:
         return {
@@ -60,6 +80,8 @@ class CharacterPatchSerializer(serializers.Serializer):
     allow_licensing = serializers.BooleanField(required=False)
     name = serializers.CharField(required=False, max_length=100)
     render_style = serializers.ChoiceField(
-        choices=["photographic", "3d_animation", "2d_animation"], required=False, allow_blank=True,
+        choices=["photographic", "3d_animation", "2d_animation"],
+        required=False,
+        allow_blank=True,
         help_text="Blank goes back to the measured suggestion.",
     )

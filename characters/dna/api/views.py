@@ -1,4 +1,5 @@
 """The Character DNA over HTTP: read it, and correct it (admins) or open it to licensing (creator)."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
 from rest_framework.response import Response

@@ -1,4 +1,5 @@
 """Shapes of the character-groups API. Output only describes; services decide."""
+
 from rest_framework import serializers
 
 from characters.clips.api.serializers import AbsoluteFileUrlField
@@ -54,8 +55,12 @@ class MarkCreateSerializer(serializers.Serializer):
     seconds = serializers.FloatField(help_text="The time of the frame the box is drawn on.")
     box = BoxSerializer(help_text="Pixels of the original frame; inside it, at least 16 px a side.")
     label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
-    group_id = serializers.IntegerField(required=False, allow_null=True, default=None,
-                                        help_text="A marked group of the story to feed; none: a new group.")
+    group_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A marked group of the story to feed; none: a new group.",
+    )
 
 
 class MarkSerializer(serializers.Serializer):

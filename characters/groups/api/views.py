@@ -1,4 +1,5 @@
 """Character groups over HTTP: parse, call `characters.groups.services`, describe the result."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
@@ -50,7 +51,8 @@ class StoryCharacterGroupsApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(
-        operation_id="stories_character_groups_list", tags=TAGS,
+        operation_id="stories_character_groups_list",
+        tags=TAGS,
         summary="Who is who: the story's characters as found across its clips, each with its frames best first",
         responses={200: CharacterGroupListSerializer, **error_responses(404)},
     )
@@ -62,14 +64,21 @@ class StoryCharacterGroupsApi(APIView):
 class CharacterGroupDetailApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
-    @extend_schema(operation_id="character_groups_retrieve", tags=TAGS, summary="One character group",
-                   responses={200: CharacterGroupSerializer, **error_responses(404)})
+    @extend_schema(
+        operation_id="character_groups_retrieve",
+        tags=TAGS,
+        summary="One character group",
+        responses={200: CharacterGroupSerializer, **error_responses(404)},
+    )
     def get(self, request, group_id: int):
         return Response(_group_body(request, _group(group_id)))
 
     @extend_schema(
-        operation_id="character_groups_update", tags=TAGS, summary="Rename a character group (contributors)",
-        request=GroupPatchSerializer, responses={200: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
+        operation_id="character_groups_update",
+        tags=TAGS,
+        summary="Rename a character group (contributors)",
+        request=GroupPatchSerializer,
+        responses={200: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
     )
     def patch(self, request, group_id: int):
         group = _group(group_id)
@@ -83,16 +92,19 @@ class CharacterGroupMergeApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        operation_id="character_groups_merge", tags=TAGS,
+        operation_id="character_groups_merge",
+        tags=TAGS,
         summary="Merge another group of the story into this one (contributors; logged)",
-        request=GroupMergeSerializer, responses={200: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
+        request=GroupMergeSerializer,
+        responses={200: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
     )
     def post(self, request, group_id: int):
         group = _group(group_id)
         data = GroupMergeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        group = services.group_merge(group=group, other_group_id=data.validated_data["other_group_id"],
-                                     user=request.user)
+        group = services.group_merge(
+            group=group, other_group_id=data.validated_data["other_group_id"], user=request.user
+        )
         return Response(_group_body(request, group))
 
 
@@ -100,16 +112,17 @@ class CharacterGroupSplitApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        operation_id="character_groups_split", tags=TAGS,
+        operation_id="character_groups_split",
+        tags=TAGS,
         summary="Move some appearances of this group into a new group (contributors; logged)",
-        request=GroupSplitSerializer, responses={201: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
+        request=GroupSplitSerializer,
+        responses={201: CharacterGroupSerializer, **error_responses(400, 401, 403, 404)},
     )
     def post(self, request, group_id: int):
         group = _group(group_id)
         data = GroupSplitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        new = services.group_split(group=group, appearance_ids=data.validated_data["appearance_ids"],
-                                   user=request.user)
+        new = services.group_split(group=group, appearance_ids=data.validated_data["appearance_ids"], user=request.user)
         return Response(_group_body(request, new), status=status.HTTP_201_CREATED)
 
 
@@ -117,7 +130,8 @@ class ClipMarksApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        operation_id="clips_marks_create", tags=TAGS,
+        operation_id="clips_marks_create",
+        tags=TAGS,
         summary="Mark a character that is not a face (contributors): a box on a frame; followed and found in a task",
         request=MarkCreateSerializer,
         responses={202: MarkWithGroupSerializer, **error_responses(400, 401, 403, 404, 409)},
@@ -136,9 +150,12 @@ class ClipMarksApi(APIView):
 class MarkDetailApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
-    @extend_schema(operation_id="marks_retrieve", tags=TAGS,
-                   summary="A mark: its job's status and progress, and its group",
-                   responses={200: MarkWithGroupSerializer, **error_responses(404)})
+    @extend_schema(
+        operation_id="marks_retrieve",
+        tags=TAGS,
+        summary="A mark: its job's status and progress, and its group",
+        responses={200: MarkWithGroupSerializer, **error_responses(404)},
+    )
     def get(self, request, mark_id: int):
         mark = Mark.objects.filter(pk=mark_id).first()
         if mark is None:

@@ -5,6 +5,7 @@
 The file is checked as an upload would be (characters.vision.video.probe_video); a refused file exits
 non-zero with the reason on stderr. Nothing is written to the database or to storage.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,11 +44,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path, help="an MP4, MOV or WebM file")
         parser.add_argument(
-            "--fps", type=positive_float, default=None,
+            "--fps",
+            type=positive_float,
+            default=None,
             help=f"frames sampled per second (default: the EXTRACTION_FPS setting, {settings.EXTRACTION_FPS:g})",
         )
         parser.add_argument(
-            "--top", type=positive_int, default=None,
+            "--top",
+            type=positive_int,
+            default=None,
             help=f"how many frames to keep (default: the EXTRACTION_TOP_N setting, {settings.EXTRACTION_TOP_N})",
         )
         parser.add_argument(
@@ -91,22 +96,24 @@ class Command(BaseCommand):
 
     @staticmethod
     def to_json(path: Path, result: ExtractionResult, elapsed: float) -> str:
-        return json.dumps({
-            "clip": str(path),
-            "elapsed_seconds": round(elapsed, 3),
-            "frames": [
-                {
-                    "timestamp": format_timestamp(frame.seconds),
-                    "seconds": frame.seconds,
-                    "quality": frame.quality,
-                    "dominant": frame.dominant,
-                    "low_quality": frame.low_quality,
-                    "pose": frame.pose,
-                    "detections": frame.detections,
-                }
-                for frame in result.frames
-            ],
-        })
+        return json.dumps(
+            {
+                "clip": str(path),
+                "elapsed_seconds": round(elapsed, 3),
+                "frames": [
+                    {
+                        "timestamp": format_timestamp(frame.seconds),
+                        "seconds": frame.seconds,
+                        "quality": frame.quality,
+                        "dominant": frame.dominant,
+                        "low_quality": frame.low_quality,
+                        "pose": frame.pose,
+                        "detections": frame.detections,
+                    }
+                    for frame in result.frames
+                ],
+            }
+        )
 
     def print_table(self, result: ExtractionResult, elapsed: float) -> None:
         if not result.frames:

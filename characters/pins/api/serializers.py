@@ -1,5 +1,6 @@
 """Shapes of the pinned-characters API, after the plan's bodies (`{ok, characters}`, `frontal_image_url`,
 `reference_image_urls`, `source_frame_timestamp`)."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -16,8 +17,7 @@ class PinAngleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PinAngle
-        fields = ["position", "image_url", "width", "height", "source_clip_id", "source_frame_timestamp",
-                  "created_at"]
+        fields = ["position", "image_url", "width", "height", "source_clip_id", "source_frame_timestamp", "created_at"]
         read_only_fields = fields
 
 
@@ -39,9 +39,24 @@ class PinnedCharacterSerializer(serializers.ModelSerializer):
     class Meta:
         model = PinnedCharacter
         fields = [
-            "id", "story_id", "element_index", "element_tag", "label", "frontal_image_url", "frontal_width",
-            "frontal_height", "reference_image_urls", "angles", "source_clip_id", "source_frame_timestamp",
-            "pinned_by", "character_id", "usage_count", "is_active", "created_at", "updated_at",
+            "id",
+            "story_id",
+            "element_index",
+            "element_tag",
+            "label",
+            "frontal_image_url",
+            "frontal_width",
+            "frontal_height",
+            "reference_image_urls",
+            "angles",
+            "source_clip_id",
+            "source_frame_timestamp",
+            "pinned_by",
+            "character_id",
+            "usage_count",
+            "is_active",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -115,7 +130,8 @@ class PinAngleCreateSerializer(serializers.Serializer):
     source_clip_id = serializers.IntegerField(help_text="A clip of the pin's story.")
     frame_timestamp = serializers.FloatField(required=False, allow_null=True, default=None, help_text=_TIMESTAMP_HELP)
     confirm_other_character = serializers.BooleanField(
-        required=False, default=False,
+        required=False,
+        default=False,
         help_text="Add the angle even though its face looks like another character than the pin's (logged).",
     )
 

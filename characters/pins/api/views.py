@@ -1,5 +1,6 @@
 """Pinned characters over HTTP: parse, call `characters.pins.services`, describe the result. Errors are the
 services' (`{"error": {...}}` from common.exceptions); nothing here catches them."""
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -95,8 +96,11 @@ class AdminPinnedCharactersApi(APIView):
         pin = services.pin_create(
             story=_get(Story, values["story_id"], "story"),
             source_clip=_get(Clip, values["source_clip_id"], "clip"),
-            element_index=values["element_index"], label=values["label"],
-            frame_timestamp=values["frame_timestamp"], character=character, user=request.user,
+            element_index=values["element_index"],
+            label=values["label"],
+            frame_timestamp=values["frame_timestamp"],
+            character=character,
+            user=request.user,
         )
         return Response(_pin_body(request, pin.pk), status=status.HTTP_201_CREATED)
 
@@ -165,8 +169,10 @@ class AdminPinAnglesApi(APIView):
         data = PinAngleCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.pin_add_angle(
-            pin=selectors.pin_get(pin_id), source_clip=_get(Clip, data.validated_data["source_clip_id"], "clip"),
-            frame_timestamp=data.validated_data["frame_timestamp"], user=request.user,
+            pin=selectors.pin_get(pin_id),
+            source_clip=_get(Clip, data.validated_data["source_clip_id"], "clip"),
+            frame_timestamp=data.validated_data["frame_timestamp"],
+            user=request.user,
             confirm_other_character=data.validated_data["confirm_other_character"],
         )
         return Response(_pin_body(request, pin_id), status=status.HTTP_201_CREATED)

@@ -10,6 +10,7 @@ The clips are rendered on the spot by demo.clips from scikit-image's public-doma
 astronaut photo (nothing is downloaded). Running it again changes nothing that is already there:
 users, story and clips are found by name; a demo clip whose extraction failed is queued again.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,17 +96,27 @@ class Command(BaseCommand):
         if not CharacterSubmission.objects.filter(story=story).exists():
             self.stdout.write("Submitting two designs (a vote opens) ...")
             designs = [
-                (users["alice"], frontal, "Commander Eileen", "Smiling astronaut, short brown curly hair, "
-                 "orange flight suit with a dark collar", ["mission patch on the chest", "dark collar ring"]),
-                (users["bob"], mixed, "Eileen at the launch", "Astronaut with brown hair, orange suit, warm light",
-                 []),
+                (
+                    users["alice"],
+                    frontal,
+                    "Commander Eileen",
+                    "Smiling astronaut, short brown curly hair, orange flight suit with a dark collar",
+                    ["mission patch on the chest", "dark collar ring"],
+                ),
+                (users["bob"], mixed, "Eileen at the launch", "Astronaut with brown hair, orange suit, warm light", []),
             ]
             for user, clip, name, description, keep in designs:
                 frame_ids = list(clip.candidates.order_by("rank").values_list("pk", flat=True)[:3])
                 # The demo clips are photographs, and the designers say so.
-                voting.submission_create(story=story, submitter=user, frame_ids=frame_ids,
-                                         style_description=description, character_name=name,
-                                         render_style="photographic", features_to_keep=keep)
+                voting.submission_create(
+                    story=story,
+                    submitter=user,
+                    frame_ids=frame_ids,
+                    style_description=description,
+                    character_name=name,
+                    render_style="photographic",
+                    features_to_keep=keep,
+                )
         winner = CharacterSubmission.objects.filter(story=story).order_by("created_at").first()
         if not Character.objects.filter(story=story).exists():
             self.stdout.write("Admin locks the first design (Character DNA) ...")
@@ -119,12 +130,20 @@ class Command(BaseCommand):
         if not pin_selectors.story_pins(story).exists():
             self.stdout.write("Pinning Element 1 from the frontal clip ...")
             best = frontal.candidates.order_by("rank").first()
-            pin_services.pin_create(story=story, source_clip=frontal, element_index=1, user=users["admin"],
-                               label="Eileen", frame_timestamp=best.seconds, character=character)  # type: ignore[union-attr]
+            pin_services.pin_create(
+                story=story,
+                source_clip=frontal,
+                element_index=1,
+                user=users["admin"],
+                label="Eileen",
+                frame_timestamp=best.seconds,  # type: ignore[union-attr]  # an extracted clip has candidates
+                character=character,
+            )
         if not GenerationJob.objects.filter(story=story).exists():
             self.stdout.write("Generating one clip with the offline provider ...")
-            generation.generation_create(requester=users["alice"], story=story,
-                                         prompt="She waves at mission control from the launch pad")
+            generation.generation_create(
+                requester=users["alice"], story=story, prompt="She waves at mission control from the launch pad"
+            )
 
     def _user(self, username: str, staff: bool, password: str):
         user, created = get_user_model().objects.get_or_create(
@@ -186,8 +205,10 @@ class Command(BaseCommand):
         if character is not None:
             self.stdout.write(f"  character {character.name}: {character.get_absolute_url()} (also in /gallery/)")
         for job in story.generation_jobs.all():
-            self.stdout.write(f"  generated clip {job.job_id}: {job.status}, consistency {job.consistency_score}"
-                              f" -> {job.get_absolute_url()}")
+            self.stdout.write(
+                f"  generated clip {job.job_id}: {job.status}, consistency {job.consistency_score}"
+                f" -> {job.get_absolute_url()}"
+            )
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Logins (local demo only):"))
         for username, _, role in DEMO_USERS:

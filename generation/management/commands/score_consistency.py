@@ -9,6 +9,7 @@ way a Character DNA's is measured. Any clip can be scored, generated here or not
 a story's existing clips. A video that cannot be read, references without a face or an unknown
 character exit non-zero with the reason on stderr. Nothing is written anywhere.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,13 +53,24 @@ class Command(BaseCommand):
             "--references", metavar="IMG", nargs="+", type=Path, help="reference images of the character"
         )
         parser.add_argument(
-            "--samples", type=sample_count, default=DEFAULT_SAMPLES, metavar="N",
+            "--samples",
+            type=sample_count,
+            default=DEFAULT_SAMPLES,
+            metavar="N",
             help=f"frames to sample, spread over the video ({MIN_SAMPLES}-{MAX_SAMPLES}, default {DEFAULT_SAMPLES})",
         )
         parser.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object")
 
-    def handle(self, *args, video: Path, character: str | None, references: list[Path] | None, samples: int,
-               as_json: bool, **options):
+    def handle(
+        self,
+        *args,
+        video: Path,
+        character: str | None,
+        references: list[Path] | None,
+        samples: int,
+        as_json: bool,
+        **options,
+    ):
         # FFmpeg's own messages about damaged streams are noise here: the command says it plainly.
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         if not video.is_file():
@@ -106,14 +118,22 @@ class Command(BaseCommand):
 
     @staticmethod
     def to_json(result: ConsistencyResult) -> str:
-        return json.dumps({
-            "score": result.score,
-            "frames": [
-                {"seconds": f.seconds, "score": f.score, "identity": f.identity, "appearance": f.appearance,
-                 "face_found": f.face_found, "distance": f.distance}
-                for f in result.frames
-            ],
-        })
+        return json.dumps(
+            {
+                "score": result.score,
+                "frames": [
+                    {
+                        "seconds": f.seconds,
+                        "score": f.score,
+                        "identity": f.identity,
+                        "appearance": f.appearance,
+                        "face_found": f.face_found,
+                        "distance": f.distance,
+                    }
+                    for f in result.frames
+                ],
+            }
+        )
 
     def print_table(self, video: Path, source: str, images: int, result: ConsistencyResult) -> None:
         self.stdout.write(

@@ -1,4 +1,5 @@
 """The Django admin for stories, clips and candidate frames."""
+
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission
@@ -39,8 +40,15 @@ def story(superuser):
 def ready_clip(story, superuser):
     clip = make_clip(story, superuser, last_frame_seconds=9.9)
     clip.last_frame.save("last_frame.jpg", ContentFile(jpeg_bytes()))
-    make_frame(clip, seconds=1, quality=95, rank=1, dominant=True, full_body=True,
-               detections=[{"box": [0.3, 0.1, 0.4, 0.5], "confidence": 0.97, "kind": "face"}])
+    make_frame(
+        clip,
+        seconds=1,
+        quality=95,
+        rank=1,
+        dominant=True,
+        full_body=True,
+        detections=[{"box": [0.3, 0.1, 0.4, 0.5], "confidence": 0.97, "kind": "face"}],
+    )
     make_frame(clip, seconds=4, quality=55, rank=2, pose="right")
     return clip
 
@@ -59,8 +67,9 @@ def test_story_changelist_and_change_page(admin_client, story, ready_clip):
     assert ready_clip.last_frame.url in html
 
 
-def test_clip_changelist_shows_thumbnail_status_progress_and_counts(admin_client, story, ready_clip,
-                                                                    django_assert_max_num_queries):
+def test_clip_changelist_shows_thumbnail_status_progress_and_counts(
+    admin_client, story, ready_clip, django_assert_max_num_queries
+):
     for position in range(2, 6):
         make_clip(story, story.created_by, position=position, status=Clip.Status.EXTRACTING, progress=10 * position)
     with django_assert_max_num_queries(12):  # not one query per row
@@ -146,19 +155,24 @@ def test_reextract_action_requeues_runs_and_is_logged(
 def test_non_staff_users_are_refused(client, django_user_model, ready_clip):
     user = django_user_model.objects.create_user("visitor", password="pw")
     client.force_login(user)
-    for name in ("admin:characters_story_changelist", "admin:characters_clip_changelist",
-                 "admin:characters_candidateframe_changelist"):
+    for name in (
+        "admin:characters_story_changelist",
+        "admin:characters_clip_changelist",
+        "admin:characters_candidateframe_changelist",
+    ):
         response = client.get(reverse(name))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("admin:login"))
-    response = client.post(reverse("admin:characters_clip_changelist"),
-                           {"action": "reextract_frames", "_selected_action": [ready_clip.pk]})
+    response = client.post(
+        reverse("admin:characters_clip_changelist"), {"action": "reextract_frames", "_selected_action": [ready_clip.pk]}
+    )
     assert response.status_code == 302
     assert not LogEntry.objects.exists()
 
 
-def test_staff_without_change_permission_cannot_reextract(client, django_user_model, ready_clip,
-                                                          django_capture_on_commit_callbacks):
+def test_staff_without_change_permission_cannot_reextract(
+    client, django_user_model, ready_clip, django_capture_on_commit_callbacks
+):
     viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_clip"))
     client.force_login(viewer)
@@ -168,8 +182,10 @@ def test_staff_without_change_permission_cannot_reextract(client, django_user_mo
     assert "reextract_frames" not in changelist.content.decode()
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        client.post(reverse("admin:characters_clip_changelist"),
-                    {"action": "reextract_frames", "_selected_action": [ready_clip.pk]})
+        client.post(
+            reverse("admin:characters_clip_changelist"),
+            {"action": "reextract_frames", "_selected_action": [ready_clip.pk]},
+        )
     assert callbacks == []
     assert not LogEntry.objects.exists()
     ready_clip.refresh_from_db()

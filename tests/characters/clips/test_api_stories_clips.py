@@ -2,6 +2,7 @@
 
 Refused uploads must leave nothing behind: no Clip row, no file under MEDIA_ROOT, no temp file.
 """
+
 import io
 import os
 import tempfile
@@ -143,7 +144,10 @@ def test_story_detail_lists_contributors_and_clips(client, story, good_clip):
     assert body["contributors"] == ["ada", "grace"]
     assert [(c["id"], c["position"]) for c in body["clips"]] == [(first["id"], 1), (second["id"], 2)]
     assert body["clips"][0] == {
-        "id": first["id"], "position": 1, "status": "uploaded", "progress": 0,
+        "id": first["id"],
+        "position": 1,
+        "status": "uploaded",
+        "progress": 0,
         "url": f"http://testserver/api/v1/clips/{first['id']}",
     }
 
@@ -224,13 +228,20 @@ def _too_large_picture(settings, path):
 BAD_UPLOADS = {
     "zero bytes": (lambda s, p: SimpleUploadedFile("empty.mp4", b"", "video/mp4"), 400, "empty"),
     "text named .mp4": (
-        lambda s, p: SimpleUploadedFile("notes.mp4", b"this is not a video at all\n", "video/mp4"), 400,
+        lambda s, p: SimpleUploadedFile("notes.mp4", b"this is not a video at all\n", "video/mp4"),
+        400,
         "not a video",
     ),
-    "png named .mp4": (lambda s, p: SimpleUploadedFile("photo.mp4", image_bytes(".png"), "video/mp4"), 400,
-                       "not a video"),
-    "jpeg named .mp4": (lambda s, p: SimpleUploadedFile("photo.mp4", image_bytes(".jpg"), "image/jpeg"), 400,
-                        "not a video"),
+    "png named .mp4": (
+        lambda s, p: SimpleUploadedFile("photo.mp4", image_bytes(".png"), "video/mp4"),
+        400,
+        "not a video",
+    ),
+    "jpeg named .mp4": (
+        lambda s, p: SimpleUploadedFile("photo.mp4", image_bytes(".jpg"), "image/jpeg"),
+        400,
+        "not a video",
+    ),
     "oversized": (_oversized, 413, "limit for a clip"),
     "far oversized": (_far_oversized, 413, "limit for a clip"),
     "too long": (_too_long, 400, "at most 2 s"),
@@ -283,7 +294,8 @@ def test_missing_video_field_is_400(client, story, media_root, temp_dir):
 
 def test_both_file_and_link_is_400(client, story, good_clip, media_root, temp_dir):
     response = client.post(
-        upload_url(story.pk), {"video": video_file(good_clip), "source_url": "https://example.com/a.mp4"},
+        upload_url(story.pk),
+        {"video": video_file(good_clip), "source_url": "https://example.com/a.mp4"},
         format="multipart",
     )
 
@@ -414,17 +426,40 @@ def _jpeg() -> ContentFile:
 
 @pytest.fixture
 def ready_clip(story, user, media_root):
-    clip = Clip(story=story, uploader=user, position=1, status=Clip.Status.READY, progress=100,
-                duration_seconds=5.0, fps=30.0, width=1280, height=720, codec="h264",
-                frames_analysed=5, people_found=True, warning_message="")
+    clip = Clip(
+        story=story,
+        uploader=user,
+        position=1,
+        status=Clip.Status.READY,
+        progress=100,
+        duration_seconds=5.0,
+        fps=30.0,
+        width=1280,
+        height=720,
+        codec="h264",
+        frames_analysed=5,
+        people_found=True,
+        warning_message="",
+    )
     clip.video.save("clip.mp4", ContentFile(b"not decoded in this test"), save=False)
     clip.save()
     clip.last_frame.save("last_frame.jpg", _jpeg())
     for rank, (seconds, quality) in enumerate([(2.4, 94), (0.0, 71)], start=1):
         frame = CandidateFrame(
-            clip=clip, seconds=seconds, timestamp=f"00:{int(seconds):02d}", rank=rank, quality=quality,
-            sharpness_score=0.9, lighting_score=0.8, face_score=0.95, composition_score=0.7, dominant=quality > 90,
-            pose="frontal", full_body=False, width=1280, height=720,
+            clip=clip,
+            seconds=seconds,
+            timestamp=f"00:{int(seconds):02d}",
+            rank=rank,
+            quality=quality,
+            sharpness_score=0.9,
+            lighting_score=0.8,
+            face_score=0.95,
+            composition_score=0.7,
+            dominant=quality > 90,
+            pose="frontal",
+            full_body=False,
+            width=1280,
+            height=720,
             detections=[{"box": {"x": 500, "y": 100, "width": 200, "height": 240}, "confidence": 0.93}],
         )
         frame.image.save(f"{rank}.jpg", _jpeg(), save=False)
@@ -479,15 +514,23 @@ def test_media_urls_already_absolute_are_given_as_they_are(ready_clip, settings)
     ("fields", "message"),
     [
         ({"status": Clip.Status.UPLOADED, "progress": 0}, "Waiting to start extracting frames."),
-        ({"status": Clip.Status.EXTRACTING, "progress": 40, "playable_video": "clips/1/copy.playable.mp4"},
-         "Extracting frames: 40 %"),
-        ({"status": Clip.Status.EXTRACTING, "progress": 20, "playable_video": ""},
-         "Converting the video to a copy every browser plays: 20 %"),
+        (
+            {"status": Clip.Status.EXTRACTING, "progress": 40, "playable_video": "clips/1/copy.playable.mp4"},
+            "Extracting frames: 40 %",
+        ),
+        (
+            {"status": Clip.Status.EXTRACTING, "progress": 20, "playable_video": ""},
+            "Converting the video to a copy every browser plays: 20 %",
+        ),
         ({"status": Clip.Status.READY, "progress": 100, "people_found": False}, "No person was found in this clip."),
-        ({"status": Clip.Status.FAILED, "error_message": "The video stream ended unexpectedly."},
-         "The video stream ended unexpectedly."),
-        ({"status": Clip.Status.READY, "warning_message": "The file ends at 3.0 s; its header says 5.0 s."},
-         "2 candidate frames found. The file ends at 3.0 s; its header says 5.0 s."),
+        (
+            {"status": Clip.Status.FAILED, "error_message": "The video stream ended unexpectedly."},
+            "The video stream ended unexpectedly.",
+        ),
+        (
+            {"status": Clip.Status.READY, "warning_message": "The file ends at 3.0 s; its header says 5.0 s."},
+            "2 candidate frames found. The file ends at 3.0 s; its header says 5.0 s.",
+        ),
     ],
 )
 def test_clip_message_says_what_is_happening(fields, message, ready_clip):
@@ -570,14 +613,21 @@ def test_schema_is_served_and_valid_without_warnings(tmp_path):
     response = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ("/api/v1/stories", "/api/v1/stories/{story_id}", "/api/v1/stories/{story_id}/clips",
-                 "/api/v1/clips/{clip_id}", "/api/v1/clips/{clip_id}/extract", "/api/v1/auth/token"):
+    for path in (
+        "/api/v1/stories",
+        "/api/v1/stories/{story_id}",
+        "/api/v1/stories/{story_id}/clips",
+        "/api/v1/clips/{clip_id}",
+        "/api/v1/clips/{clip_id}/extract",
+        "/api/v1/auth/token",
+    ):
         assert path in paths
     assert "multipart/form-data" in paths["/api/v1/stories/{story_id}/clips"]["post"]["requestBody"]["content"]
 
     out = io.StringIO()
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"), stdout=out,
-                 stderr=out)
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"), stdout=out, stderr=out
+    )
     assert (tmp_path / "schema.yml").stat().st_size > 0
 
 

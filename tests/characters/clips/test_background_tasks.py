@@ -4,6 +4,7 @@ The requests return at once, the pages and the API follow the work as they do wi
 restart interrupted is resumed at start-up. The threads have their own database connections, so these
 tests commit (transaction=True). The rest of the suite keeps tasks eager.
 """
+
 from __future__ import annotations
 
 import threading
@@ -83,8 +84,10 @@ def test_an_upload_returns_before_its_extraction_ends_and_the_pages_follow_it(
     assert response.status_code == 302
     clip = Clip.objects.get(story=story)
     assert clip.status in (Clip.Status.UPLOADED, Clip.Status.EXTRACTING)  # the request did not wait for it
-    wait_for(lambda: clip_status(clip.pk)[0] == Clip.Status.EXTRACTING and clip_status(clip.pk)[1] > 0,
-             "the background extraction reporting progress")
+    wait_for(
+        lambda: clip_status(clip.pk)[0] == Clip.Status.EXTRACTING and clip_status(clip.pk)[1] > 0,
+        "the background extraction reporting progress",
+    )
     page = client.get(response["Location"]).content.decode()
     assert "Clip uploaded; extracting frames — progress below." in page
     assert 'data-status="extracting"' in page and 'role="progressbar"' in page  # what clip-progress.js polls
@@ -115,8 +118,9 @@ def test_a_generation_request_returns_at_once_and_the_job_completes_in_the_backg
     monkeypatch.setattr(OfflineProvider, "submit", held_submit)
     client.force_login(world.contributor)
 
-    response = client.post(f"/stories/{world.story.pk}/create/", {"prompt": "@Element1 waves", "duration": 5,
-                                                                  "aspect_ratio": "16:9"})
+    response = client.post(
+        f"/stories/{world.story.pk}/create/", {"prompt": "@Element1 waves", "duration": 5, "aspect_ratio": "16:9"}
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     job = GenerationJob.objects.get(story=world.story)
@@ -138,10 +142,20 @@ def test_work_a_restart_interrupted_is_resumed_at_start_up(background_mode, monk
     before = timezone.now() - timedelta(seconds=5)  # the last signs of life of the process that stopped
     running = stored_clip(world.story, world.contributor, good_clip)
     queued = stored_clip(world.story, world.contributor, good_clip)
-    Clip.objects.filter(pk=running.pk).update(status=Clip.Status.EXTRACTING, progress=40, heartbeat_at=before,
-                                              extraction_task_id="extract-old-1", extraction_attempts=1)
-    Clip.objects.filter(pk=queued.pk).update(status=Clip.Status.UPLOADED, progress=0, heartbeat_at=before,
-                                             extraction_task_id="extract-old-2", extraction_attempts=1)
+    Clip.objects.filter(pk=running.pk).update(
+        status=Clip.Status.EXTRACTING,
+        progress=40,
+        heartbeat_at=before,
+        extraction_task_id="extract-old-1",
+        extraction_attempts=1,
+    )
+    Clip.objects.filter(pk=queued.pk).update(
+        status=Clip.Status.UPLOADED,
+        progress=0,
+        heartbeat_at=before,
+        extraction_task_id="extract-old-2",
+        extraction_attempts=1,
+    )
     with monkeypatch.context() as patch:  # the job is made, and the process stops before its task runs
         patch.setattr(generation, "_enqueue_submit", lambda pk: None)
         job = generation.generation_create(requester=world.contributor, story=world.story, prompt="@Element1 waves")
@@ -150,8 +164,10 @@ def test_work_a_restart_interrupted_is_resumed_at_start_up(background_mode, monk
     background.start(beat=False)
 
     def all_done():
-        return (all(clip_status(c.pk)[0] in ("ready", "failed") for c in (running, queued))
-                and GenerationJob.objects.get(pk=job.pk).is_finished)
+        return (
+            all(clip_status(c.pk)[0] in ("ready", "failed") for c in (running, queued))
+            and GenerationJob.objects.get(pk=job.pk).is_finished
+        )
 
     wait_for(all_done, "the interrupted work finishing")
     for clip in (running, queued):
@@ -167,8 +183,13 @@ def test_start_up_leaves_alone_work_seen_alive_since(background_mode, good_clip)
     story = StoryFactory()
     clip = stored_clip(story, story.created_by, good_clip)
     later = timezone.now() + timedelta(seconds=30)  # another process is running it
-    Clip.objects.filter(pk=clip.pk).update(status=Clip.Status.EXTRACTING, progress=40, heartbeat_at=later,
-                                           extraction_task_id="extract-elsewhere", extraction_attempts=1)
+    Clip.objects.filter(pk=clip.pk).update(
+        status=Clip.Status.EXTRACTING,
+        progress=40,
+        heartbeat_at=later,
+        extraction_task_id="extract-elsewhere",
+        extraction_attempts=1,
+    )
 
     background.start(beat=False)
     wait_for(lambda: not background.pending_task_ids(), "the start-up sweep")

@@ -2,6 +2,7 @@
 
 Never run `playwright install`: the test drives the system Chromium and skips when it is absent.
 """
+
 from urllib.parse import urljoin
 
 import pytest
@@ -89,13 +90,19 @@ def test_upload_a_clip_see_its_frames_and_seek_the_video(live_server, page, cont
     assert page.js_errors == []
 
 
-def test_a_clip_that_finishes_while_the_page_is_open_shows_its_frames_without_a_reload(
-    live_server, page, contributor
-):
+def test_a_clip_that_finishes_while_the_page_is_open_shows_its_frames_without_a_reload(live_server, page, contributor):
     story = services.story_create(title="Waiting Story", created_by=contributor)
-    clip = Clip.objects.create(story=story, uploader=contributor, video="clips/x/waiting.mp4", position=1,
-                               status=Clip.Status.EXTRACTING, progress=35, duration_seconds=4, width=640,
-                               height=360)
+    clip = Clip.objects.create(
+        story=story,
+        uploader=contributor,
+        video="clips/x/waiting.mp4",
+        position=1,
+        status=Clip.Status.EXTRACTING,
+        progress=35,
+        duration_seconds=4,
+        width=640,
+        height=360,
+    )
     log_in(page, live_server.url)
     api_statuses = []
     page.on("response", lambda r: api_statuses.append(r.status) if f"/api/v1/clips/{clip.pk}" in r.url else None)

@@ -1,4 +1,5 @@
 """`manage.py extract_frames`: the pipeline on a file, as a table or one JSON object."""
+
 from __future__ import annotations
 
 import io
@@ -91,7 +92,10 @@ def test_refused_file_exits_non_zero_with_the_reason_on_stderr(tmp_path):
     root = Path(settings.BASE_DIR)
     proc = subprocess.run(
         [sys.executable, str(root / "manage.py"), "extract_frames", str(bad), "--json"],
-        cwd=root, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
     )
     assert proc.returncode != 0

@@ -1,4 +1,5 @@
 """The extraction pipeline on clips made by demo/clips.py, and the service that stores its result."""
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,13 @@ def mixed_result(mixed_clip):
 @pytest.fixture(scope="module")
 def edge_clip(clip_dir):
     """0-2 s the whole face in frame, 2-4 s the same framing slid right so the face is cut by the left edge."""
-    return clips.write_clip(clip_dir / "edge.mp4", [
-        clips.Segment("astronaut", 2, 1.2, 1.2, (0.45, 0.3)),
-        clips.Segment("astronaut", 2, 1.2, 1.2, (0.8, 0.3)),
-    ])
+    return clips.write_clip(
+        clip_dir / "edge.mp4",
+        [
+            clips.Segment("astronaut", 2, 1.2, 1.2, (0.45, 0.3)),
+            clips.Segment("astronaut", 2, 1.2, 1.2, (0.8, 0.3)),
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,7 @@ def static_clip(clip_dir):
 
 
 # --- Ranking -----------------------------------------------------------------------------------
+
 
 def test_sharp_well_lit_seconds_rank_above_blurred_and_dark(mixed_result):
     good = frames_between(mixed_result.scored, *GOOD)
@@ -90,6 +95,7 @@ def test_clip_without_a_person_gives_no_frames_and_no_error(no_person_clip):
 
 # --- Duplicates, top N, sampling -------------------------------------------------------------------
 
+
 def test_static_clip_keeps_one_frame_the_best(static_clip):
     result = extract_candidates(static_clip, fps=1.0)
     assert len(result.scored) == 5
@@ -118,6 +124,7 @@ def test_progress_runs_from_0_to_100(good_clip):
 
 
 # --- Pose, detections, dominant --------------------------------------------------------------------
+
 
 def test_profile_clip_is_classed_right(profile_clip):
     """The cameraman looks towards the right edge of the picture (see the module's pose convention)."""
@@ -185,6 +192,7 @@ def test_models_are_made_once_per_thread():
 
 # --- Resolution independence ---------------------------------------------------------------------
 
+
 def test_same_content_scores_alike_at_720p_and_1080p(clip_dir):
     small = extract_candidates(clips.good_frontal(clip_dir / "same_720.mp4", seconds=3.0), fps=1.0)
     large = extract_candidates(clips.good_frontal(clip_dir / "same_1080.mp4", size=(1920, 1080), seconds=3.0), fps=1.0)
@@ -197,6 +205,7 @@ def test_same_content_scores_alike_at_720p_and_1080p(clip_dir):
 
 
 # --- Broken files ----------------------------------------------------------------------------
+
 
 def test_truncated_tail_is_processed_as_far_as_it_decodes(truncated_tail_clip):
     result = extract_candidates(truncated_tail_clip, fps=1.0)
@@ -222,6 +231,7 @@ def test_unreadable_file_is_refused(missing_header_clip):
 
 
 # --- The service: storing the result -----------------------------------------------------------
+
 
 @pytest.fixture
 def media(settings, tmp_path):
@@ -295,6 +305,7 @@ def test_clip_with_truncated_tail_keeps_the_warning(media, truncated_tail_clip):
 
 def test_pool_keeps_the_better_of_near_duplicates():
     """The selection rule on its own: a later, better twin replaces the earlier one; a worse one is dropped."""
+
     def analysis(seconds, quality, bits):
         score = extraction.FrameScore(seconds, quality, 0, 0, 0, 0, False, "frontal", False, False, [])
         return extraction.FrameAnalysis(score, np.array([bits], dtype=np.uint8))

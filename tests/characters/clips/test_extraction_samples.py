@@ -2,6 +2,7 @@
 
 The timelines come from the samples' labels.json; see their README for what each clip holds.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Clip ingestion: the services that take a file or a link, and the whole path from an API upload
 through the real extraction pipeline (tasks run in-process) to the clip the pages poll."""
+
 import os
 import tempfile
 from pathlib import Path
@@ -63,8 +64,9 @@ def assert_nothing_kept(media_root: Path, temp_dir: Path) -> None:
 # --- clip_create ----------------------------------------------------------------------------
 
 
-def test_clip_create_stores_the_clip_and_queues_its_extraction(story, user, good_clip, media_root,
-                                                              temp_dir, django_capture_on_commit_callbacks):
+def test_clip_create_stores_the_clip_and_queues_its_extraction(
+    story, user, good_clip, media_root, temp_dir, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as queued:
         clip = services.clip_create(story=story, uploader=user, upload=upload(good_clip))
 
@@ -145,8 +147,9 @@ def test_clip_from_a_link_obeys_the_clip_size_limit(story, user, good_clip, sett
     assert_nothing_kept(media_root, temp_dir)
 
 
-def test_a_link_to_a_broken_video_is_refused_like_an_upload(story, user, missing_header_clip, settings,
-                                                            media_root, temp_dir):
+def test_a_link_to_a_broken_video_is_refused_like_an_upload(
+    story, user, missing_header_clip, settings, media_root, temp_dir
+):
     settings.SAFE_FETCH_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     route = servers.file_route(missing_header_clip.read_bytes())
     with servers.serve({"/a.mp4": route}) as server, pytest.raises(services.InvalidClip):
@@ -172,8 +175,9 @@ def upload_and_extract(api, story, path: Path, django_capture_on_commit_callback
     return api.get(urlsplit(response["Location"]).path).json()
 
 
-def test_uploaded_clip_is_extracted_and_shows_its_candidates(api, story, good_clip, media_root,
-                                                             django_capture_on_commit_callbacks):
+def test_uploaded_clip_is_extracted_and_shows_its_candidates(
+    api, story, good_clip, media_root, django_capture_on_commit_callbacks
+):
     body = upload_and_extract(api, story, good_clip, django_capture_on_commit_callbacks)
 
     assert (body["status"], body["progress"]) == ("ready", 100)
@@ -248,9 +252,9 @@ def probe(path: Path):
     return probe_video(path)
 
 
-def test_an_avi_upload_is_kept_as_it_is_and_extracted_from_its_h264_copy(api, story, small_clip, format_dir,
-                                                                         media_root, temp_dir,
-                                                                         django_capture_on_commit_callbacks):
+def test_an_avi_upload_is_kept_as_it_is_and_extracted_from_its_h264_copy(
+    api, story, small_clip, format_dir, media_root, temp_dir, django_capture_on_commit_callbacks
+):
     avi = clips.avi_mpeg4(small_clip, format_dir / "camera.avi")
 
     body = upload_and_extract(api, story, avi, django_capture_on_commit_callbacks)
@@ -281,8 +285,9 @@ def test_an_avi_upload_is_kept_as_it_is_and_extracted_from_its_h264_copy(api, st
     ],
     ids=["mkv-mjpeg", "mov-prores", "webm-vp8"],
 )
-def test_other_containers_and_codecs_are_accepted(make, name, container, codec, story, user, small_clip,
-                                                  format_dir, media_root, temp_dir):
+def test_other_containers_and_codecs_are_accepted(
+    make, name, container, codec, story, user, small_clip, format_dir, media_root, temp_dir
+):
     path = make(small_clip, format_dir / name)
 
     clip = services.clip_create(story=story, uploader=user, upload=upload(path))
@@ -295,8 +300,9 @@ def test_other_containers_and_codecs_are_accepted(make, name, container, codec, 
     assert files_under(media_root) == [media_root / clip.video.name]
 
 
-def test_prores_clip_gets_a_playable_copy_with_progress(story, user, small_clip, format_dir, monkeypatch,
-                                                        django_capture_on_commit_callbacks):
+def test_prores_clip_gets_a_playable_copy_with_progress(
+    story, user, small_clip, format_dir, monkeypatch, django_capture_on_commit_callbacks
+):
     path = clips.mov_prores(small_clip, format_dir / "progress.mov")
     with django_capture_on_commit_callbacks(execute=False):
         clip = services.clip_create(story=story, uploader=user, upload=upload(path))
@@ -351,8 +357,9 @@ def test_a_refused_file_names_the_reason_through_the_api(case, refused_files, ap
     assert_nothing_kept(media_root, temp_dir)
 
 
-def test_a_webm_whose_header_understates_its_length_is_refused(api, story, user, webm_clip, format_dir, settings,
-                                                              media_root, temp_dir):
+def test_a_webm_whose_header_understates_its_length_is_refused(
+    api, story, user, webm_clip, format_dir, settings, media_root, temp_dir
+):
     settings.CLIP_MAX_SECONDS = 1
     lying = clips.webm_claiming_duration(webm_clip, format_dir / "lying.webm", claimed_seconds=0.5)
 
@@ -367,8 +374,9 @@ def test_a_webm_whose_header_understates_its_length_is_refused(api, story, user,
     assert_nothing_kept(media_root, temp_dir)
 
 
-def test_a_webm_with_no_duration_in_its_header_is_measured(api, story, user, webm_clip, format_dir, settings,
-                                                           media_root, temp_dir):
+def test_a_webm_with_no_duration_in_its_header_is_measured(
+    api, story, user, webm_clip, format_dir, settings, media_root, temp_dir
+):
     unknown = clips.webm_without_duration(webm_clip, format_dir / "live.webm")
 
     accepted = api.post(f"/api/v1/stories/{story.pk}/clips", {"video": upload(unknown)}, format="multipart")

@@ -1,4 +1,5 @@
 """Server-rendered pages: home, login/logout, story page with its upload form, clip page."""
+
 import re
 from pathlib import Path
 
@@ -28,19 +29,42 @@ def jpeg_bytes(width: int = 320, height: int = 200) -> bytes:
 
 
 def make_clip(story, uploader, *, position=1, status=Clip.Status.READY, **fields) -> Clip:
-    defaults = {"duration_seconds": 10.0, "fps": 30.0, "frame_count": 300, "width": 1280, "height": 720,
-                "codec": "h264", "container": "mp4", "size_bytes": 3_400_000, "frames_analysed": 10,
-                "original_filename": f"scene-{position}.mp4"}
+    defaults = {
+        "duration_seconds": 10.0,
+        "fps": 30.0,
+        "frame_count": 300,
+        "width": 1280,
+        "height": 720,
+        "codec": "h264",
+        "container": "mp4",
+        "size_bytes": 3_400_000,
+        "frames_analysed": 10,
+        "original_filename": f"scene-{position}.mp4",
+    }
     defaults.update(fields)
-    clip = Clip.objects.create(story=story, uploader=uploader, video=f"clips/{story.pk}/scene-{position}.mp4",
-                               position=position, status=status, **defaults)
+    clip = Clip.objects.create(
+        story=story,
+        uploader=uploader,
+        video=f"clips/{story.pk}/scene-{position}.mp4",
+        position=position,
+        status=status,
+        **defaults,
+    )
     services.story_add_contributor(story=story, user=uploader, contribution="clip")  # as clip_create does
     return clip
 
 
 def make_frame(clip, *, seconds, quality, rank=1, **fields) -> CandidateFrame:
-    frame = CandidateFrame(clip=clip, seconds=seconds, timestamp=format_timestamp(seconds), quality=quality,
-                           rank=rank, width=1280, height=720, **fields)
+    frame = CandidateFrame(
+        clip=clip,
+        seconds=seconds,
+        timestamp=format_timestamp(seconds),
+        quality=quality,
+        rank=rank,
+        width=1280,
+        height=720,
+        **fields,
+    )
     stem = f"{int(seconds * 1000):07d}ms"
     frame.image.save(f"{stem}.jpg", ContentFile(jpeg_bytes(1280, 720)), save=False)
     frame.thumbnail.save(f"{stem}_thumb.jpg", ContentFile(jpeg_bytes()), save=False)
@@ -151,8 +175,11 @@ def test_login_page_logs_in_and_logout_needs_a_post(client, author):
 
     assert client.get(reverse("logout")).status_code == 405  # a link cannot log anyone out
     home = client.get(reverse("home")).content.decode()
-    assert re.search(r'<form method="post" action="/accounts/logout/"[^>]*>\s*<input type="hidden" '
-                     r'name="csrfmiddlewaretoken"', home)
+    assert re.search(
+        r'<form method="post" action="/accounts/logout/"[^>]*>\s*<input type="hidden" '
+        r'name="csrfmiddlewaretoken"',
+        home,
+    )
     response = client.post(reverse("logout"))
     assert response.status_code == 302
     assert "_auth_user_id" not in client.session
@@ -177,7 +204,7 @@ def test_story_page_shows_story_contributors_and_clips_in_order(client, story, a
     html = response.content.decode()
     assert "The Astronaut" in html and "Drifting between stations." in html
     assert html.index("first.mp4") < html.index("second.mp4")
-    contributors = html[html.index('class="avatar-list"'):]
+    contributors = html[html.index('class="avatar-list"') :]
     assert "ada" in contributors and "bea" in contributors
 
 
@@ -188,7 +215,7 @@ def test_story_page_shows_each_ready_clips_candidate_grid(client, story, author)
 
     html = client.get(story.get_absolute_url()).content.decode()
 
-    grid = html[html.index('class="frame-grid"'):]
+    grid = html[html.index('class="frame-grid"') :]
     assert top.thumbnail.url in grid and side.thumbnail.url in grid
     assert f'href="{top.image.url}"' in grid  # click -> the full JPEG
     assert "00:02" in grid and "01:05" in grid
@@ -228,7 +255,7 @@ def test_anonymous_sees_the_story_read_only_with_a_login_link(client, story):
     html = client.get(story.get_absolute_url()).content.decode()
     assert 'enctype="multipart/form-data"' not in html
     assert "Log in to upload" in html
-    assert f'{reverse("login")}?next={story.get_absolute_url()}' in html.replace("%2F", "/")
+    assert f"{reverse('login')}?next={story.get_absolute_url()}" in html.replace("%2F", "/")
 
 
 def test_signed_in_user_gets_an_upload_form_for_videos(author_client, story):
@@ -348,8 +375,10 @@ def test_upload_form_enforces_csrf(story, author, media_root):
 def test_clip_page_has_player_metadata_last_frame_grid_and_quality_chart(client, story, author):
     clip = make_clip(story, author, last_frame_seconds=9.97)
     clip.last_frame.save("last_frame.jpg", ContentFile(jpeg_bytes(1280, 720)))
-    frames = [make_frame(clip, seconds=s, quality=q, rank=r, dominant=q > 90)
-              for r, (s, q) in enumerate([(1, 95), (3, 70), (7, 40)], start=1)]
+    frames = [
+        make_frame(clip, seconds=s, quality=q, rank=r, dominant=q > 90)
+        for r, (s, q) in enumerate([(1, 95), (3, 70), (7, 40)], start=1)
+    ]
 
     response = client.get(clip.get_absolute_url())
 
@@ -358,9 +387,12 @@ def test_clip_page_has_player_metadata_last_frame_grid_and_quality_chart(client,
     assert re.search(rf'<video controls[^>]*src="{re.escape(clip.video.url)}"', html)
     assert "1280×720" in html and "10.00 s" in html and "h264" in html
     assert clip.last_frame.url in html
-    chart = html[html.index('<svg class="quality-chart"'):html.index("</svg>", html.index('class="quality-chart"'))]
-    bars = re.findall(r'<rect class="quality-chart__bar[^"]*" x="([\d.]+)" y="[\d.]+" width="[\d.]+" '
-                      r'height="([\d.]+)"', chart)
+    chart = html[html.index('<svg class="quality-chart"') : html.index("</svg>", html.index('class="quality-chart"'))]
+    bars = re.findall(
+        r'<rect class="quality-chart__bar[^"]*" x="([\d.]+)" y="[\d.]+" width="[\d.]+" '
+        r'height="([\d.]+)"',
+        chart,
+    )
     assert len(bars) == 3
     xs, heights = [float(x) for x, _ in bars], [float(h) for _, h in bars]
     assert xs == sorted(xs)  # placed by time

@@ -1,5 +1,6 @@
 """MIN_QUALITY_SCORE and EXTRACTION_TOP_N: frames under the floor are not offered, unless a clip has none above it;
 then its best few, marked low quality, on the pages, in the API and in the command."""
+
 from __future__ import annotations
 
 import io
@@ -22,6 +23,7 @@ def candidate(seconds: float, quality: int) -> FrameCandidate:
 
 
 # --- The rule on its own -------------------------------------------------------------------------------
+
 
 def test_frames_under_the_floor_are_not_offered_when_some_reach_it():
     best_first = [candidate(0, 88), candidate(1, 70), candidate(2, 69), candidate(3, 40)]
@@ -47,14 +49,18 @@ def test_a_clip_with_nothing_above_the_floor_offers_its_best_few_marked_low_qual
 
 # --- Through the pipeline and the service ----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def blurred_clip(clip_dir):
     """The whole clip out of focus: the face is found, no frame is sharp enough to reach the floor."""
-    return clips.write_clip(clip_dir / "all_blurred.mp4", [
-        clips.Segment("astronaut", 2, 1.8, 1.9, (0.45, 0.33), defect="blur"),
-        clips.Segment("astronaut", 2, 1.3, 1.4, (0.46, 0.28), defect="dark"),
-        clips.Segment("astronaut", 2, 2.2, 2.3, (0.45, 0.33), defect="blur"),
-    ])
+    return clips.write_clip(
+        clip_dir / "all_blurred.mp4",
+        [
+            clips.Segment("astronaut", 2, 1.8, 1.9, (0.45, 0.33), defect="blur"),
+            clips.Segment("astronaut", 2, 1.3, 1.4, (0.46, 0.28), defect="dark"),
+            clips.Segment("astronaut", 2, 2.2, 2.3, (0.45, 0.33), defect="blur"),
+        ],
+    )
 
 
 def _extracted(path, title: str):

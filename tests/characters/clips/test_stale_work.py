@@ -2,6 +2,7 @@
 (services.clips_resume_stale), the staff re-run of a stuck clip, and the token that makes a lost message
 that comes back do nothing. Tasks run eagerly here; test_worker_recovery.py does it with real workers.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -27,11 +28,20 @@ def story():
     return StoryFactory()
 
 
-def stuck(clip: Clip, *, status=Clip.Status.EXTRACTING, seconds_ago: float = 3600, attempts: int = 1,
-          task_id: str = "extract-lost") -> Clip:
+def stuck(
+    clip: Clip,
+    *,
+    status=Clip.Status.EXTRACTING,
+    seconds_ago: float = 3600,
+    attempts: int = 1,
+    task_id: str = "extract-lost",
+) -> Clip:
     Clip.objects.filter(pk=clip.pk).update(
-        status=status, progress=20, heartbeat_at=timezone.now() - timedelta(seconds=seconds_ago),
-        extraction_task_id=task_id, extraction_attempts=attempts,
+        status=status,
+        progress=20,
+        heartbeat_at=timezone.now() - timedelta(seconds=seconds_ago),
+        extraction_task_id=task_id,
+        extraction_attempts=attempts,
     )
     clip.refresh_from_db()
     return clip
@@ -118,13 +128,17 @@ def test_the_api_re_run_answers_staff_for_a_stuck_clip(client, story, good_clip,
     assert response.status_code == 202, response.json()
 
 
-def test_the_admin_action_resumes_the_stuck_clips_it_is_given(admin_client, story, good_clip,
-                                                              django_capture_on_commit_callbacks):
+def test_the_admin_action_resumes_the_stuck_clips_it_is_given(
+    admin_client, story, good_clip, django_capture_on_commit_callbacks
+):
     lost = stuck(stored_clip(story, story.created_by, good_clip))
     alive = stuck(stored_clip(story, story.created_by, good_clip), seconds_ago=1)
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post("/admin/characters/clip/", {
-            "action": "resume_stuck_extractions", "_selected_action": [lost.pk, alive.pk]}, follow=True)
+        response = admin_client.post(
+            "/admin/characters/clip/",
+            {"action": "resume_stuck_extractions", "_selected_action": [lost.pk, alive.pk]},
+            follow=True,
+        )
     assert "Queued again: 1; failed after too many tries: 0; not stuck" in response.content.decode()
     lost.refresh_from_db()
     alive.refresh_from_db()
@@ -135,10 +149,18 @@ def test_the_admin_action_resumes_the_stuck_clips_it_is_given(admin_client, stor
 def test_a_queued_clip_whose_message_is_gone_from_redis_is_stale_after_the_grace(story, good_clip, settings):
     settings.TASKS_QUEUED_GRACE_SECONDS = 60
     settings.TASKS_QUEUED_TIMEOUT_SECONDS = 3600
-    gone = stuck(stored_clip(story, story.created_by, good_clip), status=Clip.Status.UPLOADED, seconds_ago=61,
-                 task_id="extract-never-sent")
-    just_queued = stuck(stored_clip(story, story.created_by, good_clip), status=Clip.Status.UPLOADED,
-                        seconds_ago=5, task_id="extract-on-its-way")
+    gone = stuck(
+        stored_clip(story, story.created_by, good_clip),
+        status=Clip.Status.UPLOADED,
+        seconds_ago=61,
+        task_id="extract-never-sent",
+    )
+    just_queued = stuck(
+        stored_clip(story, story.created_by, good_clip),
+        status=Clip.Status.UPLOADED,
+        seconds_ago=5,
+        task_id="extract-on-its-way",
+    )
 
     found = set(selectors.stale_clips(stale_cutoffs()).values_list("pk", flat=True))
 

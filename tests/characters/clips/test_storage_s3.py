@@ -2,6 +2,7 @@
 
 What is checked is what lands in the bucket (read back with boto3), not what our code says it wrote.
 """
+
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -127,9 +128,7 @@ def test_refused_api_upload_is_a_400_and_leaves_the_bucket_empty(s3_storage):
     assert not Clip.objects.exists()
 
 
-def test_urls_are_presigned_and_serve_the_bytes_with_ranges(
-    s3_storage, good_clip, django_capture_on_commit_callbacks
-):
+def test_urls_are_presigned_and_serve_the_bytes_with_ranges(s3_storage, good_clip, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         clip = upload(good_clip, StoryFactory(), UserFactory())
     clip.refresh_from_db()

@@ -1,5 +1,6 @@
 """One upload limit per user (CLIP_UPLOAD_RATE) for every way a clip comes in: the story page, the API's
 file upload and its upload by link. Counted in characters.services, so no entry point walks around it."""
+
 import re
 
 import pytest
@@ -60,8 +61,7 @@ def test_upload_by_link_over_the_rate_is_refused_before_anything_is_fetched(good
     api = APIClient()
     api.force_authenticate(user)
     with servers.serve({"/clip.mp4": servers.file_route(good_clip.read_bytes())}) as server:
-        response = api.post(f"/api/v1/stories/{story.pk}/clips", {"source_url": server.url("/clip.mp4")},
-                            format="json")
+        response = api.post(f"/api/v1/stories/{story.pk}/clips", {"source_url": server.url("/clip.mp4")}, format="json")
     assert response.status_code == 429
     assert server.requests == []  # the server was never asked
 
@@ -73,8 +73,9 @@ def test_upload_by_link_counts_once_per_clip(good_clip, settings):
     api.force_authenticate(user)
     with servers.serve({"/notes.mp4": servers.file_route(NOT_A_VIDEO)}) as server:
         statuses = [
-            api.post(f"/api/v1/stories/{story.pk}/clips", {"source_url": server.url("/notes.mp4")},
-                     format="json").status_code
+            api.post(
+                f"/api/v1/stories/{story.pk}/clips", {"source_url": server.url("/notes.mp4")}, format="json"
+            ).status_code
             for _ in range(3)
         ]
     assert statuses == [400, 400, 429]

@@ -3,6 +3,7 @@
 The worker is another process: rows must be committed for it to see them (transaction=True),
 and the test follows the clip only through the database, as the pages and the API do.
 """
+
 import time
 
 import pytest

@@ -6,6 +6,7 @@ Once a worker with the beat is up, the clip ends `ready` within RECOVERY_SECONDS
 missing message and queues it again. The workers use a Redis database of their own as the broker, so
 the session's shared worker never takes these tasks.
 """
+
 from __future__ import annotations
 
 import os
@@ -107,8 +108,13 @@ def state(clip: Clip) -> tuple[str, int]:
 
 
 def wait_until_finished(clip: Clip, worker) -> Clip:
-    wait_until(lambda: state(clip)[0] in (Clip.Status.READY, Clip.Status.FAILED), timeout=RECOVERY_SECONDS,
-               what=f"clip {clip.pk} finishing after the recovery", log=worker.log, process=worker.process)
+    wait_until(
+        lambda: state(clip)[0] in (Clip.Status.READY, Clip.Status.FAILED),
+        timeout=RECOVERY_SECONDS,
+        what=f"clip {clip.pk} finishing after the recovery",
+        log=worker.log,
+        process=worker.process,
+    )
     clip.refresh_from_db()
     return clip
 
@@ -117,8 +123,13 @@ def test_a_worker_killed_mid_extraction_leaves_no_clip_stuck(isolated_broker, st
     # 4 samples a second: about 40 frames to analyse, so the run is surely under way when it is killed.
     with start_worker("first", EXTRACTION_FPS="4") as first:
         clip = upload(mixed_clip)
-        wait_until(lambda: state(clip)[0] == Clip.Status.EXTRACTING and state(clip)[1] > 0, timeout=180,
-                   what="the first worker extracting", log=first.log, process=first.process)
+        wait_until(
+            lambda: state(clip)[0] == Clip.Status.EXTRACTING and state(clip)[1] > 0,
+            timeout=180,
+            what="the first worker extracting",
+            log=first.log,
+            process=first.process,
+        )
         os.killpg(first.process.pid, signal.SIGKILL)  # main process and child at once: nothing is acknowledged
         first.process.wait(timeout=10)
 
@@ -141,15 +152,21 @@ def test_a_worker_killed_mid_extraction_leaves_no_clip_stuck(isolated_broker, st
         finished_at = clip.extraction_finished_at
         unacked = isolated_broker.hlen("unacked")
         tasks.extract_clip_frames.apply_async((clip.pk, lost_token), task_id=lost_token)
-        wait_until(lambda: isolated_broker.llen("extraction") == 0 and isolated_broker.hlen("unacked") <= unacked,
-                   timeout=60, what="the old message being taken", log=second.log, process=second.process)
+        wait_until(
+            lambda: isolated_broker.llen("extraction") == 0 and isolated_broker.hlen("unacked") <= unacked,
+            timeout=60,
+            what="the old message being taken",
+            log=second.log,
+            process=second.process,
+        )
         time.sleep(0.5)
         clip.refresh_from_db()
         assert clip.status == Clip.Status.READY and clip.extraction_finished_at == finished_at
 
 
-def test_a_clip_whose_message_was_flushed_from_the_broker_is_queued_again(isolated_broker, start_worker,
-                                                                          good_clip, settings):
+def test_a_clip_whose_message_was_flushed_from_the_broker_is_queued_again(
+    isolated_broker, start_worker, good_clip, settings
+):
     clip = upload(good_clip)  # no worker yet: the message waits in Redis
     assert clip.status == Clip.Status.UPLOADED
     settings.TASKS_QUEUED_GRACE_SECONDS = 0

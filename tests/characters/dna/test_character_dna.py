@@ -1,4 +1,5 @@
 """Locking a winning design into a Character DNA, on clips made from the public-domain photos."""
+
 import json
 import re
 
@@ -54,7 +55,11 @@ def test_lock_builds_a_valid_canonical_dna(extracted):
     story, frontal, side = extracted
     frame_ids = [f.pk for f in frontal[:3]] + [side[0].pk]
     character = character_lock(
-        story=story, name="Commander Élodie", frame_ids=frame_ids, creator=story.created_by, votes=12,
+        story=story,
+        name="Commander Élodie",
+        frame_ids=frame_ids,
+        creator=story.created_by,
+        votes=12,
         description="Smiling astronaut, short brown curly hair, orange flight suit",
     )
     assert character.status == "canonical" and character.lock_error == ""
@@ -110,10 +115,13 @@ def test_vote_winner_becomes_a_character_once(extracted, settings):
     settings.VOTING_QUORUM = 1
     story, frontal, side = extracted
     subs = [
-        voting.submission_create(story=story, submitter=UserFactory(), frame_ids=ids, style_description=desc,
-                                 character_name=name)
-        for ids, desc, name in (([frontal[0].pk, frontal[1].pk], "Brown curly hair, orange suit", "Eileen"),
-                                ([side[0].pk], "Dark hair, black coat", "Cam"))
+        voting.submission_create(
+            story=story, submitter=UserFactory(), frame_ids=ids, style_description=desc, character_name=name
+        )
+        for ids, desc, name in (
+            ([frontal[0].pk, frontal[1].pk], "Brown curly hair, orange suit", "Eileen"),
+            ([side[0].pk], "Dark hair, black coat", "Cam"),
+        )
     ]
     voting.vote_cast(submission_id=subs[0].pk, voter=UserFactory())  # quorum 1: a majority at once
     character = Character.objects.get()
@@ -140,7 +148,9 @@ def test_admin_edit_rewrites_and_revalidates(extracted):
     assert err.value.status_code == 403
 
     updated = character_update_dna(
-        character=character, user=admin, color_palette={"hair": "#c4a000", "suit": "#E06A20"},
+        character=character,
+        user=admin,
+        color_palette={"hair": "#c4a000", "suit": "#E06A20"},
         locked_features=["gold hair", "gold hair", "orange suit"],
     )
     document = json.loads(default_storage.open(updated.dna_file.name).read())
@@ -166,8 +176,14 @@ def test_odd_names_give_valid_unique_slugs(name):
 
 
 def test_validate_dna_reports_each_problem():
-    bad = {"character_id": "Bad Id", "name": "x", "reference_images": {}, "style_description": "s" * 501,
-           "color_palette": {"hair": "red"}, "locked_features": []}
+    bad = {
+        "character_id": "Bad Id",
+        "name": "x",
+        "reference_images": {},
+        "style_description": "s" * 501,
+        "color_palette": {"hair": "red"},
+        "locked_features": [],
+    }
     problems = "\n".join(dna.validate_dna(bad))
     for field in ("character_id", "reference_images", "style_description", "color_palette/hair", "locked_features"):
         assert field in problems
@@ -180,10 +196,13 @@ def test_lock_endpoint_and_dna_api(extracted):
 
     story, frontal, side = extracted
     subs = [
-        voting.submission_create(story=story, submitter=UserFactory(), frame_ids=ids, style_description=desc,
-                                 character_name=name)
-        for ids, desc, name in (([frontal[0].pk], "Brown curly hair, orange suit", "Eileen"),
-                                ([side[0].pk], "Dark hair, black coat", "Cam"))
+        voting.submission_create(
+            story=story, submitter=UserFactory(), frame_ids=ids, style_description=desc, character_name=name
+        )
+        for ids, desc, name in (
+            ([frontal[0].pk], "Brown curly hair, orange suit", "Eileen"),
+            ([side[0].pk], "Dark hair, black coat", "Cam"),
+        )
     ]
     api = APIClient()
     api.force_authenticate(UserFactory(username="contributor"))
@@ -193,8 +212,12 @@ def test_lock_endpoint_and_dna_api(extracted):
     api.force_authenticate(UserFactory(username="boss", is_staff=True))
     assert api.post(url, {"submission_id": 999999}, format="json").status_code == 404
     elsewhere = StoryFactory()
-    foreign = voting.submission_create(story=elsewhere, submitter=UserFactory(), style_description="other",
-                                       frame_ids=[CandidateFrameFactory(clip=ClipFactory(story=elsewhere)).pk])
+    foreign = voting.submission_create(
+        story=elsewhere,
+        submitter=UserFactory(),
+        style_description="other",
+        frame_ids=[CandidateFrameFactory(clip=ClipFactory(story=elsewhere)).pk],
+    )
     refused = api.post(url, {"submission_id": foreign.pk}, format="json")
     assert refused.status_code == 404 and f"Story {story.pk} has no submission" in refused.json()["error"]["message"]
     response = api.post(url, {"submission_id": subs[0].pk, "character_name": "Commander Eileen"}, format="json")
@@ -210,18 +233,33 @@ def test_lock_endpoint_and_dna_api(extracted):
     assert Character.objects.count() == 1
 
     dna_body = APIClient().get(f"/api/v1/characters/{body['character_id']}").json()
-    for field in ("character_id", "name", "story_id", "story_name", "status", "style_description", "color_palette",
-                  "locked_features", "reference_images", "created_from_clip", "total_votes", "clips_used",
-                  "creator", "created_at"):
+    for field in (
+        "character_id",
+        "name",
+        "story_id",
+        "story_name",
+        "status",
+        "style_description",
+        "color_palette",
+        "locked_features",
+        "reference_images",
+        "created_from_clip",
+        "total_votes",
+        "clips_used",
+        "creator",
+        "created_at",
+    ):
         assert field in dna_body
     assert dna_body["story_name"] == "Orbit" and dna_body["creator"]["username"] == subs[0].submitter.username
     # Each reference URL resolves (through the stable redirect) to the stored image.
     ref = APIClient().get(dna_body["reference_images"]["face_closeup"].replace("http://testserver", ""))
     assert ref.status_code == 302
 
-    patched = api.patch(f"/api/v1/characters/{body['character_id']}", {"locked_features": ["orange flight suit"]},
-                        format="json")
+    patched = api.patch(
+        f"/api/v1/characters/{body['character_id']}", {"locked_features": ["orange flight suit"]}, format="json"
+    )
     assert patched.status_code == 200 and patched.json()["locked_features"] == ["orange flight suit"]
-    bad = api.patch(f"/api/v1/characters/{body['character_id']}", {"color_palette": {"hair": "brownish"}},
-                    format="json")
+    bad = api.patch(
+        f"/api/v1/characters/{body['character_id']}", {"color_palette": {"hair": "brownish"}}, format="json"
+    )
     assert bad.status_code == 400 and "color_palette" in bad.json()["error"]["message"]

@@ -46,7 +46,8 @@ def test_sample_palette_and_categories(samples_story):
     kinds = set(character.reference_images.values_list("kind", flat=True))
     assert {"full_body", "face_closeup"} <= kinds and "side_profile" not in kinds  # no profile among them
 
-    with_profile = character_lock(story=story, name="Cam", frame_ids=[*(f.pk for f in opening), side[0].pk],
-                                  description="x")
+    with_profile = character_lock(
+        story=story, name="Cam", frame_ids=[*(f.pk for f in opening), side[0].pk], description="x"
+    )
     refs = {r.kind: r.source_frame_id for r in with_profile.reference_images.all()}
     assert refs["side_profile"] == side[0].pk

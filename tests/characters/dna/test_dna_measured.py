@@ -1,5 +1,6 @@
 """A Character DNA that says only what it measured: regions from masks, true coverage, the render
 style as stated or measured, features measured or stated, and one service behind every change."""
+
 import json
 
 import cv2
@@ -39,8 +40,11 @@ def _main_face(image: np.ndarray) -> dict:
     face = detect_faces(detectors(), cv2.cvtColor(image, cv2.COLOR_BGR2RGB))[0]
     h, w = image.shape[:2]
     b = face.box
-    return {"box": {"x": b.x * w, "y": b.y * h, "width": b.w * w, "height": b.h * h},
-            "confidence": face.confidence, "coverage": b.area}
+    return {
+        "box": {"x": b.x * w, "y": b.y * h, "width": b.w * w, "height": b.h * h},
+        "confidence": face.confidence,
+        "coverage": b.area,
+    }
 
 
 def _view(image: np.ndarray) -> dna.SubjectView:
@@ -100,6 +104,7 @@ def test_render_style_suggestion_on_fixtures(name, make, expected):
 
 # --- Through the lock and the one update service ----------------------------------------------
 
+
 @pytest.fixture
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -111,8 +116,9 @@ def _frame(clip, image: np.ndarray):
     analysis = analyse_frame(detectors(), image, 0.0)
     assert analysis is not None
     score = analysis.score
-    frame = CandidateFrameFactory(clip=clip, quality=score.quality, pose=score.pose, full_body=score.full_body,
-                                  detections=score.detections)
+    frame = CandidateFrameFactory(
+        clip=clip, quality=score.quality, pose=score.pose, full_body=score.full_body, detections=score.detections
+    )
     frame.image.name = default_storage.save(f"frames/test/{frame.pk}.jpg", ContentFile(encode_jpeg(image, quality=92)))
     frame.save()
     return frame
@@ -164,8 +170,9 @@ def test_style_is_stated_or_measured_never_invented(media):
     assert "photo" not in measured.style_description.lower()
     assert "2D-animated" in measured.style_description
 
-    stated = services.character_lock(story=story, name="B", frame_ids=[drawn.pk], description="A cheerful pilot",
-                                     render_style="3d_animation")
+    stated = services.character_lock(
+        story=story, name="B", frame_ids=[drawn.pk], description="A cheerful pilot", render_style="3d_animation"
+    )
     assert (stated.render_style, stated.render_style_source) == ("3d_animation", "stated")
     assert "3D-animated" in stated.style_description and "2D" not in stated.style_description
 
@@ -178,18 +185,26 @@ def test_free_text_stays_in_the_description_and_stated_features_are_kept(media):
     user = UserFactory()
     too_many = [f"feature {i}" for i in range(11)]
     with pytest.raises(voting.VotingError) as err:
-        voting.submission_create(story=story, submitter=user, frame_ids=[frame.pk], style_description="x",
-                                 features_to_keep=too_many)
+        voting.submission_create(
+            story=story, submitter=user, frame_ids=[frame.pk], style_description="x", features_to_keep=too_many
+        )
     assert err.value.code == "invalid_features"
     with pytest.raises(voting.VotingError):
-        voting.submission_create(story=story, submitter=user, frame_ids=[frame.pk], style_description="x",
-                                 features_to_keep=["x" * 101])
+        voting.submission_create(
+            story=story, submitter=user, frame_ids=[frame.pk], style_description="x", features_to_keep=["x" * 101]
+        )
     with pytest.raises(voting.VotingError):
-        voting.submission_create(story=story, submitter=user, frame_ids=[frame.pk], style_description="x",
-                                 render_style="oil painting")
+        voting.submission_create(
+            story=story, submitter=user, frame_ids=[frame.pk], style_description="x", render_style="oil painting"
+        )
     description = "Smiling astronaut, warm candle-lit restaurant, orange flight suit"
-    character = services.character_lock(story=story, name="E", frame_ids=[frame.pk], description=description,
-                                        features_to_keep=["mission patch on the chest"])
+    character = services.character_lock(
+        story=story,
+        name="E",
+        frame_ids=[frame.pk],
+        description=description,
+        features_to_keep=["mission patch on the chest"],
+    )
     assert "warm candle-lit restaurant" not in character.locked_features
     assert character.style_description.startswith(description)
     sources = {r["feature"]: r["source"] for r in character.feature_sources}
@@ -203,8 +218,13 @@ def test_one_service_keeps_text_files_and_api_in_step(media):
     story = StoryFactory()
     clip = ClipFactory(story=story)
     creator = UserFactory()
-    character = services.character_lock(story=story, name="Eileen", frame_ids=[_frame(clip, fig.astronaut_bgr()).pk],
-                                        description="Smiling astronaut", creator=creator)
+    character = services.character_lock(
+        story=story,
+        name="Eileen",
+        frame_ids=[_frame(clip, fig.astronaut_bgr()).pk],
+        description="Smiling astronaut",
+        creator=creator,
+    )
     _assert_dna_equals_api(character)
     admin = UserFactory(is_staff=True)
     api = APIClient()
@@ -223,8 +243,15 @@ def test_one_service_keeps_text_files_and_api_in_step(media):
     _assert_dna_equals_api(character)
 
     sheet_before = default_storage.open(character.model_sheet.name).read()
-    body = api.patch(url, {"name": "Commander Eileen", "render_style": "photographic",
-                           "locked_features": ["black hair", "mission patch"]}, format="json").json()
+    body = api.patch(
+        url,
+        {
+            "name": "Commander Eileen",
+            "render_style": "photographic",
+            "locked_features": ["black hair", "mission patch"],
+        },
+        format="json",
+    ).json()
     assert body["name"] == "Commander Eileen" and body["render_style_source"] == "stated"
     character.refresh_from_db()
     assert _dna_json(character)["name"] == "Commander Eileen"

@@ -1,4 +1,5 @@
 """Marking a character that is not a face on the clip page, in a real browser (Debian's Chromium, the site's CSP)."""
+
 import pytest
 from django.db import connections
 

@@ -1,4 +1,5 @@
 """Who is who across a story's clips: tracks per shot, descriptors, character groups and their API."""
+
 from __future__ import annotations
 
 import threading
@@ -37,6 +38,7 @@ def extracted_a(two_clips):
 
 # --- Extraction: shots, tracks, descriptors (no database) ---------------------------------------
 
+
 def test_tracks_follow_one_face_per_shot_and_split_at_cuts(extracted_a):
     tracks = extracted_a.tracks
     # The astronaut 0-3 s, the coffee cup (a shot of its own, no face), the cameraman 5-8 s.
@@ -57,6 +59,7 @@ def test_extraction_without_identity_has_no_tracks(two_clips):
 
 # --- Joining into groups (real clips through the service) ---------------------------------------
 
+
 @pytest.mark.django_db
 def test_two_people_never_share_a_group_and_one_person_across_clips_and_cuts_does(two_clips, media_root, settings):
     settings.MIN_QUALITY_SCORE = 0  # this is about who is who: every sampled face may be a candidate
@@ -66,9 +69,7 @@ def test_two_people_never_share_a_group_and_one_person_across_clips_and_cuts_doe
     clip_b = services.clip_extract_frames(clip_id=upload_clip(two_clips[1], story, user).pk)
     groups = list(CharacterGroup.objects.filter(story=story).order_by("number"))
     assert [g.label for g in groups] == ["Character A", "Character B"]
-    by_clip = {
-        g.pk: sorted((a.clip_id, a.start_seconds) for a in g.appearances.all()) for g in groups
-    }
+    by_clip = {g.pk: sorted((a.clip_id, a.start_seconds) for a in g.appearances.all()) for g in groups}
     astronaut, cameraman = groups  # clip A shows the astronaut first
     assert by_clip[astronaut.pk] == [(clip_a.pk, 0.0), (clip_b.pk, 3.0)]
     assert by_clip[cameraman.pk] == [(clip_a.pk, 5.0), (clip_b.pk, 0.0)]
@@ -82,8 +83,7 @@ def test_two_people_never_share_a_group_and_one_person_across_clips_and_cuts_doe
     assert {d["group_id"] for c in body["candidates"] for d in c["detections"]} == {astronaut.pk, cameraman.pk}
     # Re-extracting a clip replaces its appearances and keeps the groups (no duplicates).
     services.clip_extract_frames(clip_id=clip_b.pk)
-    assert list(CharacterGroup.objects.filter(story=story).values_list("pk", flat=True)) == [
-        astronaut.pk, cameraman.pk]
+    assert list(CharacterGroup.objects.filter(story=story).values_list("pk", flat=True)) == [astronaut.pk, cameraman.pk]
     assert Appearance.objects.filter(clip=clip_b).count() == 2
     # The story lists them with covers, clips and screen time.
     views = group_selectors.story_group_views(story)
@@ -93,6 +93,7 @@ def test_two_people_never_share_a_group_and_one_person_across_clips_and_cuts_doe
 
 # --- Joining with made-up descriptors (fast) --------------------------------------------------
 
+
 def _descriptor(seed: int, jitter: float = 0.0, jitter_seed: int = 0) -> list[float]:
     base = np.random.default_rng(seed).normal(0, 1, 128)
     base = base / np.linalg.norm(base) * 0.5  # points ~0.7 apart from each other
@@ -101,8 +102,14 @@ def _descriptor(seed: int, jitter: float = 0.0, jitter_seed: int = 0) -> list[fl
 
 
 def _track(index, shot, start, end, descriptor) -> Track:
-    track = Track(index=index, shot_index=shot, start_seconds=start, end_seconds=end,
-                  last_box={"x": 0, "y": 0, "width": 10, "height": 10}, best_quality=0.5)
+    track = Track(
+        index=index,
+        shot_index=shot,
+        start_seconds=start,
+        end_seconds=end,
+        last_box={"x": 0, "y": 0, "width": 10, "height": 10},
+        best_quality=0.5,
+    )
     track.faces = [type("F", (), {"descriptor": np.asarray(descriptor), "quality": 0.5})()]
     return track
 
@@ -130,8 +137,9 @@ def test_two_clips_finishing_at_once_make_one_group_per_person():
     def join(clip, seed):
         try:
             barrier.wait()
-            group_services.clip_record_tracks(clip=clip, tracks=[_track(0, 0, 0, 2, _descriptor(7, 0.1, seed))],
-                                              frames=[])
+            group_services.clip_record_tracks(
+                clip=clip, tracks=[_track(0, 0, 0, 2, _descriptor(7, 0.1, seed))], frames=[]
+            )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -149,6 +157,7 @@ def test_two_clips_finishing_at_once_make_one_group_per_person():
 
 # --- The API ----------------------------------------------------------------------------------
 
+
 def bearer(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get_or_create(user=user)[0].key}")
@@ -161,15 +170,24 @@ def grouped_story(db):
     story = StoryFactory()
     clip_1, clip_2 = ClipFactory(story=story), ClipFactory(story=story)
     frame = CandidateFrame.objects.create(
-        clip=clip_1, seconds=1.0, timestamp="00:01", image="frames/x.jpg", thumbnail="frames/x_t.jpg",
-        width=1280, height=720, rank=1, quality=80, pose="frontal",
+        clip=clip_1,
+        seconds=1.0,
+        timestamp="00:01",
+        image="frames/x.jpg",
+        thumbnail="frames/x_t.jpg",
+        width=1280,
+        height=720,
+        rank=1,
+        quality=80,
+        pose="frontal",
         detections=[{"box": {"x": 10, "y": 20, "width": 100, "height": 120}, "pose": "frontal", "track": 0}],
     )
     group_services.clip_record_tracks(
         clip=clip_1, tracks=[_track(0, 0, 0, 2, _descriptor(1)), _track(1, 1, 3, 4, _descriptor(2))], frames=[frame]
     )
     group_services.clip_record_tracks(
-        clip=clip_2, tracks=[_track(0, 0, 0, 2, _descriptor(1, 0.1, 3)), _track(1, 0, 3, 4, _descriptor(3))],
+        clip=clip_2,
+        tracks=[_track(0, 0, 0, 2, _descriptor(1, 0.1, 3)), _track(1, 0, 3, 4, _descriptor(3))],
         frames=[],
     )
     return story
@@ -184,8 +202,10 @@ def test_groups_list_shape(grouped_story):
     assert first["clips"] == sorted(first["clips"]) and len(first["clips"]) == 2
     appearance = first["appearances"][0]
     assert {k: appearance[k] for k in ("clip_id", "seconds", "box", "pose")} == {
-        "clip_id": first["clips"][0], "seconds": 1.0,
-        "box": {"x": 10, "y": 20, "width": 100, "height": 120}, "pose": "frontal",
+        "clip_id": first["clips"][0],
+        "seconds": 1.0,
+        "box": {"x": 10, "y": 20, "width": 100, "height": 120},
+        "pose": "frontal",
     }
     assert appearance["frame_id"] == CandidateFrame.objects.get().pk
     assert groups[1]["cover_url"] is None and groups[1]["appearances"] == []
@@ -201,27 +221,37 @@ def test_rename_merge_and_split_by_contributors_are_logged(grouped_story):
     assert APIClient().patch(f"/api/v1/character-groups/{a.pk}", {"label": "Mara"}, format="json").status_code == 401
     refused = bearer(outsider).patch(f"/api/v1/character-groups/{a.pk}", {"label": "Mara"}, format="json")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
-    assert bearer(contributor).patch(f"/api/v1/character-groups/{a.pk}", {"label": " "}, format="json").status_code \
-        == 400
+    assert (
+        bearer(contributor).patch(f"/api/v1/character-groups/{a.pk}", {"label": " "}, format="json").status_code == 400
+    )
     renamed = bearer(contributor).patch(f"/api/v1/character-groups/{a.pk}", {"label": "Mara"}, format="json")
     assert renamed.status_code == 200 and renamed.json()["label"] == "Mara"
 
     api = bearer(contributor)
-    assert bearer(outsider).post(f"/api/v1/character-groups/{a.pk}/merge", {"other_group_id": b.pk},
-                                 format="json").status_code == 403
-    assert api.post(f"/api/v1/character-groups/{a.pk}/merge", {"other_group_id": a.pk},
-                    format="json").status_code == 400
+    assert (
+        bearer(outsider)
+        .post(f"/api/v1/character-groups/{a.pk}/merge", {"other_group_id": b.pk}, format="json")
+        .status_code
+        == 403
+    )
+    assert (
+        api.post(f"/api/v1/character-groups/{a.pk}/merge", {"other_group_id": a.pk}, format="json").status_code == 400
+    )
     merged = api.post(f"/api/v1/character-groups/{a.pk}/merge", {"other_group_id": b.pk}, format="json")
     assert merged.status_code == 200, merged.content
     assert len(merged.json()["appearance_ids"]) == 3
     assert not CharacterGroup.objects.filter(pk=b.pk).exists()
 
     moved = [a.appearances.order_by("pk").last().pk]
-    foreign = api.post(f"/api/v1/character-groups/{a.pk}/split", {"appearance_ids": [c.appearances.get().pk]},
-                       format="json")
+    foreign = api.post(
+        f"/api/v1/character-groups/{a.pk}/split", {"appearance_ids": [c.appearances.get().pk]}, format="json"
+    )
     assert foreign.status_code == 400 and foreign.json()["error"]["code"] == "appearance_of_another_group"
-    everything = api.post(f"/api/v1/character-groups/{a.pk}/split",
-                          {"appearance_ids": list(a.appearances.values_list("pk", flat=True))}, format="json")
+    everything = api.post(
+        f"/api/v1/character-groups/{a.pk}/split",
+        {"appearance_ids": list(a.appearances.values_list("pk", flat=True))},
+        format="json",
+    )
     assert everything.status_code == 400
     split = api.post(f"/api/v1/character-groups/{a.pk}/split", {"appearance_ids": moved}, format="json")
     assert split.status_code == 201, split.content

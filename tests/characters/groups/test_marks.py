@@ -1,4 +1,5 @@
 """Characters that are not faces: a contributor's box followed through its shot and found in other clips."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,13 +23,21 @@ def robot_clips(clip_dir):
     2. the robot on another set, the other way, growing 0.8-1.15x, 8 s; 3. no robot: robots of the same
     shape painted otherwise, and the first clip's set empty."""
     return (
-        clips.robot_clip(clip_dir / "robot_1.mp4", [R("rocket", 6, start=(0.1, 0.2), end=(0.55, 0.3)),
-                                                    R("coffee", 2, robot=False)]),
-        clips.robot_clip(clip_dir / "robot_2.mp4", [R("chelsea", 8, start=(0.7, 0.35), end=(0.15, 0.2),
-                                                      scale_from=0.8, scale_to=1.15)]),
-        clips.robot_clip(clip_dir / "robot_3.mp4", [R("coffee", 3, colour=(60, 200, 60), seed=99),
-                                                    R("rocket", 3, robot=False),
-                                                    R("chelsea", 3, colour=(200, 60, 160), seed=3)]),
+        clips.robot_clip(
+            clip_dir / "robot_1.mp4", [R("rocket", 6, start=(0.1, 0.2), end=(0.55, 0.3)), R("coffee", 2, robot=False)]
+        ),
+        clips.robot_clip(
+            clip_dir / "robot_2.mp4",
+            [R("chelsea", 8, start=(0.7, 0.35), end=(0.15, 0.2), scale_from=0.8, scale_to=1.15)],
+        ),
+        clips.robot_clip(
+            clip_dir / "robot_3.mp4",
+            [
+                R("coffee", 3, colour=(60, 200, 60), seed=99),
+                R("rocket", 3, robot=False),
+                R("chelsea", 3, colour=(200, 60, 160), seed=3),
+            ],
+        ),
     )
 
 
@@ -41,6 +50,7 @@ def _marked_box(truth):
 
 
 # --- The vision part (no database) ---------------------------------------------------------------
+
 
 def test_follow_stays_on_the_subject_until_the_cut(robot_clips):
     (path, truth), _, _ = robot_clips
@@ -70,6 +80,7 @@ def test_find_recalls_the_subject_elsewhere_and_nothing_where_it_is_not(robot_cl
 
 # --- Through the API, the task and the service ----------------------------------------------------
 
+
 def bearer(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
@@ -86,9 +97,15 @@ def test_a_marked_robot_is_followed_found_again_and_listed(robot_clips, django_c
     assert not clip_1.people_found and clip_1.candidates.count() == 0  # the issue: no person, nothing to pick
     (_, truth), (_, truth_2), _ = robot_clips
     with django_capture_on_commit_callbacks(execute=True):
-        response = bearer(user).post(f"/api/v1/clips/{clip_1.pk}/marks", {
-            "seconds": MARK_SECONDS, "box": _marked_box(truth), "label": "Robo",
-        }, format="json")
+        response = bearer(user).post(
+            f"/api/v1/clips/{clip_1.pk}/marks",
+            {
+                "seconds": MARK_SECONDS,
+                "box": _marked_box(truth),
+                "label": "Robo",
+            },
+            format="json",
+        )
     assert response.status_code == 202, response.content
     body = response.json()
     mark = Mark.objects.get()
@@ -98,8 +115,10 @@ def test_a_marked_robot_is_followed_found_again_and_listed(robot_clips, django_c
     body = APIClient().get(f"/api/v1/marks/{mark.pk}").json()
     assert body["mark"]["status"] == "done" and body["mark"]["progress"] == 100
     assert body["mark"]["followed_samples"] == 6 and body["mark"]["clips_searched"] == 2
-    seconds = {c.pk: sorted(Appearance.objects.filter(group=group, clip=c).values_list("start_seconds", flat=True))
-               for c in (clip_1, clip_2, clip_3)}
+    seconds = {
+        c.pk: sorted(Appearance.objects.filter(group=group, clip=c).values_list("start_seconds", flat=True))
+        for c in (clip_1, clip_2, clip_3)
+    }
     assert seconds[clip_1.pk] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert len(seconds[clip_2.pk]) >= 0.8 * 8 and seconds[clip_3.pk] == []
     for appearance in Appearance.objects.filter(group=group, clip=clip_2):
@@ -144,11 +163,13 @@ def test_marks_are_checked_and_only_contributors_may_mark(django_capture_on_comm
     assert post(None, good).status_code == 401
     response = post(outsider, good)
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
-    for box in ({"x": 1200, "y": 100, "width": 200, "height": 300},  # past the right edge
-                {"x": -5, "y": 100, "width": 200, "height": 300},
-                {"x": 100, "y": 500, "width": 200, "height": 300},  # past the bottom
-                {"x": 100, "y": 100, "width": 0, "height": 300},
-                {"x": 100, "y": 100, "width": 200, "height": -30}):
+    for box in (
+        {"x": 1200, "y": 100, "width": 200, "height": 300},  # past the right edge
+        {"x": -5, "y": 100, "width": 200, "height": 300},
+        {"x": 100, "y": 500, "width": 200, "height": 300},  # past the bottom
+        {"x": 100, "y": 100, "width": 0, "height": 300},
+        {"x": 100, "y": 100, "width": 200, "height": -30},
+    ):
         response = post(contributor, {**good, "box": box})
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_box", box
     response = post(contributor, {**good, "box": {"x": 1}})

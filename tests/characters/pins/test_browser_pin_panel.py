@@ -1,6 +1,7 @@
 """The pin panel in a real browser (Debian's Chromium through Playwright) against the live server: log in as
 staff, scrub a clip, pin Element 1, add an angle from another clip, deactivate it; after each step the
 database and the stored files are checked. Never `playwright install`."""
+
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,7 @@ def log_in_to_the_admin(page, base_url):
         page.click("input[type=submit]")
 
 
-def test_scrub_pin_add_an_angle_and_deactivate(live_server, page, media_root, django_user_model, mixed_clip,
-                                              good_clip):
+def test_scrub_pin_add_an_angle_and_deactivate(live_server, page, media_root, django_user_model, mixed_clip, good_clip):
     ARTIFACTS.mkdir(exist_ok=True)
     admin = django_user_model.objects.create_superuser("pinner", "pinner@example.com", "pw-pinner-123")
     story = services.story_create(title="Robot Saga", created_by=admin)
@@ -102,14 +102,18 @@ def test_scrub_pin_add_an_angle_and_deactivate(live_server, page, media_root, dj
     frontal = stored(name, media_root)
     assert frontal == pin_frames.pin_frame_for(clip=first, frame_timestamp=6.534).jpeg  # what the preview showed
     frames = frames_by_sequential_decoding(mixed_clip, [195, 196, 197])
-    assert mean_abs_diff(decode_jpeg(frontal), frames[196]) < min(mean_abs_diff(decode_jpeg(frontal), frames[195]),
-                                                                  mean_abs_diff(decode_jpeg(frontal), frames[197]))
+    assert mean_abs_diff(decode_jpeg(frontal), frames[196]) < min(
+        mean_abs_diff(decode_jpeg(frontal), frames[195]), mean_abs_diff(decode_jpeg(frontal), frames[197])
+    )
     assert "Pinned @Element1 · Main Robot." in page.locator(".messagelist").inner_text()
     card = page.locator(".pin-slot[data-element='1']")
     assert "Main Robot" in card.inner_text() and card.locator(".cps-status").text_content() == "Active"
     assert wait_for_images(page, ".pin-slot[data-element='1'] .pin-slot__frontal img") == [1280]
-    assert page.locator("button[value^='pin:']").evaluate_all("bs => bs.map(b => b.value)") == \
-        ["pin:2", "pin:3", "pin:4"]
+    assert page.locator("button[value^='pin:']").evaluate_all("bs => bs.map(b => b.value)") == [
+        "pin:2",
+        "pin:3",
+        "pin:4",
+    ]
 
     # Another clip of the story: jump to a candidate frame and add it as an angle of Element 1.
     with page.expect_navigation():

@@ -1,5 +1,6 @@
 """Pins on S3 (django-storages against moto's S3 server): exact keys, no renaming, files go with the pin,
 and a scrubbed clip is downloaded once for decoding. What is checked is what is in the bucket."""
+
 import pytest
 
 from characters.clips import services
@@ -31,8 +32,10 @@ def test_pin_images_on_s3(s3_storage, good_clip, django_user_model):
     pin = pin_services.pin_create(story=story, source_clip=clip, element_index=1, frame_timestamp=1.0, user=admin)
 
     assert keys_under(s3_storage, prefix) == [f"{prefix}1_frontal.jpg"] == [pin.frontal_image.name]
-    assert object_bytes(s3_storage, pin.frontal_image.name) == pin_frames.pin_frame_for(clip=clip,
-                                                                                    frame_timestamp=1.0).jpeg
+    assert (
+        object_bytes(s3_storage, pin.frontal_image.name)
+        == pin_frames.pin_frame_for(clip=clip, frame_timestamp=1.0).jpeg
+    )
 
     # Later frames of the same clip come from the local copy made for the first one.
     s3_storage.client.delete_object(Bucket=s3_storage.name, Key=clip.video.name)
