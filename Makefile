@@ -24,7 +24,7 @@ help:
 	@echo "make test-fast    the same without the slow tests (clips, MediaPipe/dlib, browser, worker, S3)"
 	@echo "make worker       a Celery worker on the default, extraction and generation queues"
 	@echo "make beat         Celery beat (closes expired votes, sweeps for lost clips and jobs)"
-	@echo "make lint         ruff, then mypy (strict on services, selectors, prompts, payloads)"
+	@echo "make lint         ruff check, ruff format --check, then mypy (strict on services, selectors, prompts, payloads)"
 	@echo "make bench        extraction benchmark (decode only vs ours vs the seed's way)"
 	@echo "make bench-votes  voting load benchmark under gunicorn on PostgreSQL + Redis"
 	@echo "make serve        runserver only;  make demo: (re)load the demo data only"
@@ -87,6 +87,7 @@ test-fast: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(MYPY)
 
 bench: install
