@@ -16,6 +16,7 @@ import pytest
 from django.db import connections
 
 from tests.support.factories import verify_email
+from tests.support.media import own_media_root_for_every_test as media_root  # noqa: F401 -- bound by the modules
 from tests.support.paths import ARTIFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,12 +36,6 @@ BROWSER_MARKS = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def media_root(tmp_path, settings):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 
 from characters.clips import services
 from characters.models import Clip, Story
+from tests.support.media import own_media_root as media_root  # noqa: F401 -- exported below
 
 # The fixtures, for `from tests.support.pinning import *` in the pinning test modules.
 __all__ = ["contributor", "good", "media_root", "mixed", "pin_admin", "pin_story"]
@@ -71,13 +72,6 @@ def pinned_files(media_root: Path) -> list[str]:
 
 def grant_pin_permission(user) -> None:
     user.user_permissions.add(Permission.objects.get(codename="pin_character", content_type__app_label="characters"))
-
-
-@pytest.fixture
-def media_root(tmp_path, settings) -> Path:
-    """A media folder of the test's own, so the files it lists are only its own."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture

@@ -10,14 +10,9 @@ from django.urls import reverse
 from characters.clips import services
 from characters.models import CandidateFrame, Clip
 from tests.characters.clips.test_pages import jpeg_bytes, make_clip, make_frame
+from tests.support.media import own_media_root_for_every_test  # noqa: F401 -- fixture
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def media_root(tmp_path, settings):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ Refused uploads must leave nothing behind: no Clip row, no file under MEDIA_ROOT
 """
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -19,33 +17,13 @@ from characters.models import CandidateFrame, Clip, Story
 from demo import clips as test_clips
 from tests.support import servers
 from tests.support.factories import UserFactory
+from tests.support.media import files_under, own_media_root_for_every_test, own_temp_dir  # noqa: F401 -- fixtures
 from tests.support.paths import SAMPLES
 
 pytestmark = pytest.mark.django_db
 
 
 # --- Fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def temp_dir(tmp_path, monkeypatch):
-    """Every temp file (Django's spooled uploads, our spools and fetches) goes here, to count leftovers."""
-    path = tmp_path / "tmp"
-    path.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(path))
-    return path
-
-
-def files_under(root: Path) -> list[Path]:
-    return [Path(dirpath) / name for dirpath, _, names in os.walk(root) for name in names]
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """Clip ingestion: the services that take a file or a link, and the whole path from an API upload
 through the real extraction pipeline (tasks run in-process) to the clip the pages poll."""
 
-import os
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,29 +14,10 @@ from common.safe_fetch import FetchTooLarge, UrlRefused
 from demo import clips
 from tests.support import servers
 from tests.support.factories import UserFactory
+from tests.support.media import files_under, own_media_root_for_every_test, own_temp_dir  # noqa: F401 -- fixtures
 from tests.support.paths import SAMPLES
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def temp_dir(tmp_path, monkeypatch):
-    path = tmp_path / "tmp"
-    path.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(path))
-    return path
-
-
-def files_under(root: Path) -> list[Path]:
-    return [Path(dirpath) / name for dirpath, _, names in os.walk(root) for name in names]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from characters.clips import services
 from characters.models import CandidateFrame, Clip, Story, format_timestamp
 from demo import clips
 from tests.support.factories import verify_email
+from tests.support.media import own_media_root_for_every_test  # noqa: F401 -- fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -70,12 +71,6 @@ def make_frame(clip, *, seconds, quality, rank=1, **fields) -> CandidateFrame:
     frame.thumbnail.save(f"{stem}_thumb.jpg", ContentFile(jpeg_bytes()), save=False)
     frame.save()
     return frame
-
-
-@pytest.fixture(autouse=True)
-def media_root(tmp_path, settings) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture
