@@ -11,10 +11,8 @@ import os
 import signal
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
@@ -24,54 +22,20 @@ from generation import services, tasks
 from generation.models import GenerationJob
 from tests.support.fal_plugin import FAKE_FAL_KEY
 from tests.support.generation import pinned_story
-from tests.support.services import celery_worker, database_url_for, use_broker, wait_until
+from tests.support.services import (  # noqa: F401 -- celery_eager
+    celery_worker,
+    database_url_for,
+    isolated_broker_fixture,
+    isolated_redis_url,
+    tasks_go_to_workers,
+    use_broker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def _isolated_redis_url() -> str:
-    """The broker's Redis server, another database: the test settings put the cache at broker + 1.
-
-    broker + 4, in the same half of the 16 databases as the broker (a shared development server
-    gives each developer a half)."""
-    parts = urlsplit(django_settings.REDIS_URL)
-    broker = int(parts.path.strip("/") or 0)
-    database = broker - broker % 8 + (broker + 4) % 8
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-@pytest.fixture
-def celery_eager(settings):
-    """Overrides the conftest's autouse fixture: in this module tasks go over Redis to the workers."""
-    from config.celery import app
-
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    settings.CELERY_TASK_ALWAYS_EAGER = app.conf.task_always_eager = False
-    yield False
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
-
-
-@pytest.fixture
-def isolated_broker():
-    if not django_settings.REDIS_URL:
-        pytest.skip("needs Redis and real Celery workers: set REDIS_URL, or run `make test`, which starts one")
-    if not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        pytest.skip("the Celery workers need a database they can share (PostgreSQL): run `make test`")
-    import redis
-
-    from config.celery import app
-
-    url = _isolated_redis_url()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    saved = app.conf.broker_url
-    use_broker(app, url)
-    try:
-        yield client
-    finally:
-        use_broker(app, saved)
-        client.flushdb()  # the killed worker's unacknowledged messages, the queues
-        client.close()
+isolated_broker = isolated_broker_fixture(offset=4)  # broker + 4: its own Redis database
 
 
 @pytest.fixture
@@ -82,7 +46,7 @@ def start_worker(isolated_broker, fake_fal, media_root, tmp_path):
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url_for(os.environ["DATABASE_URL"], connection.settings_dict["NAME"]),
-        "REDIS_URL": _isolated_redis_url(),
+        "REDIS_URL": isolated_redis_url(4),
         "DJANGO_MEDIA_ROOT": str(media_root),
         "GENERATION_PROVIDER": "fal",
         "FAL_KEY": FAKE_FAL_KEY,

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import kombu.pools
+import pytest
 
 from tests.support.paths import PROJECT_DIR
 from tests.support.throwaway import free_port, log_tail, stop_process, wait_until
@@ -167,3 +168,58 @@ def use_broker(app, url: str) -> None:
     with contextlib.suppress(AttributeError, KeyError):
         app.__dict__["amqp"]._producer_pool = None
     app.__dict__.pop("control", None)
+
+
+# --- A broker of the module's own, for tests that kill or flush it ---------------------------------
+
+
+def isolated_redis_url(offset: int) -> str:
+    """The broker's Redis server, another database: broker + `offset`, in the same half of the 16
+    databases as the broker (the test settings put the cache at broker + 1; a shared development
+    server gives each developer a half)."""
+    from django.conf import settings
+
+    parts = urlsplit(settings.REDIS_URL)
+    broker = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{broker - broker % 8 + (broker + offset) % 8}"))
+
+
+@pytest.fixture(name="celery_eager")
+def tasks_go_to_workers(settings):
+    """Overrides the conftest's autouse fixture: in the importing module tasks go over Redis to workers."""
+    from config.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    settings.CELERY_TASK_ALWAYS_EAGER = app.conf.task_always_eager = False
+    yield False
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+def isolated_broker_fixture(offset: int):
+    """An `isolated_broker` fixture: the Celery app on its own emptied Redis database while the test runs."""
+
+    @pytest.fixture(name="isolated_broker")
+    def isolated_broker():
+        from django.conf import settings
+
+        if not settings.REDIS_URL:
+            pytest.skip("needs Redis and real Celery workers: set REDIS_URL, or run `make test`, which starts one")
+        if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            pytest.skip("the Celery workers need a database they can share (PostgreSQL): run `make test`")
+        import redis
+
+        from config.celery import app
+
+        url = isolated_redis_url(offset)
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        saved = app.conf.broker_url
+        use_broker(app, url)
+        try:
+            yield client
+        finally:
+            use_broker(app, saved)
+            client.flushdb()  # a killed worker's unacknowledged messages, the queues
+            client.close()
+
+    return isolated_broker

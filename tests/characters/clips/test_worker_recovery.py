@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.files import File
 from django.db import connection
 
@@ -25,7 +23,15 @@ from characters.clips import tasks as tasks
 from characters.models import Clip
 from common.stale_work import stale_cutoffs
 from tests.support.factories import StoryFactory, UserFactory
-from tests.support.services import celery_worker, database_url_for, use_broker, wait_until
+from tests.support.services import (  # noqa: F401 -- celery_eager
+    celery_worker,
+    database_url_for,
+    isolated_broker_fixture,
+    isolated_redis_url,
+    tasks_go_to_workers,
+    use_broker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -34,45 +40,7 @@ RECOVERY_SECONDS = 90
 FAST_SWEEP = {"TASKS_SWEEP_SECONDS": "1", "TASKS_HEARTBEAT_TIMEOUT_SECONDS": "3", "TASKS_QUEUED_GRACE_SECONDS": "1"}
 
 
-def _isolated_redis_url() -> str:
-    """The broker's Redis server, another database (broker + 5, in the broker's half of the 16)."""
-    parts = urlsplit(django_settings.REDIS_URL)
-    broker = int(parts.path.strip("/") or 0)
-    return urlunsplit(parts._replace(path=f"/{broker - broker % 8 + (broker + 5) % 8}"))
-
-
-@pytest.fixture
-def celery_eager(settings):
-    """Overrides the conftest's autouse fixture: in this module tasks go over Redis to the workers."""
-    from config.celery import app
-
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    settings.CELERY_TASK_ALWAYS_EAGER = app.conf.task_always_eager = False
-    yield False
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
-
-
-@pytest.fixture
-def isolated_broker():
-    if not django_settings.REDIS_URL:
-        pytest.skip("needs Redis and real Celery workers: set REDIS_URL, or run `make test`, which starts one")
-    if not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        pytest.skip("the Celery workers need a database they can share (PostgreSQL): run `make test`")
-    import redis
-
-    from config.celery import app
-
-    url = _isolated_redis_url()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    saved = app.conf.broker_url
-    use_broker(app, url)
-    try:
-        yield client
-    finally:
-        use_broker(app, saved)
-        client.flushdb()
-        client.close()
+isolated_broker = isolated_broker_fixture(offset=5)  # broker + 5: its own Redis database
 
 
 @pytest.fixture
@@ -82,7 +50,7 @@ def start_worker(isolated_broker, media_root, tmp_path):
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url_for(os.environ["DATABASE_URL"], connection.settings_dict["NAME"]),
-        "REDIS_URL": _isolated_redis_url(),
+        "REDIS_URL": isolated_redis_url(5),
         "DJANGO_MEDIA_ROOT": str(media_root),
     }
 
