@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from pathlib import Path
 
 import fal_client
@@ -18,6 +16,7 @@ from .base import (
     TransientProviderError,
     VerifiedDelivery,
     download_video,
+    per_process_client,
 )
 
 
@@ -48,14 +47,9 @@ def _http_error(status_code: int, text: str) -> Exception:
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-@lru_cache(maxsize=4)
+@per_process_client
 def _client(key: str | None) -> fal_client.SyncClient:
-    # One client per process (and key): a new one loads the CA bundle and opens new TLS connections,
-    # about 100 ms per call. httpx clients are thread-safe, but not shared across a fork.
     return fal_client.SyncClient(key=key, default_timeout=30.0)
-
-
-os.register_at_fork(after_in_child=_client.cache_clear)
 
 
 class FalProvider:

@@ -6,8 +6,6 @@ key (services.provider_callback), and what Luma answers then decides.
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from pathlib import Path
 
 import lumaai
@@ -22,18 +20,16 @@ from .base import (
     VerifiedDelivery,
     WebhookRejected,
     download_video,
+    per_process_client,
     short,
 )
 
 STATES = {"queued": "queued", "dreaming": "processing", "completed": "completed", "failed": "failed"}
 
 
-@lru_cache(maxsize=4)
+@per_process_client
 def _client(key: str, base_url: str) -> lumaai.LumaAI:
     return lumaai.LumaAI(auth_token=key, base_url=base_url, timeout=30.0, max_retries=2)
-
-
-os.register_at_fork(after_in_child=_client.cache_clear)
 
 
 def _error_text(exc: lumaai.APIStatusError) -> str:

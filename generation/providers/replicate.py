@@ -6,8 +6,6 @@ storage as soon as we hear of it (the webhook enqueues the completion; a poll co
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from pathlib import Path
 
 import httpx
@@ -23,6 +21,7 @@ from .base import (
     TransientProviderError,
     VerifiedDelivery,
     download_video,
+    per_process_client,
     short,
 )
 from .fal import NOT_SENT
@@ -36,13 +35,10 @@ STATES = {
 }
 
 
-@lru_cache(maxsize=4)
+@per_process_client
 def _client(token: str, base_url: str) -> replicate.Client:
     # The client's RetryTransport retries only idempotent methods (not the POST that creates a prediction).
     return replicate.Client(api_token=token, base_url=base_url, timeout=httpx.Timeout(30.0))
-
-
-os.register_at_fork(after_in_child=_client.cache_clear)
 
 
 def _error_text(exc: ReplicateError) -> str:

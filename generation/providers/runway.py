@@ -6,8 +6,6 @@ Runway sends no webhooks, so jobs are polled. We poll ourselves rather than use 
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from pathlib import Path
 
 import runwayml
@@ -22,6 +20,7 @@ from .base import (
     VerifiedDelivery,
     WebhookRejected,
     download_video,
+    per_process_client,
     short,
 )
 
@@ -45,12 +44,9 @@ KWARGS = {
 }
 
 
-@lru_cache(maxsize=4)
+@per_process_client
 def _client(key: str, base_url: str) -> runwayml.RunwayML:
     return runwayml.RunwayML(api_key=key, base_url=base_url, timeout=30.0, max_retries=2)
-
-
-os.register_at_fork(after_in_child=_client.cache_clear)
 
 
 def _error_text(exc: runwayml.APIStatusError) -> str:
