@@ -15,8 +15,8 @@ then COMPLETED, so each job goes create -> submit -> polls -> result -> download
 Method: overhead = wall time of the create and poll calls, minus the provider's own time, which is
   - the time the fake spent inside its handlers (queue API and the video file), measured in the fake,
   - the video download (safe fetch of the result URL, timed around FalProvider.download),
-  - the video work: the check that the file is a playable video (generation.services._check_video,
-    which opens it with FFmpeg and decodes a frame) and the consistency scoring (services._score,
+  - the video work: the check that the file is a playable video (generation.scoring.check_video,
+    which opens it with FFmpeg and decodes a frame) and the consistency scoring (scoring.score_clip,
     which decodes and analyses sampled frames) — media work that grows with the video, not with
     the number of steps a job goes through.
 Everything else counts as orchestration: planning, license checks, the database writes, Celery's
@@ -169,10 +169,10 @@ class Timers:
         self.__init__()
 
     def install(self, stack: ExitStack) -> None:
-        from generation import services
+        from generation import scoring
         from generation.providers.fal import FalProvider
 
-        download, check, score = FalProvider.download, services._check_video, services._score
+        download, check, score = FalProvider.download, scoring.check_video, scoring.score_clip
 
         def timed_download(provider, result, dest_dir):
             since = clock()
@@ -196,10 +196,10 @@ class Timers:
             finally:
                 self.score.add(job.provider_request_id, since)
 
-        FalProvider.download, services._check_video, services._score = timed_download, timed_check, timed_score
+        FalProvider.download, scoring.check_video, scoring.score_clip = timed_download, timed_check, timed_score
         stack.callback(setattr, FalProvider, "download", download)
-        stack.callback(setattr, services, "_check_video", check)
-        stack.callback(setattr, services, "_score", score)
+        stack.callback(setattr, scoring, "check_video", check)
+        stack.callback(setattr, scoring, "score_clip", score)
 
 
 # --- The run ---------------------------------------------------------------------------------

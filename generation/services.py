@@ -1,4 +1,7 @@
-"""Generation jobs: create (with the mode decision and the license use), submit, follow, complete, fail.
+"""Generation jobs: create (with the license use), submit, follow, complete, fail, cancel, resume.
+
+What a request sends and costs is `quotes.generation_quote`; scoring the finished video is `scoring`; acting on
+the providers' webhooks is `webhooks` (next to their verifiers).
 
 Every entry point (page, API, tasks, webhook) goes through these. A job moves
 queued -> submitted -> processing -> complete | failed | cancelled, and each move is a conditional
@@ -31,15 +34,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import cast
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import cv2
-import numpy as np
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
@@ -47,29 +45,23 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from characters.dna.services import character_record_use, reference_url
-from characters.models import Character, PinnedCharacter, ReferenceImage, Story
-from characters.pins import selectors as pin_selectors
+from characters.dna.services import character_record_use
+from characters.models import PinnedCharacter, ReferenceImage, Story
 from characters.pins import services as pin_services
-from characters.vision.video import InvalidVideo, probe_video
-from common.exceptions import NotFound, ServiceError
 from common.stale_work import StaleCutoffs, stale_cutoffs
 from common.typing import AnyUser
 from marketplace import services as marketplace
 
-from . import prompts, selectors
-from .models import GenerationJob, WebhookDelivery, new_job_id
+from . import scoring, selectors
+from .models import GenerationJob, new_job_id
 from .providers import (
-    PROVIDERS,
     ProviderFailed,
     ProviderRequest,
     SubmissionOutcomeUnknown,
     TransientProviderError,
-    VerifiedDelivery,
     get_provider,
-    offered_models,
-    provider_for,
 )
+from .quotes import GenerationError, generation_quote
 
 logger = logging.getLogger(__name__)
 
@@ -77,218 +69,6 @@ Status = GenerationJob.Status
 ACTIVE_STATUSES = (Status.QUEUED, Status.SUBMITTED, Status.PROCESSING)
 # Typical provider time for a 5 s clip, per mode; 10 s clips take about twice as long.
 BASE_ESTIMATE_SECONDS = {"reference-to-video": 150, "image-to-video": 110, "text-to-video": 90}
-
-
-class GenerationError(ServiceError):
-    code = "generation_error"
-
-
-# --- Inputs for the plan -------------------------------------------------------------------------
-
-
-def _absolute(url: str) -> str:
-    return url if urlsplit(url).scheme else settings.SITE_URL.rstrip("/") + url
-
-
-def _pin_inputs(pins: list[PinnedCharacter]) -> list[prompts.PinInput]:
-    return [
-        prompts.PinInput(
-            pin_id=pin.pk,
-            element_index=pin.element_index,
-            label=pin.label,
-            frontal_url=_absolute(pin.frontal_image.url),
-            angle_urls=tuple(_absolute(angle.image.url) for angle in pin.angles.all()),
-        )
-        for pin in pins
-    ]
-
-
-def _character_input(character: Character) -> prompts.CharacterInput:
-    kinds = {ref.kind for ref in character.reference_images.all() if ref.kind != ReferenceImage.Kind.EXTRA_ANGLE}
-    return prompts.CharacterInput(
-        character_id=character.character_id,
-        style_description=character.style_description,
-        locked_features=tuple(character.locked_features),
-        palette=dict(character.color_palette),
-        reference_urls={kind: reference_url(character, kind) for kind in kinds},
-    )
-
-
-def _story_character(story: Story | None, character_id: str | None) -> Character | None:
-    """The character asked for (canonical), or else the story's own latest canonical character."""
-    # With its story: the license check asks who contributed to it.
-    canonical = (
-        Character.objects.filter(status=Character.Status.CANONICAL)
-        .select_related("story")
-        .prefetch_related("reference_images")
-    )
-    if character_id:
-        character = canonical.filter(character_id=character_id).first()
-        if character is None:
-            raise NotFound(f"There is no canonical character '{character_id}'.")
-        return character
-    return canonical.filter(story=story).order_by("-created_at").first()
-
-
-def generation_target_story(*, requester: AnyUser | None, character_id: str | None) -> Story:
-    """The story a request that names no story_id is for (the seed's body): the character's own story.
-
-    Only when the requester may generate there without a license (they created the character or
-    contributed to its story); anyone else is licensing the character for a story of their own, which the
-    request must name (400, saying so).
-    """
-    if not character_id:
-        raise GenerationError(
-            "Give story_id (the story the clip is for), or the character_id of a locked character.",
-            code="invalid_request",
-        )
-    character = cast(Character, _story_character(None, character_id))  # with an id: found, or NotFound
-    access = marketplace.license_check_access(requester, character, character.story)
-    if access.allowed and access.reason in ("creator", "story_contributor"):
-        return character.story
-    raise GenerationError(
-        f"Give story_id: the story the clip is for. {character.name} belongs to story {character.story_id} "
-        f'("{character.story.title}"), which you have not contributed to; to use the character in one of your '
-        f"stories, send that story's id (a license is needed).",
-        code="story_required",
-        details={"character_story_id": character.story_id},
-    )
-
-
-def _pin_character(pins: list[PinnedCharacter]) -> Character | None:
-    """The canonical character a reference-to-video request shows: the one linked to its first pin that links one.
-
-    Pins without a linked character leave the job to today's rule (the story's latest canonical
-    character). A job has one character: when pins link several, the first (in element order) is it.
-    """
-    linked = dict(
-        PinnedCharacter.objects.filter(pk__in=[p.pk for p in pins], character__isnull=False).values_list(
-            "pk", "character_id"
-        )
-    )
-    for pin in pins:
-        if pin.pk in linked:
-            return (
-                Character.objects.filter(pk=linked[pin.pk], status=Character.Status.CANONICAL)
-                .select_related("story")
-                .first()
-            )
-    return None
-
-
-@dataclass(frozen=True)
-class Quote:
-    plan: prompts.GenerationPlan
-    character: Character | None
-    pins: list[PinnedCharacter]  # the pins the plan sends
-    available_pins: list[PinnedCharacter]  # the story's active pins, sent or not
-    auto_switch: bool  # active pins switch a request to reference-to-video unless it opts out
-    reference_cost_usd: Decimal | None = None  # what the pins would cost (shown when they are only offered)
-    provider: str = "fal"  # who makes the clip: the model's provider, or "offline"
-
-    @property
-    def offline_preview(self) -> bool:
-        return self.provider == "offline"
-
-    @property
-    def model_provider_label(self) -> str:
-        return PROVIDERS[settings.GENERATION_MODELS[self.plan.model_id]["provider"]].label
-
-    @property
-    def would_cost_usd(self) -> Decimal:
-        """What the model's provider bills for this request."""
-        return self.plan.cost_usd
-
-    @property
-    def cost_usd(self) -> Decimal:
-        """What this request costs: nothing when the offline provider makes a preview."""
-        return Decimal("0.000") if self.offline_preview else self.plan.cost_usd
-
-    @property
-    def left_out(self) -> list[dict]:
-        return self.plan.left_out
-
-    @property
-    def summary(self) -> str:
-        """Who makes the clip and what it costs, in the words every page and the API use."""
-        sound = " with sound" if self.plan.with_audio else ""
-        if self.offline_preview:
-            return (
-                f"Offline preview — made on this machine from the references, not by {self.plan.model_label}; "
-                f"$0.00. On {self.model_provider_label} this would cost ${self.would_cost_usd:.2f}."
-            )
-        return (
-            f"{self.plan.model_label} on {self.model_provider_label}, {self.plan.duration} s{sound}: "
-            f"${self.cost_usd:.2f}."
-        )
-
-    @property
-    def pins_on_request(self) -> bool:
-        """The story has pins, but automatic switching is off: they are used only when asked for."""
-        return bool(self.available_pins) and not self.auto_switch
-
-
-def generation_quote(
-    *,
-    story: Story,
-    prompt: str,
-    duration: int = 5,
-    aspect_ratio: str = "16:9",
-    use_pins: bool | None = None,
-    character_id: str | None = None,
-    with_audio: bool = False,
-    model_id: str | None = None,
-) -> Quote:
-    """What a request would run and cost, before anything is spent (the create page shows this).
-
-    `use_pins`: True asks for the story's pinned characters (Kling O1 reference-to-video), False
-    opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
-    when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound. `model_id`: one of
-    the offered models (`providers.offered_models()`) of the mode the request gets; None takes the mode's default.
-    """
-    model_id = (model_id or "").strip() or None
-    if model_id is not None and model_id not in {m.model_id for m in offered_models()}:
-        offered = ", ".join(m.model_id for m in offered_models())
-        raise GenerationError(
-            f"The model '{model_id}' is not offered here (its provider has no key, or it is "
-            f"unknown). Offered: {offered}.",
-            code="invalid_request",
-        )
-    config = pin_selectors.pinning_settings()  # read once per request
-    character = _story_character(story, character_id)
-    pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
-    try:
-        plan = prompts.plan_generation(
-            prompt=prompt,
-            duration=duration,
-            aspect_ratio=aspect_ratio,
-            use_pins=use_pins,
-            auto_switch=config.auto_switch_model,
-            pins=_pin_inputs(pins),
-            with_audio=with_audio,
-            character=_character_input(character) if character else None,
-            model_id=model_id,
-        )
-    except prompts.PlanError as exc:
-        raise GenerationError(str(exc), code="invalid_request") from None
-    used_pins = [p for p in pins if p.pk in plan.pin_ids]
-    if used_pins and not character_id:
-        character = _pin_character(used_pins) or character
-    reference_cost = None
-    if pins and not used_pins and config.cost_premium_warning:
-        try:
-            reference_cost = prompts.job_cost(prompts.model_id_for("reference-to-video"), plan.duration)
-        except prompts.PlanError:
-            reference_cost = None
-    return Quote(
-        plan=plan,
-        character=character if plan.mode != "text-to-video" else None,
-        pins=used_pins,
-        available_pins=pins,
-        auto_switch=config.auto_switch_model,
-        reference_cost_usd=reference_cost,
-        provider=provider_for(plan.model_id),
-    )
 
 
 # --- Create ------------------------------------------------------------------------------------
@@ -416,7 +196,7 @@ WEBHOOK_ROUTES = {
 def _webhook_url(job: GenerationJob) -> str | None:
     """Where the provider posts the job's completion (fal, Replicate; Luma's unsigned callback), None for those that
     send none (Runway, offline). The job id rides along, so that a webhook for a request whose submission answer we
-    lost still says which job it belongs to (see `webhook_received`)."""
+    lost still says which job it belongs to (see `webhooks.webhook_received`)."""
     if not settings.GENERATION_USE_WEBHOOKS or job.provider not in WEBHOOK_ROUTES:
         return None
     base = settings.SITE_URL.rstrip("/") + reverse(WEBHOOK_ROUTES[job.provider])
@@ -593,61 +373,6 @@ def generation_refresh(*, job: GenerationJob) -> GenerationJob:
 # --- Finish ------------------------------------------------------------------------------------
 
 
-def _scoring_inputs(job: GenerationJob) -> tuple[list[np.ndarray], dict | None]:
-    """Reference images and palette to score against: the pins used, else the character's DNA."""
-    names: list[str] = []
-    if job.pinned_character_ids:
-        for pin in PinnedCharacter.objects.filter(pk__in=job.pinned_character_ids).prefetch_related("angles"):
-            names += [pin.frontal_image.name, *(a.image.name for a in pin.angles.all())]
-    elif job.character_id:
-        names = [r.image.name for r in ReferenceImage.objects.filter(character_id=job.character_id)]
-    storage = ReferenceImage._meta.get_field("image").storage
-    images = []
-    for name in names:
-        with storage.open(name, "rb") as fh:
-            image = cv2.imdecode(np.frombuffer(fh.read(), dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is not None:
-            images.append(image)
-    if job.pinned_character_ids:
-        # Pins carry no DNA palette: measure one on the pinned images themselves.
-        from .consistency import palette_from_references
-
-        return images, (palette_from_references(images) or None) if images else None
-    # With a character_id the character is there.
-    return images, dict(job.character.color_palette) if job.character_id else None  # type: ignore[union-attr]
-
-
-def _score(job: GenerationJob, video_path: Path) -> tuple[int | None, list[dict], str]:
-    from .consistency import NoReferenceFace, score_video
-
-    references, palette = _scoring_inputs(job)
-    if not references:
-        return None, [], "No reference images: this clip has no consistency score."
-    try:
-        result = score_video(video_path, references, palette=palette)
-    except NoReferenceFace as exc:
-        return None, [], str(exc)
-    frames = [
-        {
-            "seconds": round(f.seconds, 2),
-            "score": f.score,
-            "identity": round(f.identity, 3),
-            "appearance": None if f.appearance is None else round(f.appearance, 3),
-            "face_found": f.face_found,
-        }
-        for f in result.frames
-    ]
-    return result.score, frames, ""
-
-
-def _check_video(path: Path) -> None:
-    """The provider's file must be a video we can play and score, as an upload must; else the job fails."""
-    try:
-        probe_video(path)
-    except InvalidVideo as exc:
-        raise ProviderFailed(f"The provider's video is not usable: {exc}") from exc
-
-
 def generation_complete(*, job_pk: int, completed: bool = False) -> GenerationJob:
     """Fetch the result, store the video, score it, and count the use of the pins and character. Once.
 
@@ -662,8 +387,8 @@ def generation_complete(*, job_pk: int, completed: bool = False) -> GenerationJo
             result = provider.result(job.model_id, job.provider_request_id, completed=completed)
             with tempfile.TemporaryDirectory(prefix="generated-") as tmp:
                 video_path = provider.download(result, Path(tmp))
-                _check_video(video_path)
-                score, frames, note = _score(job, video_path)
+                scoring.check_video(video_path)
+                score, frames, note = scoring.score_clip(job, video_path)
                 with open(video_path, "rb") as fh:
                     job.video.save(f"{job.job_id}.mp4", File(fh), save=False)
         except ProviderFailed as exc:
@@ -740,111 +465,12 @@ def generation_cancel(*, job: GenerationJob, user: AnyUser | None) -> Generation
     return generation_fail(job_pk=job.pk, message="Cancelled by the requester.", status=Status.CANCELLED)
 
 
-# --- Webhooks ----------------------------------------------------------------------------------
-
-
-def _adopt_unconfirmed_submission(provider: str, request_id: str, job_id: str) -> GenerationJob | None:
-    """The job a verified webhook names (by its URL), if its submission's outcome was unknown: it now has the id.
-
-    Only a job whose submission began and never came back takes an unknown request id, and only once
-    (a conditional update); a job that knows its request id keeps it, whatever a URL says.
-    """
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            adopted = GenerationJob.objects.filter(
-                job_id=job_id,
-                provider=provider,
-                status=Status.QUEUED,
-                provider_request_id="",
-                submit_started_at__isnull=False,
-            ).update(
-                provider_request_id=request_id, status=Status.SUBMITTED, submitted_at=now, updated_at=now, progress=5
-            )
-    except IntegrityError:  # the request id is another job's after all
-        return None
-    if not adopted:
-        return None
-    logger.warning(
-        "Generation %s: %s's webhook names request %s, whose submission answer was lost", job_id, provider, request_id
-    )
-    return GenerationJob.objects.get(job_id=job_id)
-
-
-def webhook_received(*, provider: str, delivery: VerifiedDelivery, job_id: str = "") -> str:
-    """Act on a verified provider webhook (`providers.VerifiedDelivery`) once; replays and unknown requests change
-    nothing.
-
-    A delivery is acted on once per (provider, request id, delivery id): fal's signature, Replicate's webhook-id.
-    `job_id` is the one in the webhook URL we gave the provider: it lets a job whose submission answer was lost
-    learn its request id (see the module docstring); it is not trusted otherwise.
-    """
-    request_id = delivery.request_id
-    try:
-        with transaction.atomic():
-            record = WebhookDelivery.objects.create(
-                provider=provider, request_id=request_id, signature=delivery.delivery_id[:256]
-            )
-    except IntegrityError:
-        return "duplicate"
-    job = GenerationJob.objects.filter(provider=provider, provider_request_id=request_id).first()
-    adopted = None
-    if job is None and job_id:
-        job = adopted = _adopt_unconfirmed_submission(provider, request_id, job_id)
-    if job is None:
-        outcome = "unknown_request"
-    elif job.is_finished:
-        outcome = "already_finished"
-    elif delivery.succeeded and provider == "fal":
-        # The delivery's own output URL is not trusted: the result is fetched from the provider with our key.
-        from .tasks import complete_generation_job
-
-        complete_generation_job.delay(job.pk, True)
-        outcome = "completing"
-    elif delivery.succeeded:
-        # Replicate: its status is asked again with our key (a poll), which completes the job if it is done.
-        from .tasks import poll_generation_job
-
-        poll_generation_job.delay(job.pk)
-        outcome = "completing"
-    elif delivery.succeeded is None:
-        outcome = "ignored"  # an event that ends nothing
-    else:
-        generation_fail(
-            job_pk=job.pk,
-            message=f"The provider failed the request: {delivery.error or 'The provider reported an error.'}",
-        )
-        outcome = "failed"
-    if adopted is not None:
-        outcome = f"adopted, {outcome}"
-    WebhookDelivery.objects.filter(pk=record.pk).update(outcome=outcome)
-    return outcome
-
-
-def provider_callback(*, provider: str, job_id: str, request_id: str = "") -> str:
-    """An unsigned callback (Luma's): nothing in it is believed. It only makes us ask the provider, with our key,
-    how the job it names is doing, as a poll would; what the provider answers decides."""
-    job = GenerationJob.objects.filter(provider=provider, job_id=job_id).first() if job_id else None
-    if job is None or (request_id and job.provider_request_id and request_id != job.provider_request_id):
-        return "unknown_request"
-    if job.is_finished:
-        return "already_finished"
-    if not job.provider_request_id:
-        return "not_submitted"
-    from .tasks import poll_generation_job
-
-    poll_generation_job.delay(job.pk)
-    return "refetching"
-
-
 def generation_resume_stale(*, cutoffs: StaleCutoffs | None = None) -> dict:
     """Move on every job nobody is moving (selectors.stale_jobs): queue its submission or its poll again.
 
     The beat's sweep and the embedded mode's start-up call this. The tasks fail a job past the generation
     timeout with that reason (the bound on how long a lost job is tried), and never submit one twice.
     """
-    from . import selectors
-
     to_submit, to_poll = selectors.stale_jobs(cutoffs or stale_cutoffs())
     for pk in to_submit:
         _enqueue_submit(pk)

@@ -9,7 +9,7 @@ from characters.models import Story
 from common.exceptions import ServiceError
 from marketplace import selectors as marketplace_selectors
 
-from . import selectors, services
+from . import quotes, selectors, services
 from .forms import GenerateForm
 from .models import GenerationJob
 
@@ -41,7 +41,7 @@ def create(request, story_id: int):
             return redirect(job)
     # What the story's default request with the character picked would run: the banner, the pin choice and
     # the cost follow from it.
-    quote = services.generation_quote(story=story, prompt="scene", duration=5, character_id=form.chosen_character_id())
+    quote = quotes.generation_quote(story=story, prompt="scene", duration=5, character_id=form.chosen_character_id())
     context = {"story": story, "form": form, "pins": quote.available_pins, "character": quote.character, "quote": quote}
     return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)
 

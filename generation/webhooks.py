@@ -1,4 +1,5 @@
-"""Verifying the providers' signed webhooks: fal's (Ed25519) and Replicate's (HMAC-SHA256, Standard Webhooks).
+"""The providers' webhooks: verifying the signed ones (fal's Ed25519, Replicate's HMAC-SHA256, Standard Webhooks),
+then acting on a verified delivery once (`webhook_received`) or on an unsigned callback (`provider_callback`, Luma's).
 
 fal signs `request_id \\n user_id \\n timestamp \\n sha256_hex(body)` with Ed25519 and sends the
 hex signature in X-Fal-Webhook-Signature; its public keys are published as a JWKS. We accept a
@@ -19,8 +20,10 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
@@ -29,8 +32,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from .models import GenerationJob, WebhookDelivery
 from .providers.base import VerifiedDelivery, WebhookRejected
+from .services import generation_fail
+
+logger = logging.getLogger(__name__)
+Status = GenerationJob.Status
 
 JWKS_CACHE_KEY = "fal-webhook-jwks"
 JWKS_FAILED_CACHE_KEY = "fal-webhook-jwks-failed"
@@ -43,7 +53,15 @@ JWKS_MAX_BYTES = 64 * 1024
 HEADER_PREFIX = "X-Fal-Webhook-"
 
 
-__all__ = ["FalDelivery", "VerifiedDelivery", "WebhookRejected", "verify_fal_webhook", "verify_replicate_webhook"]
+__all__ = [
+    "FalDelivery",
+    "VerifiedDelivery",
+    "WebhookRejected",
+    "provider_callback",
+    "verify_fal_webhook",
+    "verify_replicate_webhook",
+    "webhook_received",
+]
 
 
 class WebhookKeysUnavailable(WebhookRejected):
@@ -86,9 +104,12 @@ def _download_jwks(url: str) -> dict:
                 raise requests.RequestException(f"the key set is larger than {JWKS_MAX_BYTES} bytes")
             check_deadline()
     try:
-        return json.loads(bytes(body))
+        document = json.loads(bytes(body))
     except ValueError as exc:
         raise requests.RequestException(f"the key set is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise requests.RequestException("the key set is not a JSON object")
+    return document
 
 
 def _fetch_keys() -> list[str]:
@@ -139,10 +160,10 @@ def _verifies(keys: list[str], signature: bytes, message: bytes) -> bool:
     return False
 
 
-def verify_fal_webhook(headers, body: bytes, *, now: float | None = None) -> FalDelivery:
+def verify_fal_webhook(headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> FalDelivery:
     """Check a delivery's signature and freshness; raise WebhookRejected with the reason if it fails."""
     values = {
-        name: headers.get(f"{HEADER_PREFIX}{name}") for name in ("Request-Id", "User-Id", "Timestamp", "Signature")
+        name: headers.get(f"{HEADER_PREFIX}{name}", "") for name in ("Request-Id", "User-Id", "Timestamp", "Signature")
     }
     missing = [name for name, value in values.items() if not value]
     if missing:
@@ -174,7 +195,7 @@ def verify_fal_webhook(headers, body: bytes, *, now: float | None = None) -> Fal
 # Replicate signs `{webhook-id}.{webhook-timestamp}.{body}` with HMAC-SHA256, keyed with the base64 part of the
 # account's `whsec_` secret, and sends `v1,<base64 signature>` entries (space-separated) in webhook-signature.
 # The replicate client's own validator skips the timestamp check unless given a tolerance, so we check it here;
-# the seen-id check (webhook-id, once) is services.webhook_received's unique delivery row.
+# the seen-id check (webhook-id, once) is webhook_received's unique delivery row (below).
 
 REPLICATE_OUTCOMES = {"succeeded": True, "failed": False, "canceled": False}
 
@@ -186,7 +207,7 @@ def _replicate_key(secret: str) -> bytes:
         raise WebhookRejected("REPLICATE_WEBHOOK_SECRET is not a whsec_ secret.") from None
 
 
-def verify_replicate_webhook(headers, body: bytes, *, now: float | None = None) -> VerifiedDelivery:
+def verify_replicate_webhook(headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> VerifiedDelivery:
     """A Replicate delivery whose signature matches our secret and whose timestamp is within the tolerance."""
     secret = settings.REPLICATE_WEBHOOK_SECRET
     if not secret:
@@ -218,3 +239,100 @@ def verify_replicate_webhook(headers, body: bytes, *, now: float | None = None) 
         succeeded=REPLICATE_OUTCOMES.get(str(status)),
         error=str(prediction.get("error") or (f"The prediction was {status}." if status == "canceled" else "")),
     )
+
+
+# --- Acting on a verified delivery ------------------------------------------------------------
+
+
+def _adopt_unconfirmed_submission(provider: str, request_id: str, job_id: str) -> GenerationJob | None:
+    """The job a verified webhook names (by its URL), if its submission's outcome was unknown: it now has the id.
+
+    Only a job whose submission began and never came back takes an unknown request id, and only once
+    (a conditional update); a job that knows its request id keeps it, whatever a URL says.
+    """
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            adopted = GenerationJob.objects.filter(
+                job_id=job_id,
+                provider=provider,
+                status=Status.QUEUED,
+                provider_request_id="",
+                submit_started_at__isnull=False,
+            ).update(
+                provider_request_id=request_id, status=Status.SUBMITTED, submitted_at=now, updated_at=now, progress=5
+            )
+    except IntegrityError:  # the request id is another job's after all
+        return None
+    if not adopted:
+        return None
+    logger.warning(
+        "Generation %s: %s's webhook names request %s, whose submission answer was lost", job_id, provider, request_id
+    )
+    return GenerationJob.objects.get(job_id=job_id)
+
+
+def webhook_received(*, provider: str, delivery: VerifiedDelivery, job_id: str = "") -> str:
+    """Act on a verified provider webhook (`providers.VerifiedDelivery`) once; replays and unknown requests change
+    nothing.
+
+    A delivery is acted on once per (provider, request id, delivery id): fal's signature, Replicate's webhook-id.
+    `job_id` is the one in the webhook URL we gave the provider: it lets a job whose submission answer was lost
+    learn its request id (see the module docstring); it is not trusted otherwise.
+    """
+    request_id = delivery.request_id
+    try:
+        with transaction.atomic():
+            record = WebhookDelivery.objects.create(
+                provider=provider, request_id=request_id, signature=delivery.delivery_id[:256]
+            )
+    except IntegrityError:
+        return "duplicate"
+    job = GenerationJob.objects.filter(provider=provider, provider_request_id=request_id).first()
+    adopted = None
+    if job is None and job_id:
+        job = adopted = _adopt_unconfirmed_submission(provider, request_id, job_id)
+    if job is None:
+        outcome = "unknown_request"
+    elif job.is_finished:
+        outcome = "already_finished"
+    elif delivery.succeeded and provider == "fal":
+        # The delivery's own output URL is not trusted: the result is fetched from the provider with our key.
+        from .tasks import complete_generation_job
+
+        complete_generation_job.delay(job.pk, True)
+        outcome = "completing"
+    elif delivery.succeeded:
+        # Replicate: its status is asked again with our key (a poll), which completes the job if it is done.
+        from .tasks import poll_generation_job
+
+        poll_generation_job.delay(job.pk)
+        outcome = "completing"
+    elif delivery.succeeded is None:
+        outcome = "ignored"  # an event that ends nothing
+    else:
+        generation_fail(
+            job_pk=job.pk,
+            message=f"The provider failed the request: {delivery.error or 'The provider reported an error.'}",
+        )
+        outcome = "failed"
+    if adopted is not None:
+        outcome = f"adopted, {outcome}"
+    WebhookDelivery.objects.filter(pk=record.pk).update(outcome=outcome)
+    return outcome
+
+
+def provider_callback(*, provider: str, job_id: str, request_id: str = "") -> str:
+    """An unsigned callback (Luma's): nothing in it is believed. It only makes us ask the provider, with our key,
+    how the job it names is doing, as a poll would; what the provider answers decides."""
+    job = GenerationJob.objects.filter(provider=provider, job_id=job_id).first() if job_id else None
+    if job is None or (request_id and job.provider_request_id and request_id != job.provider_request_id):
+        return "unknown_request"
+    if job.is_finished:
+        return "already_finished"
+    if not job.provider_request_id:
+        return "not_submitted"
+    from .tasks import poll_generation_job
+
+    poll_generation_job.delay(job.pk)
+    return "refetching"

@@ -1,4 +1,4 @@
-"""Generation over HTTP: thin views over generation.services."""
+"""Generation over HTTP: thin views over generation.services, quotes and webhooks."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -11,7 +11,7 @@ from characters.models import Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound, ServiceError
 from common.throttling import ScopedRateThrottle
-from generation import selectors, services
+from generation import quotes, selectors, services, webhooks
 from generation.models import GenerationJob
 from generation.providers import WebhookRejected, get_provider, offered_models
 from generation.webhooks import WebhookKeysUnavailable
@@ -36,7 +36,7 @@ def _target_story(request, data) -> Story:
     """The story of the request: the one named, or (the seed's body, no story_id) the character's own."""
     if data.get("story_id") is not None:
         return _story(data["story_id"])
-    return services.generation_target_story(requester=request.user, character_id=data.get("character_id") or None)
+    return quotes.generation_target_story(requester=request.user, character_id=data.get("character_id") or None)
 
 
 def _job_for(request, job_id: str) -> GenerationJob:
@@ -105,7 +105,7 @@ class GenerationQuoteApi(APIView):
         serializer = GenerateRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        quote = services.generation_quote(
+        quote = quotes.generation_quote(
             story=_target_story(request, data),
             prompt=data["prompt"],
             duration=data["duration"],
@@ -206,7 +206,7 @@ class _SignedWebhookApi(APIView):
             ) from None
         except WebhookRejected as exc:
             return _rejected(exc)
-        outcome = services.webhook_received(
+        outcome = webhooks.webhook_received(
             provider=self.provider,
             delivery=delivery,
             job_id=request.query_params.get("job", ""),  # our own URL's, not covered by the signature
@@ -238,7 +238,7 @@ class LumaCallbackApi(APIView):
     @extend_schema(request=None, responses={200: OpenApiResponse(description="Luma is asked again (or nothing).")})
     def post(self, request):
         body = request.data if isinstance(request.data, dict) else {}
-        outcome = services.provider_callback(
+        outcome = webhooks.provider_callback(
             provider="luma", job_id=request.query_params.get("job", ""), request_id=str(body.get("id") or "")
         )
         return Response({"ok": True, "outcome": outcome})

@@ -1,7 +1,7 @@
 """Luma's Dream Machine through the official `lumaai` SDK: generations.create (keyframes, callback_url), get, delete.
 
 Luma's callbacks are unsigned, so a callback is never trusted: it only makes us fetch the generation again with our
-key (services.provider_callback), and what Luma answers then decides.
+key (webhooks.provider_callback), and what Luma answers then decides.
 """
 
 from __future__ import annotations

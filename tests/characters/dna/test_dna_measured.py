@@ -17,7 +17,7 @@ from characters.dna import services
 from characters.vision.faces import detect_faces, detectors
 from characters.vision.jpeg import encode_jpeg
 from generation import prompts
-from generation.services import _character_input
+from generation.quotes import _character_input
 from tests.support import dna_figures as fig
 from tests.support.factories import CandidateFrameFactory, ClipFactory, StoryFactory, UserFactory
 from voting import services as voting

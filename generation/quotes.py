@@ -1,0 +1,235 @@
+"""Quotes: what a generation request would send and cost, before anything is spent.
+
+The create page, the quote API and `services.generation_create` all go through `generation_quote`: the story's
+pins and the character become the plan's inputs (`prompts.plan_generation`, pure), and the quote says which model
+and provider make the clip, what it costs and which pins it sends. `generation_target_story` is the story a
+request that names none (the seed's body) is for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import cast
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from characters.dna.services import reference_url
+from characters.models import Character, PinnedCharacter, ReferenceImage, Story
+from characters.pins import selectors as pin_selectors
+from common.exceptions import NotFound, ServiceError
+from common.typing import AnyUser
+from marketplace import services as marketplace
+
+from . import prompts
+from .providers import PROVIDERS, offered_models, provider_for
+
+
+class GenerationError(ServiceError):
+    code = "generation_error"
+
+
+def _absolute(url: str) -> str:
+    return url if urlsplit(url).scheme else settings.SITE_URL.rstrip("/") + url
+
+
+def _pin_inputs(pins: list[PinnedCharacter]) -> list[prompts.PinInput]:
+    return [
+        prompts.PinInput(
+            pin_id=pin.pk,
+            element_index=pin.element_index,
+            label=pin.label,
+            frontal_url=_absolute(pin.frontal_image.url),
+            angle_urls=tuple(_absolute(angle.image.url) for angle in pin.angles.all()),
+        )
+        for pin in pins
+    ]
+
+
+def _character_input(character: Character) -> prompts.CharacterInput:
+    kinds = {ref.kind for ref in character.reference_images.all() if ref.kind != ReferenceImage.Kind.EXTRA_ANGLE}
+    return prompts.CharacterInput(
+        character_id=character.character_id,
+        style_description=character.style_description,
+        locked_features=tuple(character.locked_features),
+        palette=dict(character.color_palette),
+        reference_urls={kind: reference_url(character, kind) for kind in kinds},
+    )
+
+
+def _story_character(story: Story | None, character_id: str | None) -> Character | None:
+    """The character asked for (canonical), or else the story's own latest canonical character."""
+    # With its story: the license check asks who contributed to it.
+    canonical = (
+        Character.objects.filter(status=Character.Status.CANONICAL)
+        .select_related("story")
+        .prefetch_related("reference_images")
+    )
+    if character_id:
+        character = canonical.filter(character_id=character_id).first()
+        if character is None:
+            raise NotFound(f"There is no canonical character '{character_id}'.")
+        return character
+    return canonical.filter(story=story).order_by("-created_at").first()
+
+
+def generation_target_story(*, requester: AnyUser | None, character_id: str | None) -> Story:
+    """The story a request that names no story_id is for (the seed's body): the character's own story.
+
+    Only when the requester may generate there without a license (they created the character or
+    contributed to its story); anyone else is licensing the character for a story of their own, which the
+    request must name (400, saying so).
+    """
+    if not character_id:
+        raise GenerationError(
+            "Give story_id (the story the clip is for), or the character_id of a locked character.",
+            code="invalid_request",
+        )
+    character = cast(Character, _story_character(None, character_id))  # with an id: found, or NotFound
+    access = marketplace.license_check_access(requester, character, character.story)
+    if access.allowed and access.reason in ("creator", "story_contributor"):
+        return character.story
+    raise GenerationError(
+        f"Give story_id: the story the clip is for. {character.name} belongs to story {character.story_id} "
+        f'("{character.story.title}"), which you have not contributed to; to use the character in one of your '
+        f"stories, send that story's id (a license is needed).",
+        code="story_required",
+        details={"character_story_id": character.story_id},
+    )
+
+
+def _pin_character(pins: list[PinnedCharacter]) -> Character | None:
+    """The canonical character a reference-to-video request shows: the one linked to its first pin that links one.
+
+    Pins without a linked character leave the job to today's rule (the story's latest canonical
+    character). A job has one character: when pins link several, the first (in element order) is it.
+    """
+    linked = dict(
+        PinnedCharacter.objects.filter(pk__in=[p.pk for p in pins], character__isnull=False).values_list(
+            "pk", "character_id"
+        )
+    )
+    for pin in pins:
+        if pin.pk in linked:
+            return (
+                Character.objects.filter(pk=linked[pin.pk], status=Character.Status.CANONICAL)
+                .select_related("story")
+                .first()
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class Quote:
+    plan: prompts.GenerationPlan
+    character: Character | None
+    pins: list[PinnedCharacter]  # the pins the plan sends
+    available_pins: list[PinnedCharacter]  # the story's active pins, sent or not
+    auto_switch: bool  # active pins switch a request to reference-to-video unless it opts out
+    reference_cost_usd: Decimal | None = None  # what the pins would cost (shown when they are only offered)
+    provider: str = "fal"  # who makes the clip: the model's provider, or "offline"
+
+    @property
+    def offline_preview(self) -> bool:
+        return self.provider == "offline"
+
+    @property
+    def model_provider_label(self) -> str:
+        return PROVIDERS[settings.GENERATION_MODELS[self.plan.model_id]["provider"]].label
+
+    @property
+    def would_cost_usd(self) -> Decimal:
+        """What the model's provider bills for this request."""
+        return self.plan.cost_usd
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """What this request costs: nothing when the offline provider makes a preview."""
+        return Decimal("0.000") if self.offline_preview else self.plan.cost_usd
+
+    @property
+    def left_out(self) -> list[dict]:
+        return self.plan.left_out
+
+    @property
+    def summary(self) -> str:
+        """Who makes the clip and what it costs, in the words every page and the API use."""
+        sound = " with sound" if self.plan.with_audio else ""
+        if self.offline_preview:
+            return (
+                f"Offline preview — made on this machine from the references, not by {self.plan.model_label}; "
+                f"$0.00. On {self.model_provider_label} this would cost ${self.would_cost_usd:.2f}."
+            )
+        return (
+            f"{self.plan.model_label} on {self.model_provider_label}, {self.plan.duration} s{sound}: "
+            f"${self.cost_usd:.2f}."
+        )
+
+    @property
+    def pins_on_request(self) -> bool:
+        """The story has pins, but automatic switching is off: they are used only when asked for."""
+        return bool(self.available_pins) and not self.auto_switch
+
+
+def generation_quote(
+    *,
+    story: Story,
+    prompt: str,
+    duration: int = 5,
+    aspect_ratio: str = "16:9",
+    use_pins: bool | None = None,
+    character_id: str | None = None,
+    with_audio: bool = False,
+    model_id: str | None = None,
+) -> Quote:
+    """What a request would run and cost, before anything is spent (the create page shows this).
+
+    `use_pins`: True asks for the story's pinned characters (Kling O1 reference-to-video), False
+    opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
+    when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound. `model_id`: one of
+    the offered models (`providers.offered_models()`) of the mode the request gets; None takes the mode's default.
+    """
+    model_id = (model_id or "").strip() or None
+    if model_id is not None and model_id not in {m.model_id for m in offered_models()}:
+        offered = ", ".join(m.model_id for m in offered_models())
+        raise GenerationError(
+            f"The model '{model_id}' is not offered here (its provider has no key, or it is "
+            f"unknown). Offered: {offered}.",
+            code="invalid_request",
+        )
+    config = pin_selectors.pinning_settings()  # read once per request
+    character = _story_character(story, character_id)
+    pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
+    try:
+        plan = prompts.plan_generation(
+            prompt=prompt,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            use_pins=use_pins,
+            auto_switch=config.auto_switch_model,
+            pins=_pin_inputs(pins),
+            with_audio=with_audio,
+            character=_character_input(character) if character else None,
+            model_id=model_id,
+        )
+    except prompts.PlanError as exc:
+        raise GenerationError(str(exc), code="invalid_request") from None
+    used_pins = [p for p in pins if p.pk in plan.pin_ids]
+    if used_pins and not character_id:
+        character = _pin_character(used_pins) or character
+    reference_cost = None
+    if pins and not used_pins and config.cost_premium_warning:
+        try:
+            reference_cost = prompts.job_cost(prompts.model_id_for("reference-to-video"), plan.duration)
+        except prompts.PlanError:
+            reference_cost = None
+    return Quote(
+        plan=plan,
+        character=character if plan.mode != "text-to-video" else None,
+        pins=used_pins,
+        available_pins=pins,
+        auto_switch=config.auto_switch_model,
+        reference_cost_usd=reference_cost,
+        provider=provider_for(plan.model_id),
+    )
