@@ -17,7 +17,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "mode", "provider")
     search_fields = ("job_id", "provider_request_id", "story__title", "requester__username")
     list_select_related = ("story", "requester")
-    readonly_fields = [f.name for f in GenerationJob._meta.fields] + ["payload", "player", "score_chart"]
+    readonly_fields = [f.name for f in GenerationJob._meta.fields] + ["characters", "payload", "player", "score_chart"]
     exclude = ("arguments",)
     actions = ["cancel_jobs"]
 

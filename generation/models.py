@@ -61,7 +61,16 @@ class GenerationJob(models.Model):
         default=0,
         help_text="What the model would bill on fal for the same request: the offline provider's jobs cost nothing.",
     )
-    license_use_ref = models.CharField(max_length=64, blank=True, help_text="The license use this job consumed.")
+    characters = models.ManyToManyField(
+        Character,
+        blank=True,
+        related_name="attributed_generation_jobs",
+        help_text="Every character the clip shows: those whose pins it sent (else its one character). License checks, "
+        "license uses and clips_used apply to each.",
+    )
+    license_use_refs = models.JSONField(
+        default=list, blank=True, help_text="The license uses this job spent (marketplace job refs), one per license."
+    )
 
     provider = models.CharField(max_length=20)
     provider_request_id = models.CharField(max_length=120, blank=True)
@@ -109,6 +118,12 @@ class GenerationJob(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("generation-job", args=[self.job_id])
+
+    def attributed_character_pks(self) -> list[int]:
+        """The characters this clip counts for (clips_used): its attributed ones, else (a job made without them) its
+        one character."""
+        pks = list(self.characters.values_list("pk", flat=True))
+        return pks or ([self.character_id] if self.character_id else [])
 
     @property
     def is_finished(self) -> bool:

@@ -99,36 +99,40 @@ def generation_target_story(*, requester: AnyUser | None, character_id: str | No
     )
 
 
-def _pin_character(pins: list[PinnedCharacter]) -> Character | None:
-    """The canonical character a reference-to-video request shows: the one linked to its first pin that links one.
-
-    Pins without a linked character leave the job to today's rule (the story's latest canonical
-    character). A job has one character: when pins link several, the first (in element order) is it.
-    """
+def _pin_characters(pins: list[PinnedCharacter]) -> list[Character]:
+    """The canonical characters a reference-to-video request shows: those linked to the pins it sends, in element
+    order, each once. Pins that link no character add none."""
     linked = dict(
         PinnedCharacter.objects.filter(pk__in=[p.pk for p in pins], character__isnull=False).values_list(
             "pk", "character_id"
         )
     )
+    by_pk = {
+        c.pk: c
+        for c in Character.objects.filter(pk__in=linked.values(), status=Character.Status.CANONICAL)
+        .select_related("story")
+        .prefetch_related("reference_images")
+    }
+    shown: list[Character] = []
     for pin in pins:
-        if pin.pk in linked:
-            return (
-                Character.objects.filter(pk=linked[pin.pk], status=Character.Status.CANONICAL)
-                .select_related("story")
-                .first()
-            )
-    return None
+        character = by_pk.get(linked.get(pin.pk, -1))
+        if character is not None and character not in shown:
+            shown.append(character)
+    return shown
 
 
 @dataclass(frozen=True)
 class Quote:
     plan: prompts.GenerationPlan
-    character: Character | None
+    character: Character | None  # the job's character: the one asked for, else the first one shown
     pins: list[PinnedCharacter]  # the pins the plan sends
     available_pins: list[PinnedCharacter]  # the story's active pins, sent or not
     auto_switch: bool  # active pins switch a request to reference-to-video unless it opts out
     reference_cost_usd: Decimal | None = None  # what the pins would cost (shown when they are only offered)
     provider: str = "fal"  # who makes the clip: the model's provider, or "offline"
+    # Every character the clip is attributed to (license check and use, clips_used): with pins, those linked to
+    # the pins really sent (and the one asked for); otherwise the job's character.
+    characters: tuple[Character, ...] = ()
 
     @property
     def offline_preview(self) -> bool:
@@ -216,8 +220,11 @@ def generation_quote(
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
     used_pins = [p for p in pins if p.pk in plan.pin_ids]
-    if used_pins and not character_id:
-        character = _pin_character(used_pins) or character
+    shown = _pin_characters(used_pins) if used_pins else []
+    if shown and not character_id:
+        character = shown[0]
+    if character is not None and character not in shown:
+        shown.insert(0, character)
     reference_cost = None
     if pins and not used_pins and config.cost_premium_warning:
         try:
@@ -227,6 +234,7 @@ def generation_quote(
     return Quote(
         plan=plan,
         character=character if plan.mode != "text-to-video" else None,
+        characters=tuple(shown) if plan.mode != "text-to-video" else (),
         pins=used_pins,
         available_pins=pins,
         auto_switch=config.auto_switch_model,

@@ -120,13 +120,16 @@ def generation_create(
     estimate = _estimate(plan.mode, plan.duration, quote.provider)
     try:
         with transaction.atomic():
-            # One pass: may the requester use the character, and if that takes a license, spend one use
-            # (under the license's row lock). A refusal raises LicenseRequired (403, with the reason and
-            # what to do) before anything is written.
-            use = marketplace.license_consume_use(requester, character, story, job_id) if character else None
+            # One pass per character the clip shows: may the requester use it, and if that takes a license, spend
+            # one use (under the license's row lock). A refusal raises LicenseRequired (403, with the reason and
+            # what to do) and rolls back every use spent before it: nothing is written.
+            use_refs = []
+            for ref, shown in zip(_license_use_refs(job_id, len(quote.characters)), quote.characters, strict=True):
+                if marketplace.license_consume_use(requester, shown, story, ref) is not None:
+                    use_refs.append(ref)
             job = GenerationJob.objects.create(
                 job_id=job_id,
-                license_use_ref=job_id if use is not None else "",
+                license_use_refs=use_refs,
                 story=story,
                 character=character,
                 requester=requester,
@@ -149,6 +152,7 @@ def generation_create(
                 estimated_seconds=estimate,
                 error="\n".join(plan.notes),
             )
+            job.characters.set(quote.characters)
             transaction.on_commit(lambda: _enqueue_submit(job.pk), robust=True)
     except IntegrityError:
         # The same idempotency key raced in: the other request's job is the answer.
@@ -157,6 +161,12 @@ def generation_create(
             raise
         return existing
     return job
+
+
+def _license_use_refs(job_id: str, count: int) -> list[str]:
+    """The marketplace job refs of a job's license uses, one per character it shows: the job id for the first
+    (as before several characters were attributed), `<job id>.<n>` for the others."""
+    return [job_id if n == 0 else f"{job_id}.{n}" for n in range(count)]
 
 
 def _enqueue_submit(job_pk: int) -> None:
@@ -423,8 +433,8 @@ def generation_complete(*, job_pk: int, completed: bool = False) -> GenerationJo
                 raise
             if job.pinned_character_ids:
                 pin_services.pin_record_usage(PinnedCharacter.objects.filter(pk__in=job.pinned_character_ids))
-            if job.character_id:
-                character_record_use(character_id=job.character_id)
+            for character_pk in job.attributed_character_pks():
+                character_record_use(character_id=character_pk)
     if failure is not None:
         return generation_fail(job_pk=job_pk, message=failure)
     logger.info("Generation %s complete (score %s)", job.job_id, job.consistency_score)
@@ -442,8 +452,8 @@ def generation_fail(*, job_pk: int, message: str, status: str = Status.FAILED) -
         job.completed_at = timezone.now()
         job.queue_position = None
         job.save(update_fields=["status", "error", "completed_at", "queue_position", "updated_at"])
-        if job.license_use_ref:
-            marketplace.license_refund_use(job.license_use_ref)
+        for ref in job.license_use_refs:
+            marketplace.license_refund_use(ref)
     logger.info("Generation %s %s: %s", job.job_id, status, message)
     return job
 

@@ -112,6 +112,10 @@ class GenerationJobSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model_id")
     story_id = serializers.IntegerField()
     pinned_character_ids = serializers.ListField(child=serializers.IntegerField())
+    character_ids = serializers.SerializerMethodField(
+        help_text="Every character the clip is attributed to (license uses, clips_used): with pins, those whose "
+        "pins it sent."
+    )
     result = serializers.SerializerMethodField()
 
     class Meta:
@@ -131,12 +135,16 @@ class GenerationJobSerializer(serializers.ModelSerializer):
             "cost_usd",
             "would_cost_usd",
             "pinned_character_ids",
+            "character_ids",
             "consistency_score_meaningful",
             "consistency_note",
             "error",
             "created_at",
             "result",
         ]
+
+    def get_character_ids(self, job: GenerationJob) -> list[str]:
+        return sorted(job.characters.values_list("character_id", flat=True))
 
     def get_consistency_score_meaningful(self, job: GenerationJob) -> bool:
         return not job.is_offline_preview
@@ -192,4 +200,8 @@ class QuoteSerializer(serializers.Serializer):
         help_text="What the request would cost with the pins, when they are offered but not used.",
     )
     character_id = serializers.CharField(allow_null=True)
+    character_ids = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Every character the clip would be attributed to (a license use each, where one is needed).",
+    )
     notes = serializers.ListField(child=serializers.CharField())

@@ -137,6 +137,7 @@ class GenerationQuoteApi(APIView):
                     "pins_on_request": quote.pins_on_request,
                     "reference_cost_usd": quote.reference_cost_usd,
                     "character_id": quote.character.character_id if quote.character else None,
+                    "character_ids": [c.character_id for c in quote.characters],
                     "notes": quote.plan.notes,
                 }
             ).data
