@@ -20,7 +20,14 @@ import jsonschema
 from django.conf import settings
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "provider_schemas"
-MAX_INPUTS = 7  # Kling O1 / O3 reference-to-video: images of all elements, style images and start image together
+# Kling O1 / O3 reference-to-video: at most 7 inputs in one request, and an element is ONE input whatever its
+# frontal + 1-3 reference images. fal's schema text for both `elements` and `image_urls` of
+# fal-ai/kling-video/o1/reference-to-video: "Maximum 7 total (elements + reference images + start image)"
+# (https://fal.ai/models/fal-ai/kling-video/o1/reference-to-video/llms.txt and the model's API reference page,
+# read 2026-12-04); its overview: "Up to 7 simultaneous inputs: ... tracked elements (characters/objects with
+# frontal + reference angles), style reference images, and an optional start frame". O3 says the same, 4 when a
+# video is used (we send none). The images inside an element are bounded by the schema (1-3 references).
+MAX_INPUTS = 7
 
 
 class PayloadError(ValueError):
@@ -106,10 +113,17 @@ def _no_sound(label: str, request: PayloadInput) -> None:
         raise PayloadError(f"{label} makes silent clips: generate without sound, or pick another model.")
 
 
+def reference_inputs(elements: list, image_urls: list) -> int:
+    """How many of the MAX_INPUTS a reference-to-video request uses: one per element, one per style image."""
+    return len(elements) + len(image_urls)
+
+
 def _elements_within_budget(request: PayloadInput) -> None:
-    images = sum(1 + len(e["reference_image_urls"]) for e in request.elements) + len(request.image_urls)
-    if images > MAX_INPUTS:
-        raise PayloadError(f"{images} images do not fit in one request: the limit is {MAX_INPUTS}.")
+    used = reference_inputs(request.elements, request.image_urls)
+    if used > MAX_INPUTS:
+        raise PayloadError(
+            f"{used} inputs (elements and style images) do not fit in one request: the limit is {MAX_INPUTS}."
+        )
 
 
 def kling_o1_reference(request: PayloadInput) -> dict:

@@ -24,7 +24,6 @@ from . import payloads
 from .payloads import PayloadError as PlanError  # noqa: F401 (the plan's refusals, re-exported)
 
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
-MAX_IMAGES = payloads.MAX_INPUTS  # Kling O1: frontal and reference images of every element together
 MAX_REFS_PER_ELEMENT = 3
 QUALITY_TAGS = "High quality, cinematic lighting, consistent character appearance"
 DRIFT_NEGATIVES = [
@@ -115,38 +114,34 @@ def _limit(prompt: str) -> str:
 # --- reference-to-video ------------------------------------------------------------------------
 
 
-def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], list[dict]]:
-    """Elements for the pins that fit in the provider's image budget, in element order.
+def build_elements(pins: list[PinInput], style_images: int = 0) -> tuple[list[PinInput], list[dict], list[dict]]:
+    """Elements for the pins that fit in the model's input budget (`payloads.MAX_INPUTS`), in element order.
 
-    Each element needs its frontal image and 1-3 reference images (the frontal again when the pin
-    has no angle: the provider refuses an empty list); all images together at most 7. Every pin
-    first gets frontal + one reference; leftover room goes to extra angles in element order.
-    So at most 3 pins fit (4 would need 8 images): the ones left out are returned with the reason,
-    and the quote, the create page and the API name them before anything is spent.
+    Each element is one input, whatever its images (see payloads.MAX_INPUTS for the source): its frontal image
+    and 1-3 reference images, its first three angles (the frontal again when the pin has no angle: the provider
+    refuses an empty list). Style images (`style_images`) take inputs too. Pins beyond the budget are returned
+    with the reason, and the quote, the create page and the API name them before anything is spent.
     """
     ordered = sorted(pins, key=lambda p: p.element_index)
-    fitting = ordered[: MAX_IMAGES // 2]
+    room = max(0, payloads.MAX_INPUTS - style_images)
+    fitting = ordered[:room]
     left_out = [
         {
             "pin_id": p.pin_id,
             "element_index": p.element_index,
             "label": p.label,
-            "reason": f"@Element{p.element_index} ({p.label}) is left out: each pinned character takes at least 2 "
-            f"images (its frontal and one reference), and at most {MAX_IMAGES} images fit in one request, "
-            f"so {len(fitting)} pins fit. Deactivate a pin to choose which ones are used.",
+            "reason": f"@Element{p.element_index} ({p.label}) is left out: at most {payloads.MAX_INPUTS} inputs fit "
+            f"in one request (each pinned character is one, whatever its number of images, and each style image "
+            f"is one), so {len(fitting)} pins fit. Deactivate a pin to choose which ones are used.",
         }
         for p in ordered[len(fitting) :]
     ]
-    refs = [[(p.angle_urls or (p.frontal_url,))[0]] for p in fitting]
-    budget = MAX_IMAGES - 2 * len(fitting)
-    for i, pin in enumerate(fitting):
-        for extra in pin.angle_urls[1:MAX_REFS_PER_ELEMENT]:
-            if budget == 0:
-                break
-            refs[i].append(extra)
-            budget -= 1
     elements = [
-        {"frontal_image_url": p.frontal_url, "reference_image_urls": r} for p, r in zip(fitting, refs, strict=True)
+        {
+            "frontal_image_url": p.frontal_url,
+            "reference_image_urls": list(p.angle_urls[:MAX_REFS_PER_ELEMENT] or (p.frontal_url,)),
+        }
+        for p in fitting
     ]
     return fitting, elements, left_out
 

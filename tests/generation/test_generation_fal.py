@@ -166,22 +166,21 @@ def test_pins_go_out_as_kling_o1_elements_with_tags(fake_fal, pinned, generate):
     assert job.status == "submitted" and job.provider_request_id == submission.request_id
 
 
-def test_reference_to_video_never_sends_more_than_seven_images(fake_fal, good_clip, generate):
+def test_reference_to_video_sends_every_pin_of_the_season_each_with_its_angles(fake_fal, good_clip, generate):
+    """An element is one of Kling O1's 7 inputs, whatever its images: 4 pins with 3+3+3+1 angles all go out."""
     world = pinned_story(good_clip, [(1, 3), (2, 3), (3, 3), (4, 1)])
     fake_fal.script_next(queued_polls=None)
 
     job = job_of(generate(world.contributor, story_id=world.story.pk, prompt="@Element2 and @Element1 race"))
 
     arguments = fake_fal.only_request().arguments
-    assert image_count(arguments["elements"]) == 7
-    assert [e["frontal_image_url"] for e in arguments["elements"]] == [
-        absolute(p.frontal_image) for p in world.pins[:3]
-    ]
-    assert all(1 <= len(e["reference_image_urls"]) <= 3 for e in arguments["elements"])
-    assert arguments["prompt"] == "@Element3 @Element2 and @Element1 race"
+    assert [e["frontal_image_url"] for e in arguments["elements"]] == [absolute(p.frontal_image) for p in world.pins]
+    assert [len(e["reference_image_urls"]) for e in arguments["elements"]] == [3, 3, 3, 1]
+    assert image_count(arguments["elements"]) == 14
+    assert arguments["prompt"] == "@Element3 @Element4 @Element2 and @Element1 race"
     job.refresh_from_db()
-    assert job.pinned_character_ids == [p.pk for p in world.pins[:3]]
-    assert "@Element4" in job.error  # the pin left out is named on the job
+    assert job.pinned_character_ids == [p.pk for p in world.pins]
+    assert "left out" not in job.error
 
 
 def test_image_to_video_sends_the_dna_prompt_negative_prompt_and_the_reference_for_the_scene(
@@ -289,6 +288,7 @@ def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
         "pins_on_request": False,
         "reference_cost_usd": None,
         "character_id": character.character_id,
+        "character_ids": [character.character_id],
         "notes": [],
     }
     # the exact body that would be sent

@@ -158,7 +158,7 @@ def test_an_offline_preview_costs_nothing_says_so_and_its_score_is_not_meaningfu
     assert "Offline preview — made on this machine" in html and 'data-role="score-not-meaningful"' in html
 
 
-def test_four_pins_the_quote_names_the_one_left_out_before_anything_is_spent(fake_fal, good_clip):
+def test_four_pins_the_quote_sends_them_all_and_leaves_none_out_before_anything_is_spent(fake_fal, good_clip):
     world = pinned_story(good_clip, [(1, 2), (2, 0), (3, 0), (4, 1)])
     quote = (
         api(world.contributor)
@@ -167,10 +167,28 @@ def test_four_pins_the_quote_names_the_one_left_out_before_anything_is_spent(fak
         )
         .json()
     )
+    assert [p["element_index"] for p in quote["pinned_elements"]] == [1, 2, 3, 4]
+    assert quote["left_out_elements"] == []
+    assert len(quote["arguments"]["elements"]) == 4
+    assert quote["arguments"]["duration"] == "3" and quote["cost_usd"] == "0.336"
+    page = APIClient()
+    page.force_login(world.contributor)
+    html = page.get(f"/stories/{world.story.pk}/create/").content.decode()
+    assert 'data-role="left-out"' not in html
+    assert not GenerationJob.objects.exists()
+
+
+def test_a_pin_beyond_the_input_budget_is_named_by_the_quote_and_the_page_before_spending(
+    fake_fal, good_clip, monkeypatch
+):
+    """A season never has more than 7 pins; a smaller budget (as style images would leave) shows the same path."""
+    monkeypatch.setattr(payloads, "MAX_INPUTS", 3)
+    world = pinned_story(good_clip, [(1, 0), (2, 0), (3, 0), (4, 0)])
+    body = {"story_id": world.story.pk, "prompt": "They meet", "duration": 3}
+    quote = api(world.contributor).post("/api/v1/generate/quote", body, format="json").json()
     assert [p["element_index"] for p in quote["pinned_elements"]] == [1, 2, 3]
     (left,) = quote["left_out_elements"]
-    assert left["element_index"] == 4 and "at most 7 images" in left["reason"]
-    assert quote["arguments"]["duration"] == "3" and quote["cost_usd"] == "0.336"
+    assert left["element_index"] == 4 and "at most 3 inputs" in left["reason"]
     page = APIClient()
     page.force_login(world.contributor)
     html = page.get(f"/stories/{world.story.pk}/create/").content.decode()

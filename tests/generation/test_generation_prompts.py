@@ -1,5 +1,6 @@
 """generation.prompts on its own: the mode decision and exactly what each mode sends (pure, no database)."""
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -60,22 +61,43 @@ def test_angles_become_one_to_three_references_in_element_order():
     assert all(1 <= len(e["reference_image_urls"]) <= 3 for e in elements)
 
 
-def test_at_most_seven_images_go_out_and_pins_left_out_are_named():
+def test_an_element_is_one_input_so_every_pin_of_a_season_goes_out_with_three_references():
     pins = [pin_input(i, angles=6) for i in (1, 2, 3, 4)]
     fitting, elements, left_out = prompts.build_elements(pins)
-    assert image_count(elements) == 7
+    assert [p.element_index for p in fitting] == [1, 2, 3, 4] and left_out == []
+    assert [len(e["reference_image_urls"]) for e in elements] == [3, 3, 3, 3]
+    assert image_count(elements) == 16  # images are not what the budget counts
+
+
+def test_pins_beyond_seven_inputs_are_left_out_and_named():
+    pins = [pin_input(i) for i in range(1, 9)]
+    fitting, elements, left_out = prompts.build_elements(pins)
+    assert [p.element_index for p in fitting] == [1, 2, 3, 4, 5, 6, 7] and len(elements) == 7
+    assert [(p["pin_id"], p["element_index"], p["label"]) for p in left_out] == [(108, 8, "Hero 8")]
+    assert "@Element8 (Hero 8) is left out" in left_out[0]["reason"] and "at most 7 inputs" in left_out[0]["reason"]
+
+
+def test_style_images_take_inputs_from_the_pins():
+    fitting, _, left_out = prompts.build_elements([pin_input(i) for i in (1, 2, 3, 4)], style_images=4)
     assert [p.element_index for p in fitting] == [1, 2, 3]
-    # every element keeps frontal + one reference; the one spare image goes to the first element
-    assert [len(e["reference_image_urls"]) for e in elements] == [2, 1, 1]
-    assert [(p["pin_id"], p["element_index"], p["label"]) for p in left_out] == [(104, 4, "Hero 4")]
-    assert "@Element4 (Hero 4) is left out" in left_out[0]["reason"] and "at most 7 images" in left_out[0]["reason"]
+    assert [p["element_index"] for p in left_out] == [4] and "each style image is one" in left_out[0]["reason"]
+
+
+def test_the_payload_refuses_more_than_seven_inputs_whatever_the_builder_asked():
+    element = {"frontal_image_url": "https://site/f.jpg", "reference_image_urls": ["https://site/r.jpg"]}
+    request = payloads.PayloadInput(prompt="x", duration=5, aspect_ratio="16:9", elements=[element] * 5)
+    assert payloads.reference_inputs(request.elements, ["https://site/s.jpg"] * 2) == 7
+    payloads.kling_o1_reference(request)  # 5 elements of 2 images each: 5 inputs, accepted
+    too_many = dataclasses.replace(request, image_urls=["https://site/s.jpg"] * 3)
+    with pytest.raises(payloads.PayloadError, match="8 inputs"):
+        payloads.kling_o1_reference(too_many)
 
 
 @pytest.mark.parametrize("angles", [(0, 0), (6, 0), (2, 2), (6, 6)])
-def test_two_pins_never_exceed_the_image_budget(angles):
+def test_two_pins_each_get_one_to_three_references(angles):
     _, elements, _ = prompts.build_elements([pin_input(1, angles[0]), pin_input(2, angles[1])])
-    assert len(elements) == 2 and image_count(elements) <= 7
-    assert all(1 <= len(e["reference_image_urls"]) <= 3 for e in elements)
+    assert len(elements) == 2
+    assert [len(e["reference_image_urls"]) for e in elements] == [max(1, min(3, a)) for a in angles]
 
 
 # --- @ElementN tags ------------------------------------------------------------------------------
