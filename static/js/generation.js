@@ -28,6 +28,7 @@
   var form = document.getElementById("generate-form");
   if (form) {
     var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+    var quoted = 0;  // the latest quote asked for
     var checked = function (name) { return Boolean(form.elements[name] && form.elements[name].checked); };
     var quote = function () {
       // true: the pinned characters asked for; false: no locks at all; null: the story's default.
@@ -41,17 +42,44 @@
         with_sound: checked("with_sound")
       };
       if (form.elements.character_id) { body.character_id = form.elements.character_id.value; }
+      if (form.elements.model_id && form.elements.model_id.value) { body.model_id = form.elements.model_id.value; }
+      var asked = ++quoted;
+      // Every price comes from the server's quote (the same one the job is created with): none is kept here.
       fetch("/api/v1/generate/quote", {
         method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
         body: JSON.stringify(body)
-      }).then(function (r) { return r.ok ? r.json() : null; }).then(function (data) {
-        if (!data) { return; }
+      }).then(function (r) {
+        return r.json().then(function (data) { return { ok: r.ok, data: data }; }, function () { return { ok: false, data: null }; });
+      }).then(function (answer) {
+        if (asked !== quoted) { return; }  // a later change is being quoted: its answer decides
+        var summary = form.querySelector('[data-role="summary"]');
+        var data = answer.data;
+        if (!answer.ok) {
+          // Refused before spending (a model of another mode, a length it does not make): say why, price nothing.
+          form.querySelector('[data-role="cost"]').textContent = "—";
+          if (summary) {
+            summary.textContent = data && data.error ? data.error.message : "This request cannot be quoted now.";
+            summary.dataset.refused = "true";
+          }
+          return;
+        }
         form.querySelector('[data-role="cost"]').textContent = "$" + data.cost_usd;
         form.querySelector('[data-role="mode"]').textContent = data.mode;
         form.querySelector('[data-role="model"]').textContent = data.model;
-        var summary = form.querySelector('[data-role="summary"]');
-        if (summary) { summary.textContent = data.summary; }
+        if (summary) { summary.textContent = data.summary; delete summary.dataset.refused; }
+        // The pins this request would leave out, and why.
+        var leftOut = document.querySelector('[data-role="left-out-list"]');
+        if (leftOut) {
+          leftOut.textContent = "";
+          (data.left_out_elements || []).forEach(function (left) {
+            var line = document.createElement("p");
+            line.className = "small form-error";
+            line.dataset.role = "left-out";
+            line.textContent = left.reason;
+            leftOut.appendChild(line);
+          });
+        }
         // The offer of the pinned characters quotes them for the duration picked, beside this request's cost.
         var offer = document.querySelector('[data-role="reference-cost"]');
         if (offer && data.reference_cost_usd) {
@@ -74,7 +102,7 @@
         sheet.alt = "Model sheet of " + option.dataset.name;
       }
     };
-    ["duration", "aspect_ratio", "without_pins", "with_pins", "character_id", "with_sound"].forEach(function (name) {
+    ["duration", "aspect_ratio", "model_id", "without_pins", "with_pins", "character_id", "with_sound"].forEach(function (name) {
       if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
     });
     if (form.elements.character_id) { form.elements.character_id.addEventListener("change", showCharacter); }

@@ -46,6 +46,51 @@ def test_cost_and_mode_follow_the_duration_and_the_pins_toggle(live_server, page
     assert page.js_errors == []
 
 
+def test_picking_another_model_re_prices_from_the_server_and_a_model_of_another_mode_is_refused(
+    live_server, page, good_clip, settings
+):
+    """With a fal key every fal model is offered; each pick is quoted by the server (no price table in the page)."""
+    settings.GENERATION_PROVIDER, settings.FAL_KEY = "auto", "a-key-nothing-is-sent-with"
+    user = UserFactory(username="maker")
+    story = StoryFactory(title="Hangar", created_by=user)
+    canonical_character(story, user, good_clip)
+    user.set_password(PASSWORD)
+    user.save()
+    bs.log_in(page, live_server.url, user.username, PASSWORD)
+    page.goto(f"{live_server.url}/stories/{story.pk}/create/")
+
+    cost, model, summary = (page.locator(f'[data-role="{role}"]') for role in ("cost", "model", "summary"))
+    assert (cost.inner_text(), model.inner_text()) == ("$0.350", "fal-ai/kling-video/v2.6/pro/image-to-video")
+    offered = page.locator("#id_model_id option").evaluate_all("options => options.map(o => o.value)")
+    assert {"fal-ai/kling-video/v2.1/pro/image-to-video", "fal-ai/kling-video/v3/pro/image-to-video"} <= set(offered)
+
+    def shows(role: str, text: str) -> None:
+        page.wait_for_function(
+            '([role, text]) => document.querySelector(`[data-role="${role}"]`).textContent === text', arg=[role, text]
+        )
+
+    page.select_option("#id_model_id", "fal-ai/kling-video/v2.1/pro/image-to-video")  # $0.098/s
+    shows("cost", "$0.490")
+    assert model.inner_text() == "fal-ai/kling-video/v2.1/pro/image-to-video"
+    assert summary.inner_text() == "Kling v2.1 Pro image-to-video on fal, 5 s: $0.49."
+
+    page.select_option("#id_model_id", "fal-ai/kling-video/v3/pro/image-to-video")  # $0.224/s
+    shows("cost", "$1.120")
+    page.select_option("#id_duration", "10")
+    shows("cost", "$2.240")
+
+    page.select_option("#id_model_id", "fal-ai/kling-video/v2.6/pro/text-to-video")  # not this request's mode
+    shows("cost", "—")
+    assert "makes text-to-video, but this request is image-to-video" in summary.inner_text()
+    assert summary.get_attribute("data-refused") == "true"
+
+    page.select_option("#id_model_id", "")  # the mode's default again, for the 10 s picked
+    shows("cost", "$0.700")
+    assert summary.get_attribute("data-refused") is None
+    assert not GenerationJob.objects.exists()  # quoting spends nothing
+    assert page.js_errors == []
+
+
 def test_a_licensed_character_of_another_story_is_picked_and_its_use_spent(live_server, page, good_clip):
     owner = UserFactory(username="owner")
     character = canonical_character(
