@@ -421,7 +421,9 @@ GENERATION_MODELS: dict[str, dict[str, Any]] = {
         "usd_per_second": "0.112",
         "usd_per_second_audio": None,
     },
-    # Price from a third-party summary of fal's catalogue: fal's own page showed none when checked.
+    # UNCONFIRMED: a third-party summary of fal's catalogue; fal's own pages show no price for O3 Pro
+    # reference-to-video (its API reference, searched again 2026-12-04). fal publishes O3 4K reference-to-video at
+    # $0.42/s and O3 Standard image-to-video at $0.084/$0.112 (audio off/on), neither of which is this model.
     "fal-ai/kling-video/o3/pro/reference-to-video": {
         "provider": "fal",
         "mode": "reference-to-video",
@@ -452,7 +454,8 @@ GENERATION_MODELS: dict[str, dict[str, Any]] = {
         "usd_per_second": "0.098",
         "usd_per_second_audio": None,
     },
-    # fal's pages disagree (llms.txt $0.224/$0.336, playground $0.112/$0.168): the higher figures.
+    # UNCONFIRMED: fal's own pages still disagree (searched again 2026-12-04): its llms.txt says $0.224/$0.336 per
+    # second (audio off/on), its playground page $0.112/$0.168. The higher figures, so a quote never undercharges.
     "fal-ai/kling-video/v3/pro/image-to-video": {
         "provider": "fal",
         "mode": "image-to-video",
@@ -474,8 +477,9 @@ GENERATION_MODELS: dict[str, dict[str, Any]] = {
         "usd_per_second_audio": "0.14",
     },
     # Replicate bills this model per second of output video, by mode (we send standard, 720p). UNCONFIRMED: no
-    # stored copy of Replicate's price for kwaivgi/kling-v2.1 was found when this was written (2026-12-04); $0.05/s
-    # is the figure remembered from its model page. Check https://replicate.com/kwaivgi/kling-v2.1 before relying on it.
+    # published copy of Replicate's price for kwaivgi/kling-v2.1 was found (searched again 2026-12-04: only resellers'
+    # pages, none of Replicate's); $0.05/s is the figure remembered from its model page. Check
+    # https://replicate.com/kwaivgi/kling-v2.1 before relying on it.
     "kwaivgi/kling-v2.1": {
         "provider": "replicate",
         "mode": "image-to-video",
@@ -486,8 +490,10 @@ GENERATION_MODELS: dict[str, dict[str, Any]] = {
         "usd_per_second": "0.05",
         "usd_per_second_audio": None,
     },
-    # Runway bills API credits at $0.01 each; gen4_turbo costs 5 credits per second of video (Runway's API pricing,
-    # docs.dev.runwayml.com/guides/pricing). UNCONFIRMED by a stored source in this session (2026-12-04).
+    # Runway bills API credits at $0.01 each ("A minimum payment of $10 (at $0.01 per credit)", Runway's API setup
+    # guide, docs.dev.runwayml.com) and gen4_turbo takes 5 credits per second of video (Runway's own API reference in
+    # its runwayml/skills repository, "gen4_turbo | POST /v1/image_to_video | Image required | 5" credits/sec; the
+    # same rate on help.runwayml.com "Creating with Gen-4"): $0.05/s. Confirmed from those sources on 2026-12-04.
     "gen4_turbo": {
         "provider": "runway",
         "mode": "image-to-video",
