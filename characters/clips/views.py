@@ -13,6 +13,7 @@ from characters.clips.forms import ClipUploadForm, StoryForm
 from characters.dna import selectors as character_selectors
 from characters.groups import selectors as group_selectors
 from characters.models import Clip, ReferenceImage, Story
+from common.charts import score_bar_chart
 from common.exceptions import ServiceError
 
 
@@ -122,37 +123,15 @@ def clip_detail(request, pk):
     return render(request, "characters/clip_detail.html", context)
 
 
-def quality_chart(frames, *, duration: float, width: int = 1000, height: int = 220) -> dict:
-    """Geometry of an SVG bar chart: one bar per candidate at its time, as tall as its quality."""
-    left, right, top, bottom = 36, width - 12, 12, height - 26
-    plot_w, plot_h = right - left, bottom - top
-    span = max([duration, *(f.seconds for f in frames), 1.0])
-    # About one bar slot per sampled frame, so neighbouring seconds never overlap.
-    slot = plot_w / max(span * settings.EXTRACTION_FPS, 1)
-    bar_w = round(min(max(slot * 0.6, 3), 28), 1)
-    bars = []
-    for frame in sorted(frames, key=lambda f: f.seconds):
-        x_centre = left + frame.seconds / span * plot_w
-        bar_h = max(plot_h * frame.quality / 100, 1)
-        x = min(max(x_centre - bar_w / 2, left), right - bar_w)
-        bars.append(
-            {"frame": frame, "x": round(x, 1), "y": round(bottom - bar_h, 1), "width": bar_w, "height": round(bar_h, 1)}
-        )
-    step = next((s for s in (1, 2, 5, 10, 15, 30, 60) if span / s <= 10), 60)
-    x_ticks = [
-        {"x": round(left + t / span * plot_w, 1), "label": f"{t // 60}:{t % 60:02d}"}
-        for t in range(0, int(span) + 1, step)
-    ]
-    y_ticks = [{"y": round(bottom - plot_h * v / 100, 1), "value": v} for v in (0, 25, 50, 75, 100)]
-    return {
-        "width": width,
-        "height": height,
-        "left": left,
-        "right": right,
-        "bottom": bottom,
-        "y_label_x": left - 6,
-        "axis_label_y": height - 8,
-        "bars": bars,
-        "x_ticks": x_ticks,
-        "y_ticks": y_ticks,
-    }
+def quality_chart(frames, *, duration: float) -> dict:
+    """One bar per candidate frame at its time, as tall as its quality (the geometry: common.charts)."""
+    frames = sorted(frames, key=lambda f: f.seconds)
+    return score_bar_chart(
+        [f.quality for f in frames],
+        items=frames,
+        at=[f.seconds for f in frames],
+        span=duration,
+        slots_per_second=settings.EXTRACTION_FPS,  # about one bar slot per sampled frame
+        width=1000,
+        height=220,
+    )
