@@ -84,6 +84,9 @@ class Clip(models.Model):
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
+    # Still in the pipeline (queued or extracting): the one list of unfinished clip statuses.
+    IN_PROGRESS_STATUSES = (Status.UPLOADED, Status.EXTRACTING)
+
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="clips")
     uploader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clips")
     video = models.FileField(upload_to=clip_upload_to, max_length=300, help_text="The file as it was uploaded.")
@@ -145,7 +148,25 @@ class Clip(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.READY, self.Status.FAILED)
+        return self.status not in self.IN_PROGRESS_STATUSES
+
+    @property
+    def status_message(self) -> str:
+        """What is happening to the clip, in words: the one message pages, the API and the admin show."""
+        if self.status == self.Status.UPLOADED:
+            return "Waiting to start extracting frames."
+        if self.status == self.Status.EXTRACTING:
+            if not self.playable_video:  # the run's first step: the H.264 copy (characters.clips.services)
+                return f"Converting the video to a copy every browser plays: {self.progress} %"
+            return f"Extracting frames: {self.progress} %"
+        if self.status == self.Status.FAILED:
+            return self.error_message or "Frame extraction failed."
+        if not self.people_found:
+            message = "No person was found in this clip."
+        else:
+            count = len(self.candidates.all())  # prefetched by the pages and the API
+            message = f"{count} candidate frame{'s' if count != 1 else ''} found."
+        return f"{message} {self.warning_message}".strip()
 
     @property
     def playback_video(self):

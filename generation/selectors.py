@@ -36,7 +36,7 @@ def stale_jobs(cutoffs: StaleCutoffs) -> tuple[list[int], list[int]]:
     stale = GenerationJob.objects.filter(updated_at__lt=cutoffs.running_before)
     Status = GenerationJob.Status
     to_submit = stale.filter(status=Status.QUEUED, provider_request_id="").values_list("pk", flat=True)
-    to_poll = stale.filter(status__in=(Status.SUBMITTED, Status.PROCESSING)).values_list("pk", flat=True)
+    to_poll = stale.filter(status__in=GenerationJob.AT_PROVIDER_STATUSES).values_list("pk", flat=True)
     return list(to_submit), list(to_poll)
 
 

@@ -219,9 +219,9 @@ def clip_request_extraction(*, clip: Clip, user: AnyUser | None) -> Clip:
             code="forbidden",
             status_code=403,
         )
-    busy = (Clip.Status.UPLOADED, Clip.Status.EXTRACTING)
     with transaction.atomic():
-        queued = _queue_extraction(clip.pk, Clip.objects.exclude(status__in=busy), attempts=1)
+        idle = Clip.objects.exclude(status__in=Clip.IN_PROGRESS_STATUSES)
+        queued = _queue_extraction(clip.pk, idle, attempts=1)
         if not queued and user.is_staff:
             queued = _queue_extraction(clip.pk, selectors.stale_clips(stale_cutoffs()), attempts=1)
     if not queued:
@@ -324,7 +324,7 @@ def clip_extract_frames(*, clip_id: int, token: str = "") -> Clip:
     """
     rows = Clip.objects.filter(pk=clip_id)
     if token:
-        rows = rows.filter(extraction_task_id=token, status__in=(Clip.Status.UPLOADED, Clip.Status.EXTRACTING))
+        rows = rows.filter(extraction_task_id=token, status__in=Clip.IN_PROGRESS_STATUSES)
     now = timezone.now()
     updated = rows.update(
         status=Clip.Status.EXTRACTING,

@@ -79,7 +79,7 @@ def story_detail(request, pk):
 def _flash_uploaded(request, clip: Clip) -> None:
     """Say what is true of the new clip now: its extraction runs in the background, or (run in the request) is done."""
     if clip.status == Clip.Status.FAILED:
-        messages.error(request, f"Clip uploaded, but no frames could be taken from it: {clip.error_message}")
+        messages.error(request, f"Clip uploaded, but no frames could be taken from it: {clip.status_message}")
     elif clip.status == Clip.Status.READY:
         count = clip.candidates.count()
         found = f"{count} candidate frame{'s' if count != 1 else ''}" if count else "no person was found in it"
