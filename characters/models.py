@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, When
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
@@ -427,6 +427,11 @@ class Character(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("character-detail", args=[self.character_id])
 
+    @property
+    def cover(self) -> "ReferenceImage | None":
+        """The picture that stands for the character (ReferenceImage.cover_key); prefetch reference_images."""
+        return min(self.reference_images.all(), key=ReferenceImage.cover_key, default=None)
+
 
 class ReferenceImage(models.Model):
     class Kind(models.TextChoices):
@@ -457,6 +462,16 @@ class ReferenceImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.character.character_id}: {self.kind}"
+
+    # The cover rule: a character's face close-up, else its first reference image (by kind, then age).
+    # cover_key orders Python lists, cover_order() querysets; tests hold the two together.
+    @staticmethod
+    def cover_key(reference: "ReferenceImage") -> tuple:
+        return (reference.kind != ReferenceImage.Kind.FACE_CLOSEUP, reference.kind, reference.pk)
+
+    @classmethod
+    def cover_order(cls) -> tuple:
+        return (Case(When(kind=cls.Kind.FACE_CLOSEUP, then=0), default=1), "kind", "pk")
 
 
 # --- Pinned characters: an admin pins a character's look from a clip frame as @ElementN of a story ---------

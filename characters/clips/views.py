@@ -12,7 +12,7 @@ from characters.clips import selectors, services
 from characters.clips.forms import ClipUploadForm, StoryForm
 from characters.dna import selectors as character_selectors
 from characters.groups import selectors as group_selectors
-from characters.models import Clip, ReferenceImage, Story
+from characters.models import Clip, Story
 from common.charts import score_bar_chart
 from common.exceptions import ServiceError
 
@@ -65,7 +65,7 @@ def story_detail(request, pk):
         "story": story,
         "clips": list(selectors.story_clips(story)),
         "contributors": selectors.story_contributors(story),
-        "characters": _with_cover(character_selectors.story_characters(story)),
+        "characters": character_selectors.story_characters(story),  # each with .cover (Character.cover)
         "character_groups": group_selectors.story_group_views(story),
         "form": form,
         "refused_name": refused_name,  # a file input cannot be refilled, so say which file was refused
@@ -86,17 +86,6 @@ def _flash_uploaded(request, clip: Clip) -> None:
         messages.success(request, f"Clip uploaded and ready: {found}.")
     else:
         messages.success(request, "Clip uploaded; extracting frames — progress below.")
-
-
-def _with_cover(characters) -> list:
-    """Each character with `cover`: its face close-up, else its first reference image (or None)."""
-    characters = list(characters)
-    for character in characters:
-        references = list(character.reference_images.all())
-        character.cover = next(
-            (r for r in references if r.kind == ReferenceImage.Kind.FACE_CLOSEUP), references[0] if references else None
-        )
-    return characters
 
 
 @require_http_methods(["GET", "HEAD"])
