@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 from django.test import Client
 
 from characters.models import Character, ReferenceImage
-from tests.support.factories import CharacterFactory
+from tests.support.factories import CharacterFactory, ReferenceImageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -17,9 +17,7 @@ WITH_FACE = ["side_profile", "full_body", "face_closeup"]
 def _character_with(kinds) -> Character:
     character = CharacterFactory(allow_licensing=True)
     for kind in kinds:
-        ReferenceImage.objects.create(
-            character=character, kind=kind, image=f"characters/{character.character_id}/{kind}.jpg"
-        )
+        ReferenceImageFactory(character=character, kind=kind)
     return character
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from common.charts import SCORE_TICKS, score_bar_chart
 from common.scores import HIGH_FROM, MID_FROM, score_band
 from generation.models import GenerationJob
-from tests.support.factories import CandidateFrameFactory, ClipFactory
+from tests.support.factories import CandidateFrameFactory, ClipFactory, GenerationJobFactory
 
 
 @pytest.mark.parametrize("at", [None, [0.5, 2.0, 4.0, 6.5]], ids=["side by side", "by time"])
@@ -50,14 +50,8 @@ def test_the_clip_quality_chart_and_the_consistency_chart_colour_a_score_alike(c
     for rank, (seconds, quality) in enumerate([(1.0, HIGH_FROM), (5.0, HIGH_FROM - 1)], start=1):
         CandidateFrameFactory(clip=clip, seconds=seconds, quality=quality, rank=rank)
     for i, score in enumerate([HIGH_FROM, HIGH_FROM - 1]):
-        GenerationJob.objects.create(
+        GenerationJobFactory(
             story=clip.story,
-            requester=clip.uploader,
-            mode="image-to-video",
-            model_id="m",
-            user_prompt="p",
-            prompt_used="p",
-            provider="offline",
             status=GenerationJob.Status.COMPLETE,
             consistency_score=score,
             completed_at=timezone.now() + timedelta(minutes=i),

@@ -8,25 +8,14 @@ from django.utils import timezone
 from common.stale_work import StaleCutoffs
 from generation import selectors
 from generation.models import GenerationJob
-from tests.support.factories import StoryFactory, UserFactory
+from tests.support.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("status", GenerationJob.Status.values)
 def test_finished_and_stale_follow_the_one_list(status):
-    story = StoryFactory()
-    job = GenerationJob.objects.create(
-        story=story,
-        requester=UserFactory(),
-        mode="text-to-video",
-        model_id="m",
-        user_prompt="p",
-        prompt_used="p",
-        provider="offline",
-        provider_request_id="req-1",
-        status=status,
-    )
+    job = GenerationJobFactory(provider_request_id="req-1", status=status)
     GenerationJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(hours=1))
 
     _, to_poll = selectors.stale_jobs(StaleCutoffs(running_before=timezone.now(), queued_before=timezone.now()))

@@ -1,14 +1,11 @@
 """VotingSession.OPEN_STATUSES is the one list of open votes: the selectors, the withdraw rule, the
 one-open-session constraint, the story page's panel and the admin's buttons all follow it."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
 
-from tests.support.factories import CandidateFrameFactory, ClipFactory, StoryFactory, UserFactory
+from tests.support.factories import CandidateFrameFactory, ClipFactory, StoryFactory, UserFactory, VotingSessionFactory
 from voting import selectors, services
 from voting.models import VotingSession
 
@@ -54,18 +51,14 @@ def test_every_reader_of_open_votes_agrees_with_the_one_list(status, session_in,
         assert services.submission_withdraw(submission=ada, user=ada.submitter).status == "withdrawn"
 
     # The database's one-open-session constraint is written with literal values: it must match the list.
-    second = VotingSession(
-        story=session.story,
-        character_slot=session.character_slot,
-        starts_at=timezone.now(),
-        ends_at=timezone.now() + timedelta(hours=1),
-        status=VotingSession.Status.ACTIVE,
-    )
+    def second_open_session():
+        return VotingSessionFactory(story=session.story, character_slot=session.character_slot)
+
     if is_open:
         with pytest.raises(IntegrityError), transaction.atomic():
-            second.save()
+            second_open_session()
     else:
-        second.save()
+        assert second_open_session().is_open
 
     client.force_login(UserFactory(username="boss", is_staff=True, is_superuser=True))
     page = client.get(reverse("admin:voting_votingsession_change", args=[session.pk])).content.decode()
