@@ -266,7 +266,7 @@ def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:
 
         def unfinished(pks) -> list[int]:
             return list(
-                GenerationJob.objects.filter(pk__in=pks, status__in=("submitted", "processing")).values_list(
+                GenerationJob.objects.filter(pk__in=pks, status__in=GenerationJob.AT_PROVIDER_STATUSES).values_list(
                     "pk", flat=True
                 )
             )

@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, When
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
@@ -84,6 +84,9 @@ class Clip(models.Model):
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
+    # Still in the pipeline (queued or extracting): the one list of unfinished clip statuses.
+    IN_PROGRESS_STATUSES = (Status.UPLOADED, Status.EXTRACTING)
+
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="clips")
     uploader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clips")
     video = models.FileField(upload_to=clip_upload_to, max_length=300, help_text="The file as it was uploaded.")
@@ -145,7 +148,25 @@ class Clip(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.READY, self.Status.FAILED)
+        return self.status not in self.IN_PROGRESS_STATUSES
+
+    @property
+    def status_message(self) -> str:
+        """What is happening to the clip, in words: the one message pages, the API and the admin show."""
+        if self.status == self.Status.UPLOADED:
+            return "Waiting to start extracting frames."
+        if self.status == self.Status.EXTRACTING:
+            if not self.playable_video:  # the run's first step: the H.264 copy (characters.clips.services)
+                return f"Converting the video to a copy every browser plays: {self.progress} %"
+            return f"Extracting frames: {self.progress} %"
+        if self.status == self.Status.FAILED:
+            return self.error_message or "Frame extraction failed."
+        if not self.people_found:
+            message = "No person was found in this clip."
+        else:
+            count = len(self.candidates.all())  # prefetched by the pages and the API
+            message = f"{count} candidate frame{'s' if count != 1 else ''} found."
+        return f"{message} {self.warning_message}".strip()
 
     @property
     def playback_video(self):
@@ -406,6 +427,11 @@ class Character(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("character-detail", args=[self.character_id])
 
+    @property
+    def cover(self) -> "ReferenceImage | None":
+        """The picture that stands for the character (ReferenceImage.cover_key); prefetch reference_images."""
+        return min(self.reference_images.all(), key=ReferenceImage.cover_key, default=None)
+
 
 class ReferenceImage(models.Model):
     class Kind(models.TextChoices):
@@ -436,6 +462,16 @@ class ReferenceImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.character.character_id}: {self.kind}"
+
+    # The cover rule: a character's face close-up, else its first reference image (by kind, then age).
+    # cover_key orders Python lists, cover_order() querysets; tests hold the two together.
+    @staticmethod
+    def cover_key(reference: "ReferenceImage") -> tuple:
+        return (reference.kind != ReferenceImage.Kind.FACE_CLOSEUP, reference.kind, reference.pk)
+
+    @classmethod
+    def cover_order(cls) -> tuple:
+        return (Case(When(kind=cls.Kind.FACE_CLOSEUP, then=0), default=1), "kind", "pk")
 
 
 # --- Pinned characters: an admin pins a character's look from a clip frame as @ElementN of a story ---------

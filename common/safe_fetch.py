@@ -38,6 +38,7 @@ from urllib3.util import connection as urllib3_connection
 from urllib3.util.timeout import Timeout
 
 from common.exceptions import ServiceError
+from common.upload_size import clip_max_bytes, too_large_message
 
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -335,19 +336,8 @@ def _filename_from(url: str) -> str:
     return _SAFE_FILENAME_CHARS.sub("_", name).strip("._")[:120] or "clip"
 
 
-def _format_bytes(size: int) -> str:
-    if size >= 1_048_576:
-        return f"{size / 1_048_576:.0f} MB"
-    if size >= 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size} bytes"
-
-
 def _too_large(max_bytes: int) -> FetchTooLarge:
-    return FetchTooLarge(
-        f"The file at that link is larger than {_format_bytes(max_bytes)}, the limit for a clip. "
-        "Trim or compress it and try again."
-    )
+    return FetchTooLarge(too_large_message("The file at that link", limit=max_bytes))
 
 
 # --- Fetching -------------------------------------------------------------------------------
@@ -366,7 +356,7 @@ def fetch_to_temp_file(
     `max_bytes` defaults to CLIP_MAX_BYTES and `timeout` (total seconds) to CLIP_FETCH_TIMEOUT_SECONDS.
     Nothing is left on disk when it raises.
     """
-    max_bytes = settings.CLIP_MAX_BYTES if max_bytes is None else max_bytes
+    max_bytes = clip_max_bytes() if max_bytes is None else max_bytes
     timeout = settings.CLIP_FETCH_TIMEOUT_SECONDS if timeout is None else timeout
     allowed = allowed_networks()
     current = url

@@ -3,7 +3,7 @@ at the broker for messages that are gone.
 
 Work shows it is alive through a timestamp (a clip's heartbeat, a generation job's last update). The
 beat's sweeps, the embedded background mode's start-up and the admin all ask the selectors with
-these cutoffs (characters.selectors.stale_clips, generation.selectors.stale_jobs).
+these cutoffs (characters.clips.selectors.stale_clips, generation.selectors.stale_jobs).
 """
 
 from __future__ import annotations

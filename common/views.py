@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from common.db import database_unreachable
-from common.exceptions import error_json_response
+from common.exceptions import RequestTooLarge, error_json_response
 from common.middleware import is_api_request, unavailable_response
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def page_not_found(request, exception=None):
 
 def bad_request(request, exception=None):
     if isinstance(exception, RequestDataTooBig):
-        message = "The request body is larger than the server accepts."
+        message = str(RequestTooLarge.default_detail)
         if is_api_request(request):
             return error_json_response(413, "request_too_large", message)
         return HttpResponse(loader.render_to_string("413.html"), status=413)

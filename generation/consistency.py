@@ -87,7 +87,7 @@ import cv2
 import numpy as np
 
 from characters.vision.faces import Face, detect_faces, detectors
-from characters.vision.identity import FaceModels, disagreeing_pairs, face_models  # noqa: F401 (re-exported)
+from characters.vision.identity import disagreeing_pairs, face_models
 from characters.vision.video import InvalidVideo, open_capture
 
 MIN_SAMPLES = 3

@@ -32,6 +32,11 @@ class GenerationJob(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    # Unfinished: waiting for its submission or at the provider. The one list of open job statuses.
+    ACTIVE_STATUSES = (Status.QUEUED, Status.SUBMITTED, Status.PROCESSING)
+    # Sent to the provider and not back yet: what polling and provider updates may move.
+    AT_PROVIDER_STATUSES = (Status.SUBMITTED, Status.PROCESSING)
+
     job_id = models.CharField(max_length=32, unique=True, default=new_job_id, editable=False)
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="generation_jobs")
     character = models.ForeignKey(
@@ -127,7 +132,7 @@ class GenerationJob(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.COMPLETE, self.Status.FAILED, self.Status.CANCELLED)
+        return self.status not in self.ACTIVE_STATUSES
 
     @property
     def model_label(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from characters.models import Story
-from common.scores import score_band
 from common.stale_work import StaleCutoffs
 from common.typing import AnyUser
 
@@ -37,7 +36,7 @@ def stale_jobs(cutoffs: StaleCutoffs) -> tuple[list[int], list[int]]:
     stale = GenerationJob.objects.filter(updated_at__lt=cutoffs.running_before)
     Status = GenerationJob.Status
     to_submit = stale.filter(status=Status.QUEUED, provider_request_id="").values_list("pk", flat=True)
-    to_poll = stale.filter(status__in=(Status.SUBMITTED, Status.PROCESSING)).values_list("pk", flat=True)
+    to_poll = stale.filter(status__in=GenerationJob.AT_PROVIDER_STATUSES).values_list("pk", flat=True)
     return list(to_submit), list(to_poll)
 
 
@@ -48,44 +47,3 @@ def drift_points(story: Story) -> list[dict]:
         for job in story_generated_clips(story).only("job_id", "consistency_score", "mode", "completed_at")
         if job.consistency_score is not None
     ]
-
-
-CHART_TICKS = (0, 25, 50, 75, 100)
-
-
-def bar_chart(values: list[int], *, width: int = 560, height: int = 160, labels: list[str] | None = None) -> dict:
-    """Geometry of a 0-100 bar chart for an inline SVG (server-rendered: pictures, not only numbers).
-
-    One bar per value, over a y-axis with ticks at 0, 25, 50, 75 and 100 (the score scale) and the
-    bars' labels under the baseline. Bars are at most 56 px wide, so a few bars do not fill the width.
-    """
-    axis_x, top, bottom = 34, 10, 20  # room for the tick labels, the top label and the bar labels
-    baseline = height - bottom
-    plot = baseline - top
-    count = max(1, len(values))
-    gap = 6
-    bar = min(56, max(4, (width - axis_x - gap * (count + 1)) // count))
-    bars = []
-    for i, value in enumerate(values):
-        h = round(plot * max(0, min(100, value)) / 100)
-        bars.append(
-            {
-                "x": axis_x + gap + i * (bar + gap),
-                "y": baseline - h,
-                "w": bar,
-                "h": h,
-                "value": value,
-                "label": (labels or [""] * count)[i],
-                "tone": score_band(value),
-            }
-        )
-    ticks = [{"value": v, "y": baseline - round(plot * v / 100)} for v in CHART_TICKS]
-    return {
-        "width": axis_x + gap + count * (bar + gap),
-        "height": height,
-        "bars": bars,
-        "baseline": baseline,
-        "top": top,
-        "axis_x": axis_x,
-        "ticks": ticks,
-    }

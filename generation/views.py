@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
 from characters.models import Story
+from common.charts import score_bar_chart
 from common.exceptions import ServiceError
 from marketplace import selectors as marketplace_selectors
 
@@ -64,7 +65,7 @@ def job_detail(request, job_id: str):
     if services.generation_refresh(job=job) is not job:
         job = GenerationJob.objects.select_related("story", "character").get(pk=job.pk)
     chart = (
-        selectors.bar_chart(
+        score_bar_chart(
             [f["score"] for f in job.frame_scores], labels=[f"{f['seconds']:.1f}s" for f in job.frame_scores]
         )
         if job.frame_scores

@@ -59,16 +59,18 @@ def _gallery_matches(query: str = "") -> QuerySet[Character]:
 def gallery_characters(*, sort: str = DEFAULT_SORT, query: str = "") -> QuerySet[Character]:
     """Canonical characters open to licensing, with everything a card shows, in one query.
 
-    Rows carry `story` (title only), `face_image` (storage name of the face close-up, or None) and
-    `exclusive_taken`. For pages, use GalleryListing: it skips the lookups for rows before the page.
+    Rows carry `story` (title only), `cover_image` and `cover_kind` (storage name and kind of the cover,
+    ReferenceImage.cover_order(); None without references) and `exclusive_taken`. For pages, use
+    GalleryListing: it skips the lookups for rows before the page.
     """
-    face = ReferenceImage.objects.filter(character=OuterRef("pk"), kind=ReferenceImage.Kind.FACE_CLOSEUP)
+    cover = ReferenceImage.objects.filter(character=OuterRef("pk")).order_by(*ReferenceImage.cover_order())
     return (
         _gallery_matches(query)
         .select_related("story")
         .only("character_id", "name", "story__title", "total_votes", "clips_used", "created_at", "creator_id")
         .annotate(
-            face_image=Subquery(face.order_by().values("image")[:1]),  # at most one: unique per kind
+            cover_image=Subquery(cover.values("image")[:1]),
+            cover_kind=Subquery(cover.values("kind")[:1]),
             exclusive_taken=Exists(active_exclusive(OuterRef("pk"))),
         )
         .order_by(*GALLERY_SORTS.get(sort, GALLERY_SORTS[DEFAULT_SORT]))

@@ -48,7 +48,7 @@ def gallery(request):
         number = 1
     page = listing.page(number, settings.GALLERY_PAGE_SIZE, past_end_shows_last=True)
     for character in page:
-        character.thumbnail_url = default_storage.url(character.face_image) if character.face_image else ""
+        character.thumbnail_url = default_storage.url(character.cover_image) if character.cover_image else ""
     return render(
         request,
         "marketplace/gallery.html",

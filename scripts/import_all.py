@@ -2,7 +2,7 @@
 
 Run with the interpreter of a virtualenv built from requirements.txt alone: a module that
 imports a package only the dev requirements bring in fails here, as it would in `make run` on a
-fresh machine. Test support (packages named `testing`) is skipped: it may need dev packages.
+fresh machine. Test support lives in tests/ (not an app here), so it is not imported: it may need dev packages.
 The settings are the embedded default's (`config.settings.local`), as in `make run`.
 
     .venv/bin/python scripts/import_all.py
@@ -28,7 +28,7 @@ def project_modules() -> list[str]:
         for info in pkgutil.walk_packages([str(ROOT / app)], prefix=f"{app}."):
             # Settings modules are loaded by django.setup() (only the active one can be: production's
             # refuses to load without its secrets).
-            if ".testing" in info.name or info.name.startswith("config.settings."):
+            if info.name.startswith("config.settings."):
                 continue
             names.append(info.name)
     return names

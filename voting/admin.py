@@ -47,8 +47,53 @@ class CharacterSubmissionAdmin(admin.ModelAdmin):
     list_filter = ("status", "character_slot")
     search_fields = ("character_name", "style_description", "submitter__username", "story__title")
     list_select_related = ("story", "submitter")
-    readonly_fields = ("vote_count", "created_at")
     inlines = [SubmissionFrameInline]
+    actions = ["withdraw_submissions", "lock_submissions"]
+
+    # Read-only: a submission changes only through voting.services (its rules, its votes, its vote's
+    # outcome). The change form shows it; the actions below call the services.
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.concrete_fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_act_permission(self, request):
+        """Staff with the right to change submissions may run the actions (which go through the services)."""
+        return request.user.is_staff and request.user.has_perm("voting.change_charactersubmission")
+
+    def _each(self, request, queryset, act, done: str) -> None:
+        for submission in queryset:
+            try:
+                act(submission)
+            except ServiceError as exc:
+                self.message_user(request, f"Submission {submission.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.log_change(request, submission, done)
+                self.message_user(request, f"Submission {submission.pk}: {done}.", messages.SUCCESS)
+
+    @admin.action(description="Withdraw selected submissions", permissions=["act"])
+    def withdraw_submissions(self, request, queryset):
+        self._each(
+            request, queryset, lambda s: services.submission_withdraw(submission=s, user=request.user), "withdrawn"
+        )
+
+    @admin.action(
+        description="Lock selected as characters (an open vote is won by admin decision)", permissions=["act"]
+    )
+    def lock_submissions(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda s: services.submission_lock_by_admin(submission_id=s.pk, admin=request.user),
+            "locked as a character",
+        )
 
 
 class OverrideForm(forms.Form):

@@ -80,6 +80,9 @@ class VotingSession(models.Model):
         COMPLETE = "complete", "Complete"
         CANCELLED = "cancelled", "Cancelled"
 
+    # Open: voting, or a tie waiting for an admin. The one list (the constraint below must match it).
+    OPEN_STATUSES = (Status.ACTIVE, Status.TIED)
+
     class Decision(models.TextChoices):
         MAJORITY = "majority", "Majority over quorum"
         EXPIRY = "expiry", "Plurality at expiry"
@@ -131,6 +134,10 @@ class VotingSession(models.Model):
 
     def __str__(self) -> str:
         return f"Session {self.pk}: {self.story} / {self.character_slot} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
 
 
 class Vote(models.Model):

@@ -14,8 +14,6 @@ from common.typing import AnyUser
 from . import tallies
 from .models import CharacterSubmission, SubmissionFrame, Vote, VotingSession
 
-OPEN_STATUSES = (VotingSession.Status.ACTIVE, VotingSession.Status.TIED)
-
 
 def _submissions_with_frames() -> QuerySet[CharacterSubmission]:
     return CharacterSubmission.objects.select_related("submitter").prefetch_related(
@@ -62,7 +60,7 @@ def session_status(session: VotingSession) -> dict:
 
 
 def story_open_sessions(story: Story) -> QuerySet[VotingSession]:
-    return story.voting_sessions.filter(status__in=OPEN_STATUSES).order_by("character_slot")
+    return story.voting_sessions.filter(status__in=VotingSession.OPEN_STATUSES).order_by("character_slot")
 
 
 def story_submissions(story: Story) -> QuerySet[CharacterSubmission]:
@@ -78,7 +76,7 @@ def vote_of(session: VotingSession, user: AnyUser) -> Vote | None:
 def open_session_ids(submission_ids: Iterable[int]) -> dict[int, int]:
     """{submission_id: id of the open session it is in}; a submission is in at most one open session."""
     links = VotingSession.submissions.through.objects.filter(
-        charactersubmission_id__in=list(submission_ids), votingsession__status__in=OPEN_STATUSES
+        charactersubmission_id__in=list(submission_ids), votingsession__status__in=VotingSession.OPEN_STATUSES
     )
     return dict(links.values_list("charactersubmission_id", "votingsession_id"))
 

@@ -233,7 +233,7 @@ def submission_withdraw(*, submission: CharacterSubmission, user: AnyUser) -> Ch
 
 # --- Sessions -------------------------------------------------------------------------------
 
-_OPEN = (VotingSession.Status.ACTIVE, VotingSession.Status.TIED)
+_OPEN = VotingSession.OPEN_STATUSES
 
 
 def _open_session(story: Story, character_slot: str) -> VotingSession | None:

@@ -163,6 +163,7 @@ class ClipAdmin(admin.ModelAdmin):
         "original_filename",
         "source_url",
         "status_display",
+        "status_message",
         "error_message",
         "warning_message",
         "duration",
@@ -190,6 +191,7 @@ class ClipAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "status_display",
+                    "status_message",
                     "error_message",
                     "warning_message",
                     "frames_analysed",

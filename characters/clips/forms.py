@@ -3,6 +3,8 @@
 from django import forms
 from django.conf import settings
 
+from common.upload_size import clip_size_hint
+
 # A hint for the file picker only: any file with a video stream is taken (characters.vision.video decides).
 # Some systems give .mkv/.avi no video/* type, hence the extensions.
 ACCEPTED_VIDEO_TYPES = "video/*,.mkv,.avi,.mov,.webm,.mp4"
@@ -27,5 +29,5 @@ class ClipUploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["video"].help_text = (
             f"MP4, MOV, WebM, MKV, AVI or another video format · up to {settings.CLIP_MAX_SECONDS:g} seconds · "
-            f"up to {settings.CLIP_MAX_BYTES / 1_048_576:.0f} MB"
+            f"{clip_size_hint()}"
         )

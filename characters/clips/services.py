@@ -29,6 +29,7 @@ from common.safe_fetch import fetch_to_temp_file
 from common.stale_work import StaleCutoffs, keep_alive, stale_cutoffs
 from common.throttling import parse_rate, rate_limit_wait
 from common.typing import AnyUser, UserType
+from common.upload_size import clip_max_bytes, exceeds_clip_size, too_large_message
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +65,8 @@ def _spool_to_temp(upload: File) -> Path:
         upload.seek(0)
         for chunk in upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b""):
             written += len(chunk)
-            if written > settings.CLIP_MAX_BYTES:
-                raise InvalidClip(
-                    f"The file is larger than {settings.CLIP_MAX_BYTES / 1_048_576:.0f} MB, the limit for a clip. "
-                    "Trim or compress it and try again.",
-                    status_code=413,
-                )
+            if exceeds_clip_size(written):
+                raise InvalidClip(too_large_message("The file"), status_code=413)
             tmp.write(chunk)
     except BaseException:
         tmp.close()
@@ -160,7 +157,7 @@ def clip_create_from_url(*, story: Story, uploader: UserType, url: str) -> Clip:
     (see common.safe_fetch); a refused link or file leaves nothing behind.
     """
     _refuse_upload_over_rate(uploader, count=False)  # before fetching; clip_create counts it
-    fetched = fetch_to_temp_file(url, max_bytes=settings.CLIP_MAX_BYTES, timeout=settings.CLIP_FETCH_TIMEOUT_SECONDS)
+    fetched = fetch_to_temp_file(url, max_bytes=clip_max_bytes(), timeout=settings.CLIP_FETCH_TIMEOUT_SECONDS)
     try:
         with open(fetched.path, "rb") as fh:
             return clip_create(story=story, uploader=uploader, upload=File(fh, name=fetched.filename), source_url=url)
@@ -219,9 +216,9 @@ def clip_request_extraction(*, clip: Clip, user: AnyUser | None) -> Clip:
             code="forbidden",
             status_code=403,
         )
-    busy = (Clip.Status.UPLOADED, Clip.Status.EXTRACTING)
     with transaction.atomic():
-        queued = _queue_extraction(clip.pk, Clip.objects.exclude(status__in=busy), attempts=1)
+        idle = Clip.objects.exclude(status__in=Clip.IN_PROGRESS_STATUSES)
+        queued = _queue_extraction(clip.pk, idle, attempts=1)
         if not queued and user.is_staff:
             queued = _queue_extraction(clip.pk, selectors.stale_clips(stale_cutoffs()), attempts=1)
     if not queued:
@@ -324,7 +321,7 @@ def clip_extract_frames(*, clip_id: int, token: str = "") -> Clip:
     """
     rows = Clip.objects.filter(pk=clip_id)
     if token:
-        rows = rows.filter(extraction_task_id=token, status__in=(Clip.Status.UPLOADED, Clip.Status.EXTRACTING))
+        rows = rows.filter(extraction_task_id=token, status__in=Clip.IN_PROGRESS_STATUSES)
     now = timezone.now()
     updated = rows.update(
         status=Clip.Status.EXTRACTING,

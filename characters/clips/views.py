@@ -12,7 +12,8 @@ from characters.clips import selectors, services
 from characters.clips.forms import ClipUploadForm, StoryForm
 from characters.dna import selectors as character_selectors
 from characters.groups import selectors as group_selectors
-from characters.models import Clip, ReferenceImage, Story
+from characters.models import Clip, Story
+from common.charts import score_bar_chart
 from common.exceptions import ServiceError
 
 
@@ -64,7 +65,7 @@ def story_detail(request, pk):
         "story": story,
         "clips": list(selectors.story_clips(story)),
         "contributors": selectors.story_contributors(story),
-        "characters": _with_cover(character_selectors.story_characters(story)),
+        "characters": character_selectors.story_characters(story),  # each with .cover (Character.cover)
         "character_groups": group_selectors.story_group_views(story),
         "form": form,
         "refused_name": refused_name,  # a file input cannot be refilled, so say which file was refused
@@ -78,24 +79,13 @@ def story_detail(request, pk):
 def _flash_uploaded(request, clip: Clip) -> None:
     """Say what is true of the new clip now: its extraction runs in the background, or (run in the request) is done."""
     if clip.status == Clip.Status.FAILED:
-        messages.error(request, f"Clip uploaded, but no frames could be taken from it: {clip.error_message}")
+        messages.error(request, f"Clip uploaded, but no frames could be taken from it: {clip.status_message}")
     elif clip.status == Clip.Status.READY:
         count = clip.candidates.count()
         found = f"{count} candidate frame{'s' if count != 1 else ''}" if count else "no person was found in it"
         messages.success(request, f"Clip uploaded and ready: {found}.")
     else:
         messages.success(request, "Clip uploaded; extracting frames — progress below.")
-
-
-def _with_cover(characters) -> list:
-    """Each character with `cover`: its face close-up, else its first reference image (or None)."""
-    characters = list(characters)
-    for character in characters:
-        references = list(character.reference_images.all())
-        character.cover = next(
-            (r for r in references if r.kind == ReferenceImage.Kind.FACE_CLOSEUP), references[0] if references else None
-        )
-    return characters
 
 
 @require_http_methods(["GET", "HEAD"])
@@ -122,37 +112,15 @@ def clip_detail(request, pk):
     return render(request, "characters/clip_detail.html", context)
 
 
-def quality_chart(frames, *, duration: float, width: int = 1000, height: int = 220) -> dict:
-    """Geometry of an SVG bar chart: one bar per candidate at its time, as tall as its quality."""
-    left, right, top, bottom = 36, width - 12, 12, height - 26
-    plot_w, plot_h = right - left, bottom - top
-    span = max([duration, *(f.seconds for f in frames), 1.0])
-    # About one bar slot per sampled frame, so neighbouring seconds never overlap.
-    slot = plot_w / max(span * settings.EXTRACTION_FPS, 1)
-    bar_w = round(min(max(slot * 0.6, 3), 28), 1)
-    bars = []
-    for frame in sorted(frames, key=lambda f: f.seconds):
-        x_centre = left + frame.seconds / span * plot_w
-        bar_h = max(plot_h * frame.quality / 100, 1)
-        x = min(max(x_centre - bar_w / 2, left), right - bar_w)
-        bars.append(
-            {"frame": frame, "x": round(x, 1), "y": round(bottom - bar_h, 1), "width": bar_w, "height": round(bar_h, 1)}
-        )
-    step = next((s for s in (1, 2, 5, 10, 15, 30, 60) if span / s <= 10), 60)
-    x_ticks = [
-        {"x": round(left + t / span * plot_w, 1), "label": f"{t // 60}:{t % 60:02d}"}
-        for t in range(0, int(span) + 1, step)
-    ]
-    y_ticks = [{"y": round(bottom - plot_h * v / 100, 1), "value": v} for v in (0, 25, 50, 75, 100)]
-    return {
-        "width": width,
-        "height": height,
-        "left": left,
-        "right": right,
-        "bottom": bottom,
-        "y_label_x": left - 6,
-        "axis_label_y": height - 8,
-        "bars": bars,
-        "x_ticks": x_ticks,
-        "y_ticks": y_ticks,
-    }
+def quality_chart(frames, *, duration: float) -> dict:
+    """One bar per candidate frame at its time, as tall as its quality (the geometry: common.charts)."""
+    frames = sorted(frames, key=lambda f: f.seconds)
+    return score_bar_chart(
+        [f.quality for f in frames],
+        items=frames,
+        at=[f.seconds for f in frames],
+        span=duration,
+        slots_per_second=settings.EXTRACTION_FPS,  # about one bar slot per sampled frame
+        width=1000,
+        height=220,
+    )

@@ -209,7 +209,7 @@ CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", d
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BEAT_SCHEDULE: dict = {}
 
-# --- Work that gets stuck (characters.selectors.stale_clips, generation.selectors.stale_jobs) ---------
+# --- Work that gets stuck (characters.clips.selectors.stale_clips, generation.selectors.stale_jobs) ---------
 # Work shows it is alive: a running extraction beats (progress, and a beat every few seconds while it works),
 # a generation job is moved by its polls. No sign of life for this long and it is taken for lost.
 TASKS_HEARTBEAT_TIMEOUT_SECONDS = env.int("TASKS_HEARTBEAT_TIMEOUT_SECONDS", default=120)
@@ -332,7 +332,7 @@ CREDIT_REQUESTS_PER_DAY = env.int("CREDIT_REQUESTS_PER_DAY", default=3)
 
 # --- Uploads and the extraction pipeline ----------------------------------------------------
 # Clips one user may upload per window (DRF's spelling: N/second|minute|hour|day), from any page, the API or
-# a command: characters.services counts them (empty = no limit).
+# a command: characters.clips.services counts them (empty = no limit).
 CLIP_UPLOAD_RATE = env("CLIP_UPLOAD_RATE", default="30/hour")
 CLIP_MAX_BYTES = env.int("CLIP_MAX_BYTES", default=200 * 1024 * 1024)
 CLIP_MAX_SECONDS = env.float("CLIP_MAX_SECONDS", default=60.0)

@@ -179,7 +179,7 @@ def _rejected(exc: WebhookRejected) -> Response:
     return Response({"error": {"code": exc.code, "message": str(exc), "details": {}}}, status=exc.status_code)
 
 
-class _SignedWebhookApi(APIView):
+class _SignedWebhookReceiveApi(APIView):
     """A provider's completion callback, authenticated by its signature, not by a user."""
 
     authentication_classes: list = []
@@ -215,19 +215,19 @@ class _SignedWebhookApi(APIView):
         return Response({"ok": True, "outcome": outcome})
 
 
-class FalWebhookApi(_SignedWebhookApi):
+class FalWebhookReceiveApi(_SignedWebhookReceiveApi):
     """fal's completion callback: Ed25519-signed (generation/webhooks.py)."""
 
     provider = "fal"
 
 
-class ReplicateWebhookApi(_SignedWebhookApi):
+class ReplicateWebhookReceiveApi(_SignedWebhookReceiveApi):
     """Replicate's "completed" webhook: HMAC-signed with REPLICATE_WEBHOOK_SECRET, fresh, each webhook-id once."""
 
     provider = "replicate"
 
 
-class LumaCallbackApi(APIView):
+class LumaCallbackReceiveApi(APIView):
     """Luma's callback. Unsigned, so its body is never believed: it only makes us ask Luma again with our key."""
 
     authentication_classes: list = []

@@ -1,5 +1,6 @@
 from django import template
 
+from common.charts import score_bar_chart
 from generation import selectors
 
 register = template.Library()
@@ -9,5 +10,5 @@ register = template.Library()
 def drift_chart(story):
     """The score of each generated clip in story order, so drift shows at a glance."""
     points = selectors.drift_points(story)
-    chart = selectors.bar_chart([p["score"] for p in points], labels=[str(i) for i in range(1, len(points) + 1)])
+    chart = score_bar_chart([p["score"] for p in points], labels=[str(i) for i in range(1, len(points) + 1)])
     return {"story": story, "points": points, "chart": chart if points else None}

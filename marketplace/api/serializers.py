@@ -46,7 +46,7 @@ def gallery_card(character, cheapest: int | None, request=None) -> dict:
         "clips_used": character.clips_used,
         "total_votes": character.total_votes,
         "thumbnail_url": (
-            absolute_url(request, reference_path(character, "face_closeup")) if character.face_image else None
+            absolute_url(request, reference_path(character, character.cover_kind)) if character.cover_image else None
         ),
         "license_cost": None if character.exclusive_taken else cheapest,
         "license_available": not character.exclusive_taken,

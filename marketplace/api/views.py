@@ -49,7 +49,7 @@ def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-class GalleryCharactersApi(APIView):
+class GalleryCharacterListApi(APIView):
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
 
@@ -81,7 +81,7 @@ class GalleryCharactersApi(APIView):
         )
 
 
-class CharacterLicenseApi(APIView):
+class CharacterLicenseCreateApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -123,7 +123,7 @@ class CharacterLicenseApi(APIView):
         )
 
 
-class CharacterExclusiveOffersApi(APIView):
+class CharacterExclusiveOfferCreateApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -226,7 +226,7 @@ class ExclusiveOfferWithdrawApi(APIView):
         return Response(ExclusiveOfferSerializer(offer).data)
 
 
-class MyLicensesApi(APIView):
+class MyLicenseListApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -240,7 +240,7 @@ class MyLicensesApi(APIView):
         return Response(LicenseSerializer(licenses, many=True, context={"now": timezone.now()}).data)
 
 
-class MyWalletApi(APIView):
+class MyWalletDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -257,7 +257,7 @@ class MyWalletApi(APIView):
         return Response(WalletSerializer({"balance": selectors.wallet_balance(request.user), "ledger": ledger}).data)
 
 
-class CreditGrantsApi(APIView):
+class CreditGrantCreateApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(

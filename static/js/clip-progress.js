@@ -8,8 +8,8 @@
 (function () {
   "use strict";
 
-  var ACTIVE = { uploaded: true, extracting: true };
-  var LABELS = { uploaded: "Uploaded", extracting: "Extracting", ready: "Ready", failed: "Failed" };
+  // Which statuses are unfinished, their labels and the message all come from the server
+  // (data-finished on the section, `finished`, `status_label` and `message` in the API): no copy here.
   var BASE_DELAY = 1200;
   var MAX_DELAY = 10000;
 
@@ -20,8 +20,8 @@
   function showProgress(section, data) {
     var status = data.status;
     var badge = q(section, "status");
-    if (badge && LABELS[status]) {
-      badge.textContent = LABELS[status];
+    if (badge && data.status_label) {
+      badge.textContent = data.status_label;
       badge.className = "status status--" + status;
     }
     var percent = Math.max(0, Math.min(100, Math.round(Number(data.progress) || 0)));
@@ -30,15 +30,16 @@
       bar.setAttribute("aria-valuenow", String(percent));
       bar.querySelector(".progress__fill").style.width = percent + "%";
     }
-    var text = data.message || (status === "uploaded" ? "Queued for extraction…" : "Extracting frames…");
+    var text = data.message || "";
     var message = q(section, "message");
-    if (message) message.textContent = text;
+    if (message && text) message.textContent = text;
     var percentLabel = q(section, "percent");
     if (percentLabel) {
       percentLabel.textContent = percent + "%";
       percentLabel.hidden = /\d\s*%/.test(text); // the message already says how far it is
     }
     section.dataset.status = status;
+    section.dataset.finished = data.finished ? "true" : "false";
   }
 
   function refresh(section) {
@@ -50,7 +51,7 @@
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById(section.id);
-        var finished = fresh && !ACTIVE[fresh.dataset.status];
+        var finished = fresh && fresh.dataset.finished === "true";
         if (!fresh || (finished && section.dataset.refresh === "page")) {
           window.location.reload();
           return null;
@@ -61,7 +62,7 @@
   }
 
   function watch(section, delay) {
-    if (!ACTIVE[section.dataset.status]) return;
+    if (section.dataset.finished === "true") return;
     window.setTimeout(function () {
       if (!section.isConnected) return;
       if (document.hidden) {
@@ -75,7 +76,7 @@
         })
         .then(function (data) {
           showProgress(section, data);
-          if (ACTIVE[data.status]) {
+          if (!data.finished) {
             watch(section, BASE_DELAY);
           } else {
             return refresh(section);

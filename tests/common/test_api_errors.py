@@ -1,10 +1,14 @@
 """Every answer under /api/ has the API's error shape, including Django's own refusals (unknown path, body
 too large, CSRF) and bodies built to crash a parser; pages keep their HTML."""
 
+import json
+
 import pytest
-from django.test import Client
+from django.core.exceptions import RequestDataTooBig
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
+from common.views import bad_request
 from tests.support.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +121,12 @@ def test_an_unexpected_error_under_the_api_is_a_json_500(monkeypatch):
     response = Client(raise_request_exception=False).post("/api/v1/auth/token", {})
     error = assert_api_error(response, 500, "server_error")
     assert "boom" not in error["message"]  # nothing internal leaks
+
+
+def test_every_json_413_for_a_body_over_the_limit_says_the_same(settings):
+    """DRF's handler (a view reading the body) and Django's 400 handler (anything else) share one message."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    from_drf = Client().post("/api/v1/generate/webhooks/fal", data=b"x" * 20_000, content_type="application/json")
+    from_django = bad_request(RequestFactory().post("/api/v1/stories"), RequestDataTooBig("too big"))
+    messages = {assert_api_error(from_drf, 413)["message"], json.loads(from_django.content)["error"]["message"]}
+    assert len(messages) == 1 and "larger than the server accepts" in messages.pop()

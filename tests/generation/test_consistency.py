@@ -17,6 +17,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from characters.models import ReferenceImage
+from characters.vision.identity import face_models
 from characters.vision.video import InvalidVideo
 from demo.clips import photo
 from generation import consistency
@@ -233,10 +234,10 @@ def test_sample_count_limits(good_clip, references, samples):
 
 
 def test_dlib_models_load_once_per_thread():
-    mine = consistency.face_models()
-    assert consistency.face_models() is mine
+    mine = face_models()
+    assert face_models() is mine
     other = []
-    thread = threading.Thread(target=lambda: other.append(consistency.face_models()))
+    thread = threading.Thread(target=lambda: other.append(face_models()))
     thread.start()
     thread.join()
     assert other[0] is not mine

@@ -1,6 +1,6 @@
 """fal's webhook keys fetched under a total deadline, a failed fetch not retried for a while, and the webhook
 endpoint throttled per source address: a forger cannot tie up the server's threads on a slow key server.
-Key servers are local (common.testing.servers)."""
+Key servers are local (tests.support.servers)."""
 
 import json
 import time

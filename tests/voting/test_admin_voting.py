@@ -132,3 +132,47 @@ def test_deadlock_page_extends_and_lowers_the_threshold_with_a_logged_reason(adm
     assert "No clear winner" in entry.change_message
     refused = admin_client.post(url, {"win_threshold_percent": 45, "reason": "again"})
     assert refused.status_code == 200 and "between 1 and 39" in refused.content.decode()
+
+
+# --- Submissions: read-only, changed only through the services ------------------------------------
+
+
+def test_a_submission_change_form_edits_nothing(admin_client, story_with_submissions):
+    _, subs = story_with_submissions
+    url = reverse("admin:voting_charactersubmission_change", args=[subs[0].pk])
+    page = admin_client.get(url).content.decode()
+    assert "Ada" in page  # shown...
+    assert not re.search(
+        r'<(input|textarea|select)[^>]+name="(character_name|style_description|status|vote_count)"', page
+    )
+    assert 'name="_save"' not in page
+    # ...and a hand-made POST changes nothing either.
+    refused = admin_client.post(url, {"character_name": "Mallory", "status": "won", "vote_count": 99})
+    assert refused.status_code == 403
+    subs[0].refresh_from_db()
+    assert (subs[0].character_name, subs[0].status, subs[0].vote_count) == ("Ada", "active", 0)
+    assert admin_client.get(reverse("admin:voting_charactersubmission_add")).status_code == 403
+    delete = reverse("admin:voting_charactersubmission_delete", args=[subs[0].pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_submission_actions_go_through_the_voting_services(admin_client, story_with_submissions):
+    story, subs = story_with_submissions
+    changelist = reverse("admin:voting_charactersubmission_changelist")
+    services.session_start(story=story)
+
+    def act(action, submission):
+        response = admin_client.post(changelist, {"action": action, "_selected_action": [submission.pk]}, follow=True)
+        return [str(m) for m in response.context["messages"]]
+
+    # The service's rule (no withdrawing from an open vote) holds in the admin, in the service's words.
+    [refused] = act("withdraw_submissions", subs[0])
+    assert "in an open vote and cannot be withdrawn" in refused
+    services.session_cancel(session_id=VotingSession.objects.get().pk, admin=UserFactory(is_staff=True))
+    assert act("withdraw_submissions", subs[0]) == [f"Submission {subs[0].pk}: withdrawn."]
+    subs[0].refresh_from_db()
+    assert subs[0].status == "withdrawn"
+    assert LogEntry.objects.filter(object_id=str(subs[0].pk), change_message="withdrawn").exists()
+    # Locking a submission that neither won nor is in an open vote is refused by the lock service.
+    [not_lockable] = act("lock_submissions", subs[1])
+    assert "only a winner or a submission in an open vote can be locked" in not_lockable

@@ -6,7 +6,7 @@ urlpatterns = [
     path("stories/<int:story_id>/characters/lock", lock.CharacterLockApi.as_view(), name="api-character-lock"),
     path(
         "stories/<int:story_id>/characters/submissions",
-        views.StorySubmissionsApi.as_view(),
+        views.StorySubmissionListCreateApi.as_view(),
         name="api-story-submissions",
     ),
     path(
@@ -16,10 +16,10 @@ urlpatterns = [
     ),
     path(
         "stories/<int:story_id>/voting-sessions",
-        views.StoryVotingSessionsApi.as_view(),
+        views.StoryVotingSessionCreateApi.as_view(),
         name="api-story-voting-sessions",
     ),
-    path("voting-sessions/<int:session_id>", views.VotingSessionApi.as_view(), name="api-voting-session"),
+    path("voting-sessions/<int:session_id>", views.VotingSessionDetailApi.as_view(), name="api-voting-session"),
     path(
         "voting-sessions/<int:session_id>/override",
         views.VotingSessionOverrideApi.as_view(),

@@ -56,7 +56,7 @@ def _status_body(session: VotingSession) -> dict:
     return SessionStatusSerializer(selectors.session_status(session)).data
 
 
-class StorySubmissionsApi(APIView):
+class StorySubmissionListCreateApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(
@@ -114,7 +114,7 @@ class SubmissionVoteApi(APIView):
         return Response({"success": True, "new_vote_count": result.new_vote_count})
 
 
-class VotingSessionApi(APIView):
+class VotingSessionDetailApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
@@ -127,7 +127,7 @@ class VotingSessionApi(APIView):
         return Response(_status_body(_session_or_404(session_id)))
 
 
-class StoryVotingSessionsApi(APIView):
+class StoryVotingSessionCreateApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(

@@ -104,10 +104,10 @@ def voting_panel(context, story: Story) -> dict:
 
     # One query for the story's sessions: the open ones, then the latest decided ones.
     sessions = list(story.voting_sessions.select_related("decided_by_user").order_by("character_slot", "-pk"))
-    open_cards = [_open_session_card(s, user) for s in sessions if s.status in selectors.OPEN_STATUSES]
+    open_cards = [_open_session_card(s, user) for s in sessions if s.is_open]
     in_open_vote = {entry["id"] for card in open_cards for entry in card["entries"]}
     decided = sorted(
-        (s for s in sessions if s.status in (VotingSession.Status.COMPLETE, VotingSession.Status.CANCELLED)),
+        (s for s in sessions if not s.is_open),
         key=lambda s: (s.ended_at or s.created_at, s.pk),
         reverse=True,
     )[:DECIDED_SHOWN]

@@ -9,25 +9,6 @@ from characters.clips import selectors
 from characters.models import CandidateFrame, Clip, Story
 from common.absolute_urls import AbsoluteFileUrlField, absolute_url
 
-
-def clip_status_message(clip: Clip) -> str:
-    """What is happening to the clip, in words a contributor reads next to its progress bar."""
-    if clip.status == Clip.Status.UPLOADED:
-        return "Waiting to start extracting frames."
-    if clip.status == Clip.Status.EXTRACTING:
-        if not clip.playable_video:  # the run's first step: the H.264 copy (characters.services)
-            return f"Converting the video to a copy every browser plays: {clip.progress} %"
-        return f"Extracting frames: {clip.progress} %"
-    if clip.status == Clip.Status.FAILED:
-        return clip.error_message or "Frame extraction failed."
-    if not clip.people_found:
-        message = "No person was found in this clip."
-    else:
-        count = len(clip.candidates.all())
-        message = f"{count} candidate frame{'s' if count != 1 else ''} found."
-    return f"{message} {clip.warning_message}".strip()
-
-
 # --- Output ---------------------------------------------------------------------------------
 
 
@@ -90,7 +71,15 @@ class ClipSerializer(serializers.ModelSerializer):
     source_url = BlankAsNullURLField(
         read_only=True, allow_null=True, help_text="The link the clip was fetched from; null when uploaded as a file."
     )
-    message = serializers.SerializerMethodField()
+    message = serializers.CharField(
+        source="status_message",
+        read_only=True,
+        help_text="What is happening to the clip, in words (Clip.status_message).",
+    )
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    finished = serializers.BooleanField(
+        source="is_finished", read_only=True, help_text="True once ready or failed: nothing more will change by itself."
+    )
     duration = serializers.FloatField(source="duration_seconds", read_only=True)
     video_url = AbsoluteFileUrlField(source="video", help_text="The file as it was uploaded.")
     playable_video_url = AbsoluteFileUrlField(
@@ -110,6 +99,8 @@ class ClipSerializer(serializers.ModelSerializer):
             "original_filename",
             "source_url",
             "status",
+            "status_label",
+            "finished",
             "progress",
             "message",
             "error_message",
@@ -133,9 +124,6 @@ class ClipSerializer(serializers.ModelSerializer):
             "candidates",
         ]
         read_only_fields = fields
-
-    def get_message(self, clip: Clip) -> str:
-        return clip_status_message(clip)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_status_url(self, clip: Clip) -> str:

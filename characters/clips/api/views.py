@@ -1,6 +1,5 @@
 """Stories and clips over HTTP: parse, call a service or selector, describe the result."""
 
-from django.conf import settings
 from django.db.models import Prefetch
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -30,6 +29,7 @@ from common.api_schema import error_responses
 from common.exceptions import NotFound
 from common.parsers import JSONParser
 from common.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
+from common.upload_size import exceeds_clip_size, too_large_message
 
 # Room for the multipart envelope around the file when judging a request by its Content-Length.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -177,12 +177,9 @@ class StoryClipUploadApi(APIView):
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return
-        if length > settings.CLIP_MAX_BYTES + MULTIPART_OVERHEAD_BYTES:
-            limit = settings.CLIP_MAX_BYTES
-            shown = f"{limit / 1_048_576:.0f} MB" if limit >= 1_048_576 else f"{max(limit // 1024, 1)} KB"
+        if exceeds_clip_size(length - MULTIPART_OVERHEAD_BYTES):
             raise services.InvalidClip(
-                f"The upload is larger than {shown}, the limit for a clip. Trim or compress it and try again.",
-                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                too_large_message("The upload"), status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
             )
 
 

@@ -48,7 +48,7 @@ def _pin_body(request, pin_id: int) -> dict:
     return {"ok": True, "character": PinnedCharacterSerializer(pin, context={"request": request}).data}
 
 
-class AdminPinnedCharactersApi(APIView):
+class PinnedCharacterListCreateDeleteApi(APIView):
     permission_classes = [CanPinCharacters]
 
     def initial(self, request, *args, **kwargs):
@@ -119,7 +119,7 @@ class AdminPinnedCharactersApi(APIView):
         return Response({"ok": True, "id": query.validated_data["id"]})
 
 
-class AdminPinnedCharacterDetailApi(APIView):
+class PinnedCharacterDetailApi(APIView):
     permission_classes = [CanPinCharacters]
 
     def initial(self, request, *args, **kwargs):
@@ -150,7 +150,7 @@ class AdminPinnedCharacterDetailApi(APIView):
         return Response(_pin_body(request, pin_id))
 
 
-class AdminPinAnglesApi(APIView):
+class PinAngleCreateApi(APIView):
     permission_classes = [CanPinCharacters]
 
     def initial(self, request, *args, **kwargs):
@@ -178,7 +178,7 @@ class AdminPinAnglesApi(APIView):
         return Response(_pin_body(request, pin_id), status=status.HTTP_201_CREATED)
 
 
-class AdminPinAngleDetailApi(APIView):
+class PinAngleDeleteApi(APIView):
     permission_classes = [CanPinCharacters]
 
     def initial(self, request, *args, **kwargs):
@@ -201,7 +201,7 @@ class AdminPinAngleDetailApi(APIView):
         return Response(_pin_body(request, pin_id))
 
 
-class StoryPinnedCharactersApi(APIView):
+class StoryPinnedCharacterListApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(

@@ -401,7 +401,7 @@ def test_clip_page_of_a_clip_being_extracted_polls_and_reloads(client, story, au
     clip = make_clip(story, author, status=Clip.Status.UPLOADED, progress=0)
     html = client.get(clip.get_absolute_url()).content.decode()
     assert 'data-refresh="page"' in html
-    assert "Queued for extraction" in html
+    assert "Waiting to start extracting frames." in html  # Clip.status_message, as the API says
     assert "quality-chart" not in html
 
 

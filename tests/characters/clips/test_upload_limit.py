@@ -1,5 +1,5 @@
 """One upload limit per user (CLIP_UPLOAD_RATE) for every way a clip comes in: the story page, the API's
-file upload and its upload by link. Counted in characters.services, so no entry point walks around it."""
+file upload and its upload by link. Counted in characters.clips.services, so no entry point walks around it."""
 
 import re
 
