@@ -373,17 +373,28 @@ def _session_open(
     if not 1 <= hours <= 72:
         raise VotingError("A vote lasts between 1 and 72 hours.", code="bad_duration")
     now = timezone.now()
-    with transaction.atomic():
-        session = VotingSession.objects.create(
-            story=story,
-            character_slot=character_slot,
-            group=group,
-            starts_at=now,
-            ends_at=now + timedelta(hours=hours),
-            started_by=started_by,
-            runoff_of=runoff_of,
-        )
-        session.submissions.set(entries)
+    try:
+        with transaction.atomic():
+            session = VotingSession.objects.create(
+                story=story,
+                character_slot=character_slot,
+                group=group,
+                starts_at=now,
+                ends_at=now + timedelta(hours=hours),
+                started_by=started_by,
+                runoff_of=runoff_of,
+            )
+            session.submissions.set(entries)
+    except IntegrityError:
+        # Two starts at once: the one-open-session constraint let the other one in first.
+        existing = _open_session(story, character_slot, group)
+        if existing is None:
+            raise
+        raise Conflict(
+            f"A vote is already open for {shown} in this story (session {existing.pk}).",
+            code="session_exists",
+            details={"session_id": existing.pk},
+        ) from None
     ids = [s.pk for s in entries]
     # Counters start once the session is committed; until then readers rebuild from the votes table.
     transaction.on_commit(lambda: tallies.rebuild(session.pk, ids))

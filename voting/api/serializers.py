@@ -33,7 +33,7 @@ class SubmissionCreateSerializer(serializers.Serializer):
         help_text="For clients from before character groups. The group is inferred from the frames and the slot "
         "must agree with it: a slot that is another group's label (as a slug) is refused "
         "(`slot_of_another_group`); a slot naming no group becomes the label of a still unnamed group "
-        "(\"Character A\"); a named group keeps its label. Frames with no group keep the slot as given "
+        '("Character A"); a named group keeps its label. Frames with no group keep the slot as given '
         f"(default `{DEFAULT_CHARACTER_SLOT}`).",
     )
     character_name = serializers.CharField(

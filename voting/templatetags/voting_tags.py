@@ -78,7 +78,8 @@ def _waiting_slots(story: Story, in_open_vote: set[int]) -> list[dict]:
     for submission in selectors.story_submissions(story).filter(status=CharacterSubmission.Status.ACTIVE):
         if submission.pk not in in_open_vote:
             submission.frames_in_order = _frames_in_order(submission)  # type: ignore[attr-defined]  # for the template
-            key = f"group-{submission.character_group_id}" if submission.character_group_id else submission.character_slot
+            group_id = submission.character_group_id
+            key = f"group-{group_id}" if group_id else submission.character_slot
             by_slot[key].append(submission)
     needed = settings.VOTING_MIN_SUBMISSIONS
     slots = []
