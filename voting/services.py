@@ -339,6 +339,14 @@ def session_start(
     )
 
 
+def _already_open(shown: str, existing: VotingSession) -> Conflict:
+    return Conflict(
+        f"A vote is already open for {shown} in this story (session {existing.pk}).",
+        code="session_exists",
+        details={"session_id": existing.pk},
+    )
+
+
 def _session_open(
     *,
     story: Story,
@@ -355,16 +363,15 @@ def _session_open(
     shown = f"“{group.label}”" if group is not None else f"'{character_slot}'"
     existing = _open_session(story, character_slot, group)
     if existing is not None:
-        raise Conflict(
-            f"A vote is already open for {shown} in this story (session {existing.pk}).",
-            code="session_exists",
-            details={"session_id": existing.pk},
-        )
+        raise _already_open(shown, existing)
     entries = (
         list(submissions) if submissions is not None else list(_available_submissions(story, character_slot, group))
     )
     minimum = 2 if runoff_of else settings.VOTING_MIN_SUBMISSIONS
     if len(entries) < minimum:
+        opened_meanwhile = _open_session(story, character_slot, group)  # a start racing this one took them
+        if opened_meanwhile is not None:
+            raise _already_open(shown, opened_meanwhile)
         raise VotingError(
             f"A vote needs at least {minimum} active submissions for {shown}; there are {len(entries)}.",
             code="not_enough_submissions",
@@ -390,11 +397,7 @@ def _session_open(
         existing = _open_session(story, character_slot, group)
         if existing is None:
             raise
-        raise Conflict(
-            f"A vote is already open for {shown} in this story (session {existing.pk}).",
-            code="session_exists",
-            details={"session_id": existing.pk},
-        ) from None
+        raise _already_open(shown, existing) from None
     ids = [s.pk for s in entries]
     # Counters start once the session is committed; until then readers rebuild from the votes table.
     transaction.on_commit(lambda: tallies.rebuild(session.pk, ids))
