@@ -97,7 +97,7 @@ def group_split(request, group_id):
     count = len(set(picked))
     messages.success(
         request,
-        f"{count} appearance{'s' if count != 1 else ''} of “{group.label}” are now a character of their own, "
-        f"“{new.label}”. Rename it below.",
+        f"{count} appearance{'s' if count != 1 else ''} of “{group.label}” {'is' if count == 1 else 'are'} now "
+        f"a character of its own, “{new.label}”. Rename it below.",
     )
     return redirect("character-group-detail", group_id=new.pk)

@@ -247,7 +247,7 @@ def test_the_group_page_lists_appearances_and_splits_the_ticked_ones(story, mixe
     response = editor.post(f"/character-groups/{a.pk}/split/", {"appearance_ids": [second.pk]}, follow=True)
     new = CharacterGroup.objects.exclude(pk=a.pk).get(story=story)
     assert response.redirect_chain[-1][0] == f"/character-groups/{new.pk}/"
-    assert f"1 appearance of “Character A” are now a character of their own, “{new.label}”. Rename it below." in (
+    assert f"1 appearance of “Character A” is now a character of its own, “{new.label}”. Rename it below." in (
         _messages(response)
     )
     assert list(new.appearances.all()) == [second] and list(a.appearances.all()) == [first]
