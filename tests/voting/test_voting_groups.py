@@ -315,3 +315,17 @@ def test_the_data_migration_gives_old_sessions_the_group_their_designs_agree_on(
     assert groups[agreeing.pk] == a.pk
     assert groups[mixed.pk] is None and groups[before_identity.pk] is None
     assert groups[same_group_later.pk] is None
+
+
+def test_the_story_page_names_each_vote_by_its_characters_label(two_characters, client, settings):
+    settings.VOTING_MIN_SUBMISSIONS = 2
+    story, frames, a, b = two_characters
+    a.label = "Commander Eileen"
+    a.save()
+    _design(story, [frames[0]], "A1")
+    _design(story, [frames[1]], "A2")
+    _design(story, [frames[2]], "B1")
+    html = client.get(story.get_absolute_url()).content.decode()
+    assert "Which design should be Commander Eileen?" in html
+    assert "The vote for Character B opens with 1 more design" in html
+    assert f"group-{a.pk}<" not in html and f"group-{b.pk}<" not in html  # the stored slot key is not shown
