@@ -399,6 +399,11 @@ class Character(models.Model):
     render_style = models.CharField(max_length=16, blank=True, choices=RENDER_STYLE_CHOICES)
     render_style_source = models.CharField(max_length=10, blank=True, help_text="stated | measured")
     created_from_clip = models.ForeignKey(Clip, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The character group (who is who across the story's clips) the winning design showed: new clips whose
+    # appearances join that group are recognised as this character. Null for characters from before identity.
+    group = models.ForeignKey(
+        CharacterGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="locked_characters"
+    )
     total_votes = models.PositiveIntegerField(default=0)
     clips_used = models.PositiveIntegerField(default=0)
     creator = models.ForeignKey(

@@ -40,6 +40,7 @@ urlpatterns = [
     path("", include("common.urls")),
     path("", include("characters.clips.urls")),
     path("", include("characters.dna.urls")),
+    path("", include("characters.groups.urls")),
     path("", include("generation.urls")),
     path("", include("marketplace.urls")),
     path("", include("voting.urls")),

@@ -38,7 +38,7 @@ class CharacterSubmissionAdmin(admin.ModelAdmin):
         "id",
         "character_name",
         "story",
-        "character_slot",
+        "slot_label",
         "submitter",
         "status",
         "vote_count",
@@ -46,7 +46,7 @@ class CharacterSubmissionAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "character_slot")
     search_fields = ("character_name", "style_description", "submitter__username", "story__title")
-    list_select_related = ("story", "submitter")
+    list_select_related = ("story", "submitter", "character_group")
     inlines = [SubmissionFrameInline]
     actions = ["withdraw_submissions", "lock_submissions"]
 
@@ -144,18 +144,23 @@ class DeadlockForm(forms.Form):
 
 class StartSessionForm(forms.Form):
     story = forms.ModelChoiceField(queryset=Story.objects.order_by("title"))
-    character_slot = forms.SlugField(initial=DEFAULT_CHARACTER_SLOT)
+    character_slot = forms.SlugField(
+        initial=DEFAULT_CHARACTER_SLOT,
+        help_text="The character: a group's label as a slug (“Character A” is character-a), or the slot of "
+        "designs from before identity.",
+    )
     duration_hours = forms.IntegerField(min_value=1, max_value=72, required=False, help_text="Default from settings.")
 
 
 @admin.register(VotingSession)
 class VotingSessionAdmin(admin.ModelAdmin):
-    list_display = ("id", "story", "character_slot", "status", "tally", "ends_at", "winner", "decided_by")
+    list_display = ("id", "story", "slot_label", "status", "tally", "ends_at", "winner", "decided_by")
     list_filter = ("status", "decided_by", "character_slot")
     search_fields = ("story__title",)
-    list_select_related = ("story", "winner")
+    list_select_related = ("story", "winner", "group")
     readonly_fields = (
         "story",
+        "group",
         "character_slot",
         "runoff_of",
         "starts_at",
@@ -240,7 +245,7 @@ class VotingSessionAdmin(admin.ModelAdmin):
             except ServiceError as exc:
                 form.add_error(None, exc.message)
             else:
-                self.log_addition(request, session, f"Started vote for {session.character_slot}")
+                self.log_addition(request, session, f"Started vote for {session.slot_label}")
                 self.message_user(request, f"Vote {session.pk} started.", messages.SUCCESS)
                 return redirect(reverse("admin:voting_votingsession_change", args=[session.pk]))
         context = {

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from characters.models import RENDER_STYLE_CHOICES
 
-from .models import CHARACTER_NAME_MAX, DEFAULT_CHARACTER_SLOT, STYLE_DESCRIPTION_MAX
+from .models import CHARACTER_NAME_MAX, STYLE_DESCRIPTION_MAX
 
 STYLE_MAX, NAME_MAX = STYLE_DESCRIPTION_MAX, CHARACTER_NAME_MAX
 
@@ -18,6 +18,7 @@ ERROR_FIELDS = {
     "name_too_long": "character_name",
     "mixed_characters": "frame_ids",
     "invalid_group": "group_id",
+    "slot_of_another_group": "group_id",
     "invalid_render_style": "render_style",
     "invalid_features": "features_to_keep",
 }
@@ -48,14 +49,6 @@ class SubmissionForm(forms.Form):
         empty_value=None,
         label="Character",
         help_text="Pick the character first; the frames you can choose are its frames.",
-    )
-    character_slot = forms.SlugField(
-        max_length=50,
-        required=False,
-        initial=DEFAULT_CHARACTER_SLOT,
-        label="Character slot",
-        help_text="Which character of the story this design is for. Designs for the same slot compete in one vote.",
-        widget=forms.TextInput(attrs={"placeholder": DEFAULT_CHARACTER_SLOT, "autocomplete": "off"}),
     )
     character_name = forms.CharField(
         required=False,
@@ -124,7 +117,6 @@ class SubmissionForm(forms.Form):
         data = self.cleaned_data
         return {
             "frame_ids": data["picked_frame_ids"],
-            "character_slot": data["character_slot"] or DEFAULT_CHARACTER_SLOT,
             "character_name": data["character_name"],
             "style_description": data["style_description"],
             "group_id": data.get("group_id"),

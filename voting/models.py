@@ -7,10 +7,33 @@ constraint, and a submission's `vote_count` moves in the same transaction as its
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.text import slugify
 
 from characters.models import RENDER_STYLE_CHOICES, CandidateFrame, CharacterGroup, Story
 
 DEFAULT_CHARACTER_SLOT = "protagonist"
+
+
+def group_slot_key(group: CharacterGroup) -> str:
+    """The `character_slot` stored on a grouped design or session: the group's id, stable across renames
+    (people see the label; the key only keeps the slot column unique if the group is ever deleted)."""
+    return f"group-{group.pk}"
+
+
+def group_slot(group: CharacterGroup) -> str:
+    """The slot a grouped design is for, as the API shows it and a client may send it: its label as a slug."""
+    return slugify(group.label)[:50] or group_slot_key(group)
+
+
+def slot_label(obj: "CharacterSubmission | VotingSession") -> str:
+    """What people see as the slot: the group's label, or the slug of a design from before identity."""
+    group = obj.character_group if isinstance(obj, CharacterSubmission) else obj.group
+    return group.label if group is not None else obj.character_slot
+
+
+def slot_slug(obj: "CharacterSubmission | VotingSession") -> str:
+    group = obj.character_group if isinstance(obj, CharacterSubmission) else obj.group
+    return group_slot(group) if group is not None else obj.character_slot
 
 
 # The longest design text; forms, serializers and the submission service read them from here.
@@ -54,6 +77,10 @@ class CharacterSubmission(models.Model):
         return f"#{self.pk} {name} ({self.story})"
 
     @property
+    def slot_label(self) -> str:
+        return slot_label(self)
+
+    @property
     def frame_ids(self) -> list[int]:
         return [link.frame_id for link in self.frame_links.all()]
 
@@ -94,6 +121,10 @@ class VotingSession(models.Model):
 
     story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="voting_sessions")
     character_slot = models.SlugField(max_length=50, default=DEFAULT_CHARACTER_SLOT)
+    # The character the designs compete for. Null only for sessions from before identity (keyed by the slot).
+    group = models.ForeignKey(
+        CharacterGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="voting_sessions"
+    )
     submissions = models.ManyToManyField(CharacterSubmission, related_name="voting_sessions")
     runoff_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="runoffs")
     starts_at = models.DateTimeField()
@@ -119,7 +150,13 @@ class VotingSession(models.Model):
     class Meta:
         ordering = ["-starts_at"]
         constraints = [
-            # Open sessions (voting, or a tie waiting for an admin) are one per story and slot.
+            # Open sessions (voting, or a tie waiting for an admin) are one per story and character group,
+            # and, for sessions from before identity, one per story and slot.
+            models.UniqueConstraint(
+                fields=["story", "group"],
+                condition=Q(status__in=["active", "tied"], group__isnull=False),
+                name="one_open_session_per_group",
+            ),
             models.UniqueConstraint(
                 fields=["story", "character_slot"],
                 condition=Q(status__in=["active", "tied"]),
@@ -133,7 +170,11 @@ class VotingSession(models.Model):
         indexes = [models.Index(fields=["status", "ends_at"], name="session_status_ends")]
 
     def __str__(self) -> str:
-        return f"Session {self.pk}: {self.story} / {self.character_slot} ({self.status})"
+        return f"Session {self.pk}: {self.story} / {self.slot_label} ({self.status})"
+
+    @property
+    def slot_label(self) -> str:
+        return slot_label(self)
 
     @property
     def is_open(self) -> bool:

@@ -12,11 +12,11 @@ from characters.models import Story
 from common.typing import AnyUser
 
 from . import tallies
-from .models import CharacterSubmission, SubmissionFrame, Vote, VotingSession
+from .models import CharacterSubmission, SubmissionFrame, Vote, VotingSession, slot_slug
 
 
 def _submissions_with_frames() -> QuerySet[CharacterSubmission]:
-    return CharacterSubmission.objects.select_related("submitter").prefetch_related(
+    return CharacterSubmission.objects.select_related("submitter", "character_group").prefetch_related(
         Prefetch("frame_links", queryset=SubmissionFrame.objects.select_related("frame").order_by("position"))
     )
 
@@ -44,7 +44,9 @@ def session_status(session: VotingSession) -> dict:
     return {
         "session_id": session.pk,
         "story_id": session.story_id,
-        "character_slot": session.character_slot,
+        "character_slot": slot_slug(session),
+        "group_id": session.group_id,
+        "slot_label": session.slot_label,
         "status": session.status,
         "total_votes": total,
         "submissions": rows,

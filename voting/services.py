@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from characters.clips.services import story_add_contributor
 from characters.groups.selectors import frame_group_ids
-from characters.models import CandidateFrame, Character, CharacterGroup, Story
+from characters.models import CandidateFrame, Character, CharacterGroup, Story, group_label_for
 from common.db import prepared_statement_cursor
 from common.exceptions import Conflict, NotFound, ServiceError
 from common.typing import AnyUser, UserType
@@ -28,6 +28,8 @@ from .models import (
     SubmissionFrame,
     Vote,
     VotingSession,
+    group_slot,
+    group_slot_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -142,6 +144,50 @@ def _design_group(story: Story, ids: list[int], group_id: object) -> tuple[Chara
     return group, None
 
 
+# --- Slots: the character a design is for ------------------------------------------------------
+#
+# A design (and its vote) is for a character group; people see the group's label as the slot. Clients
+# from before identity send a free-text `character_slot` slug instead; for them the group is inferred
+# from the frames and the slot must agree with it:
+# - a slot that is another group's label (as a slug, e.g. "character-b") is refused (`slot_of_another_group`);
+# - a slot that names no group names the design's group when that group is still unnamed ("Character A"
+#   becomes "Main robot" for `main-robot`, renamed by the submitter and logged as any rename);
+# - a group that already has a name keeps it (the slot is then only the client's own word for it).
+# Frames with no group (from before identity) keep the slot as it was: their votes are keyed by it.
+
+
+def slot_group(story: Story, slot: str) -> CharacterGroup | None:
+    """The story's group a slot names: its label as a slug, or the stored key `group-<id>`."""
+    slot = (slot or "").strip().lower()
+    if not slot:
+        return None
+    for group in CharacterGroup.objects.filter(story=story).order_by("number"):
+        if slot in (group_slot(group), group_slot_key(group)):
+            return group
+    return None
+
+
+def _is_unnamed(group: CharacterGroup) -> bool:
+    return group.label == group_label_for(group.number)
+
+
+def _label_from_slot(slot: str) -> str:
+    return slot.replace("-", " ").replace("_", " ").strip().capitalize()
+
+
+def _slot_problem(story: Story, group: CharacterGroup, slot: str) -> VotingError | None:
+    """A refusal when a client's slot names another character group than the design's frames show."""
+    named = slot_group(story, slot)
+    if named is None or named.pk == group.pk:
+        return None
+    return VotingError(
+        f"The slot '{slot}' is the character “{named.label}”, but these frames show “{group.label}”. "
+        f"Send character_slot '{group_slot(group)}' (or group_id {group.pk}), or pick frames of “{named.label}”.",
+        code="slot_of_another_group",
+        details={"character_slot": slot, "slot_group_id": named.pk, "group_id": group.pk},
+    )
+
+
 def _all_of(problems: list[VotingError]) -> VotingError:
     """One refusal: the first problem's code and message (as before), and with several, all of them in
     `details["errors"]` (each `{"code", "message", "details"}`)."""
@@ -160,7 +206,7 @@ def submission_create(
     submitter: UserType,
     frame_ids: list[int],
     style_description: str,
-    character_slot: str = DEFAULT_CHARACTER_SLOT,
+    character_slot: str = "",
     character_name: str = "",
     group_id: int | None = None,
     render_style: str = "",
@@ -169,13 +215,14 @@ def submission_create(
     """Propose a design: 1-10 candidate frames from this story's clips plus a style description, and
     optionally the render style and up to 10 features to keep (the DNA records them as stated).
 
-    The frames are of one character (`group_id`, or the group they share); see `_design_group`.
+    The frames are of one character (`group_id`, or the group they share); see `_design_group`. A
+    `character_slot` (clients from before identity) must agree with that group; see "Slots" above.
 
-    When auto-start is on and this makes enough active submissions for the slot, a session opens.
+    When auto-start is on and this makes enough active submissions for the character, a session opens.
     """
     style_description = (style_description or "").strip()
     character_name = (character_name or "").strip()
-    character_slot = (character_slot or DEFAULT_CHARACTER_SLOT).strip().lower()
+    sent_slot = (character_slot or "").strip().lower()
     ids = list(dict.fromkeys(int(i) for i in frame_ids or []))
     render_style = (render_style or "").strip()
     from characters.dna.images import clean_stated_features
@@ -187,8 +234,11 @@ def submission_create(
         group, mixed = _design_group(story, ids, group_id)
         if mixed is not None:
             problems.append(mixed)
+        elif group is not None and sent_slot:
+            problems += [p for p in [_slot_problem(story, group, sent_slot)] if p]
     if problems:
         raise _all_of(problems)
+    character_slot = group_slot_key(group) if group is not None else sent_slot or DEFAULT_CHARACTER_SLOT
     with transaction.atomic():
         submission = CharacterSubmission.objects.create(
             story=story,
@@ -204,19 +254,23 @@ def submission_create(
             SubmissionFrame(submission=submission, frame_id=fid, position=pos) for pos, fid in enumerate(ids)
         )
         story_add_contributor(story=story, user=submitter, contribution="design")
+        if group is not None and sent_slot and _is_unnamed(group) and slot_group(story, sent_slot) is None:
+            from characters.groups.services import group_rename
+
+            group_rename(group=group, user=submitter, label=_label_from_slot(sent_slot))
         if settings.VOTING_AUTO_START:
-            _auto_start(story, character_slot)
+            _auto_start(story, character_slot, group)
     return submission
 
 
-def _auto_start(story: Story, character_slot: str) -> None:
-    if _open_session(story, character_slot) is not None:
+def _auto_start(story: Story, character_slot: str, group: CharacterGroup | None) -> None:
+    if _open_session(story, character_slot, group) is not None:
         return
-    if _available_submissions(story, character_slot).count() < settings.VOTING_MIN_SUBMISSIONS:
+    if _available_submissions(story, character_slot, group).count() < settings.VOTING_MIN_SUBMISSIONS:
         return
     try:
         with transaction.atomic():  # savepoint: a concurrent auto-start may win the unique constraint
-            session_start(story=story, character_slot=character_slot)
+            _session_open(story=story, character_slot=character_slot, group=group)
     except (Conflict, IntegrityError):
         pass
 
@@ -236,55 +290,114 @@ def submission_withdraw(*, submission: CharacterSubmission, user: AnyUser) -> Ch
 _OPEN = VotingSession.OPEN_STATUSES
 
 
-def _open_session(story: Story, character_slot: str) -> VotingSession | None:
-    return VotingSession.objects.filter(story=story, character_slot=character_slot, status__in=_OPEN).first()
+def _open_session(story: Story, character_slot: str, group: CharacterGroup | None) -> VotingSession | None:
+    sessions = VotingSession.objects.filter(story=story, status__in=_OPEN)
+    if group is not None:
+        return sessions.filter(group=group).first()
+    return sessions.filter(group__isnull=True, character_slot=character_slot).first()
 
 
-def _available_submissions(story: Story, character_slot: str) -> QuerySet[CharacterSubmission]:
-    """Active submissions for the slot that are not already in an open session."""
-    return CharacterSubmission.objects.filter(
-        story=story, character_slot=character_slot, status=CharacterSubmission.Status.ACTIVE
-    ).exclude(voting_sessions__status__in=_OPEN)
+def _available_submissions(
+    story: Story, character_slot: str, group: CharacterGroup | None
+) -> QuerySet[CharacterSubmission]:
+    """Active submissions for the character (its group, or the slot from before identity) that are not
+    already in an open session."""
+    submissions = CharacterSubmission.objects.filter(story=story, status=CharacterSubmission.Status.ACTIVE)
+    if group is not None:
+        submissions = submissions.filter(character_group=group)
+    else:
+        submissions = submissions.filter(character_group__isnull=True, character_slot=character_slot)
+    return submissions.exclude(voting_sessions__status__in=_OPEN)
 
 
 def session_start(
     *,
     story: Story,
     character_slot: str = DEFAULT_CHARACTER_SLOT,
+    group_id: int | None = None,
     started_by: UserType | None = None,
     submissions: list[CharacterSubmission] | None = None,
     duration_hours: int | None = None,
     runoff_of: VotingSession | None = None,
 ) -> VotingSession:
-    """Open a voting session for a story's character slot with its active submissions."""
-    existing = _open_session(story, character_slot)
+    """Open a voting session for a story's character (its `group`, or a slot naming it; the bare slot for
+    designs from before identity) with its active submissions."""
+    if group_id is None:
+        group = slot_group(story, character_slot)
+    else:
+        group = CharacterGroup.objects.filter(pk=group_id, story=story).first()
+        if group is None:
+            raise VotingError(f"Character group {group_id} is not a character of this story.", code="invalid_group")
+    return _session_open(
+        story=story,
+        character_slot=character_slot,
+        group=group,
+        started_by=started_by,
+        submissions=submissions,
+        duration_hours=duration_hours,
+        runoff_of=runoff_of,
+    )
+
+
+def _already_open(shown: str, existing: VotingSession) -> Conflict:
+    return Conflict(
+        f"A vote is already open for {shown} in this story (session {existing.pk}).",
+        code="session_exists",
+        details={"session_id": existing.pk},
+    )
+
+
+def _session_open(
+    *,
+    story: Story,
+    character_slot: str,
+    group: CharacterGroup | None,
+    started_by: UserType | None = None,
+    submissions: list[CharacterSubmission] | None = None,
+    duration_hours: int | None = None,
+    runoff_of: VotingSession | None = None,
+) -> VotingSession:
+    """`session_start` once the character is known: `group`, or for designs from before identity the bare slot."""
+    if group is not None:
+        character_slot = group_slot_key(group)
+    shown = f"“{group.label}”" if group is not None else f"'{character_slot}'"
+    existing = _open_session(story, character_slot, group)
     if existing is not None:
-        raise Conflict(
-            f"A vote is already open for '{character_slot}' in this story (session {existing.pk}).",
-            code="session_exists",
-            details={"session_id": existing.pk},
-        )
-    entries = list(submissions) if submissions is not None else list(_available_submissions(story, character_slot))
+        raise _already_open(shown, existing)
+    entries = (
+        list(submissions) if submissions is not None else list(_available_submissions(story, character_slot, group))
+    )
     minimum = 2 if runoff_of else settings.VOTING_MIN_SUBMISSIONS
     if len(entries) < minimum:
+        opened_meanwhile = _open_session(story, character_slot, group)  # a start racing this one took them
+        if opened_meanwhile is not None:
+            raise _already_open(shown, opened_meanwhile)
         raise VotingError(
-            f"A vote needs at least {minimum} active submissions for '{character_slot}'; there are {len(entries)}.",
+            f"A vote needs at least {minimum} active submissions for {shown}; there are {len(entries)}.",
             code="not_enough_submissions",
         )
     hours = duration_hours or (settings.VOTING_RUNOFF_DURATION_HOURS if runoff_of else settings.VOTING_DURATION_HOURS)
     if not 1 <= hours <= 72:
         raise VotingError("A vote lasts between 1 and 72 hours.", code="bad_duration")
     now = timezone.now()
-    with transaction.atomic():
-        session = VotingSession.objects.create(
-            story=story,
-            character_slot=character_slot,
-            starts_at=now,
-            ends_at=now + timedelta(hours=hours),
-            started_by=started_by,
-            runoff_of=runoff_of,
-        )
-        session.submissions.set(entries)
+    try:
+        with transaction.atomic():
+            session = VotingSession.objects.create(
+                story=story,
+                character_slot=character_slot,
+                group=group,
+                starts_at=now,
+                ends_at=now + timedelta(hours=hours),
+                started_by=started_by,
+                runoff_of=runoff_of,
+            )
+            session.submissions.set(entries)
+    except IntegrityError:
+        # Two starts at once: the one-open-session constraint let the other one in first.
+        existing = _open_session(story, character_slot, group)
+        if existing is None:
+            raise
+        raise _already_open(shown, existing) from None
     ids = [s.pk for s in entries]
     # Counters start once the session is committed; until then readers rebuild from the votes table.
     transaction.on_commit(lambda: tallies.rebuild(session.pk, ids))
@@ -624,9 +737,10 @@ def _send_to_runoff(
     session.decided_by_user = user
     session.ended_at = timezone.now()
     session.save(update_fields=["status", "decided_by", "decided_by_user", "ended_at"])
-    runoff = session_start(
+    runoff = _session_open(
         story=session.story,
         character_slot=session.character_slot,
+        group=session.group,
         submissions=list(CharacterSubmission.objects.filter(pk__in=tied)),
         runoff_of=session,
         started_by=user,
@@ -786,7 +900,7 @@ def submission_lock_winner(*, submission_id: int, character_name: str = "") -> C
         raise VotingError(f"Submission {submission.pk} has not won a vote.", code="not_winner", status_code=409)
     return character_lock(
         story=submission.story,
-        name=character_name or submission.character_name or f"{submission.story.title} {submission.character_slot}",
+        name=character_name or submission.character_name or f"{submission.story.title} {submission.slot_label}",
         frame_ids=submission.frame_ids,
         creator=submission.submitter,
         votes=submission.vote_count,
@@ -794,6 +908,7 @@ def submission_lock_winner(*, submission_id: int, character_name: str = "") -> C
         origin_submission_id=submission.pk,
         render_style=submission.render_style,
         features_to_keep=submission.features_to_keep,
+        group_id=submission.character_group_id,
     )
 
 

@@ -74,11 +74,11 @@ def _created_message(submission: CharacterSubmission) -> str:
     session = submission.voting_sessions.filter(status=VotingSession.Status.ACTIVE).first()
     if session is not None:
         return (
-            f"“{name}” was submitted for {submission.character_slot}, and the vote is open: "
+            f"“{name}” was submitted for {submission.slot_label}, and the vote is open: "
             f"it runs until {session.ends_at:%d %b %Y, %H:%M} UTC."
         )
     return (
-        f"“{name}” was submitted for {submission.character_slot}. "
+        f"“{name}” was submitted for {submission.slot_label}. "
         "The vote opens once another design is submitted for this character."
     )
 

@@ -188,8 +188,11 @@ def character_lock(
     origin_submission_id: int | None = None,
     render_style: str = "",
     features_to_keep: list[str] | None = None,
+    group_id: int | None = None,
 ) -> Character:
     """Make the canonical character of a winning design, with its DNA. Idempotent per submission.
+
+    `group_id`: the character group the design showed; the character remembers it (`Character.group`).
 
     Reference shots are categorised from the frames' detections, the palette is measured on the
     segmented person (regions from masks, see images.view_subject), the render style is the
@@ -216,6 +219,9 @@ def character_lock(
             character = Character.objects.get(origin_submission_id=origin_submission_id)
     else:
         character = Character.objects.create(character_id=_unique_character_id(name), name=name, story=story)
+    if group_id is not None and character.group_id != group_id:
+        Character.objects.filter(pk=character.pk).update(group_id=group_id)
+        character.group_id = group_id
 
     try:
         return _build_dna(

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from characters.models import Appearance, CandidateFrame, CharacterGroup, Clip, Mark, Story, StoryContributor
+from characters.models import (
+    Appearance,
+    CandidateFrame,
+    Character,
+    CharacterGroup,
+    Clip,
+    Mark,
+    Story,
+    StoryContributor,
+)
 from common.typing import AnyUser
 
 
@@ -38,6 +48,12 @@ class GroupView:
     clip_ids: list[int] = field(default_factory=list)  # in story order
     seconds_by_clip: dict[int, float] = field(default_factory=dict)  # time on screen, from the tracks
     appearance_ids: list[int] = field(default_factory=list)
+    # The character locked from a design of this group (Character.group): new clips of the group show it.
+    character: Character | None = None
+
+    @property
+    def character_id(self) -> str | None:
+        return self.character.character_id if self.character is not None else None
 
     @property
     def cover(self) -> CandidateFrame | None:
@@ -58,12 +74,14 @@ class GroupView:
 
 
 def story_group_views(story: Story, *, clip_id: int | None = None) -> list[GroupView]:
-    """The story's groups (or only those seen in `clip_id`), each with its frames best first. Three queries
-    (one when the story has no groups)."""
+    """The story's groups (or only those seen in `clip_id`), each with its frames best first and its locked
+    character. Four queries (one when the story has no groups)."""
     groups = list(CharacterGroup.objects.filter(story=story).select_related("cover_frame").order_by("number"))
     if not groups:
         return []
     views = {group.pk: GroupView(group) for group in groups}
+    for character in group_characters(views):
+        views[character.group_id].character = views[character.group_id].character or character  # type: ignore[index]  # filtered on the groups
     appearances = (
         Appearance.objects.filter(group__story=story)
         .select_related("clip")
@@ -96,6 +114,23 @@ def story_group_views(story: Story, *, clip_id: int | None = None) -> list[Group
     if clip_id is not None:
         result = [view for view in result if clip_id in view.seconds_by_clip]
     return result
+
+
+def group_characters(group_ids: Iterable[int]) -> list[Character]:
+    """The characters locked from these groups, the one to show first: canonical before the rest, then newest.
+    (A group normally has one; a re-run vote or a merge of two groups may leave two.)"""
+    rank: dict[str, int] = {Character.Status.CANONICAL: 0}
+    characters = list(Character.objects.filter(group_id__in=list(group_ids)).exclude(status=Character.Status.ARCHIVED))
+    return sorted(characters, key=lambda c: (rank.get(c.status, 1), -c.created_at.timestamp(), -c.pk))
+
+
+def group_appearances(group: CharacterGroup) -> list[Appearance]:
+    """Every appearance (track) of the group in story order, with its clip and best frame: what a split picks from."""
+    return list(
+        group.appearances.select_related("clip", "best_frame").order_by(
+            "clip__position", "clip__created_at", "start_seconds", "pk"
+        )
+    )
 
 
 def group_frame_ids(group_id: int) -> set[int]:

@@ -47,6 +47,7 @@ from characters.groups.selectors import can_edit_groups
 from characters.models import (
     Appearance,
     CandidateFrame,
+    Character,
     CharacterGroup,
     Clip,
     Mark,
@@ -260,9 +261,14 @@ def group_merge(*, group: CharacterGroup, other_group_id: int | str, user: AnyUs
             raise ServiceError("Both groups must belong to the same story.", code="group_of_another_story")
         if other.kind != group.kind:
             raise ServiceError("A face group and a marked group cannot be merged.", code="invalid_group")
+        _refuse_merging_two_of(group, other)
         clip_ids = set(other.appearances.values_list("clip_id", flat=True))
         other.appearances.update(group=group)
         other.marks.update(group=group)
+        # What was decided about the other one now belongs to the merged character.
+        other.locked_characters.update(group=group)
+        other.submissions.update(character_group=group)
+        other.voting_sessions.update(group=group)
         _audit(user, group, CHANGE, f"Merged “{other.label}” (group {other.pk}) into this group.")
         _audit(user, other, DELETION, f"Merged into “{group.label}” (group {group.pk}).")
         other.delete()
@@ -270,6 +276,29 @@ def group_merge(*, group: CharacterGroup, other_group_id: int | str, user: AnyUs
         _sync_frame_groups(clip_ids)
     group.refresh_from_db()
     return group
+
+
+def _refuse_merging_two_of(group: CharacterGroup, other: CharacterGroup) -> None:
+    """Two locked characters, or two open votes, cannot become one group: a person decides which stays."""
+    locked = {
+        g.pk: list(
+            Character.objects.filter(group=g).exclude(status=Character.Status.ARCHIVED).values_list("name", flat=True)
+        )
+        for g in (group, other)
+    }
+    if locked[group.pk] and locked[other.pk]:
+        raise ServiceError(
+            f"“{group.label}” and “{other.label}” are both locked characters ({locked[group.pk][0]}, "
+            f"{locked[other.pk][0]}): an admin archives one of them first.",
+            code="both_locked",
+        )
+    # The voting app's open statuses (voting, or a tie waiting for an admin); characters does not import voting.
+    open_votes = [g for g in (group, other) if g.voting_sessions.filter(status__in=["active", "tied"]).exists()]
+    if len(open_votes) == 2:
+        raise ServiceError(
+            f"“{group.label}” and “{other.label}” each have an open vote: merge them once one of the votes has ended.",
+            code="both_in_vote",
+        )
 
 
 def group_split(*, group: CharacterGroup, appearance_ids: object, user: AnyUser | None) -> CharacterGroup:

@@ -130,6 +130,7 @@ def test_create_submission_answers_the_seed_body(story, frames, contributor):
         "features_to_keep",
         "voting_session_id",
         "group_id",
+        "slot_label",
     }
     assert body["id"] == submission.pk
     assert body["story_id"] == story.pk
@@ -258,6 +259,7 @@ def test_list_submissions_is_public_and_names_the_open_session(story, frames, pa
         "features_to_keep": [],
         "voting_session_id": session.pk,
         "group_id": None,
+        "slot_label": "protagonist",
     }
     assert parse_time(rows[a.pk]["created_at"]) == a.created_at
     assert rows[b.pk]["voting_session_id"] == session.pk
@@ -427,6 +429,8 @@ def test_session_status_body(pair, django_capture_on_commit_callbacks):
         "session_id",
         "story_id",
         "character_slot",
+        "group_id",
+        "slot_label",
         "status",
         "total_votes",
         "submissions",
@@ -441,7 +445,8 @@ def test_session_status_body(pair, django_capture_on_commit_callbacks):
     }
     assert body["session_id"] == session.pk
     assert body["story_id"] == session.story_id
-    assert body["character_slot"] == "protagonist"
+    assert body["character_slot"] == body["slot_label"] == "protagonist"  # designs from before identity
+    assert body["group_id"] is None
     assert body["status"] == "active"
     assert body["total_votes"] == 3
     assert body["submissions"] == [  # most votes first

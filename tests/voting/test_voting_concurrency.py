@@ -105,3 +105,29 @@ def test_redis_flushed_mid_session_rebuilds_tallies(session):
     cache.clear()
     assert tallies.current_counts(session.pk, [s.pk for s in subs]) == {subs[0].pk: 3, subs[1].pk: 3}
     connection.close()
+
+
+def test_starts_racing_for_one_character_group_open_one_vote(settings):
+    """Admins (or auto-starts) opening the vote of one group at once: the database lets exactly one in."""
+    from characters.models import CharacterGroup
+
+    settings.VOTING_AUTO_START = False
+    story = StoryFactory()
+    groups = [CharacterGroup.objects.create(story=story, number=n, label=f"Character {n}") for n in (1, 2)]
+    for group in groups:
+        frame = CandidateFrameFactory(
+            clip=ClipFactory(story=story),
+            detections=[{"box": {"x": 0, "y": 0, "width": 9, "height": 9}, "pose": "frontal", "group_id": group.pk}],
+        )
+        for name in "AB":
+            services.submission_create(
+                story=story, submitter=UserFactory(), frame_ids=[frame.pk], style_description=name, group_id=group.pk
+            )
+    accepted, refused = race(
+        lambda group_id: services.session_start(story=story, group_id=group_id),
+        [(groups[i % 2].pk,) for i in range(12)],
+    )
+    assert sorted(s.group_id for s in accepted) == [g.pk for g in groups]
+    assert len(refused) == 10 and all(e.code == "session_exists" for e in refused)
+    for group in groups:
+        assert VotingSession.objects.filter(group=group, status="active").count() == 1

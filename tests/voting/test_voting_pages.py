@@ -409,7 +409,7 @@ def test_submission_form_shows_the_story_candidate_grid(story, frames, ada):
     for frame in frames:
         assert frame.thumbnail.url in html and frame.timestamp in html
     assert "0</span> / 10 picked" in html
-    assert 'value="protagonist"' in html  # the default slot
+    assert 'name="character_slot"' not in html  # the character is picked (or inferred), never typed
     assert 'maxlength="500"' in html and 'data-role="char-count">0<' in html
     story_page = signed_in(ada).get(story.get_absolute_url()).content.decode()
     assert f'href="{submit_url(story)}"' in story_page
@@ -542,13 +542,13 @@ def test_the_form_refuses_a_description_over_500_characters(story, frames, ada):
     assert not CharacterSubmission.objects.exists()
 
 
-def test_the_form_refuses_a_slot_that_is_not_a_slug(story, frames, ada):
+def test_the_form_takes_no_typed_slot(story, frames, ada):
+    """The page has no slot field: a slot posted anyway is not what the design is filed under."""
     response = signed_in(ada).post(
-        submit_url(story), {"frame_ids": [frames[1].pk], "style_description": STYLE, "character_slot": "main villain!"}
+        submit_url(story), {"frame_ids": [frames[1].pk], "style_description": STYLE, "character_slot": "villain"}
     )
-    assert response.status_code == 400
-    assert checked_frame_ids(response.content.decode()) == [frames[1].pk]
-    assert not CharacterSubmission.objects.exists()
+    assert response.status_code == 302
+    assert CharacterSubmission.objects.get().character_slot == "protagonist"
 
 
 def test_the_submission_form_is_csrf_protected(story, frames, ada):

@@ -9,6 +9,12 @@ from voting.models import (
     STYLE_DESCRIPTION_MAX,
     CharacterSubmission,
     VotingSession,
+    slot_slug,
+)
+
+SLOT_HELP = (
+    "The character this is for: its character group's label as a slug (e.g. `character-a`), or for designs "
+    "from before identity the slot they were sent with."
 )
 
 # --- Submissions ----------------------------------------------------------------------------
@@ -19,7 +25,17 @@ class SubmissionCreateSerializer(serializers.Serializer):
         child=serializers.IntegerField(min_value=1), help_text="1-10 candidate frames from this story's clips."
     )
     style_description = serializers.CharField(allow_blank=True, help_text=f"Up to {STYLE_DESCRIPTION_MAX} characters.")
-    character_slot = serializers.SlugField(max_length=50, required=False, default=DEFAULT_CHARACTER_SLOT)
+    character_slot = serializers.SlugField(
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="For clients from before character groups. The group is inferred from the frames and the slot "
+        "must agree with it: a slot that is another group's label (as a slug) is refused "
+        "(`slot_of_another_group`); a slot naming no group becomes the label of a still unnamed group "
+        '("Character A"); a named group keeps its label. Frames with no group keep the slot as given '
+        f"(default `{DEFAULT_CHARACTER_SLOT}`).",
+    )
     character_name = serializers.CharField(
         required=False, allow_blank=True, default="", help_text=f"Up to {CHARACTER_NAME_MAX} characters."
     )
@@ -61,6 +77,8 @@ class SubmissionSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The character group the design's frames show.",
     )
+    character_slot = serializers.SerializerMethodField(help_text=SLOT_HELP)
+    slot_label = serializers.CharField(read_only=True, help_text="The slot as people see it: the group's label.")
 
     class Meta:
         model = CharacterSubmission
@@ -78,11 +96,15 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "features_to_keep",
             "voting_session_id",
             "group_id",
+            "slot_label",
         ]
         read_only_fields = fields
 
     def get_voting_session_id(self, submission) -> int | None:
         return self.context["open_sessions"].get(submission.pk)
+
+    def get_character_slot(self, submission) -> str:
+        return slot_slug(submission)
 
 
 # --- Votes ----------------------------------------------------------------------------------
@@ -97,11 +119,25 @@ class VoteResponseSerializer(serializers.Serializer):
 
 
 class SessionStartSerializer(serializers.Serializer):
-    character_slot = serializers.SlugField(max_length=50)
+    group_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="The character group the vote is for."
+    )
+    character_slot = serializers.SlugField(
+        max_length=50,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Without group_id: a group's label as a slug, or a slot of designs from before identity.",
+    )
     duration_hours = serializers.IntegerField(required=False, min_value=1, help_text="Defaults to the setting.")
 
     def validate_character_slot(self, value: str) -> str:
         return value.lower()
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("group_id") is None and not attrs.get("character_slot"):
+            raise serializers.ValidationError({"group_id": "Name the character: group_id (or character_slot)."})
+        return attrs
 
 
 class SessionOverrideSerializer(serializers.Serializer):
@@ -128,7 +164,9 @@ class SessionStatusSerializer(serializers.Serializer):
 
     session_id = serializers.IntegerField()
     story_id = serializers.IntegerField()
-    character_slot = serializers.CharField()
+    character_slot = serializers.CharField(help_text=SLOT_HELP)
+    group_id = serializers.IntegerField(allow_null=True, help_text="The character group the vote is for.")
+    slot_label = serializers.CharField(help_text="The slot as people see it: the group's label.")
     status = serializers.ChoiceField(choices=VotingSession.Status.choices)
     total_votes = serializers.IntegerField()
     submissions = SessionSubmissionSerializer(many=True, help_text="Most votes first.")

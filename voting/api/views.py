@@ -152,6 +152,7 @@ class StoryVotingSessionCreateApi(APIView):
         session = services.session_start(
             story=story,
             character_slot=serializer.validated_data["character_slot"],
+            group_id=serializer.validated_data["group_id"],
             duration_hours=serializer.validated_data.get("duration_hours"),
             started_by=request.user,
         )

@@ -73,21 +73,30 @@ def _decided_session_card(session: VotingSession, characters: dict[int | None, C
 
 def _waiting_slots(story: Story, in_open_vote: set[int]) -> list[dict]:
     """Active designs not yet in a vote, by character slot, with what the vote is waiting for."""
+    # Keyed as the votes are: by character group, or by slot for designs from before identity.
     by_slot: dict[str, list[CharacterSubmission]] = defaultdict(list)
     for submission in selectors.story_submissions(story).filter(status=CharacterSubmission.Status.ACTIVE):
         if submission.pk not in in_open_vote:
             submission.frames_in_order = _frames_in_order(submission)  # type: ignore[attr-defined]  # for the template
-            by_slot[submission.character_slot].append(submission)
+            group_id = submission.character_group_id
+            key = f"group-{group_id}" if group_id else submission.character_slot
+            by_slot[key].append(submission)
     needed = settings.VOTING_MIN_SUBMISSIONS
-    return [
-        {
-            "slot": slot,
-            "submissions": entries,
-            "missing": max(needed - len(entries), 0),
-            "auto_start": settings.VOTING_AUTO_START,
-        }
-        for slot, entries in sorted(by_slot.items())
-    ]
+    slots = []
+    for key, entries in by_slot.items():
+        grouped = entries[0].character_group is not None
+        label = entries[0].slot_label
+        slots.append(
+            {
+                "key": key,
+                "label": label,
+                "named": label if grouped else f"the {label}",
+                "submissions": entries,
+                "missing": max(needed - len(entries), 0),
+                "auto_start": settings.VOTING_AUTO_START,
+            }
+        )
+    return sorted(slots, key=lambda slot: slot["label"].lower())
 
 
 def _has_frames(story: Story, page_clips) -> bool:
@@ -103,7 +112,7 @@ def voting_panel(context, story: Story) -> dict:
     user = getattr(request, "user", None) or AnonymousUser()
 
     # One query for the story's sessions: the open ones, then the latest decided ones.
-    sessions = list(story.voting_sessions.select_related("decided_by_user").order_by("character_slot", "-pk"))
+    sessions = list(story.voting_sessions.select_related("decided_by_user", "group").order_by("character_slot", "-pk"))
     open_cards = [_open_session_card(s, user) for s in sessions if s.is_open]
     in_open_vote = {entry["id"] for card in open_cards for entry in card["entries"]}
     decided = sorted(

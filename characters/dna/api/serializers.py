@@ -17,6 +17,12 @@ class CharacterDNASerializer(serializers.ModelSerializer):
     reference_images = serializers.SerializerMethodField()
     creator = CreatorSerializer(allow_null=True)
     created_from_clip = serializers.IntegerField(source="created_from_clip_id", allow_null=True)
+    group_id = serializers.IntegerField(
+        allow_null=True,
+        read_only=True,
+        help_text="The character group (GET /stories/{id}/character-groups) it was locked from; new clips whose "
+        "appearances join that group show this character.",
+    )
     model_sheet_url = AbsoluteFileUrlField(source="model_sheet")
     dna_url = AbsoluteFileUrlField(source="dna_file")
     coverage = serializers.SerializerMethodField(help_text="What each reference image really shows.")
@@ -38,6 +44,7 @@ class CharacterDNASerializer(serializers.ModelSerializer):
             "locked_features",
             "reference_images",
             "created_from_clip",
+            "group_id",
             "total_votes",
             "clips_used",
             "creator",

@@ -28,6 +28,11 @@ class CharacterGroupSerializer(serializers.Serializer):
     group_id = serializers.IntegerField(source="group.pk")
     label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
     kind = serializers.CharField(source="group.kind", help_text="face | marked")
+    character_id = serializers.CharField(
+        allow_null=True,
+        help_text="The locked character of this group (GET /characters/{character_id}); null until a design of "
+        "it wins a vote and is locked.",
+    )
     cover_url = AbsoluteFileUrlField(source="cover.image", allow_null=True)
     clips = serializers.ListField(child=serializers.IntegerField(), source="clip_ids")
     seconds_by_clip = serializers.DictField(child=serializers.FloatField(), help_text="Time on screen per clip.")
