@@ -1,5 +1,5 @@
 """Marked characters by appearance: how well GrabCut finds the subject inside its box, the palette it gives,
-and a contact sheet to look at.
+the appearance-based consistency score, and a contact sheet to look at.
 
     .venv/bin/python bench/marks_appearance.py [--sheet out.png]
 
@@ -7,7 +7,10 @@ Renders the robot of the suite's mark clips (demo/clips.py robot_sprite) on seve
 with the box a contributor would draw (the sprite's box, grown a little as a hand-drawn box is). Prints, per
 frame, GrabCut's foreground against the sprite's true mask (IoU, and the share of the foreground that is the
 set), then the palette measured over all frames (characters.dna.images.measure_marked_regions) against the
-sprite's own paint. The sheet shows each frame with its box, the GrabCut mask, and the palette.
+sprite's own paint; the consistency score (generation.consistency, subject "appearance") of a clip of the
+robot, one that switches to a robot painted otherwise halfway, and one without it; and the GrabCut mask of each
+appearance a real mark finds (followed in clip 1, found in clip 2). The sheet shows the stills with their box,
+mask and cut-out, the palette, then each appearance of the mark: its box and, beside it, the set dimmed.
 """
 
 from __future__ import annotations
@@ -35,20 +38,6 @@ SETS = [
     ("coffee", 0.3, 0.25, 1.15),
     ("astronaut", 0.6, 0.2, 1.0),
 ]
-SIZE = (960, 540)
-HAND_SLACK = 0.06  # a drawn box is a little larger than the subject
-
-
-def robot_frame(background: str, x: float, y: float, scale: float, colour=(40, 140, 230), seed=7):
-    """A frame with the robot, the box a person would draw, and the robot's true mask."""
-    frame = clips.pan_zoom_window(clips.photo(background), SIZE, 1.05, (0.5, 0.5))
-    sprite, mask = clips.robot_sprite(colour=colour, seed=seed, side=round(SIZE[1] * 0.3))
-    truth = np.zeros_like(frame)
-    box = clips._paste(frame, sprite, mask, round(x * SIZE[0]), round(y * SIZE[1]), scale)
-    clips._paste(truth, np.full_like(sprite, 255), mask, round(x * SIZE[0]), round(y * SIZE[1]), scale)
-    dx, dy = round(box["width"] * HAND_SLACK), round(box["height"] * HAND_SLACK)
-    drawn = {"x": box["x"] - dx, "y": box["y"] - dy, "width": box["width"] + 2 * dx, "height": box["height"] + 2 * dy}
-    return frame, drawn, truth[..., 0] > 0
 
 
 def main() -> None:
@@ -57,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     rows, inputs = [], []
     for key, (background, x, y, scale) in enumerate(SETS):
-        frame, box, truth = robot_frame(background, x, y, scale)
+        frame, box, truth = clips.robot_still(background, x, y, scale)
         started = time.perf_counter()
         found = images.marked_foreground(frame, box)
         elapsed = time.perf_counter() - started
@@ -73,18 +62,20 @@ def main() -> None:
         rows.append((frame, box, found))
         inputs.append(images.FrameInput(key, frame, [{"source": "mark", "box": box}], 80, "", True))
     regions = images.measure_marked_regions(inputs)
-    paint = {"body paint (sprite)": "#E68C28", "eye slots (sprite)": "#FAE614"}
+    paint = {"body paint (sprite)": clips.ROBOT_PAINT, "eye slots (sprite)": "#FAE614"}
     for role, entry in regions.items():
         nearest = min(paint, key=lambda name: images.delta_e(entry["color"], paint[name]))
+        off = images.delta_e(entry["color"], paint[nearest])
         print(
             f"{role}: {entry['color']} share {entry['share']:.3f} of {entry['region_pixels']} px in "
-            f"{len(entry['frames'])} frames; nearest sprite paint {nearest} dE {images.delta_e(entry['color'], paint[nearest]):.1f}"
+            f"{len(entry['frames'])} frames; nearest sprite paint {nearest} dE {off:.1f}"
         )
     print("features:", [f["feature"] for f in images.marked_features(images.palette_from(regions))])
     reference = images.marked_references(inputs)[0].image
-    scores = consistency_scores(reference)
+    consistency_scores(reference)
+    appearances = marked_appearances()
     if args.sheet:
-        write_sheet(args.sheet, rows, regions)
+        write_sheet(args.sheet, rows, regions, appearances)
         print("sheet:", args.sheet)
 
 
@@ -126,7 +117,46 @@ def consistency_scores(reference: np.ndarray) -> dict:
     return scores
 
 
-def write_sheet(path: Path, rows, regions) -> None:
+def marked_appearances() -> list[tuple[str, np.ndarray, dict, np.ndarray]]:
+    """A mark's appearances as the mark task finds them (the robot marked at 2 s of clip 1, followed, then
+    found in clip 2 on another set), each with its GrabCut foreground: (label, frame, box, mask)."""
+    import tempfile
+
+    R = clips.RobotShot
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        c1, t1 = clips.robot_clip(Path(tmp) / "1.mp4", [R("rocket", 6, start=(0.1, 0.2), end=(0.55, 0.3))])
+        c2, _ = clips.robot_clip(
+            Path(tmp) / "2.mp4", [R("chelsea", 8, start=(0.7, 0.35), end=(0.15, 0.2), scale_from=0.8, scale_to=1.15)]
+        )
+        box = min(t1, key=lambda p: abs(p[0] - 2.0))[1]
+        followed = marking.follow(c1, 2.0, box, fps=1.0)
+        frames = dict(marking.read_frames(c1, [s.frame_index for s in followed.sightings]))
+        views = [v for s in followed.sightings if (v := marking.make_view(frames[s.frame_index], s.box))]
+        found = marking.find(c2, views, fps=1.0)
+        frames_2 = dict(marking.read_frames(c2, [s.frame_index for s in found.sightings]))
+        for clip, sightings, decoded in (
+            ("clip 1 followed", followed.sightings, frames),
+            ("clip 2 found", found.sightings, frames_2),
+        ):
+            for sighting in sightings:
+                frame = decoded[sighting.frame_index]
+                started = time.perf_counter()
+                mask = images.marked_foreground(frame, sighting.box)
+                ms = (time.perf_counter() - started) * 1000
+                b = sighting.box
+                share = mask.sum() / max(1, b["width"] * b["height"])
+                print(f"{clip} {sighting.seconds:.1f} s: GrabCut keeps {share:.2f} of the box, {ms:.0f} ms")
+                out.append((f"{clip} {sighting.seconds:.0f}s", frame, sighting.box, mask))
+    inputs = [
+        images.FrameInput(i, f, [{"source": "mark", "box": b}], 80, "", True) for i, (_, f, b, _) in enumerate(out)
+    ]
+    regions = images.measure_marked_regions(inputs)
+    print("palette of the mark's appearances:", {r: (e["color"], e["share"], e["pixels"]) for r, e in regions.items()})
+    return out
+
+
+def write_sheet(path: Path, rows, regions, appearances) -> None:
     tiles = []
     for frame, box, found in rows:
         framed = frame.copy()
@@ -144,7 +174,22 @@ def write_sheet(path: Path, rows, regions) -> None:
         cv2.rectangle(strip, (10 + i * 300, 10), (80 + i * 300, 80), (b, g, r), -1)
         text = f"{role} {entry['color']} {entry['share']:.2f}"
         cv2.putText(strip, text, (88 + i * 300, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    cv2.imwrite(str(path), np.vstack([*tiles, strip]))
+    cells = []
+    for label, frame, b, mask in appearances:
+        x0, y0 = max(0, b["x"]), max(0, b["y"])
+        crop = frame[y0 : b["y"] + b["height"], x0 : b["x"] + b["width"]].copy()
+        m = mask[y0 : b["y"] + b["height"], x0 : b["x"] + b["width"]]
+        dimmed = crop.copy()
+        dimmed[~m] = (dimmed[~m] * 0.2).astype(np.uint8)
+        cell = cv2.resize(np.hstack([crop, dimmed]), (240, 180), interpolation=cv2.INTER_AREA)
+        cv2.putText(cell, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+        cells.append(cell)
+    per_row = tiles[0].shape[1] // 240
+    while len(cells) % per_row:
+        cells.append(np.zeros_like(cells[0]))
+    grid = [np.hstack(cells[i : i + per_row]) for i in range(0, len(cells), per_row)]
+    grid = [np.pad(g, ((0, 0), (0, tiles[0].shape[1] - g.shape[1]), (0, 0))) for g in grid]
+    cv2.imwrite(str(path), np.vstack([*tiles, strip, *grid]))
 
 
 if __name__ == "__main__":
