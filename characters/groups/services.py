@@ -25,6 +25,14 @@ Marks (`mark_create`, `mark_run`: characters that are not faces)
     the best found frame per other clip) become candidate frames whose detection has `source: "mark"`,
     `mark_id`, `appearance_id` and `group_id`. Re-running a mark replaces what it wrote; a clip's
     re-extraction keeps marked appearances (its candidate frames, marked ones too, are replaced).
+
+Marks' lifecycle (as a clip's extraction: common.stale_work)
+    Each queueing gives the mark a new `task_id` (the task's id, so the broker can be asked about it) and
+    counts an attempt; only the run carrying the current token starts, beats (`mark_keep_alive`, progress)
+    and stores. The beat's sweep (`marks_resume_stale`, task characters.tasks.resume_stale_marks) queues
+    a mark whose run went silent again, at most TASKS_MAX_ATTEMPTS times, then fails it saying why.
+    `mark_rerun` (contributors; 409 while queued or running, staff may take over a stuck one) and
+    `mark_fail` (staff) are what the API and the admin call.
 """
 
 from __future__ import annotations

@@ -283,3 +283,18 @@ def test_the_admin_lists_marks_and_re_runs_or_fails_them_through_the_services(
     assert running.status == Mark.Status.FAILED and running.task_id == ""
     assert "Marked failed by" in running.error_message
     assert done.status == Mark.Status.QUEUED
+
+
+@pytest.mark.django_db
+def test_the_clip_page_offers_a_re_run_of_finished_marks_only(client, django_capture_on_commit_callbacks):
+    clip = ClipFactory(width=960, height=540)
+    box = {"x": 100, "y": 100, "width": 200, "height": 200}
+    running = abandon(
+        queued_mark(clip, box, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks), seconds_ago=1
+    )
+    client.force_login(clip.uploader)
+    page = client.get(f"/clips/{clip.pk}/").content.decode()
+    assert f'data-mark-url="/api/v1/marks/{running.pk}"' in page and 'data-role="mark-rerun"' not in page
+    Mark.objects.filter(pk=running.pk).update(status=Mark.Status.FAILED, error_message="The worker stopped.")
+    page = client.get(f"/clips/{clip.pk}/").content.decode()
+    assert 'data-role="mark-rerun"' in page and "The worker stopped." in page
