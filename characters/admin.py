@@ -2,4 +2,5 @@
 
 from characters.clips import admin as clips_admin  # noqa: F401 - stories, clips, candidate frames
 from characters.dna import admin as dna_admin  # noqa: F401 - Character DNA
+from characters.groups import admin as groups_admin  # noqa: F401 - marks
 from characters.pins import admin as pins_admin  # noqa: F401 - pinned characters, settings

@@ -292,11 +292,25 @@ class Mark(models.Model):
     followed_samples = models.PositiveIntegerField(default=0, help_text="Sampled frames of its shot it was seen in.")
     found_samples = models.PositiveIntegerField(default=0, help_text="Sampled frames of other clips it was found in.")
     clips_searched = models.PositiveIntegerField(default=0)
+    # Following the run while it is queued or running, as a clip's extraction is (see groups.selectors.stale_marks).
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the run: queued, started, progress, beats."
+    )
+    task_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The task that may run the mark now; any other delivery (a lost message come back) is ignored.",
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the current run was queued: 1, plus each time lost work was queued again."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"], name="mark_status")]
 
     def __str__(self) -> str:
         return f"mark {self.pk} of clip {self.clip_id} @ {self.seconds:.1f} s"

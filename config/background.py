@@ -169,7 +169,11 @@ def start(*, beat: bool = True) -> None:
     app.loader.import_default_modules()  # the apps' tasks modules (a web process imports them only on use)
     boot = timezone.now().isoformat()
     # The same tasks the beat sends, told that anything not seen alive since boot is lost.
-    for name in ("characters.tasks.resume_stale_clips", "generation.tasks.poll_stale_jobs"):
+    for name in (
+        "characters.tasks.resume_stale_clips",
+        "characters.tasks.resume_stale_marks",
+        "generation.tasks.poll_stale_jobs",
+    ):
         app.tasks[name].apply_async(kwargs={"since": boot})
     if not beat:
         return

@@ -333,3 +333,30 @@ def robot_clip(path, shots: Iterable[RobotShot], *, size=(960, 540), fps=24) -> 
                 yield frame
 
     return write_mp4(path, frames(), size=size, fps=fps), truth
+
+
+ROBOT_PAINT = "#E68C28"  # RobotShot's default colour (BGR 40, 140, 230) as #RRGGBB: the robot's body paint
+
+
+def robot_still(
+    background: str,
+    x: float,
+    y: float,
+    scale: float = 1.0,
+    *,
+    colour: tuple[int, int, int] = (40, 140, 230),
+    seed: int = 7,
+    size=(960, 540),
+    slack: float = 0.06,
+) -> tuple[np.ndarray, dict, np.ndarray]:
+    """One frame of a robot clip: the frame, the box a person would draw around the robot (its box grown by
+    `slack` of its size on each side, as a hand-drawn box is), and the robot's true mask (bool)."""
+    frame = pan_zoom_window(photo(background), size, 1.05, (0.5, 0.5))
+    sprite, mask = robot_sprite(colour=colour, seed=seed, side=round(size[1] * 0.3))
+    at = round(x * size[0]), round(y * size[1])
+    box = _paste(frame, sprite, mask, *at, scale)
+    truth = np.zeros_like(frame)
+    _paste(truth, np.full_like(sprite, 255), mask, *at, scale)
+    dx, dy = round(box["width"] * slack), round(box["height"] * slack)
+    drawn = {"x": box["x"] - dx, "y": box["y"] - dy, "width": box["width"] + 2 * dx, "height": box["height"] + 2 * dy}
+    return frame, drawn, truth[..., 0] > 0

@@ -62,6 +62,22 @@ Score
     otherwise; identity carries the weight because colour also matches a different person in the
     same costume. Overall: the mean of the frame scores, as an int 0-100; per frame too.
 
+A character that is not a face (`subject="appearance"`: a marked character, see `subject_of`)
+    Per sampled frame the character is looked for by appearance, with the marks' own matcher
+    (characters.vision.marking.match_frame): ORB keypoints of each reference picture matched into the
+    frame (Lowe's ratio test), one RANSAC homography with at least marking.MIN_INLIERS inliers, a
+    plausible projected box, and the Lab (a, b) histogram of the found box within
+    marking.MAX_COLOUR_DISTANCE (Bhattacharyya) of the reference's. A frame where no reference passes
+    is a miss: it scores 0 and lowers the score. A found frame scores
+    KEYPOINT_WEIGHT * min(1, inliers / STRONG_INLIERS) + COLOUR_WEIGHT * (1 - colour distance);
+    `identity` then holds the keypoint part, `appearance` the colour part, `face_found` "found", and
+    `basis` says "appearance". Reference pictures are the DNA's crops of the marked box, so the whole
+    picture is the view, and GrabCut (characters.dna.images.marked_reference_foreground) keeps the set
+    around the subject out of its keypoints and colours. STRONG_INLIERS = 90: the robot found in
+    another clip of the marks' tests gives 95-186 inliers at 640 px; a robot of the same shape
+    painted otherwise, 25 at most and refused by colour (characters.vision.marking).
+    Measured: see `bench/marks_appearance.py`.
+
 Cost
     CPU time on this machine class: detection about 15 ms a sampled frame, the descriptor about
     80 ms a face, the palette about 25 ms; decoding about 5 ms a 1080p frame, and every frame is
@@ -104,11 +120,19 @@ APPEARANCE_WEIGHT = 0.25
 REFERENCE_PAD = 0.25  # a tight close-up is padded by this much when no face is found in it as is
 CLOTHING_ROLES = ("clothing_primary", "clothing_secondary")
 METHOD_VERSION = "consistency/v1"
+SUBJECT_FACE, SUBJECT_APPEARANCE = "face", "appearance"  # what a frame is scored on
+STRONG_INLIERS = 90  # keypoint inliers at which an appearance match counts in full
+KEYPOINT_WEIGHT = 0.5
+COLOUR_WEIGHT = 0.5
 _HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
 class NoReferenceFace(ValueError):
     """None of the reference images shows a face to compare with."""
+
+
+class NoReferenceAppearance(NoReferenceFace):
+    """None of the reference images has enough texture (keypoints) to find a marked character by."""
 
 
 class UnreadableReference(ValueError):
@@ -124,6 +148,9 @@ class FrameScore:
     face_found: bool
     distance: float | None = None  # descriptor distance of the chosen face to the nearest reference
     faces: int = 0  # faces found in the frame
+    basis: str = SUBJECT_FACE  # "appearance": found by keypoints and colour, not by a face
+    inliers: int | None = None  # appearance: keypoint inliers of the best reference's homography
+    colour_distance: float | None = None  # appearance: Bhattacharyya distance of the found box's colours
 
 
 @dataclass
@@ -297,7 +324,68 @@ def _combine(identity: float, appearance: float | None) -> float:
 
 def _frame_value(frame: FrameScore) -> float:
     """0-1, unrounded (the overall score averages these, not the rounded per-frame ints)."""
-    return _combine(frame.identity, frame.appearance) if frame.face_found else 0.0
+    if not frame.face_found:
+        return 0.0
+    if frame.basis == SUBJECT_APPEARANCE:
+        return KEYPOINT_WEIGHT * frame.identity + COLOUR_WEIGHT * (frame.appearance or 0.0)
+    return _combine(frame.identity, frame.appearance)
+
+
+# --- A character that is not a face: found by appearance ---------------------------------------
+
+
+def subject_of(character) -> str:
+    """What a character's frames are scored on: "appearance" for a marked (non-face) character, whose DNA
+    says so (`measured.subject.kind`), else "face". None (pins, no character): "face"."""
+    subject = ((getattr(character, "measured", None) or {}).get("subject") or {}) if character is not None else {}
+    return SUBJECT_APPEARANCE if subject.get("kind") == "marked" else SUBJECT_FACE
+
+
+def _appearance_views(references: list[np.ndarray]) -> tuple[list, list[int]]:
+    """One matcher view per reference picture (the subject: GrabCut's foreground of the picture); indices of
+    those without enough keypoints."""
+    from characters.dna.images import marked_reference_foreground
+    from characters.vision import marking
+
+    views, ignored = [], []
+    for index, reference in enumerate(references):
+        image = _as_bgr(reference)
+        h, w = image.shape[:2]
+        foreground = marked_reference_foreground(image)
+        whole = {"x": 0, "y": 0, "width": w, "height": h}
+        view = marking.make_view(image, whole, foreground if foreground.any() else None)
+        if view is None:
+            ignored.append(index)
+        else:
+            views.append(view)
+    if not views:
+        raise NoReferenceAppearance(
+            "None of the reference images has enough detail to find the character by (keypoints), so there is "
+            "nothing to compare the video with."
+            if references
+            else "There are no reference images to compare the video with."
+        )
+    return views, ignored
+
+
+def _score_frame_by_appearance(frame: np.ndarray, seconds: float, views: list) -> FrameScore:
+    from characters.vision import marking
+
+    match = marking.match_frame(frame, views)
+    if match is None:
+        return FrameScore(round(seconds, 3), 0, 0.0, None, face_found=False, basis=SUBJECT_APPEARANCE)
+    keypoints = min(1.0, match.inliers / STRONG_INLIERS)
+    colour = max(0.0, 1.0 - match.colour_distance)
+    return FrameScore(
+        seconds=round(seconds, 3),
+        score=round(100 * (KEYPOINT_WEIGHT * keypoints + COLOUR_WEIGHT * colour)),
+        identity=round(keypoints, 4),
+        appearance=round(colour, 4),
+        face_found=True,
+        basis=SUBJECT_APPEARANCE,
+        inliers=match.inliers,
+        colour_distance=match.colour_distance,
+    )
 
 
 def _score_frame(
@@ -398,6 +486,14 @@ def _sampled_frames(
 # --- Entry points ------------------------------------------------------------------------------
 
 
+def appearance_method_description(*, references: int) -> str:
+    return (
+        f"{METHOD_VERSION}: appearance (a character that is not a face): {KEYPOINT_WEIGHT:g} keypoints (ORB, "
+        f"RANSAC homography, full at {STRONG_INLIERS} inliers) + {COLOUR_WEIGHT:g} colour (Lab histogram), best of "
+        f"{references} reference(s); a frame where it is not found scores 0"
+    )
+
+
 def method_description(*, palette: bool, references: int) -> str:
     appearance = f" + {APPEARANCE_WEIGHT:g} appearance (palette, CIEDE2000/{DELTA_E_SCALE:g})" if palette else ""
     identity_weight = f"{IDENTITY_WEIGHT:g} " if palette else ""
@@ -412,22 +508,37 @@ def score_video(
     references: list[np.ndarray],
     palette: dict[str, str] | None = None,
     samples: int = DEFAULT_SAMPLES,
+    subject: str = SUBJECT_FACE,
 ) -> ConsistencyResult:
     """Score how consistently the video shows the character of `references` (BGR images).
 
     `palette` is the Character DNA's {role: "#RRGGBB"}; without it only identity counts. References
     without a detectable face are ignored (listed in `references_ignored`); NoReferenceFace when none
     has one. InvalidVideo when the video cannot be decoded.
+    `subject="appearance"` (a marked character, `subject_of`): frames are scored by keypoints and colour
+    against the references instead of faces; `palette` is not used; NoReferenceAppearance (a
+    NoReferenceFace) when no reference has enough keypoints.
     """
     if not MIN_SAMPLES <= samples <= MAX_SAMPLES:
         raise ValueError(f"samples must be between {MIN_SAMPLES} and {MAX_SAMPLES}, not {samples}.")
+    if subject not in (SUBJECT_FACE, SUBJECT_APPEARANCE):
+        raise ValueError(f"subject must be {SUBJECT_FACE!r} or {SUBJECT_APPEARANCE!r}, not {subject!r}.")
     open_capture(video_path).release()  # a file that is no video fails before any face work
-    prepared, ignored, disagree = _prepare_references(list(references))
-    palette = {role: colour for role, colour in (palette or {}).items() if _HEX_COLOUR.fullmatch(str(colour))} or None
+    by_appearance = subject == SUBJECT_APPEARANCE
+    if by_appearance:
+        views, ignored = _appearance_views(list(references))
+        prepared: list[np.ndarray] = []
+        disagree: list[dict] = []
+        palette = None
+    else:
+        prepared, ignored, disagree = _prepare_references(list(references))
+        palette = {r: c for r, c in (palette or {}).items() if _HEX_COLOUR.fullmatch(str(c))} or None
 
     def score_all(frame_count: int | None) -> list[FrameScore]:
         return [
-            _score_frame(frame, seconds, prepared, palette)
+            _score_frame_by_appearance(frame, seconds, views)
+            if by_appearance
+            else _score_frame(frame, seconds, prepared, palette)
             for seconds, frame in _sampled_frames(video_path, samples, frame_count)
         ]
 
@@ -444,8 +555,10 @@ def score_video(
     return ConsistencyResult(
         score=overall,
         frames=frames,
-        method=method_description(palette=palette is not None, references=len(prepared)),
-        references_used=len(prepared),
+        method=appearance_method_description(references=len(views))
+        if by_appearance
+        else method_description(palette=palette is not None, references=len(prepared)),
+        references_used=len(views) if by_appearance else len(prepared),
         references_ignored=ignored,
         references_disagree=disagree,
     )
@@ -466,10 +579,12 @@ def character_references(character) -> list[np.ndarray]:
 def score_video_against_character(
     video_path: Path | str, character, samples: int = DEFAULT_SAMPLES
 ) -> ConsistencyResult:
-    """`score_video` against a characters.models.Character: its reference images and DNA palette."""
+    """`score_video` against a characters.models.Character: its reference images and DNA palette, by face or,
+    for a marked character, by appearance."""
     return score_video(
         video_path,
         character_references(character),
         palette=dict(character.color_palette or {}) or None,
         samples=samples,
+        subject=subject_of(character),
     )

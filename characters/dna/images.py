@@ -43,7 +43,7 @@ class FrameInput:
     @property
     def face(self) -> dict | None:
         """The frame's main face (extraction puts it first): the face the design is about."""
-        return self.detections[0] if self.detections else None
+        return self.detections[0] if self.detections and not marked_box(self) else None
 
 
 @dataclass
@@ -330,6 +330,155 @@ def combine_palettes(palettes: list[dict[str, str]]) -> dict[str, str]:
     return combined
 
 
+# --- A marked character (not a face): its look measured inside the contributor's box --------------
+#
+# The box says where the subject is, not which of its pixels are the subject: GrabCut, seeded with the box
+# (outside it is background, inside it is "probably the subject"), separates the subject from the set behind
+# it. Its foreground pixels, pooled over the design's frames as the face regions are, go through k-means in
+# Lab; the largest clusters, far enough apart to be different colours, are the body's colours. They say they
+# were measured from the marked box (MARKED_SUBJECT), and the DNA carries that as `measured.subject`.
+
+MARKED_SOURCE = "mark"  # `source` of a marked subject's detection (characters.groups.services.MARK_SOURCE)
+MARKED_REGIONS = ("body_primary", "body_secondary", "body_accent")
+MARKED_CLUSTERS = 5  # k-means clusters over the foreground; at most len(MARKED_REGIONS) of them are kept
+# Of the foreground. Measured on the robot of the mark tests: its chest panel of many small random colours
+# splits into clusters of 4-11 % each, none a colour of the subject; a real second colour covers more.
+MARKED_MIN_SHARE = {"body_primary": 0.0, "body_secondary": 0.15, "body_accent": 0.1}
+MARKED_MIN_DELTA_E = SECONDARY_MIN_DELTA_E  # a kept colour differs this much from every colour kept before it
+GRABCUT_LONG_SIDE = 320  # px of the window GrabCut runs on (its cost grows with the pixels)
+GRABCUT_MARGIN = 0.25  # of the box's size on each side: the background GrabCut learns from
+GRABCUT_ITERATIONS = 5
+GRABCUT_MIN_FOREGROUND = 0.1  # of the box: less, and GrabCut lost the subject (the frame is left out)
+MARKED_REFERENCE_PAD = 0.08  # of the box's size on each side of the reference crop
+MARKED_SUBJECT = {
+    "kind": "marked",
+    "palette": "measured from the marked box: its foreground (GrabCut seeded by the box), k-means in Lab",
+}
+
+
+def marked_box(frame: FrameInput) -> dict | None:
+    """The box of the marked subject a frame was kept for (its first detection is a mark's), else None."""
+    first = frame.detections[0] if frame.detections else None
+    return first["box"] if first and first.get("source") == MARKED_SOURCE and first.get("box") else None
+
+
+def _clip_box(box: dict, width: int, height: int, pad: float = 0.0) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of the box grown by `pad` of its size on each side, inside a width x height frame."""
+    dx, dy = round(box["width"] * pad), round(box["height"] * pad)
+    x0, y0 = max(0, int(box["x"]) - dx), max(0, int(box["y"]) - dy)
+    x1 = min(width, int(box["x"]) + int(box["width"]) + dx)
+    y1 = min(height, int(box["y"]) + int(box["height"]) + dy)
+    return x0, y0, x1, y1
+
+
+def marked_foreground(image: np.ndarray, box: dict) -> np.ndarray:
+    """The subject's pixels inside `box` (pixels of `image`), as a boolean mask of the whole image.
+
+    GrabCut on a window around the box at most GRABCUT_LONG_SIDE px long; all False when it keeps less
+    than GRABCUT_MIN_FOREGROUND of the box (no colour rather than the set's).
+    """
+    h, w = image.shape[:2]
+    full = np.zeros((h, w), bool)
+    bx0, by0, bx1, by1 = _clip_box(box, w, h)
+    if bx1 - bx0 < 4 or by1 - by0 < 4:
+        return full
+    x0, y0, x1, y1 = _clip_box(box, w, h, GRABCUT_MARGIN)
+    window = image[y0:y1, x0:x1]
+    scale = min(1.0, GRABCUT_LONG_SIDE / max(window.shape[:2]))
+    small = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else window
+    sh, sw = small.shape[:2]
+    rx0, ry0 = round((bx0 - x0) * scale), round((by0 - y0) * scale)
+    rw, rh = max(2, min(sw - rx0, round((bx1 - bx0) * scale))), max(2, min(sh - ry0, round((by1 - by0) * scale)))
+    rect = (rx0, ry0, rw, rh)
+    mask = np.zeros((sh, sw), np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(small, mask, rect, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_RECT)
+    except cv2.error:  # a box covering the whole window leaves GrabCut no background to learn from
+        return full
+    subject = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+    subject = cv2.resize(subject, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST).astype(bool)
+    full[y0:y1, x0:x1] = subject
+    full[:by0], full[by1:], full[:, :bx0], full[:, bx1:] = False, False, False, False
+    if full.sum() < GRABCUT_MIN_FOREGROUND * (bx1 - bx0) * (by1 - by0):
+        full[:] = False
+    return full
+
+
+def measure_marked_regions(frames: list[FrameInput]) -> dict[str, dict]:
+    """The body colours of a marked subject over its frames: each frame's GrabCut foreground, pooled (each
+    frame weighing the same), k-means in Lab; the largest clusters, each far enough from those kept before.
+
+    Entries as the face regions' (color, pixels in the cluster, region_pixels, share, frames), named
+    body_primary, body_secondary, body_accent; a colour with too small a share is absent.
+    """
+    rng = np.random.default_rng(0)
+    pools, keys, total = [], [], 0
+    for frame in frames:
+        box = marked_box(frame)
+        if box is None:
+            continue
+        mask = marked_foreground(frame.image, box)
+        n = int(mask.sum())
+        if n < MIN_REGION_PIXELS:
+            continue
+        pixels = _lab(frame.image)[mask]
+        if len(pixels) > PIXELS_PER_FRAME:
+            pixels = pixels[rng.choice(len(pixels), PIXELS_PER_FRAME, replace=False)]
+        pools.append(pixels)
+        keys.append(frame.key)
+        total += n
+    if not pools:
+        return {}
+    measured: dict[str, dict] = {}
+    kept: list[str] = []
+    for centre, share in _dominant_of(np.concatenate(pools), MARKED_CLUSTERS):
+        if len(kept) == len(MARKED_REGIONS):
+            break
+        role = MARKED_REGIONS[len(kept)]
+        colour = _lab8_to_hex(centre)
+        if share < MARKED_MIN_SHARE[role] or any(delta_e(colour, other) < MARKED_MIN_DELTA_E for other in kept):
+            continue
+        kept.append(colour)
+        measured[role] = {
+            "color": colour,
+            "pixels": round(share * total),
+            "region_pixels": total,
+            "share": round(share, 3),
+            "frames": keys,
+        }
+    return measured
+
+
+def marked_references(frames: list[FrameInput]) -> list[ReferenceShot]:
+    """The reference of a marked subject: its box (a little padded) from the best frame that shows it."""
+    marked = [f for f in frames if marked_box(f)]
+    if not marked:
+        raise ValueError("No marked frames to build references from.")
+    best = max(marked, key=lambda f: f.quality)
+    h, w = best.image.shape[:2]
+    x0, y0, x1, y1 = _clip_box(marked_box(best) or {}, w, h, MARKED_REFERENCE_PAD)
+    return [ReferenceShot("full_body", best.key, best.image[y0:y1, x0:x1].copy(), "full_body")]
+
+
+def marked_reference_foreground(reference: np.ndarray) -> np.ndarray:
+    """The subject's pixels in a marked reference (a crop of `marked_references`): GrabCut seeded by the box
+    the crop was padded around."""
+    h, w = reference.shape[:2]
+    inner_w, inner_h = round(w / (1 + 2 * MARKED_REFERENCE_PAD)), round(h / (1 + 2 * MARKED_REFERENCE_PAD))
+    box = {"x": (w - inner_w) // 2, "y": (h - inner_h) // 2, "width": inner_w, "height": inner_h}
+    return marked_foreground(reference, box)
+
+
+def marked_features(palette: dict[str, str]) -> list[dict]:
+    """The body colours of a marked subject in words ("orange and blue body"), as measured features."""
+    names = list(dict.fromkeys(nearest_name(palette[r], COLOUR_NAMES) for r in MARKED_REGIONS[:2] if r in palette))
+    if not names:
+        return []
+    return [{"feature": f"{' and '.join(names)} body", "key": "body", "source": "measured"}]
+
+
 # --- Render style: photographic, 3D or 2D animation, from pixel statistics -----------------------
 
 RENDER_STYLES = ("photographic", "3d_animation", "2d_animation")
@@ -548,7 +697,7 @@ def measured_features(palette: dict[str, str]) -> list[dict]:
             if second != outfit:
                 outfit = f"{outfit} and {second}"
         features.append({"feature": f"{outfit} clothing", "key": "clothing"})
-    return [{**f, "source": "measured"} for f in features]
+    return [{**f, "source": "measured"} for f in features] + marked_features(palette)
 
 
 def clean_stated_features(items) -> list[str]:

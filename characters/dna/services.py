@@ -267,12 +267,17 @@ def _build_dna(
         shots = images.categorise(inputs, coverage)
         regions = images.measure_regions(views)
         style_measure = images.measure_render_style(views)
+        marked = any(images.marked_box(f) for f in inputs)  # a marked (non-face) character: its box, not a face
+        if marked:
+            shots, regions = images.marked_references(inputs), images.measure_marked_regions(inputs)
         character.name = name
         character.creator = creator
         character.total_votes = votes
         character.submitted_description = (description or "")[:500]
         character.created_from_clip = frames[0].clip
         character.measured = {"regions": regions, "render_style": style_measure}
+        if marked:
+            character.measured["subject"] = images.MARKED_SUBJECT
         character.color_palette = images.palette_from(regions)
         character.palette_sources = dict.fromkeys(character.color_palette, "measured")
         if render_style:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
 
 from characters.models import (
     Appearance,
@@ -15,6 +18,7 @@ from characters.models import (
     Story,
     StoryContributor,
 )
+from common.stale_work import StaleCutoffs, missing_messages
 from common.typing import AnyUser
 
 
@@ -167,3 +171,26 @@ def story_marked_groups(story: Story) -> list[CharacterGroup]:
 def clip_recent_marks(clip: Clip, limit: int = 10) -> list[Mark]:
     """The clip's latest marks with their groups, newest first."""
     return list(clip.marks.select_related("group").order_by("-created_at", "-pk")[:limit])
+
+
+def _quiet_since(status: str, before: datetime) -> Q:
+    """In `status`, with no sign of life since `before` (marks from before heartbeats count their creation)."""
+    return Q(status=status) & (Q(heartbeat_at__lt=before) | Q(heartbeat_at__isnull=True, created_at__lt=before))
+
+
+def stale_marks(cutoffs: StaleCutoffs) -> QuerySet[Mark]:
+    """Marks whose run nobody is doing, by the rule clips' extraction follows (common.stale_work): running
+    with no heartbeat since `running_before`, queued with no sign of life since `queued_before`, or queued
+    since `unsent_before` while the broker holds no message for its task."""
+    rule = _quiet_since(Mark.Status.RUNNING, cutoffs.running_before) | _quiet_since(
+        Mark.Status.QUEUED, cutoffs.queued_before
+    )
+    if cutoffs.unsent_before is not None:
+        waiting = dict(
+            Mark.objects.filter(_quiet_since(Mark.Status.QUEUED, cutoffs.unsent_before))
+            .exclude(rule)
+            .values_list("pk", "task_id")
+        )
+        missing = missing_messages(waiting.values()) or set()
+        rule |= Q(pk__in=[pk for pk, task_id in waiting.items() if task_id in missing])
+    return Mark.objects.filter(rule)

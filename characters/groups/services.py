@@ -25,12 +25,22 @@ Marks (`mark_create`, `mark_run`: characters that are not faces)
     the best found frame per other clip) become candidate frames whose detection has `source: "mark"`,
     `mark_id`, `appearance_id` and `group_id`. Re-running a mark replaces what it wrote; a clip's
     re-extraction keeps marked appearances (its candidate frames, marked ones too, are replaced).
+
+Marks' lifecycle (as a clip's extraction: common.stale_work)
+    Each queueing gives the mark a new `task_id` (the task's id, so the broker can be asked about it) and
+    counts an attempt; only the run carrying the current token starts, beats (`mark_keep_alive`, progress)
+    and stores. The beat's sweep (`marks_resume_stale`, task characters.tasks.resume_stale_marks) queues
+    a mark whose run went silent again, at most TASKS_MAX_ATTEMPTS times, then fails it saying why.
+    `mark_rerun` (contributors; 409 while queued or running, staff may take over a stuck one) and
+    `mark_fail` (staff) are what the API and the admin call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import cast
 
 import numpy as np  # centroids
@@ -38,12 +48,13 @@ from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, QuerySet
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from characters.clips.extraction import score_marked_region
 from characters.groups.joining import GroupIndex, Span
-from characters.groups.selectors import can_edit_groups
+from characters.groups.selectors import can_edit_groups, stale_marks
 from characters.models import (
     Appearance,
     CandidateFrame,
@@ -59,6 +70,7 @@ from characters.vision import marking
 from characters.vision.jpeg import encode_jpeg
 from characters.vision.video import local_video_copy
 from common.exceptions import NotFound, ServiceError
+from common.stale_work import StaleCutoffs, keep_alive, stale_cutoffs
 from common.typing import AnyUser, UserType
 
 MARK_SOURCE = "mark"  # `source` of a marked subject's detection in a candidate frame
@@ -372,10 +384,35 @@ def _parse_box(box: object, clip: Clip) -> dict:
     return parsed
 
 
-def _enqueue_mark(mark_id: int) -> None:
+def _new_mark_task_id() -> str:
+    return f"mark-{uuid.uuid4().hex}"
+
+
+def _enqueue_mark(mark_id: int, token: str) -> None:
+    """Send the task; its id is the mark's token, so the broker can be asked whether the message is still there."""
     from characters.groups.tasks import follow_mark
 
-    follow_mark.delay(mark_id)
+    follow_mark.apply_async((mark_id, token), task_id=token)
+
+
+def _queue_mark(mark_id: int, rows: QuerySet[Mark], *, attempts: int | Combinable) -> int:
+    """Queue the mark's run, if it is still in `rows` (a conditional update: 0 when not), with a new token.
+
+    The new token supersedes any message or run still around for the mark: only the task carrying it writes."""
+    token = _new_mark_task_id()
+    updated = rows.filter(pk=mark_id).update(
+        status=Mark.Status.QUEUED,
+        progress=0,
+        error_message="",
+        task_id=token,
+        attempts=attempts,
+        heartbeat_at=timezone.now(),
+        started_at=None,
+        finished_at=None,
+    )
+    if updated:
+        transaction.on_commit(lambda: _enqueue_mark(mark_id, token), robust=True)
+    return updated
 
 
 def mark_create(
@@ -424,38 +461,162 @@ def mark_create(
                 story=story, number=number, label=label or group_label_for(number), kind=CharacterGroup.Kind.MARKED
             )
             _audit(user, group, ADDITION, f"Marked in clip {clip.pk} at {at:.2f} s.")
-        mark = Mark.objects.create(clip=clip, group=group, created_by=user, seconds=round(at, 3), box=parsed)
+        token = _new_mark_task_id()
+        mark = Mark.objects.create(
+            clip=clip,
+            group=group,
+            created_by=user,
+            seconds=round(at, 3),
+            box=parsed,
+            task_id=token,
+            attempts=1,
+            heartbeat_at=timezone.now(),
+        )
         _audit(user, group, CHANGE, f"Mark {mark.pk}: clip {clip.pk} at {at:.2f} s, box {parsed}.")
-        transaction.on_commit(lambda: _enqueue_mark(mark.pk), robust=True)
+        transaction.on_commit(lambda: _enqueue_mark(mark.pk, token), robust=True)
     return mark
 
 
+def mark_rerun(*, mark: Mark, user: AnyUser | None) -> Mark:
+    """Queue a finished or failed mark again; the new run replaces what the last one stored.
+
+    Refused (409) while a run is queued or under way, so two runs never write one mark at once; staff may
+    re-run a mark whose run is stuck (selectors.stale_marks: its worker died, its message was lost).
+    """
+    clip = Clip.objects.select_related("story").get(pk=mark.clip_id)
+    user = _require_editor(user, clip.story, doing="re-run marks of")
+    if clip.status != Clip.Status.READY:
+        raise ServiceError(
+            "The clip's extraction has to finish before its marks can be re-run.",
+            code="clip_not_ready",
+            status_code=409,
+        )
+    busy = (Mark.Status.QUEUED, Mark.Status.RUNNING)
+    with transaction.atomic():
+        queued = _queue_mark(mark.pk, Mark.objects.exclude(status__in=busy), attempts=1)
+        if not queued and user.is_staff:
+            queued = _queue_mark(mark.pk, stale_marks(stale_cutoffs()), attempts=1)
+        if queued and mark.group_id and (group := CharacterGroup.objects.filter(pk=mark.group_id).first()):
+            _audit(user, group, CHANGE, f"Mark {mark.pk} re-run.")
+    if not queued:
+        raise ServiceError(
+            "This mark is being followed and searched for already; wait for the run to finish."
+            + (" It is not stuck: it showed signs of life recently." if user.is_staff else ""),
+            code="mark_in_progress",
+            status_code=409,
+        )
+    mark.refresh_from_db()
+    return mark
+
+
+def mark_fail(*, mark: Mark, user: AnyUser | None, reason: str = "") -> Mark:
+    """Staff end a queued or running mark as failed (a run they know is dead); a run still going stops
+    writing, as its token no longer holds. What an earlier run stored stays."""
+    if user is None or not user.is_authenticated or not user.is_staff:
+        raise ServiceError("Only staff can mark a mark failed.", code="forbidden", status_code=403)
+    message = reason.strip() or f"Marked failed by {user.get_username()}."
+    if not Mark.objects.filter(pk=mark.pk, status__in=(Mark.Status.QUEUED, Mark.Status.RUNNING)).update(
+        status=Mark.Status.FAILED, error_message=message, task_id="", finished_at=timezone.now()
+    ):
+        raise ServiceError(
+            "Only a queued or running mark can be marked failed.", code="mark_not_running", status_code=409
+        )
+    logger.warning("mark %s: marked failed by %s", mark.pk, user.pk)
+    mark.refresh_from_db()
+    return mark
+
+
+def mark_interrupted_message(attempts: int) -> str:
+    return (
+        f"The mark's run was interrupted {attempts} time{'s' if attempts != 1 else ''} (its worker stopped, or its "
+        "task was lost) and is not tried again automatically. Re-run it to try again."
+    )
+
+
+def marks_resume_stale(*, cutoffs: StaleCutoffs | None = None, mark_ids: Iterable[int] | None = None) -> dict:
+    """Queue again each stuck mark (selectors.stale_marks), at most TASKS_MAX_ATTEMPTS times; then fail it,
+    saying why. The beat's sweep and the embedded mode's start-up call this; each mark is taken with a
+    conditional update on what was seen, so two sweeps at once queue it once."""
+    stale = stale_marks(cutoffs or stale_cutoffs())
+    if mark_ids is not None:
+        stale = stale.filter(pk__in=list(mark_ids))
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    for pk, status, token, attempts, heartbeat in stale.values_list(
+        "pk", "status", "task_id", "attempts", "heartbeat_at"
+    ):
+        unchanged = Mark.objects.filter(pk=pk, status=status, task_id=token, heartbeat_at=heartbeat)
+        if attempts >= settings.TASKS_MAX_ATTEMPTS:
+            if unchanged.update(
+                status=Mark.Status.FAILED, error_message=mark_interrupted_message(attempts), finished_at=timezone.now()
+            ):
+                logger.warning("mark %s: run lost %s times, failed", pk, attempts)
+                outcome["failed"].append(pk)
+        elif _queue_mark(pk, unchanged, attempts=F("attempts") + 1):
+            logger.warning("mark %s: run lost while %s, queued again (attempt %s)", pk, status, attempts + 1)
+            outcome["requeued"].append(pk)
+    return outcome
+
+
+def mark_heartbeat(*, mark_id: int, token: str = "") -> None:
+    """The running mark is alive (only the run holding the mark's token counts)."""
+    rows = Mark.objects.filter(pk=mark_id, status=Mark.Status.RUNNING)
+    if token:
+        rows = rows.filter(task_id=token)
+    rows.update(heartbeat_at=timezone.now())
+
+
+@contextlib.contextmanager
+def mark_keep_alive(*, mark_id: int, token: str = "") -> Iterator[None]:
+    """Beat for the mark while the block runs, also through steps that report no progress (storing frames)."""
+    every = max(1.0, min(20.0, settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS / 4))
+    with keep_alive(lambda: mark_heartbeat(mark_id=mark_id, token=token), every=every):
+        yield
+
+
+class MarkSuperseded(Exception):
+    """The mark was queued again or failed by staff while this run worked: it must not write."""
+
+
 class _MarkProgress:
-    def __init__(self, mark_id: int) -> None:
-        self.mark_id, self.last = mark_id, -1
+    def __init__(self, mark_id: int, token: str) -> None:
+        self.mark_id, self.token, self.last = mark_id, token, -1
 
     def __call__(self, percent: float) -> None:
         value = max(0, min(99, int(percent)))
         if value != self.last:
             self.last = value
-            Mark.objects.filter(pk=self.mark_id).update(progress=value)
+            rows = Mark.objects.filter(pk=self.mark_id, status=Mark.Status.RUNNING)
+            if self.token:
+                rows = rows.filter(task_id=self.token)
+            rows.update(progress=value, heartbeat_at=timezone.now())  # progress is a sign of life
 
     def part(self, start: float, width: float) -> Callable[[float], None]:
         """A fraction 0-1 of one step, reported as start..start + width percent."""
         return lambda fraction: self(start + width * fraction)
 
 
-def mark_run(*, mark_id: int) -> Mark | None:
+def mark_run(*, mark_id: int, token: str = "") -> Mark | None:
     """Follow a queued mark through its shot, look for it in the story's other clips, and store what was
     found (replacing what an earlier run of this mark stored). Failing, the mark ends `failed` with the
-    reason and nothing half-written."""
-    if not Mark.objects.filter(pk=mark_id, status__in=[Mark.Status.QUEUED, Mark.Status.FAILED]).update(
-        status=Mark.Status.RUNNING, progress=0, error_message=""
+    reason and nothing half-written.
+
+    With `token` (the task's), it runs only while the mark is queued or running under that token (running:
+    the same message handed out again after its worker died); a message that comes back after the mark was
+    queued again, finished or failed does nothing.
+    """
+    rows = Mark.objects.filter(pk=mark_id)
+    if token:
+        rows = rows.filter(task_id=token, status__in=[Mark.Status.QUEUED, Mark.Status.RUNNING])
+    else:
+        rows = rows.filter(status__in=[Mark.Status.QUEUED, Mark.Status.FAILED])
+    now = timezone.now()
+    if not rows.update(
+        status=Mark.Status.RUNNING, progress=0, error_message="", started_at=now, finished_at=None, heartbeat_at=now
     ):
-        logger.info("mark %s is not queued (running or done already, or gone); nothing to do", mark_id)
+        logger.info("mark %s: not queued under this task (superseded, done already, or gone); nothing to do", mark_id)
         return Mark.objects.filter(pk=mark_id).first()
     mark = Mark.objects.select_related("clip", "clip__story").get(pk=mark_id)
-    progress = _MarkProgress(mark_id)
+    progress = _MarkProgress(mark_id, token)
     fps = settings.EXTRACTION_FPS
     try:
         path, is_temp = local_video_copy(mark.clip.playback_video)
@@ -492,10 +653,16 @@ def mark_run(*, mark_id: int) -> Mark | None:
                 if other_temp:
                     other_path.unlink(missing_ok=True)
             found.append((other, result))
-        _store_mark(mark, followed, kept, found)
+        _store_mark(mark, followed, kept, found, token=token)
+    except MarkSuperseded:
+        logger.info("mark %s: queued again or failed while this run worked; its results are dropped", mark_id)
+        return Mark.objects.filter(pk=mark_id).first()
     except Exception as exc:
         logger.exception("mark %s failed", mark_id)
-        Mark.objects.filter(pk=mark_id).update(
+        failed = Mark.objects.filter(pk=mark_id, status=Mark.Status.RUNNING)
+        if token:
+            failed = failed.filter(task_id=token)
+        failed.update(
             status=Mark.Status.FAILED, error_message=str(exc) or exc.__class__.__name__, finished_at=timezone.now()
         )
         raise
@@ -521,7 +688,7 @@ def _mark_detection(mark: Mark, box: dict, width: int, height: int) -> dict:
     }
 
 
-def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: list) -> None:
+def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: list, *, token: str = "") -> None:
     """Write a mark's frames to storage, then swap its rows in one transaction (story lock); files of a
     failed swap are deleted again."""
     from characters.clips.services import THUMBNAIL_MAX_SIDE  # clips.services imports this module
@@ -565,6 +732,8 @@ def _store_mark(mark: Mark, followed: marking.FollowResult, kept: list, found: l
         with transaction.atomic():
             _lock_story(mark.clip.story_id)
             mark = Mark.objects.select_for_update().get(pk=mark.pk)
+            if mark.status != Mark.Status.RUNNING or (token and mark.task_id != token):
+                raise MarkSuperseded(mark.pk)
             if mark.group_id is None:  # its group was emptied and deleted meanwhile: start a new one
                 number = (
                     CharacterGroup.objects.filter(story_id=mark.clip.story_id).aggregate(n=Max("number"))["n"] or 0

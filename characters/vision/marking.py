@@ -16,6 +16,11 @@ Find (in other clips)
     found box is within MAX_COLOUR_DISTANCE (Bhattacharyya) of the view's. Keypoints carry the shape and
     texture, the colour check throws out a same-shaped subject painted otherwise.
 
+    With the subject's own pixels (`make_view(..., foreground=)`, e.g. GrabCut's; the consistency score of
+    a marked character gives them), keypoints and colours of the view are taken on the subject only, and
+    the frame's colours under the view's mask as the homography carries it over: the set behind the
+    subject then counts in neither.
+
     MIN_INLIERS = 30: measured on the suite's robot clips (tests/test_marks.py; `bench/marks.py` prints
     the figures) the subject in another clip, on another set, moved and scaled 0.8-1.15x, gives 95-186
     inliers; frames without it gave up to 25 without the colour check (a robot of the same shape painted
@@ -195,10 +200,13 @@ def read_frames(path: Path | str, indexes: Sequence[int]) -> Iterator[tuple[int,
 # --- Finding the subject in other clips --------------------------------------------------------
 
 
-def _colour_histogram(image_bgr: np.ndarray) -> np.ndarray:
+def _colour_histogram(image_bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     lab = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2LAB)
-    hist = cv2.calcHist([lab], [1, 2], None, [16, 16], [0, 256, 0, 256])
+    hist = cv2.calcHist([lab], [1, 2], mask, [16, 16], [0, 256, 0, 256])
     return cv2.normalize(hist, hist).flatten()
+
+
+MIN_MASK_PIXELS = 64  # a warped subject mask smaller than this says nothing: the found box's colours count
 
 
 def _orb(features: int):
@@ -213,10 +221,17 @@ class View:
     descriptors: np.ndarray
     box: Box  # in the search-scale frame
     colours: np.ndarray
+    # The subject's own pixels in the box (uint8 0/255, box-sized), when known: keypoints and colours are
+    # taken there, and a match compares the colours under this mask carried over by the homography.
+    mask: np.ndarray | None = None
 
 
-def make_view(frame_bgr: np.ndarray, box: Box) -> View | None:
-    """The view of `box` (original pixels) of a frame; None when it has too few keypoints to match."""
+def make_view(frame_bgr: np.ndarray, box: Box, foreground: np.ndarray | None = None) -> View | None:
+    """The view of `box` (original pixels) of a frame; None when it has too few keypoints to match.
+
+    `foreground`: the subject's pixels (a boolean mask of the frame, e.g. GrabCut's), to leave the set
+    behind the subject out of its keypoints and colours.
+    """
     scale = min(1.0, SEARCH_LONG_SIDE / max(frame_bgr.shape[:2]))
     small = _small(frame_bgr, scale)
     b = _clipped(_scaled(box, scale), small.shape[1], small.shape[0])
@@ -224,12 +239,33 @@ def make_view(frame_bgr: np.ndarray, box: Box) -> View | None:
         return None
     mask = np.zeros(small.shape[:2], np.uint8)
     mask[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]] = 255
+    subject = None
+    if foreground is not None:
+        scaled = cv2.resize(foreground.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=0) > 0
+        if int(scaled[mask > 0].sum()) >= MIN_MASK_PIXELS:
+            mask[~scaled] = 0
+            subject = mask[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]].copy()
     keypoints, descriptors = _orb(ORB_FEATURES_VIEW).detectAndCompute(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), mask)
     if descriptors is None or len(keypoints) < MIN_INLIERS:
         return None
     crop = small[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]]
     points = np.array([k.pt for k in keypoints], dtype=np.float32)
-    return View(points, descriptors, b, _colour_histogram(crop))
+    return View(points, descriptors, b, _colour_histogram(crop, subject), subject)
+
+
+def _warped_colours(small: np.ndarray, view: View, homography: np.ndarray) -> np.ndarray | None:
+    """The colours of the frame under the view's subject mask carried over by the homography (None: no mask,
+    or too little of it lands in the frame)."""
+    if view.mask is None:
+        return None
+    b = view.box
+    to_view_frame = np.array([[1, 0, b["x"]], [0, 1, b["y"]], [0, 0, 1]], np.float64)
+    warped = cv2.warpPerspective(
+        view.mask, homography @ to_view_frame, (small.shape[1], small.shape[0]), flags=cv2.INTER_NEAREST
+    )
+    if int((warped > 0).sum()) < MIN_MASK_PIXELS:
+        return None
+    return _colour_histogram(small, warped)
 
 
 @dataclass
@@ -283,7 +319,8 @@ def match_frame(frame_bgr: np.ndarray, views: Sequence[View]) -> Match | None:
         if found["width"] < 4 or found["height"] < 4:
             continue
         crop = small[found["y"] : found["y"] + found["height"], found["x"] : found["x"] + found["width"]]
-        colour = histogram_distance(view.colours, _colour_histogram(crop))
+        colours = _warped_colours(small, view, homography)
+        colour = histogram_distance(view.colours, _colour_histogram(crop) if colours is None else colours)
         if colour > MAX_COLOUR_DISTANCE:
             continue
         best = Match(inliers, _scaled({"x": x, "y": y, "width": w, "height": h}, 1 / scale), round(colour, 3))

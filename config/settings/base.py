@@ -194,6 +194,7 @@ CELERY_TASK_QUEUES = (Queue("default"), Queue("extraction"), Queue("generation")
 CELERY_TASK_ROUTES = {
     # The sweep is quick and must not wait behind long extractions.
     "characters.tasks.resume_stale_clips": {"queue": "default"},
+    "characters.tasks.resume_stale_marks": {"queue": "default"},
     "characters.tasks.*": {"queue": "extraction"},
     "voting.tasks.lock_winning_submission": {"queue": "extraction"},  # image work, like extraction
     "generation.tasks.*": {"queue": "generation"},
@@ -222,6 +223,10 @@ TASKS_MAX_ATTEMPTS = env.int("TASKS_MAX_ATTEMPTS", default=3)
 TASKS_SWEEP_SECONDS = env.float("TASKS_SWEEP_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE["characters-resume-stale-clips"] = {
     "task": "characters.tasks.resume_stale_clips",
+    "schedule": TASKS_SWEEP_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["characters-resume-stale-marks"] = {
+    "task": "characters.tasks.resume_stale_marks",
     "schedule": TASKS_SWEEP_SECONDS,
 }
 

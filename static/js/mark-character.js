@@ -3,7 +3,8 @@
  * Pick a frame (a candidate's time, or wherever the video is paused), drag a box over it, send it to
  * POST /api/v1/clips/<id>/marks (session auth with the page's CSRF token). The box is sent in pixels of the
  * original frame. Then each job of the list polls GET /api/v1/marks/<id> and shows its progress; when one is
- * done the page reloads so the "Who is who" rows show the character.
+ * done the page reloads so the "Who is who" rows show the character. A finished or failed mark can be run
+ * again (POST /api/v1/marks/<id>/rerun).
  */
 (function () {
   "use strict";
@@ -165,6 +166,37 @@
         .catch(function () { watch(item); });
     }, 1500);
   }
+
+  // Run a finished or failed mark again (POST /api/v1/marks/<id>/rerun; 409 while it runs).
+  panel.addEventListener("click", function (event) {
+    var button = event.target.closest('[data-role="mark-rerun"]');
+    if (!button) return;
+    var item = button.closest('[data-role="mark-job"]');
+    showError("");
+    button.disabled = true;
+    fetch(item.dataset.markUrl + "/rerun", {
+      method: "POST", credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value },
+    })
+      .then(function (response) {
+        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+      })
+      .then(function (result) {
+        if (!result.ok) {
+          button.disabled = false;
+          showError((result.data.error && result.data.error.message) || "The mark could not be run again.");
+          return;
+        }
+        button.remove();
+        show(item, result.data.mark);
+        if (result.data.mark.status === "done") window.location.reload(); // run at once (no separate worker)
+        else watch(item);
+      })
+      .catch(function () {
+        button.disabled = false;
+        showError("The server could not be reached; try again.");
+      });
+  });
 
   Array.prototype.forEach.call(panel.querySelectorAll('[data-role="mark-job"]'), watch);
 })();

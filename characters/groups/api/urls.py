@@ -21,4 +21,5 @@ urlpatterns = [
     ),
     path("clips/<int:clip_id>/marks", views.ClipMarksApi.as_view(), name="api-clip-marks"),
     path("marks/<int:mark_id>", views.MarkDetailApi.as_view(), name="api-mark"),
+    path("marks/<int:mark_id>/rerun", views.MarkRerunApi.as_view(), name="api-mark-rerun"),
 ]

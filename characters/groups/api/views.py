@@ -42,6 +42,13 @@ def _group_body(request, group: CharacterGroup) -> dict:
     return CharacterGroupSerializer(view, context={"request": request}).data
 
 
+def _mark(mark_id: int) -> Mark:
+    mark = Mark.objects.filter(pk=mark_id).first()
+    if mark is None:
+        raise NotFound(f"Mark {mark_id} does not exist.")
+    return mark
+
+
 def _mark_body(request, mark: Mark) -> dict:
     view = selectors.mark_group_view(mark)
     return MarkWithGroupSerializer({"mark": mark, "group": view}, context={"request": request}).data
@@ -157,7 +164,20 @@ class MarkDetailApi(APIView):
         responses={200: MarkWithGroupSerializer, **error_responses(404)},
     )
     def get(self, request, mark_id: int):
-        mark = Mark.objects.filter(pk=mark_id).first()
-        if mark is None:
-            raise NotFound(f"Mark {mark_id} does not exist.")
-        return Response(_mark_body(request, mark))
+        return Response(_mark_body(request, _mark(mark_id)))
+
+
+class MarkRerunApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="marks_rerun",
+        tags=TAGS,
+        summary="Run a mark again (contributors): follow and search afresh, replacing what it found; 409 while it runs",
+        request=None,
+        responses={202: MarkWithGroupSerializer, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request, mark_id: int):
+        mark = services.mark_rerun(mark=_mark(mark_id), user=request.user)
+        mark.refresh_from_db()  # run at once when tasks are eager
+        return Response(_mark_body(request, mark), status=status.HTTP_202_ACCEPTED)
