@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from characters.dna import images
+from characters.dna import images, traits
 from characters.models import CandidateFrame, Character, ReferenceImage, Story
 from characters.vision.jpeg import encode_jpeg
 from common.exceptions import ServiceError
@@ -106,10 +106,14 @@ def dna_document(character: Character) -> dict:
     return document
 
 
+def _measured_features(character: Character) -> list[dict]:
+    return images.measured_features(character.color_palette, (character.measured or {}).get("traits"))
+
+
 def _derive_text(character: Character) -> None:
     """Rewrite everything built from the facts: measured features follow today's palette, stated ones
     stay; the style description is the submitter's words plus those features and the render style."""
-    records = images.merge_features(images.measured_features(character.color_palette), character.feature_sources)
+    records = images.merge_features(_measured_features(character), character.feature_sources)
     character.feature_sources = records
     character.locked_features = images.locked_texts(records)
     kept = [r for r in records if r.get("source") != "dropped"]
@@ -188,14 +192,17 @@ def character_lock(
     origin_submission_id: int | None = None,
     render_style: str = "",
     features_to_keep: list[str] | None = None,
+    character_group_id: int | None = None,
 ) -> Character:
     """Make the canonical character of a winning design, with its DNA. Idempotent per submission.
 
     Reference shots are categorised from the frames' detections, the palette is measured on the
     segmented person (regions from masks, see images.view_subject), the render style is the
     designer's choice or else the measured suggestion, the locked features are the measured ones
-    plus the designer's features to keep, and dna.json must validate before the character becomes canonical; if it
-    does not, the character stays a candidate with the reason in `lock_error`.
+    plus the designer's features to keep (traits of the face among the measured: see dna.traits).
+    With `character_group_id` (the design's character) every measurement and crop is of that group's
+    face in each frame, not the frame's main face. dna.json must validate before the character
+    becomes canonical; if it does not, the character stays a candidate with the reason in `lock_error`.
     """
     name = " ".join((name or "").split()) or "Unnamed character"
     if len(name) > 100:
@@ -227,6 +234,7 @@ def character_lock(
             description,
             render_style,
             images.clean_stated_features(features_to_keep),
+            character_group_id,
         )
     except Exception as exc:
         # The build rolled back; keep the reason on the character so admins see why it is not canonical.
@@ -246,6 +254,7 @@ def _build_dna(
     description: str,
     render_style: str = "",
     features_to_keep: list[str] | None = None,
+    character_group_id: int | None = None,
 ) -> Character:
     if render_style and render_style not in images.RENDER_STYLES:
         raise ServiceError(f"Unknown render style '{render_style}'.", code="invalid_render_style")
@@ -254,19 +263,24 @@ def _build_dna(
         if character.status == Character.Status.CANONICAL:
             return character
         inputs = [
-            images.FrameInput(f.pk, _decode(f), f.detections or [], f.quality, f.pose, f.full_body) for f in frames
+            images.FrameInput(f.pk, _decode(f), f.detections or [], f.quality, f.pose, f.full_body, character_group_id)
+            for f in frames
         ]
+        inputs = [f for f in inputs if f.face] or inputs  # frames the character is not in show someone else
         views = [images.view_subject(f.key, f.image, f.face, len(f.detections) > 1) for f in inputs if f.face]
         coverage = {v.key: v.coverage for v in views}
         shots = images.categorise(inputs, coverage)
         regions = images.measure_regions(views)
         style_measure = images.measure_render_style(views)
+        face_traits = traits.measure_traits(views)
         character.name = name
         character.creator = creator
         character.total_votes = votes
         character.submitted_description = (description or "")[:500]
         character.created_from_clip = frames[0].clip
-        character.measured = {"regions": regions, "render_style": style_measure}
+        character.measured = {"regions": regions, "render_style": style_measure, "traits": face_traits}
+        if character_group_id is not None:  # whose face was measured (a re-lock measures the same one)
+            character.measured["character_group"] = character_group_id
         character.color_palette = images.palette_from(regions)
         character.palette_sources = dict.fromkeys(character.color_palette, "measured")
         if render_style:
@@ -382,7 +396,7 @@ def character_update(
             problems = images.stated_feature_problems(listed, required=True)
             if problems:
                 raise InvalidDNA(" ".join(problems), code="invalid_features", status_code=400)
-            measured_now = {r["feature"].lower(): r for r in images.measured_features(character.color_palette)}
+            measured_now = {r["feature"].lower(): r for r in _measured_features(character)}
             records = [measured_now.get(f.lower()) or {"feature": f, "source": "stated", "key": ""} for f in listed]
             kept_keys = {r["key"] for r in records if r["source"] == "measured"}
             records += [
@@ -458,6 +472,8 @@ def character_relock(*, character: Character, user: AnyUser | None) -> Character
         character.total_votes,
         character.submitted_description,
         character.render_style if character.render_style_source == "stated" else "",
+        None,
+        (character.measured or {}).get("character_group"),
     )
 
 
