@@ -794,6 +794,7 @@ def submission_lock_winner(*, submission_id: int, character_name: str = "") -> C
         origin_submission_id=submission.pk,
         render_style=submission.render_style,
         features_to_keep=submission.features_to_keep,
+        character_group_id=submission.character_group_id,
     )
 
 
