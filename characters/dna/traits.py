@@ -236,3 +236,22 @@ def trait_features(traits: dict[str, dict]) -> list[dict]:
         for trait in TRAITS
         if trait in traits and traits[trait].get("value") in TRAIT_WORDS[trait]
     ]
+
+
+def trait_evidence(trait: str, entry: dict) -> str:
+    """What a measured trait rests on, in words for the character page: the median figure over the
+    frames that agreed, and how many frames those were."""
+    agreed = [r for r in entry.get("readings", []) if r.get("value") == entry.get("value")]
+    if not agreed:
+        return ""
+
+    def median(key: str) -> float:
+        return float(np.median([r[key] for r in agreed]))
+
+    if trait == "glasses":
+        figure = f"edge ratio {median('edge_ratio'):.1f} on the nose bridge and under the eyes"
+    elif trait == "facial_hair":
+        figure = f"chin {median('chin_darker'):.0f} darker and {median('chin_texture'):.1f}x as textured as the cheeks"
+    else:
+        figure = f"hair ends {median('reach'):+.2f} face heights from the chin"
+    return f"{figure}; {len(agreed)} of {len(entry['readings'])} frame(s)"

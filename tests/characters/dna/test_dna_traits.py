@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from characters.dna import images as dna
-from characters.dna import traits
+from characters.dna import services, traits
 from characters.vision.faces import detect_faces, detectors
+from tests.characters.dna.test_dna_measured import _assert_dna_equals_api, _frame
 from tests.support import dna_figures as fig
+from tests.support.factories import ClipFactory, StoryFactory, UserFactory
 
 
 def _main_face(image: np.ndarray) -> dict:
@@ -166,3 +168,37 @@ def test_accuracy_on_the_fixtures():
     assert tally["hair_length"]["wrong"] <= 2, misses
     for trait in traits.TRAITS:
         assert tally[trait]["right"] >= 0.85 * sum(tally[trait].values()), (trait, tally[trait])
+
+
+# --- Through the lock: measured features with their figures, on the page, in dna.json -----------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lock_locks_measured_traits_with_their_figures(settings, client):
+    settings.SITE_URL = "http://testserver"
+    story = StoryFactory()
+    clip = ClipFactory(story=story)
+    frame = _frame(clip, fig.with_beard(fig.with_glasses(fig.astronaut_bgr())))
+    character = services.character_lock(
+        story=story, name="Eileen", frame_ids=[frame.pk], description="Smiling astronaut, candle-lit room"
+    )
+    sources = {r["feature"]: (r["source"], r["key"]) for r in character.feature_sources}
+    assert sources["wears glasses"] == ("measured", "glasses")
+    assert sources["beard"] == ("measured", "facial_hair")
+    assert sources["short hair"] == ("measured", "hair_length")
+    glasses = character.measured["traits"]["glasses"]
+    assert glasses["frames"] == [frame.pk] and glasses["readings"][0]["edge_ratio"] >= traits.GLASSES_AT
+    assert "wears glasses" in character.style_description and "candle-lit room" not in character.locked_features
+    page = client.get(character.get_absolute_url()).content.decode()
+    assert "measured: edge ratio" in page and "1 of 1 frame(s)" in page
+    _assert_dna_equals_api(character)
+
+    # An admin who removes a measured trait keeps it removed when the palette changes later.
+    admin = UserFactory(is_staff=True)
+    kept = [f for f in character.locked_features if f != "wears glasses"]
+    character = services.character_update(character=character, user=admin, locked_features=kept)
+    assert "wears glasses" not in character.locked_features
+    palette = {**character.color_palette, "hair": "#1C1A1A"}
+    character = services.character_update(character=character, user=admin, color_palette=palette)
+    assert "wears glasses" not in character.locked_features and "beard" in character.locked_features
+    _assert_dna_equals_api(character)
