@@ -39,11 +39,25 @@ class FrameInput:
     quality: int
     pose: str
     full_body: bool
+    group_id: int | None = None  # the design's character (its character group), when the design names one
 
     @property
     def face(self) -> dict | None:
-        """The frame's main face (extraction puts it first): the face the design is about."""
-        return self.detections[0] if self.detections and not marked_box(self) else None
+        """The face the design is about: the one of the design's character group; without a group, or
+        in a frame not yet grouped, the frame's main face (extraction puts it first). None when the
+        frame is grouped but the character is not in it, or when the character is marked (a box,
+        not a face)."""
+        if not self.detections or marked_box(self):
+            return None
+        if self.group_id is not None and any(d.get("group_id") is not None for d in self.detections):
+            return next((d for d in self.detections if d.get("group_id") == self.group_id), None)
+        return self.detections[0]
+
+    @property
+    def face_pose(self) -> str:
+        """The pose of that face (the frame's `pose` is its main face's)."""
+        face = self.face
+        return (face.get("pose") if face else None) or self.pose
 
 
 @dataclass
@@ -121,6 +135,9 @@ class SubjectView:
     face_area: float
     coverage: str
     person: np.ndarray
+    # Face mesh points in the window's pixels, and the yaw they give (None when the mesh found no face).
+    landmarks: np.ndarray | None = None
+    yaw: float | None = None
 
 
 _segmenter_local = threading.local()
@@ -203,8 +220,10 @@ def view_subject(key: int, image: np.ndarray, face: dict, several_faces: bool = 
     b = face["box"]
     box = vision.Box((b["x"] - ox) / w, (b["y"] - oy) / h, b["width"] / w, b["height"] / h)
     mesh = vision.mesh_landmarks(models, window, box)
+    pts, yaw = None, None
     if mesh is not None:
         pts = mesh[0] * np.array([w, h])
+        yaw = vision.yaw_from_mesh(mesh[1])
         oval_pts = pts[list(FACE_OVAL)]
         brow_y = float(pts[list(_EYE_CORNERS), 1].mean()) - 0.08 * (oval_pts[:, 1].max() - oval_pts[:, 1].min())
         nose_y = float(pts[_NOSE_TIP, 1])
@@ -241,7 +260,7 @@ def view_subject(key: int, image: np.ndarray, face: dict, several_faces: bool = 
         torso = _polygon_mask(window.shape, quad) & person & ~skin_like & ~face_zone
     rest = person & ~torso & ~head_band & ~face_zone & ~skin_like & (ys > fy1)
     masks = {"skin": skin, "hair": hair, "clothing_primary": torso, "clothing_secondary": rest}
-    return SubjectView(key, window, masks, float(oval.sum()), coverage, person)
+    return SubjectView(key, window, masks, float(oval.sum()), coverage, person, pts, yaw)
 
 
 def _dominant_lab(image: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[np.ndarray, float]]:
@@ -561,7 +580,8 @@ def categorise(frames: list[FrameInput], coverage: dict[int, str]) -> list[Refer
 
     `coverage`: frame key -> what the pose model saw in it. The `full_body` slot (the DNA schema
     requires it) holds the widest shot, labelled with what it really shows: a full body only when
-    head to ankles are in the frame. Face close-up: a crop around the main face of the best
+    head to ankles are in the frame. `face` is the character's face in each frame (FrameInput.face).
+    Face close-up: a crop around the character's face of the best
     frontal, confident frame, else of the best frame. Side profile: a crop of the best left/right
     frame; left out when no frame shows one.
     """
@@ -576,13 +596,17 @@ def categorise(frames: list[FrameInput], coverage: dict[int, str]) -> list[Refer
             f.face["coverage"] if f.face else 1.0,
         ),
     )[0]
-    shots = [ReferenceShot("full_body", widest.key, widest.image, coverage.get(widest.key, "head_and_shoulders"))]
-    frontal = [f for f in by_quality if f.face and f.pose == "frontal" and f.face["confidence"] >= 0.9]
+    # With several people in the frame, the window around the character (as measured), not everyone.
+    wide_image = (
+        _subject_window(widest.image, widest.face, len(widest.detections) > 1)[0] if widest.face else widest.image
+    )
+    shots = [ReferenceShot("full_body", widest.key, wide_image, coverage.get(widest.key, "head_and_shoulders"))]
+    frontal = [f for f in by_quality if f.face and f.face_pose == "frontal" and f.face["confidence"] >= 0.9]
     close_source = (frontal or with_face)[:1]
     if close_source:
         f = close_source[0]
         shots.append(ReferenceShot("face_closeup", f.key, _crop_around_face(f.image, f.face, 2.0), "face"))  # type: ignore[arg-type]  # picked with a face
-    profile = [f for f in by_quality if f.face and f.pose in ("left", "right")]
+    profile = [f for f in by_quality if f.face and f.face_pose in ("left", "right")]
     if profile:
         f = profile[0]
         shots.append(ReferenceShot("side_profile", f.key, _crop_around_face(f.image, f.face, 2.6), "face"))  # type: ignore[arg-type]  # picked with a face
@@ -682,9 +706,12 @@ SKIN_TONES = {
 MAX_FEATURE_CHARS = 100
 
 
-def measured_features(palette: dict[str, str]) -> list[dict]:
-    """Features read from the palette, each {feature, source: measured, key}; `key` says which palette
-    roles it follows, so a palette correction rewrites exactly these."""
+def measured_features(palette: dict[str, str], traits: dict[str, dict] | None = None) -> list[dict]:
+    """Features read from the palette, then the measured face traits (characters.dna.traits), each
+    {feature, source: measured, key}; `key` says which palette role or trait it follows, so a palette
+    correction rewrites exactly these."""
+    from characters.dna.traits import trait_features
+
     features = []
     if "hair" in palette:
         features.append({"feature": f"{nearest_name(palette['hair'], HAIR_NAMES)} hair", "key": "hair"})
@@ -697,7 +724,7 @@ def measured_features(palette: dict[str, str]) -> list[dict]:
             if second != outfit:
                 outfit = f"{outfit} and {second}"
         features.append({"feature": f"{outfit} clothing", "key": "clothing"})
-    return [{**f, "source": "measured"} for f in features] + marked_features(palette)
+    return [{**f, "source": "measured"} for f in features] + trait_features(traits or {}) + marked_features(palette)
 
 
 def clean_stated_features(items) -> list[str]:

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from characters.dna import images
+from characters.dna import images, traits
 from characters.models import CandidateFrame, Character, ReferenceImage, Story
 from characters.vision.jpeg import encode_jpeg
 from common.exceptions import ServiceError
@@ -106,10 +106,14 @@ def dna_document(character: Character) -> dict:
     return document
 
 
+def _measured_features(character: Character) -> list[dict]:
+    return images.measured_features(character.color_palette, (character.measured or {}).get("traits"))
+
+
 def _derive_text(character: Character) -> None:
     """Rewrite everything built from the facts: measured features follow today's palette, stated ones
     stay; the style description is the submitter's words plus those features and the render style."""
-    records = images.merge_features(images.measured_features(character.color_palette), character.feature_sources)
+    records = images.merge_features(_measured_features(character), character.feature_sources)
     character.feature_sources = records
     character.locked_features = images.locked_texts(records)
     kept = [r for r in records if r.get("source") != "dropped"]
@@ -192,13 +196,14 @@ def character_lock(
 ) -> Character:
     """Make the canonical character of a winning design, with its DNA. Idempotent per submission.
 
-    `group_id`: the character group the design showed; the character remembers it (`Character.group`).
-
     Reference shots are categorised from the frames' detections, the palette is measured on the
     segmented person (regions from masks, see images.view_subject), the render style is the
     designer's choice or else the measured suggestion, the locked features are the measured ones
-    plus the designer's features to keep, and dna.json must validate before the character becomes canonical; if it
-    does not, the character stays a candidate with the reason in `lock_error`.
+    plus the designer's features to keep (traits of the face among the measured: see dna.traits).
+    With `group_id` (the character group the design showed) the character remembers it
+    (`Character.group`) and every measurement and crop is of that group's face in each frame, not
+    the frame's main face. dna.json must validate before the character
+    becomes canonical; if it does not, the character stays a candidate with the reason in `lock_error`.
     """
     name = " ".join((name or "").split()) or "Unnamed character"
     if len(name) > 100:
@@ -233,6 +238,7 @@ def character_lock(
             description,
             render_style,
             images.clean_stated_features(features_to_keep),
+            group_id,
         )
     except Exception as exc:
         # The build rolled back; keep the reason on the character so admins see why it is not canonical.
@@ -252,6 +258,7 @@ def _build_dna(
     description: str,
     render_style: str = "",
     features_to_keep: list[str] | None = None,
+    group_id: int | None = None,
 ) -> Character:
     if render_style and render_style not in images.RENDER_STYLES:
         raise ServiceError(f"Unknown render style '{render_style}'.", code="invalid_render_style")
@@ -260,13 +267,16 @@ def _build_dna(
         if character.status == Character.Status.CANONICAL:
             return character
         inputs = [
-            images.FrameInput(f.pk, _decode(f), f.detections or [], f.quality, f.pose, f.full_body) for f in frames
+            images.FrameInput(f.pk, _decode(f), f.detections or [], f.quality, f.pose, f.full_body, group_id)
+            for f in frames
         ]
+        inputs = [f for f in inputs if f.face] or inputs  # frames the character is not in show someone else
         views = [images.view_subject(f.key, f.image, f.face, len(f.detections) > 1) for f in inputs if f.face]
         coverage = {v.key: v.coverage for v in views}
         shots = images.categorise(inputs, coverage)
         regions = images.measure_regions(views)
         style_measure = images.measure_render_style(views)
+        face_traits = traits.measure_traits(views)
         marked = any(images.marked_box(f) for f in inputs)  # a marked (non-face) character: its box, not a face
         if marked:
             shots, regions = images.marked_references(inputs), images.measure_marked_regions(inputs)
@@ -275,7 +285,7 @@ def _build_dna(
         character.total_votes = votes
         character.submitted_description = (description or "")[:500]
         character.created_from_clip = frames[0].clip
-        character.measured = {"regions": regions, "render_style": style_measure}
+        character.measured = {"regions": regions, "render_style": style_measure, "traits": face_traits}
         if marked:
             character.measured["subject"] = images.MARKED_SUBJECT
         character.color_palette = images.palette_from(regions)
@@ -393,7 +403,7 @@ def character_update(
             problems = images.stated_feature_problems(listed, required=True)
             if problems:
                 raise InvalidDNA(" ".join(problems), code="invalid_features", status_code=400)
-            measured_now = {r["feature"].lower(): r for r in images.measured_features(character.color_palette)}
+            measured_now = {r["feature"].lower(): r for r in _measured_features(character)}
             records = [measured_now.get(f.lower()) or {"feature": f, "source": "stated", "key": ""} for f in listed]
             kept_keys = {r["key"] for r in records if r["source"] == "measured"}
             records += [
@@ -469,6 +479,8 @@ def character_relock(*, character: Character, user: AnyUser | None) -> Character
         character.total_votes,
         character.submitted_description,
         character.render_style if character.render_style_source == "stated" else "",
+        None,
+        character.group_id,  # a re-lock measures the same character
     )
 
 

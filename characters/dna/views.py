@@ -3,7 +3,7 @@
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
-from characters.dna import selectors
+from characters.dna import selectors, traits
 from characters.models import Character, ReferenceImage
 
 
@@ -20,7 +20,15 @@ def character_detail(request, character_id):
         palette.append((role.replace("_", " ").capitalize(), code, source))
     labels = {"measured": "measured", "stated": "stated by people", "default": "default"}
     records = character.feature_sources or [{"feature": f, "source": ""} for f in character.locked_features]
-    features = [{**r, "label": labels.get(r.get("source"), "")} for r in records if r.get("source") != "dropped"]
+    measured_traits = (character.measured or {}).get("traits", {})
+    features = []
+    for r in records:
+        if r.get("source") == "dropped":
+            continue
+        label = labels.get(r.get("source"), "")
+        if r.get("source") == "measured" and r.get("key") in measured_traits:
+            label = f"measured: {traits.trait_evidence(r['key'], measured_traits[r['key']])}"
+        features.append({**r, "label": label})
     references = list(character.reference_images.all())
     for ref in references:
         ref.get_coverage_label = ref.coverage.replace("_", " ")

@@ -96,3 +96,58 @@ def jpeg_round_trip(image: np.ndarray, quality: int = 85) -> np.ndarray:
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+# --- The astronaut with glasses, a beard or long hair drawn on (the DNA trait fixtures) ----------
+# Positions set by hand on the 512x512 photo: her eyes' centres, jaw and chin, the sides of her head.
+_EYES = ((204, 103), (247, 105))
+_JAW = [(186, 128), (190, 150), (200, 167), (212, 176), (222, 180), (233, 176), (245, 167), (255, 150), (259, 130)]
+_UNDER_MOUTH = [(246, 146), (235, 150), (223, 152), (210, 150), (200, 146)]
+_MOUSTACHE = [(203, 139), (212, 134), (223, 135), (235, 134), (244, 139), (236, 140), (223, 139), (210, 140)]
+ASTRONAUT_HAIR = "#7A6038"  # a little darker than her crown, as hair falling at the sides is
+
+
+def with_glasses(image: np.ndarray, colour: str = "#1E1A18", thickness: int = 3) -> np.ndarray:
+    """Oval frames round her eyes, a bridge over the nose and the temples towards the ears."""
+    out = image.copy()
+    c = _bgr(colour)
+    for centre in _EYES:
+        cv2.ellipse(out, centre, (16, 11), 0, 0, 360, c, thickness, cv2.LINE_AA)
+    cv2.line(out, (220, 102), (231, 103), c, thickness, cv2.LINE_AA)
+    cv2.line(out, (188, 101), (180, 104), c, thickness, cv2.LINE_AA)
+    cv2.line(out, (263, 103), (271, 107), c, thickness, cv2.LINE_AA)
+    return out
+
+
+def _textured_fill(image: np.ndarray, mask: np.ndarray, colour: str, seed: int, strokes: int, length: tuple[int, int]):
+    """Fill `mask` with `colour` plus noise and short darker/lighter strokes (hair is never flat)."""
+    rng = np.random.default_rng(seed)
+    base = np.array(_bgr(colour), float)
+    out = image.copy()
+    ys, xs = np.nonzero(mask)
+    out[mask] = np.clip(base + rng.normal(0, 10, (len(ys), 3)), 0, 255)
+    for _ in range(strokes):
+        i = rng.integers(len(ys))
+        shade = tuple(int(v) for v in np.clip(base * rng.uniform(0.55, 1.45), 0, 255))
+        end = (int(xs[i] + rng.integers(-3, 4)), int(ys[i] + rng.integers(*length)))
+        cv2.line(out, (int(xs[i]), int(ys[i])), end, shade, 1, cv2.LINE_AA)
+    out[~mask] = image[~mask]
+    return out
+
+
+def with_beard(image: np.ndarray, colour: str = "#3B2A20", seed: int = 0) -> np.ndarray:
+    """A full beard along the jaw and round the chin, with a moustache."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.array(_JAW + _UNDER_MOUTH)], 1)
+    cv2.fillPoly(mask, [np.array(_MOUSTACHE)], 1)
+    return _textured_fill(image, mask.astype(bool), colour, seed, int(mask.sum()) // 6, (2, 5))
+
+
+def with_long_hair(image: np.ndarray, colour: str = ASTRONAUT_HAIR, bottom: int = 340, seed: int = 0) -> np.ndarray:
+    """Hair falling from the sides of her head down to `bottom` (340: over the chest; 225: to the shoulders)."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mid = (150 + bottom) // 2
+    left = [(150, 80), (185, 95), (182, 150), (186, mid), (180, bottom), (128, bottom + 5), (132, mid), (140, 150)]
+    right = [(300, 80), (265, 95), (268, 150), (264, mid), (272, bottom), (325, bottom + 5), (318, mid), (310, 150)]
+    cv2.fillPoly(mask, [np.array(left), np.array(right)], 1)
+    return _textured_fill(image, mask.astype(bool), colour, seed, 400, (10, 30))
