@@ -52,16 +52,21 @@ Detections (JSON, stored as they are): one dict per face, the main face first, w
     own right and left, as MediaPipe names them), coverage (visible face area / frame area),
     inside_frame, occluded, pose, yaw, full_body (this person's whole body is in the frame, from
     the pose landmarks) and source (detector | pose+mesh); with identity also track (the face's track in
-    the clip, characters.vision.tracking), and once stored appearance_id and group_id (characters.groups).
+    the clip, characters.vision.tracking), low_quality on the faces a low-quality frame is offered for
+    (see Select), and once stored appearance_id and group_id (characters.groups).
 
 Select
     Near-duplicates (perceptual hash within DUPLICATE_HASH_DISTANCE bits) keep the better frame;
     then the best `top_n`, best first, of those at or above `min_quality` (the MIN_QUALITY_SCORE
-    setting, 70 as in the seed). A clip with people but no frame at the floor offers its best
-    LOW_QUALITY_FALLBACK frames marked `low_quality`, so a contributor can still pick one and is
-    told it is poor (select_candidates). `dominant` = quality above the EXTRACTION_DOMINANT_QUALITY
-    setting (90) and a clear single-subject shot: one face, confident, big enough, wholly inside
-    the frame, not occluded.
+    setting, 70 as in the seed). The floor holds per character, not per clip: with identity, the
+    clip's tracks are joined into characters by the story's rule (GroupIndex), and each character
+    no frame at the floor shows still gets its best LOW_QUALITY_FALLBACK frames, marked
+    `low_quality` (the frame, and that character's faces in its detections), within `top_n` in
+    all; so a dim second person is not lost because the first is sharp, and a contributor can
+    still pick them and is told the frames are poor. Without identity a clip with people but no
+    frame at the floor offers its best LOW_QUALITY_FALLBACK (select_candidates). `dominant` =
+    quality above the EXTRACTION_DOMINANT_QUALITY setting (90) and a clear single-subject shot:
+    one face, confident, big enough, wholly inside the frame, not occluded.
 """
 
 from __future__ import annotations
