@@ -11,7 +11,9 @@ framings, one dark. Then, in one run:
                 purity       = tracks in their group's majority person / all tracks (two people never mixed)
                 completeness = tracks in their person's largest group / all tracks (one person, one group)
   time          decode only (OpenCV reads every frame, nothing else), extraction without identity and
-                with it (models made once, as a worker keeps them); medians of --repeat runs in turn.
+                with it (models made once, as a worker keeps them); medians of --repeat runs in turn, the
+                median of each run's own ratio beside it, and the process's CPU seconds (all threads), which
+                a busy machine skews less than the wall clock.
 Writes a contact sheet PNG per run (bench/out/identity_groups.png): one row per group, the best face of
 each of its tracks, labelled with the clip, the second and the true person.
 """
@@ -19,6 +21,7 @@ each of its tracks, labelled with the clip, the second and the true person.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -174,10 +177,11 @@ def main() -> None:
         placed = group_tracks(results, paths, timelines)
         purity, completeness = purity_completeness(placed)
 
-        runs = {"decode only": [], "extraction": [], "extraction + identity": []}
+        runs: dict[str, list[float]] = {"decode only": [], "extraction": [], "extraction + identity": []}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeat):
             for name in runs:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 for p in paths:
                     if name == "decode only":
                         decode_only(p)
@@ -186,7 +190,13 @@ def main() -> None:
                             p, fps=args.fps, models=models, identity=name.endswith("identity")
                         )
                 runs[name].append(time.perf_counter() - started)
+                cpu[name].append(time.process_time() - cpu_started)
         medians = {name: statistics.median(times) for name, times in runs.items()}
+        ratios = {
+            name: statistics.median(t / d for t, d in zip(times, runs["decode only"], strict=True))
+            for name, times in runs.items()
+        }
+        cpu_medians = {name: statistics.median(times) for name, times in cpu.items()}
 
         video_seconds = sum(s.seconds for t in timelines for s in t)
         print(
@@ -207,9 +217,13 @@ def main() -> None:
             print(f", different people {min(other):.2f}-{max(other):.2f}", end="")
         print()
         print(f"purity {purity:.3f} (target >= 0.95), completeness {completeness:.3f} (target >= 0.9)")
-        base = medians["decode only"]
+        base, cpu_base = medians["decode only"], cpu_medians["decode only"]
+        print(f"medians of {args.repeat} runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for name, value in medians.items():
-            print(f"{name:24s} {value:6.2f} s  {value / base:5.2f}x decode only")
+            print(
+                f"{name:24s} {value:6.2f} s  {value / base:5.2f}x decode only "
+                f"(per run {ratios[name]:.2f}x)  cpu {cpu_medians[name]:5.2f} s  {cpu_medians[name] / cpu_base:5.2f}x"
+            )
         print(f"contact sheet: {contact_sheet(placed, paths, args.out)}")
 
 

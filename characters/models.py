@@ -9,6 +9,7 @@ from django.db.models import Case, Q, When
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.text import slugify
 
 
@@ -200,7 +201,11 @@ class CandidateFrame(models.Model):
     full_body = models.BooleanField(default=False)
     occluded = models.BooleanField(default=False)
     low_quality = models.BooleanField(
-        default=False, help_text="Under MIN_QUALITY_SCORE: offered only because the clip has no better frame."
+        default=False,
+        help_text=(
+            "Under MIN_QUALITY_SCORE: offered only because a character in it (its detections marked low_quality) "
+            "has no frame at the floor in the clip."
+        ),
     )
     detections = models.JSONField(default=list, help_text="Faces: box, confidence, landmarks, coverage, occlusion.")
 
@@ -218,6 +223,16 @@ class CandidateFrame(models.Model):
 
     def __str__(self) -> str:
         return f"clip {self.clip_id} @ {self.timestamp} (q{self.quality})"
+
+    @cached_property
+    def low_quality_for(self) -> str:
+        """Whom a low-quality frame is offered for: the labels of its characters that have no frame at the floor
+        in the clip ("" when it names none: the clip as a whole has none). One query, for such frames only."""
+        ids = [d["group_id"] for d in self.detections if d.get("low_quality") and d.get("group_id")]
+        if not self.low_quality or not ids:
+            return ""
+        labels = dict(CharacterGroup.objects.filter(pk__in=ids).values_list("pk", "label"))
+        return ", ".join(labels[pk] for pk in dict.fromkeys(ids) if pk in labels)
 
 
 def group_label_for(number: int) -> str:

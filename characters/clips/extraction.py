@@ -52,16 +52,21 @@ Detections (JSON, stored as they are): one dict per face, the main face first, w
     own right and left, as MediaPipe names them), coverage (visible face area / frame area),
     inside_frame, occluded, pose, yaw, full_body (this person's whole body is in the frame, from
     the pose landmarks) and source (detector | pose+mesh); with identity also track (the face's track in
-    the clip, characters.vision.tracking), and once stored appearance_id and group_id (characters.groups).
+    the clip, characters.vision.tracking), low_quality on the faces a low-quality frame is offered for
+    (see Select), and once stored appearance_id and group_id (characters.groups).
 
 Select
     Near-duplicates (perceptual hash within DUPLICATE_HASH_DISTANCE bits) keep the better frame;
     then the best `top_n`, best first, of those at or above `min_quality` (the MIN_QUALITY_SCORE
-    setting, 70 as in the seed). A clip with people but no frame at the floor offers its best
-    LOW_QUALITY_FALLBACK frames marked `low_quality`, so a contributor can still pick one and is
-    told it is poor (select_candidates). `dominant` = quality above the EXTRACTION_DOMINANT_QUALITY
-    setting (90) and a clear single-subject shot: one face, confident, big enough, wholly inside
-    the frame, not occluded.
+    setting, 70 as in the seed). The floor holds per character, not per clip: with identity, the
+    clip's tracks are joined into characters by the story's rule (GroupIndex), and each character
+    no frame at the floor shows still gets its best LOW_QUALITY_FALLBACK frames, marked
+    `low_quality` (the frame, and that character's faces in its detections), within `top_n` in
+    all; so a dim second person is not lost because the first is sharp, and a contributor can
+    still pick them and is told the frames are poor. Without identity a clip with people but no
+    frame at the floor offers its best LOW_QUALITY_FALLBACK (select_candidates). `dominant` =
+    quality above the EXTRACTION_DOMINANT_QUALITY setting (90) and a clear single-subject shot:
+    one face, confident, big enough, wholly inside the frame, not occluded.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from characters.groups.joining import GroupIndex
 from characters.vision.decode import END_OF_CLIP, SampledDecoder, read_frame_at
 from characters.vision.faces import (
     FACE_POINTS_SEEN,
@@ -112,7 +118,8 @@ CLEAR_SHOT_MIN_FACE_HEIGHT = 0.12  # of the frame height
 CLEAR_SHOT_MIN_FACE_PIXELS = 100  # face box width in the original frame, as in the seed
 DEFAULT_DOMINANT_QUALITY = 90
 DEFAULT_MIN_QUALITY = 70  # the seed's MIN_QUALITY_SCORE
-LOW_QUALITY_FALLBACK = 3  # frames offered, marked low quality, when none reaches the floor
+LOW_QUALITY_FALLBACK = 3  # frames offered, marked low quality, per character no frame at the floor shows
+DIM_FRAMES_HELD = 30  # frames kept in memory for those characters until the clip ends (besides the pool's)
 OCCLUDED_BELOW_INSIDE = 0.85  # part of the face box inside the frame
 OCCLUDED_BELOW_VISIBILITY = 0.5  # mean pose visibility of the facial points that should show
 
@@ -150,7 +157,9 @@ class FrameCandidate:
     full_body: bool
     occluded: bool
     detections: list[dict] = field(default_factory=list)
-    low_quality: bool = False  # under the quality floor, offered only because the clip has nothing better
+    # Under the quality floor, offered only because a character in it (its detections say "low_quality") has
+    # no frame at the floor in the clip; without identity, because the clip has none.
+    low_quality: bool = False
 
 
 @dataclass
@@ -417,13 +426,109 @@ class _Pool:
         return [FrameCandidate(image=image, **vars(analysis.score)) for analysis, image in ordered]
 
 
-def select_candidates(best_first: list[FrameCandidate], *, top_n: int, min_quality: int) -> list[FrameCandidate]:
-    """The frames offered as candidates: the best `top_n` at or above `min_quality`; when none reaches
-    it, the best LOW_QUALITY_FALLBACK (at most `top_n`) marked low_quality, rather than nothing."""
+@dataclass
+class DimCharacter:
+    """A character of the clip (its tracks joined by descriptor) that no frame at the quality floor shows."""
+
+    tracks: set[int]
+    frames: list[FrameCandidate]  # its best few, best first, all under the floor
+
+
+class _DimTracks:
+    """For each track no frame at the floor has shown yet, its best LOW_QUALITY_FALLBACK frames (with pixels).
+
+    At most `held` distinct frames in all (4K frames are 24 MB each): past that, the worst frame of a track
+    that keeps another goes first, then the track whose best frame is the worst.
+    """
+
+    def __init__(self, min_quality: int, held: int = DIM_FRAMES_HELD) -> None:
+        self.min_quality = min_quality
+        self.held = held
+        self.covered: set[int] = set()
+        self.frames: dict[int, list[tuple[FrameAnalysis, np.ndarray]]] = {}
+
+    def offer(self, analysis: FrameAnalysis, image: np.ndarray) -> None:
+        tracks = {d["track"] for d in analysis.score.detections if "track" in d}
+        if analysis.score.quality >= self.min_quality:
+            self.covered |= tracks
+            for track in tracks:
+                self.frames.pop(track, None)
+            return
+        for track in tracks - self.covered:
+            entries = self.frames.setdefault(track, [])
+            entries.append((analysis, image))
+            entries.sort(key=lambda e: (-e[0].score.quality, e[0].score.seconds))
+            del entries[LOW_QUALITY_FALLBACK:]
+        while len({id(image) for entries in self.frames.values() for _, image in entries}) > self.held:
+            spare = [(entries[-1][0].score.quality, t) for t, entries in self.frames.items() if len(entries) > 1]
+            if spare:
+                self.frames[min(spare)[1]].pop()
+            else:
+                del self.frames[min(self.frames, key=lambda t: self.frames[t][0][0].score.quality)]
+
+    def characters(self, tracks: list[Track]) -> list[DimCharacter]:
+        """The clip's characters (tracks joined by the story's rule, GroupIndex) that no frame at the floor
+        shows, each with its best few frames (near-duplicates left out), the best character first."""
+        index = GroupIndex()
+        members: dict[int, set[int]] = {}  # character key -> its tracks
+        for track in sorted(tracks, key=lambda t: -t.best_quality):
+            descriptor = track.descriptor
+            if descriptor is None:  # not a character the story will know either
+                continue
+            span = (0, track.shot_index, track.start_seconds, track.end_seconds)
+            key = index.match(descriptor, span)
+            key = len(members) if key is None else key
+            index.add(key, descriptor, span)
+            members.setdefault(key, set()).add(track.index)
+        characters = []
+        for ids in members.values():
+            if ids & self.covered:
+                continue
+            entries = {id(image): (analysis, image) for t in ids for analysis, image in self.frames.get(t, [])}
+            kept: list[tuple[FrameAnalysis, np.ndarray]] = []
+            for analysis, image in sorted(entries.values(), key=lambda e: (-e[0].score.quality, e[0].score.seconds)):
+                if all(_hash_distance(k.phash, analysis.phash) > DUPLICATE_HASH_DISTANCE for k, _ in kept):
+                    kept.append((analysis, image))
+            frames = [FrameCandidate(image=image, **vars(a.score)) for a, image in kept[:LOW_QUALITY_FALLBACK]]
+            if frames:
+                characters.append(DimCharacter(ids, frames))
+        return sorted(characters, key=lambda c: (-c.frames[0].quality, c.frames[0].seconds))
+
+
+def _offered_low_quality(frame: FrameCandidate, tracks: set[int]) -> FrameCandidate:
+    """The frame marked low quality, and in its detections the faces of the characters it is offered for."""
+    detections = [{**d, "low_quality": True} if d.get("track") in tracks else d for d in frame.detections]
+    return replace(frame, low_quality=True, detections=detections)
+
+
+def select_candidates(
+    best_first: list[FrameCandidate],
+    *,
+    top_n: int,
+    min_quality: int,
+    dim_characters: list[DimCharacter] | tuple[()] = (),
+) -> list[FrameCandidate]:
+    """The frames offered as candidates: the best `top_n` at or above `min_quality`, and the best few of each
+    character that no frame at the floor shows (`dim_characters`), marked low_quality (so a dim second
+    person is not lost because the first one is sharp); at most `top_n` in all, the dim characters' frames
+    taken in turn so a small `top_n` still shows as many characters as it can, and at least one frame at the
+    floor kept when there is one. Without characters (no identity), a clip with no frame at the floor
+    offers its best LOW_QUALITY_FALLBACK, marked low_quality, rather than nothing."""
     passing = [frame for frame in best_first if frame.quality >= min_quality][:top_n]
-    if passing:
-        return passing
-    return [replace(frame, low_quality=True) for frame in best_first[: min(top_n, LOW_QUALITY_FALLBACK)]]
+    if not dim_characters:
+        if passing:
+            return passing
+        return [replace(frame, low_quality=True) for frame in best_first[: min(top_n, LOW_QUALITY_FALLBACK)]]
+    offered: dict[float, tuple[FrameCandidate, set[int]]] = {}  # by seconds: one frame may show two of them
+    for turn in range(LOW_QUALITY_FALLBACK):
+        for character in dim_characters:
+            if turn < len(character.frames):
+                frame = character.frames[turn]
+                offered.setdefault(frame.seconds, (frame, set()))[1].update(character.tracks)
+    keep = min(len(passing), max(1, top_n - len(offered)))
+    dim = list(offered.values())[: top_n - keep]
+    dim.sort(key=lambda e: (-e[0].quality, e[0].seconds))
+    return passing[:keep] + [_offered_low_quality(frame, tracks) for frame, tracks in dim]
 
 
 # --- The clip --------------------------------------------------------------------------------
@@ -462,6 +567,7 @@ def extract_candidates(
     pool = _Pool(top_n)
     scored: list[FrameScore] = []
     tracker = ShotTracker() if identity else None
+    dim_tracks = _DimTracks(min_quality) if identity else None
     analysed, reported = 0, -1
 
     def report() -> None:
@@ -494,8 +600,13 @@ def extract_candidates(
             if analysis is not None:
                 scored.append(analysis.score)
                 pool.offer(analysis, frame)
+                if dim_tracks is not None:
+                    dim_tracks.offer(analysis, frame)
+        tracks = tracker.finish() if tracker is not None else []  # waits for the last descriptors
     finally:
         decoder.stop()
+        if tracker is not None:
+            tracker.close()  # a clip given up half-way leaves no descriptor thread behind
     if decoder.error is not None:
         raise decoder.error
 
@@ -522,12 +633,17 @@ def extract_candidates(
     if progress is not None:
         progress(100)
     return ExtractionResult(
-        frames=select_candidates(pool.best_first(), top_n=top_n, min_quality=min_quality),
+        frames=select_candidates(
+            pool.best_first(),
+            top_n=top_n,
+            min_quality=min_quality,
+            dim_characters=dim_tracks.characters(tracks) if dim_tracks is not None else (),
+        ),
         frames_analysed=analysed,
         last_frame=last_frame,
         last_frame_seconds=None if last_seconds is None else round(last_seconds, 3),
         warning=warning,
         scored=scored,
         decoded_seconds=round(decoded_seconds, 3),
-        tracks=tracker.finish() if tracker is not None else [],
+        tracks=tracks,
     )

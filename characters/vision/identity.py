@@ -13,6 +13,7 @@ to a character at SAME_CHARACTER_DISTANCE (0.55), which keeps a margin from both
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -96,6 +97,57 @@ def face_models() -> FaceModels:
     if models is None:
         models = _per_thread.face_models = FaceModels()
     return models
+
+
+_idle_models: list[FaceModels] = []
+_idle_models_lock = threading.Lock()
+
+
+class DescriptorThread(threading.Thread):
+    """Computes descriptors of queued faces beside the caller (dlib releases the GIL while it runs).
+
+    The extraction queues a track's best faces when the track ends and goes on with the next samples, so
+    the descriptors use the time the analysis waits for the decoder instead of adding to it. A face is
+    anything with `chip` and `box` (a `face_chip`); it gets `descriptor` and loses `chip`. The dlib models
+    are borrowed from a per-process list, used by one thread at a time, so no clip loads them again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="face-descriptors", daemon=True)
+        self._faces: queue.SimpleQueue = queue.SimpleQueue()
+        self._cancelled = threading.Event()
+        self.error: BaseException | None = None
+
+    def submit(self, face) -> None:
+        self._faces.put(face)
+
+    def run(self) -> None:
+        with _idle_models_lock:
+            models = _idle_models.pop() if _idle_models else None
+        try:
+            while (face := self._faces.get()) is not None and not self._cancelled.is_set():
+                if models is None:
+                    models = FaceModels()
+                face.descriptor = models.chip_descriptor(face.chip, face.box)
+                face.chip = None
+        except BaseException as exc:  # handed to the caller's thread by finish()
+            self.error = exc
+        finally:
+            if models is not None:
+                with _idle_models_lock:
+                    _idle_models.append(models)
+
+    def finish(self) -> None:
+        """Wait until every queued face has its descriptor; raises what the thread raised."""
+        self._faces.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._faces.put(None)
+        self.join()
 
 
 def distance(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from characters.vision.identity import FaceModels, face_chip, face_models
+from characters.vision.identity import DescriptorThread, face_chip
 
 CUT_DISTANCE = 0.4
 TRACK_MIN_IOU = 0.3
@@ -118,7 +118,7 @@ class ShotTracker:
         self.tracks: list[Track] = []
         self._previous_hist: np.ndarray | None = None
         self._open: list[Track] = []  # tracks seen in the previous sample of the current shot
-        self._models: FaceModels | None = None
+        self._descriptors: DescriptorThread | None = None
 
     def observe(self, seconds: float, frame_bgr: np.ndarray, detections: list[dict]) -> list[int]:
         """Advance by one sample; returns the track index of each detection (same order)."""
@@ -168,10 +168,19 @@ class ShotTracker:
         return result
 
     def finish(self) -> list[Track]:
-        """End the open tracks (their descriptors); returns every track of the clip."""
+        """End the open tracks and wait for their descriptors; returns every track of the clip."""
         self._end(self._open)
         self._open = []
+        if self._descriptors is not None:
+            self._descriptors.finish()
+            self._descriptors = None
         return self.tracks
+
+    def close(self) -> None:
+        """Stop the descriptor thread without waiting for the faces still queued (an aborted clip)."""
+        if self._descriptors is not None:
+            self._descriptors.cancel()
+            self._descriptors = None
 
     def _end(self, tracks: list[Track]) -> None:
         for track in tracks:
@@ -180,13 +189,15 @@ class ShotTracker:
             track.ended = True
             wanted = min(self.best_faces, 1 + (track.samples - 1) // FACES_PER_DESCRIPTOR_STEP)
             best = sorted(track.faces, key=lambda f: -f.quality)[:wanted]
-            if best and self._models is None:
-                self._models = face_models()
-            for face in best:
-                assert self._models is not None  # loaded just above for the first face that needs it
-                face.descriptor = self._models.chip_descriptor(face.chip, face.box)  # type: ignore[arg-type]  # best faces keep their chip
+            kept = {id(face) for face in best}
             for face in track.faces:
-                face.chip = None  # free the pixels
+                if id(face) not in kept:
+                    face.chip = None  # free the pixels
+            if best and self._descriptors is None:
+                self._descriptors = DescriptorThread()
+                self._descriptors.start()
+            for face in best:
+                self._descriptors.submit(face)  # type: ignore[union-attr]  # started just above
             track.faces = best
 
     def _offer(self, track: Track, frame_bgr: np.ndarray, det: dict, seconds: float, quality: float) -> None:

@@ -25,7 +25,11 @@ class CandidateFrameSerializer(serializers.ModelSerializer):
     image_url = AbsoluteFileUrlField(source="image")
     thumbnail_url = AbsoluteFileUrlField(source="thumbnail")
     low_quality = serializers.BooleanField(
-        read_only=True, help_text="Under MIN_QUALITY_SCORE: offered only because the clip has no frame above it."
+        read_only=True,
+        help_text=(
+            "Under MIN_QUALITY_SCORE: offered only because a character in it has no frame at the floor in the clip; "
+            "that character's faces in `detections` say `low_quality: true` and name its `group_id`."
+        ),
     )
 
     class Meta:

@@ -141,8 +141,8 @@ class Command(BaseCommand):
         )
         if any(frame.low_quality for frame in result.frames):
             self.stdout.write(
-                f"No frame reaches the quality floor (MIN_QUALITY_SCORE {settings.MIN_QUALITY_SCORE}): "
-                "the best are shown, marked low quality."
+                f"Frames marked low quality are under the floor (MIN_QUALITY_SCORE {settings.MIN_QUALITY_SCORE}): "
+                "shown because a character in them (their faces say low_quality) has no frame at the floor."
             )
 
 

@@ -61,8 +61,7 @@ def test_extraction_without_identity_has_no_tracks(two_clips):
 
 
 @pytest.mark.django_db
-def test_two_people_never_share_a_group_and_one_person_across_clips_and_cuts_does(two_clips, media_root, settings):
-    settings.MIN_QUALITY_SCORE = 0  # this is about who is who: every sampled face may be a candidate
+def test_two_people_never_share_a_group_and_one_person_across_clips_and_cuts_does(two_clips, media_root):
     story = StoryFactory()
     user = story.created_by
     clip_a = services.clip_extract_frames(clip_id=upload_clip(two_clips[0], story, user).pk)
