@@ -74,9 +74,7 @@ def test_palette_and_crops_come_from_the_designs_character_not_the_biggest_face(
     main_face = services.character_lock(story=story, name="Whoever", frame_ids=[frame.pk])
     assert dna.nearest_name(main_face.color_palette.get("clothing_primary", "#808080"), dna.COLOUR_NAMES) != "orange"
 
-    character = services.character_lock(
-        story=story, name="Eileen", frame_ids=[frame.pk], group_id=astronaut.pk
-    )
+    character = services.character_lock(story=story, name="Eileen", frame_ids=[frame.pk], group_id=astronaut.pk)
     palette = character.color_palette
     assert dna.delta_e(palette["clothing_primary"], SUIT_BY_HAND) < 15, palette
     assert dna.delta_e(palette["skin"], SKIN_BY_HAND) < 10, palette
