@@ -313,6 +313,13 @@ def test_the_data_migration_gives_old_sessions_the_group_their_designs_agree_on(
     fill(apps, None)
     groups = dict(VotingSession.objects.values_list("pk", "group_id"))
     assert groups[agreeing.pk] == a.pk
+    agreeing.refresh_from_db()
+    assert (agreeing.character_slot, agreeing.slot_label) == (f"group-{a.pk}", "Character A")
+    # A new vote of designs from before identity under the old slot text is not blocked by it.
+    old_style = [
+        CharacterSubmission.objects.create(story=story, submitter=UserFactory(), style_description=n) for n in "xy"
+    ]
+    assert services.session_start(story=story, character_slot="protagonist", submissions=old_style).group is None
     assert groups[mixed.pk] is None and groups[before_identity.pk] is None
     assert groups[same_group_later.pk] is None
 

@@ -72,8 +72,8 @@ class StorySubmissionListCreateApi(APIView):
     @extend_schema(
         tags=[TAG],
         operation_id="story_submissions_create",
-        summary="Propose a design for a character slot from the story's candidate frames",
-        description="When this makes enough active submissions for the slot, a voting session opens and "
+        summary="Propose a design for a character of the story from its candidate frames",
+        description="When this makes enough active submissions for the character, a voting session opens and "
         "`voting_session_id` names it.",
         request=SubmissionCreateSerializer,
         responses={201: SubmissionSerializer, **error_responses(400, 401, 404, 429)},
@@ -133,14 +133,14 @@ class StoryVotingSessionCreateApi(APIView):
     @extend_schema(
         tags=[TAG],
         operation_id="story_voting_session_start",
-        summary="Start a vote for a character slot with its active submissions (admins)",
+        summary="Start a vote for a character (its group, or a slot) with its active submissions (admins)",
         request=SessionStartSerializer,
         responses={
             201: SessionStatusSerializer,
             **error_responses(400, 401, 403, 404),
             409: OpenApiResponse(
                 ErrorSerializer,
-                description="A vote is already open for this slot (`session_exists`); `error.details.session_id` "
+                description="A vote is already open for this character (`session_exists`); `error.details.session_id` "
                 "names it.",
             ),
         },

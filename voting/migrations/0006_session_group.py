@@ -4,7 +4,6 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-
 OPEN = ("active", "tied")
 
 
@@ -25,7 +24,9 @@ def fill_session_groups(apps, schema_editor):
             and VotingSession.objects.filter(story_id=session.story_id, group_id=group_id, status__in=OPEN).exists()
         ):
             continue
-        VotingSession.objects.filter(pk=session.pk).update(group_id=group_id)
+        # The slot becomes the group's key, as for new sessions (voting.models.group_slot_key): people see the
+        # group's label, and a later vote keyed by the old slot text cannot collide with this one.
+        VotingSession.objects.filter(pk=session.pk).update(group_id=group_id, character_slot=f"group-{group_id}")
 
 
 class Migration(migrations.Migration):
