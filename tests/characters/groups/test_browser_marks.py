@@ -67,4 +67,11 @@ def test_a_contributor_drags_a_box_and_the_page_shows_the_job_and_the_character(
     assert "Robo" in row.inner_text() and "marked" in row.inner_text().lower()
     job = page.locator('[data-role="mark-job"]').first.inner_text().lower()
     assert "done" in job and "found in 4 sampled frames of the 1 other clip searched" in job
+    # Run it again from the page: queued with a new token, run (in the request here), and the page reloads.
+    first_token, first_finished = mark.task_id, mark.finished_at
+    with page.expect_navigation(timeout=120_000):
+        page.locator('[data-role="mark-job"]').first.locator('[data-role="mark-rerun"]').click()
+    mark.refresh_from_db()
+    assert mark.status == "done" and mark.task_id != first_token and mark.finished_at > first_finished
+    assert Appearance.objects.filter(mark=mark).exclude(clip=clip).exists()
     assert page.js_errors == []
