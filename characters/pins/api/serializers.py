@@ -7,6 +7,8 @@ from rest_framework import serializers
 from characters.models import PinAngle, PinnedCharacter
 from common.absolute_urls import AbsoluteFileUrlField, absolute_file_url
 
+PIN_LABEL_MAX = PinnedCharacter._meta.get_field("label").max_length  # read from the model, as voting/forms.py does
+
 # --- Output ---------------------------------------------------------------------------------------------
 
 
@@ -119,7 +121,7 @@ class PinCreateSerializer(serializers.Serializer):
     story_id = serializers.IntegerField()
     source_clip_id = serializers.IntegerField(help_text="A clip of the same story.")
     frame_timestamp = serializers.FloatField(required=False, allow_null=True, default=None, help_text=_TIMESTAMP_HELP)
-    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=PIN_LABEL_MAX)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     element_index = serializers.IntegerField(help_text="N of @ElementN: 1 to the configured maximum (4).")
     character_id = serializers.CharField(
         required=False, allow_null=True, default=None, help_text="Optional: the canonical character shown."
@@ -138,4 +140,4 @@ class PinAngleCreateSerializer(serializers.Serializer):
 
 class PinPatchSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False, help_text="false deactivates, true reactivates.")
-    label = serializers.CharField(required=False, allow_blank=True, max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    label = serializers.CharField(required=False, allow_blank=True, max_length=PIN_LABEL_MAX)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
