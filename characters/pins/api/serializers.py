@@ -1,13 +1,16 @@
 """Shapes of the pinned-characters API, after the plan's bodies (`{ok, characters}`, `frontal_image_url`,
 `reference_image_urls`, `source_frame_timestamp`)."""
 
+from typing import cast
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from characters.models import PinAngle, PinnedCharacter
 from common.absolute_urls import AbsoluteFileUrlField, absolute_file_url
 
-PIN_LABEL_MAX = PinnedCharacter._meta.get_field("label").max_length  # read from the model, as voting/forms.py does
+# Read from the model, as voting/forms.py does (a CharField's max_length is always set).
+PIN_LABEL_MAX = cast(int, PinnedCharacter._meta.get_field("label").max_length)
 
 # --- Output ---------------------------------------------------------------------------------------------
 
