@@ -3,6 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from characters.dna.images import MAX_FEATURE_CHARS, MAX_LOCKED_FEATURES
 from characters.models import RENDER_STYLE_CHOICES
 
 from .models import CHARACTER_NAME_MAX, STYLE_DESCRIPTION_MAX
@@ -78,8 +79,8 @@ class SubmissionForm(forms.Form):
     features_to_keep = forms.CharField(
         required=False,
         label="Features to keep",
-        help_text="One per line, up to 10, each up to 100 characters: what must never change (e.g. a scar over "
-        "the left eye). Settings and actions belong in the style description.",
+        help_text=f"One per line, up to {MAX_LOCKED_FEATURES}, each up to {MAX_FEATURE_CHARS} characters: what must "
+        "never change (e.g. a scar over the left eye). Settings and actions belong in the style description.",
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Freckles across the nose\nSilver ring, left hand"}),
     )
 

@@ -38,7 +38,7 @@ class PinActionForm(forms.Form):
 
     do = forms.RegexField(regex=r"^(pin|angle)(-last)?:\d+$")
     frame_timestamp = forms.FloatField(required=False)
-    label = forms.CharField(max_length=100, required=False)
+    label = forms.CharField(max_length=PinnedCharacter._meta.get_field("label").max_length, required=False)
     character = forms.ModelChoiceField(queryset=Character.objects.none(), required=False)
     confirm_other_character = forms.BooleanField(required=False)
 

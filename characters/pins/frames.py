@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from characters.models import (
@@ -19,6 +20,7 @@ from characters.models import (
 from characters.vision.jpeg import encode_jpeg
 from characters.vision.video import InvalidVideo, cached_local_video, open_capture
 from common.exceptions import Conflict, ServiceError
+from common.upload_size import format_size
 
 ELEMENT_IMAGE_MAX_BYTES = 10 * 1024 * 1024
 ELEMENT_IMAGE_MIN_SIDE = 300
@@ -77,7 +79,10 @@ def element_image_problems(*, width: int, height: int, size_bytes: int, image_fo
             f"{ELEMENT_IMAGE_MIN_ASPECT} to {ELEMENT_IMAGE_MAX_ASPECT}."
         )
     if size_bytes > ELEMENT_IMAGE_MAX_BYTES:
-        problems.append(f"The image is {size_bytes / 1_048_576:.1f} MB; the provider takes at most 10 MB.")
+        problems.append(
+            f"The image is {size_bytes / 1_048_576:.1f} MB; the provider takes at most "
+            f"{format_size(ELEMENT_IMAGE_MAX_BYTES)}."
+        )
     return problems
 
 
@@ -95,7 +100,10 @@ def _encode_element_jpeg(image) -> bytes:
         data = encode_jpeg(image, quality=quality)
         if len(data) <= ELEMENT_IMAGE_MAX_BYTES:
             return data
-    raise FrameNotUsable("The frame stays larger than 10 MB as a JPEG, the provider's limit for an element image.")
+    raise FrameNotUsable(
+        f"The frame stays larger than {format_size(ELEMENT_IMAGE_MAX_BYTES)} as a JPEG, the provider's limit for "
+        "an element image."
+    )
 
 
 def checked_timestamp(clip: Clip, seconds) -> float:
@@ -160,10 +168,9 @@ def clip_last_frame(*, clip: Clip) -> PinFrame:
     try:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             image_format, (width, height) = image.format or "", image.size
-            if image_format == "PNG":  # stored pins are JPEG files
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITIES[0])
-                data, image_format = buffer.getvalue(), "JPEG"
+            if image_format == "PNG":  # stored pins are JPEG files, made by the one encoder
+                decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+                data, image_format = _encode_element_jpeg(decoded), "JPEG"
     except UnidentifiedImageError:
         raise FrameNotUsable(f"Clip {clip.pk}'s stored last frame is not an image; re-extract the clip.") from None
     frame = PinFrame(data, width, height, clip.last_frame_seconds, None, from_last_frame=True)

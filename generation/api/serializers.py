@@ -110,6 +110,9 @@ class GenerationJobSerializer(serializers.ModelSerializer):
     consistency_score_meaningful = serializers.SerializerMethodField()
     consistency_note = serializers.SerializerMethodField()
     model = serializers.CharField(source="model_id")
+    finished = serializers.BooleanField(
+        source="is_finished", read_only=True, help_text="True once complete, failed or cancelled."
+    )
     story_id = serializers.IntegerField()
     pinned_character_ids = serializers.ListField(child=serializers.IntegerField())
     character_ids = serializers.SerializerMethodField(
@@ -123,6 +126,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         fields = [
             "job_id",
             "status",
+            "finished",
             "estimated_time",
             "queue_position",
             "progress",

@@ -3,13 +3,14 @@
   "use strict";
 
   var job = document.getElementById("job");
-  if (job && ["queued", "submitted", "processing"].indexOf(job.dataset.status) !== -1) {
+  // Whether a job is finished comes from the server (data-finished, the API's `finished`): no status list here.
+  if (job && job.dataset.finished === "false") {
     var delay = 1500;
     var poll = function () {
       fetch(job.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (data) {
-          if (["complete", "failed", "cancelled"].indexOf(data.status) !== -1) { window.location.reload(); return; }
+          if (data.finished) { window.location.reload(); return; }
           var fill = job.querySelector(".progress__fill");
           if (fill) { fill.style.width = (data.progress || 0) + "%"; }
           var message = job.querySelector('[data-role="message"]');

@@ -22,6 +22,7 @@ def test_demo_data_is_extracted_and_loading_it_again_changes_nothing(django_capt
     assert [c.original_filename for c in clips] == ["astronaut-frontal.mp4", "astronaut-mixed.mp4"]
     assert all(c.status == Clip.Status.READY for c in clips), [(c.status, c.error_message) for c in clips]
     assert all(c.candidates.exists() for c in clips)
+    assert all(f"{c.original_filename}: ready. {c.status_message}" in out for c in clips)  # the clip's own message
     assert {c.uploader.username for c in clips} == {"alice", "bob"}
     users = get_user_model().objects.in_bulk(["admin", "alice", "bob"], field_name="username")
     assert users["admin"].is_staff and users["admin"].is_superuser

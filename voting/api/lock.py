@@ -11,11 +11,12 @@ from characters.dna.selectors import character_queryset
 from characters.models import Character
 from common.api_schema import error_responses
 from voting import services
+from voting.models import CHARACTER_NAME_MAX
 
 
 class LockRequestSerializer(serializers.Serializer):
     submission_id = serializers.IntegerField()
-    character_name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    character_name = serializers.CharField(required=False, allow_blank=True, max_length=CHARACTER_NAME_MAX)
 
 
 class CharacterLockApi(APIView):

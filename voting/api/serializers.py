@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from characters.dna.images import MAX_FEATURE_CHARS, MAX_LOCKED_FEATURES
 from characters.models import RENDER_STYLE_CHOICES
 from voting.models import (
     CHARACTER_NAME_MAX,
@@ -47,11 +48,12 @@ class SubmissionCreateSerializer(serializers.Serializer):
         help_text="What the footage is; without it the Character DNA measures a suggestion.",
     )
     features_to_keep = serializers.ListField(
-        child=serializers.CharField(max_length=100),
+        child=serializers.CharField(max_length=MAX_FEATURE_CHARS),
         required=False,
         default=list,
-        max_length=10,
-        help_text="Up to 10 features that must never change, each up to 100 characters.",
+        max_length=MAX_LOCKED_FEATURES,
+        help_text=f"Up to {MAX_LOCKED_FEATURES} features that must never change, each up to {MAX_FEATURE_CHARS} "
+        "characters.",
     )
     group_id = serializers.IntegerField(
         required=False,

@@ -1,11 +1,16 @@
 """Shapes of the pinned-characters API, after the plan's bodies (`{ok, characters}`, `frontal_image_url`,
 `reference_image_urls`, `source_frame_timestamp`)."""
 
+from typing import cast
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from characters.models import PinAngle, PinnedCharacter
 from common.absolute_urls import AbsoluteFileUrlField, absolute_file_url
+
+# Read from the model, as voting/forms.py does (a CharField's max_length is always set).
+PIN_LABEL_MAX = cast(int, PinnedCharacter._meta.get_field("label").max_length)
 
 # --- Output ---------------------------------------------------------------------------------------------
 
@@ -119,7 +124,7 @@ class PinCreateSerializer(serializers.Serializer):
     story_id = serializers.IntegerField()
     source_clip_id = serializers.IntegerField(help_text="A clip of the same story.")
     frame_timestamp = serializers.FloatField(required=False, allow_null=True, default=None, help_text=_TIMESTAMP_HELP)
-    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=PIN_LABEL_MAX)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     element_index = serializers.IntegerField(help_text="N of @ElementN: 1 to the configured maximum (4).")
     character_id = serializers.CharField(
         required=False, allow_null=True, default=None, help_text="Optional: the canonical character shown."
@@ -138,4 +143,4 @@ class PinAngleCreateSerializer(serializers.Serializer):
 
 class PinPatchSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False, help_text="false deactivates, true reactivates.")
-    label = serializers.CharField(required=False, allow_blank=True, max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    label = serializers.CharField(required=False, allow_blank=True, max_length=PIN_LABEL_MAX)  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute

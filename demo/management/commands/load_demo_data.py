@@ -171,7 +171,7 @@ class Command(BaseCommand):
         clip = story.clips.filter(original_filename=filename).first()
         if clip is not None:
             if clip.status == Clip.Status.FAILED:
-                self.stdout.write(f"Re-running the extraction of {filename} (it failed: {clip.error_message})")
+                self.stdout.write(f"Re-running the extraction of {filename} (it failed: {clip.status_message})")
                 self._guard(lambda: services.clip_request_extraction(clip=clip, user=clip.uploader))
             return
         self.stdout.write(f"Rendering and uploading {filename} ...")
@@ -193,12 +193,9 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Demo story: {story.title} -> {story.get_absolute_url()}"))
         for clip in story.clips.order_by("position"):
-            line = f"  clip {clip.position} {clip.original_filename}: {clip.status}"
-            if clip.status == Clip.Status.READY:
-                line += f", {clip.candidates.count()} candidate frames"
-            elif clip.status == Clip.Status.FAILED:
-                line += f" ({clip.error_message})"
-            else:
+            # The clip's own status message, as its page and the API tell it.
+            line = f"  clip {clip.position} {clip.original_filename}: {clip.status}. {clip.status_message}"
+            if not clip.is_finished:
                 line += " (queued for the Celery worker: `make worker`)"
             self.stdout.write(line)
         character = story.characters.filter(status="canonical").first()
