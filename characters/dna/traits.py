@@ -244,13 +244,23 @@ TRAIT_WORDS = {
 }
 
 
+# Classes that say something is not there: locked (a generation must not add glasses) but kept out
+# of the style description, where the word "glasses" would invite them.
+ABSENCES = {("glasses", "no_glasses")}
+
+
 def trait_features(traits: dict[str, dict]) -> list[dict]:
-    """Locked-feature records of the measured traits, keyed by trait (like the palette's)."""
-    return [
-        {"feature": TRAIT_WORDS[trait][traits[trait]["value"]], "key": trait, "source": "measured"}
-        for trait in TRAITS
-        if trait in traits and traits[trait].get("value") in TRAIT_WORDS[trait]
-    ]
+    """Locked-feature records of the measured traits, keyed by trait (like the palette's); an absence
+    is marked `absent`."""
+    records = []
+    for trait in TRAITS:
+        value = traits.get(trait, {}).get("value")
+        if value in TRAIT_WORDS[trait]:
+            record = {"feature": TRAIT_WORDS[trait][value], "key": trait, "source": "measured"}
+            if (trait, value) in ABSENCES:
+                record["absent"] = True
+            records.append(record)
+    return records
 
 
 def trait_evidence(trait: str, entry: dict) -> str:

@@ -123,6 +123,7 @@ def test_traits_become_measured_locked_features():
         ("hair_length", "short hair", "measured"),
     }
     # A trait not measured gives no feature.
+    assert [r.get("absent") for r in dna.measured_features({}, _traits(fig.astronaut_bgr()))] == [True, None, None]
     assert dna.measured_features({}, {k: v for k, v in measured.items() if k != "glasses"}) == [
         r for r in records if r["key"] != "glasses"
     ]
@@ -202,6 +203,9 @@ def test_the_lock_locks_measured_traits_with_their_figures(settings, client):
     glasses = character.measured["traits"]["glasses"]
     assert glasses["frames"] == [frame.pk] and glasses["readings"][0]["edge_ratio"] >= traits.GLASSES_AT
     assert "wears glasses" in character.style_description and "candle-lit room" not in character.locked_features
+    plain = services.character_lock(story=story, name="Plain", frame_ids=[_frame(clip, fig.astronaut_bgr()).pk])
+    assert "no glasses" in plain.locked_features and "clean-shaven" in plain.locked_features
+    assert "glasses" not in plain.style_description  # an absence is locked, not written into the look
     page = client.get(character.get_absolute_url()).content.decode()
     assert "measured: edge ratio" in page and "1 of 1 frame(s)" in page
     _assert_dna_equals_api(character)
