@@ -256,7 +256,7 @@ def trait_features(traits: dict[str, dict]) -> list[dict]:
     for trait in TRAITS:
         value = traits.get(trait, {}).get("value")
         if value in TRAIT_WORDS[trait]:
-            record = {"feature": TRAIT_WORDS[trait][value], "key": trait, "source": "measured"}
+            record: dict[str, str | bool] = {"feature": TRAIT_WORDS[trait][value], "key": trait, "source": "measured"}
             if (trait, value) in ABSENCES:
                 record["absent"] = True
             records.append(record)
