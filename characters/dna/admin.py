@@ -49,6 +49,13 @@ class CharacterForm(forms.ModelForm):
     def clean(self):
         """Refuse an edit that would break the DNA schema, with the schema's own reasons."""
         cleaned = super().clean()
+        features = cleaned.get("locked_features")
+        if "locked_features" in self.changed_data and features is not None:
+            # The service's rule for listed features, here so a refused list is a form error, not a
+            # message next to "changed successfully".
+            listed = images.clean_stated_features(features if isinstance(features, list) else [features])
+            for problem in images.stated_feature_problems(listed, required=True):
+                self.add_error("locked_features", problem)
         proposed = Character(**{f.attname: getattr(self.instance, f.attname) for f in Character._meta.concrete_fields})
         for field in ("name", "color_palette", "locked_features"):
             if field in cleaned:

@@ -783,10 +783,14 @@ def locked_texts(records: list[dict]) -> list[str]:
 def compose_style(description: str, features: list[dict], render_style: str) -> str:
     """The submitter's words as written, then the locked features they do not already say, then the
     render style when someone stated it or it was measured; at most 500 characters. Nothing else is
-    added: no framing, no "photorealistic"."""
+    added: no framing, no "photorealistic"; a measured absence ("no glasses") stays a locked feature only."""
     text = " ".join((description or "").split()).rstrip(". ")
     said = text.lower()
-    extra = [f["feature"] for f in features if f.get("source") != "default" and f["feature"].lower() not in said]
+    extra = [
+        f["feature"]
+        for f in features
+        if f.get("source") != "default" and not f.get("absent") and f["feature"].lower() not in said
+    ]
     tail = ""
     if extra:
         joined = ", ".join(extra)

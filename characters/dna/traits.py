@@ -42,6 +42,7 @@ SHAVEN_TEXTURE_BELOW = 1.8
 # Hair length: how far the hair reaches below the chin, in face heights (forehead top to chin).
 HAIR_TOLERANCE = 20.0  # Lab distance to the measured hair colour that still counts as hair
 MEDIUM_FROM, LONG_FROM = 0.15, 0.9
+CLOTHES_LIKE_HAIR = 25.0  # Lab distance between the hair colour and a main clothing colour under which they are alike
 
 
 def _box(values: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -188,13 +189,27 @@ def hair_length_reading(view: SubjectView) -> dict | None:
     lowest = int(rows.max())
     reach = (lowest - chin) / face_h
     at_bottom = lowest >= h - 3
+    # Below the chin, hair the colour of the clothes (black hair, black coat) cannot be told from them.
+    like_clothes = min(_lab_distance(centre, view, view.masks[role] & ~joined) for role in _CLOTHING)
+    if reach >= MEDIUM_FROM and like_clothes < CLOTHES_LIKE_HAIR:
+        return None
     if reach >= LONG_FROM:
         value = "long"
     elif at_bottom:  # the picture ends before the hair does
         return None
     else:
         value = "medium" if reach >= MEDIUM_FROM else "short"
-    return {"value": value, "reach": round(reach, 2)}
+    return {"value": value, "reach": round(reach, 2), "hair_to_clothes": round(float(min(like_clothes, 999)), 1)}
+
+
+_CLOTHING = ("clothing_primary", "clothing_secondary")
+
+
+def _lab_distance(centre: np.ndarray, view: SubjectView, mask: np.ndarray) -> float:
+    """Lab distance from `centre` to the nearest main colour under `mask` (inf when it is too small)."""
+    if mask.sum() < 150:
+        return float("inf")
+    return min(float(np.linalg.norm(c - centre)) for c, share in _dominant_lab(view.image, mask, 3) if share >= 0.15)
 
 
 _READERS = {"glasses": glasses_reading, "facial_hair": facial_hair_reading, "hair_length": hair_length_reading}
@@ -229,13 +244,23 @@ TRAIT_WORDS = {
 }
 
 
+# Classes that say something is not there: locked (a generation must not add glasses) but kept out
+# of the style description, where the word "glasses" would invite them.
+ABSENCES = {("glasses", "no_glasses")}
+
+
 def trait_features(traits: dict[str, dict]) -> list[dict]:
-    """Locked-feature records of the measured traits, keyed by trait (like the palette's)."""
-    return [
-        {"feature": TRAIT_WORDS[trait][traits[trait]["value"]], "key": trait, "source": "measured"}
-        for trait in TRAITS
-        if trait in traits and traits[trait].get("value") in TRAIT_WORDS[trait]
-    ]
+    """Locked-feature records of the measured traits, keyed by trait (like the palette's); an absence
+    is marked `absent`."""
+    records = []
+    for trait in TRAITS:
+        value = traits.get(trait, {}).get("value")
+        if value in TRAIT_WORDS[trait]:
+            record: dict[str, str | bool] = {"feature": TRAIT_WORDS[trait][value], "key": trait, "source": "measured"}
+            if (trait, value) in ABSENCES:
+                record["absent"] = True
+            records.append(record)
+    return records
 
 
 def trait_evidence(trait: str, entry: dict) -> str:

@@ -28,7 +28,9 @@ class CharacterDNASerializer(serializers.ModelSerializer):
     coverage = serializers.SerializerMethodField(help_text="What each reference image really shows.")
     feature_sources = serializers.SerializerMethodField(help_text="Each locked feature: measured or stated.")
     measured = serializers.JSONField(
-        read_only=True, help_text="Per region: color, pixels, region_pixels, share, frames; and the render style."
+        read_only=True,
+        help_text="Per region: color, pixels, region_pixels, share, frames; the render style; per face trait "
+        "(glasses, facial_hair, hair_length): value, frames and each frame's figures.",
     )
 
     class Meta:

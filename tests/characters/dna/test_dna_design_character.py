@@ -186,3 +186,21 @@ def test_a_rename_in_the_admin_rewrites_dna_json_and_the_model_sheet(client):
     assert document["locked_features"] == character.locked_features
     assert json.loads(form.data["color_palette"]) == character.color_palette
     _assert_dna_equals_api(character)
+
+
+def test_an_admin_feature_list_the_service_would_refuse_is_a_form_error(client):
+    story = StoryFactory()
+    clip = ClipFactory(story=story)
+    character = services.character_lock(story=story, name="Eileen", frame_ids=[_frame(clip, fig.astronaut_bgr()).pk])
+    before = default_storage.open(character.dna_file.name).read()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/characters/character/{character.pk}/change/"
+    form = _FormFields()
+    form.feed(client.get(url).content.decode())
+    response = client.post(url, {**form.data, "locked_features": json.dumps(["black hair", "x" * 101])})
+    assert response.status_code == 200  # the form again, with the reason
+    assert "at most 100 characters" in response.content.decode()
+    assert "was changed successfully" not in response.content.decode()
+    character.refresh_from_db()
+    assert "x" * 101 not in character.locked_features
+    assert default_storage.open(character.dna_file.name).read() == before

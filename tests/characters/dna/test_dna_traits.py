@@ -7,6 +7,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+from skimage import data
 
 from characters.dna import images as dna
 from characters.dna import services, traits
@@ -101,6 +102,18 @@ def test_what_a_picture_cannot_show_is_not_measured(astronaut):
     )
 
 
+def test_black_hair_on_a_black_coat_has_no_length(monkeypatch):
+    """The cameraman: where his hair ends on his coat cannot be seen, so no length (and his face is
+    turned, so no glasses or facial hair either)."""
+    camera = cv2.cvtColor(np.stack([data.camera()] * 3, -1), cv2.COLOR_RGB2BGR)
+    view = dna.view_subject(1, camera, _main_face(camera))
+    assert abs(view.yaw) > traits.MAX_YAW
+    assert traits.measure_traits([view]) == {}
+    # Without the rule the coat would pass for long hair.
+    monkeypatch.setattr(traits, "CLOTHES_LIKE_HAIR", 0.0)
+    assert traits.hair_length_reading(view)["value"] == "long"
+
+
 def test_traits_become_measured_locked_features():
     measured = _traits(fig.with_glasses(fig.with_beard(fig.astronaut_bgr())))
     records = dna.measured_features({}, measured)
@@ -110,6 +123,7 @@ def test_traits_become_measured_locked_features():
         ("hair_length", "short hair", "measured"),
     }
     # A trait not measured gives no feature.
+    assert [r.get("absent") for r in dna.measured_features({}, _traits(fig.astronaut_bgr()))] == [True, None, None]
     assert dna.measured_features({}, {k: v for k, v in measured.items() if k != "glasses"}) == [
         r for r in records if r["key"] != "glasses"
     ]
@@ -148,8 +162,9 @@ VARIANTS = {
 
 @pytest.mark.slow
 def test_accuracy_on_the_fixtures():
-    """Prints the tally per trait (run with -s); no wrong glasses or facial hair class anywhere, and
-    at most 2 wrong hair lengths (dark hair ending on the astronaut's dark helmet ring reads long)."""
+    """Prints the tally per trait (run with -s). No wrong class anywhere; what is not measured: thin
+    light frames (between the glasses thresholds) and dark hair, which ends on her near-black collar
+    and helmet ring and so cannot be told from them (CLOTHES_LIKE_HAIR)."""
     tally: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     misses = []
     photo = fig.astronaut_bgr()
@@ -164,10 +179,9 @@ def test_accuracy_on_the_fixtures():
     for trait in traits.TRAITS:
         print(trait, dict(tally[trait]))
     print("\n".join(misses))
-    assert tally["glasses"]["wrong"] == 0 and tally["facial_hair"]["wrong"] == 0, misses
-    assert tally["hair_length"]["wrong"] <= 2, misses
-    for trait in traits.TRAITS:
-        assert tally[trait]["right"] >= 0.85 * sum(tally[trait].values()), (trait, tally[trait])
+    assert all(tally[trait]["wrong"] == 0 for trait in traits.TRAITS), misses
+    for trait, share in {"glasses": 0.85, "facial_hair": 0.95, "hair_length": 0.6}.items():
+        assert tally[trait]["right"] >= share * sum(tally[trait].values()), (trait, tally[trait])
 
 
 # --- Through the lock: measured features with their figures, on the page, in dna.json -----------
@@ -189,6 +203,9 @@ def test_the_lock_locks_measured_traits_with_their_figures(settings, client):
     glasses = character.measured["traits"]["glasses"]
     assert glasses["frames"] == [frame.pk] and glasses["readings"][0]["edge_ratio"] >= traits.GLASSES_AT
     assert "wears glasses" in character.style_description and "candle-lit room" not in character.locked_features
+    plain = services.character_lock(story=story, name="Plain", frame_ids=[_frame(clip, fig.astronaut_bgr()).pk])
+    assert "no glasses" in plain.locked_features and "clean-shaven" in plain.locked_features
+    assert "glasses" not in plain.style_description  # an absence is locked, not written into the look
     page = client.get(character.get_absolute_url()).content.decode()
     assert "measured: edge ratio" in page and "1 of 1 frame(s)" in page
     _assert_dna_equals_api(character)
