@@ -25,6 +25,7 @@ import cv2
 from django.conf import settings
 
 from common.ffmpeg import FfmpegMissing, ffmpeg_binary
+from common.upload_size import exceeds_clip_size, too_large_message
 
 # Container signatures, only to name the container and to word the message for a damaged file: ISO base
 # media (MP4/MOV) have `ftyp` (or, for old QuickTime, `moov`/`mdat`/`wide`/`free`) at offset 4;
@@ -257,11 +258,8 @@ def probe_video(path: Path | str, *, size_bytes: int | None = None) -> VideoInfo
     size = path.stat().st_size if size_bytes is None else size_bytes
     if size == 0:
         raise InvalidVideo("The file is empty (0 bytes). Choose the video file itself and upload it again.")
-    if size > settings.CLIP_MAX_BYTES:
-        raise InvalidVideo(
-            f"The file is {size / 1_048_576:.0f} MB; clips may be at most "
-            f"{settings.CLIP_MAX_BYTES / 1_048_576:.0f} MB. Trim or compress it and try again."
-        )
+    if exceeds_clip_size(size):
+        raise InvalidVideo(too_large_message())
     limit = float(settings.CLIP_MAX_SECONDS)
     source = f"file:{path.resolve()}"
     # 1. Open it, pick the first real video stream (`V`: no cover art) and read its packets, without

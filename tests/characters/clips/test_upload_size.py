@@ -64,7 +64,7 @@ def test_the_form_states_the_same_limit(limit):
 
 
 def test_the_probe_refuses_at_the_same_size(limit, tmp_path):
-    """characters.vision.video.probe_video keeps its own copy of the check (see the report): same threshold."""
+    """characters.vision.video.probe_video refuses with the same rule and the same sentence."""
     at_limit, over = tmp_path / "at.mp4", tmp_path / "over.mp4"
     at_limit.write_bytes(b"\0" * LIMIT)
     over.write_bytes(b"\0" * (LIMIT + 1))
@@ -72,4 +72,4 @@ def test_the_probe_refuses_at_the_same_size(limit, tmp_path):
         probe_video(over)
     with pytest.raises(InvalidVideo) as refused_at:  # not a video, but not too large either
         probe_video(at_limit)
-    assert "at most" in str(refused_over.value) and "at most" not in str(refused_at.value)
+    assert SENTENCE in str(refused_over.value) and SENTENCE not in str(refused_at.value)
