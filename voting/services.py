@@ -433,7 +433,7 @@ _VOTE_STATEMENT = f"""
         FROM {_SESSION}
         WHERE id = (
             SELECT link.votingsession_id FROM {_LINK} link JOIN {_SESSION} open ON open.id = link.votingsession_id
-            WHERE link.charactersubmission_id = %(submission)s AND open.status IN (%(active)s, %(tied)s) LIMIT 1
+            WHERE link.charactersubmission_id = %(submission)s AND open.status = ANY(%(open)s) LIMIT 1
         )
         FOR SHARE
     ), cast_vote AS (
@@ -454,7 +454,7 @@ _OPEN_SESSION_OF_SUBMISSION = f"""
     SELECT id, status = %s AND starts_at <= %s AND %s < ends_at, win_threshold_percent FROM {_SESSION}
     WHERE id = (
         SELECT link.votingsession_id FROM {_LINK} link JOIN {_SESSION} open ON open.id = link.votingsession_id
-        WHERE link.charactersubmission_id = %s AND open.status IN (%s, %s) LIMIT 1
+        WHERE link.charactersubmission_id = %s AND open.status IN ({", ".join(["%s"] * len(_OPEN))}) LIMIT 1
     )
 """  # noqa: S608
 _INSERT_VOTE = f"""
@@ -475,7 +475,7 @@ def _vote_postgresql(submission_id: int, voter_id: int, now: datetime) -> tuple 
             _VOTE_STATEMENT,
             {
                 "active": VotingSession.Status.ACTIVE.value,
-                "tied": VotingSession.Status.TIED.value,
+                "open": [str(status) for status in _OPEN],
                 "now": now,
                 "submission": submission_id,
                 "voter": voter_id,
@@ -929,7 +929,7 @@ def submission_lock_by_admin(
         where = f"Story {story_id} has" if story_id is not None else "There is"
         raise NotFound(f"{where} no submission {submission_id}.")
     character_name = (character_name or "").strip()
-    if character_name and len(character_name) <= 100:
+    if character_name and len(character_name) <= CHARACTER_NAME_MAX:
         # The winner event locks the character under the submission's name: give it the admin's.
         CharacterSubmission.objects.filter(pk=submission.pk).update(character_name=character_name)
     if submission.status != CharacterSubmission.Status.WON:

@@ -37,6 +37,19 @@ class InvalidDNA(ServiceError):
     code = "invalid_dna"
 
 
+# The model's field lengths are the limits (the API and the admin form read them from here too).
+NAME_MAX: int = Character._meta.get_field("name").max_length or 100
+DESCRIPTION_MAX: int = Character._meta.get_field("submitted_description").max_length or 500
+
+
+def _clean_name(name: str) -> str:
+    """A character's name with its spaces folded; 1 to NAME_MAX characters, else a 400 saying so."""
+    cleaned = " ".join(name.split())
+    if not cleaned or len(cleaned) > NAME_MAX:
+        raise InvalidDNA(f"A character name needs 1 to {NAME_MAX} characters.", code="invalid_name", status_code=400)
+    return cleaned
+
+
 def _unique_character_id(name: str) -> str:
     for _ in range(20):
         candidate = images.character_id_for(name, secrets.token_hex(2)[:3])
@@ -205,9 +218,7 @@ def character_lock(
     the frame's main face. dna.json must validate before the character
     becomes canonical; if it does not, the character stays a candidate with the reason in `lock_error`.
     """
-    name = " ".join((name or "").split()) or "Unnamed character"
-    if len(name) > 100:
-        raise ServiceError("A character name may be at most 100 characters.", code="name_too_long")
+    name = _clean_name(" ".join((name or "").split()) or "Unnamed character")
     by_id = {f.pk: f for f in CandidateFrame.objects.filter(pk__in=frame_ids, clip__story=story).select_related("clip")}
     frames = [by_id[i] for i in frame_ids if i in by_id]
     if not frames:
@@ -283,7 +294,7 @@ def _build_dna(
         character.name = name
         character.creator = creator
         character.total_votes = votes
-        character.submitted_description = (description or "")[:500]
+        character.submitted_description = (description or "")[:DESCRIPTION_MAX]
         character.created_from_clip = frames[0].clip
         character.measured = {"regions": regions, "render_style": style_measure, "traits": face_traits}
         if marked:
@@ -364,10 +375,7 @@ def character_update(
     with transaction.atomic():
         character = Character.objects.select_for_update().get(pk=character.pk)
         if name is not None:
-            cleaned = " ".join(name.split())
-            if not cleaned or len(cleaned) > 100:
-                raise InvalidDNA("A character name needs 1 to 100 characters.", code="invalid_name", status_code=400)
-            character.name = cleaned
+            character.name = _clean_name(name)
         if render_style is not None:
             if render_style not in ("", *images.RENDER_STYLES):
                 choices = ", ".join(images.RENDER_STYLES)
@@ -397,7 +405,7 @@ def character_update(
             }
             character.color_palette = palette
         if style_description is not None:
-            character.submitted_description = " ".join(style_description.split())[:500]
+            character.submitted_description = " ".join(style_description.split())[:DESCRIPTION_MAX]
         if locked_features is not None:
             listed = images.clean_stated_features(locked_features)
             problems = images.stated_feature_problems(listed, required=True)

@@ -78,6 +78,9 @@ MARK_SOURCE = "mark"  # `source` of a marked subject's detection in a candidate 
 logger = logging.getLogger(__name__)
 
 
+LABEL_MAX: int = CharacterGroup._meta.get_field("label").max_length or 100  # the API reads it from here too
+
+
 def _lock_story(story_id: int) -> None:
     """Serialise a story's group writes (PostgreSQL row lock; SQLite serialises writers by itself)."""
     Story.objects.select_for_update().filter(pk=story_id).first()
@@ -245,9 +248,8 @@ def _locked_group(group_id: int, story_id: int | None = None) -> CharacterGroup:
 def group_rename(*, group: CharacterGroup, user: AnyUser | None, label: object) -> CharacterGroup:
     user = _require_editor(user, group.story)
     label = (label if isinstance(label, str) else "").strip()
-    max_length = CharacterGroup._meta.get_field("label").max_length or 100
-    if not label or len(label) > max_length:
-        raise ServiceError(f"A label needs 1 to {max_length} characters.", code="invalid_label")
+    if not label or len(label) > LABEL_MAX:
+        raise ServiceError(f"A label needs 1 to {LABEL_MAX} characters.", code="invalid_label")
     if label != group.label:
         old, group.label = group.label, label
         with transaction.atomic():
@@ -438,9 +440,8 @@ def mark_create(
         )
     parsed = _parse_box(box, clip)
     label = (label if isinstance(label, str) else "").strip()
-    max_length = CharacterGroup._meta.get_field("label").max_length or 100
-    if len(label) > max_length:
-        raise ServiceError(f"A label has at most {max_length} characters.", code="invalid_label")
+    if len(label) > LABEL_MAX:
+        raise ServiceError(f"A label has at most {LABEL_MAX} characters.", code="invalid_label")
     with transaction.atomic():
         _lock_story(story.pk)
         if group_id not in (None, ""):

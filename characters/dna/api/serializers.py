@@ -2,7 +2,8 @@
 
 from rest_framework import serializers
 
-from characters.dna.services import reference_path
+from characters.dna.images import RENDER_STYLES
+from characters.dna.services import DESCRIPTION_MAX, NAME_MAX, reference_path
 from characters.models import Character, ReferenceImage
 from common.absolute_urls import AbsoluteFileUrlField, absolute_url
 
@@ -84,12 +85,12 @@ class CharacterDNASerializer(serializers.ModelSerializer):
 
 class CharacterPatchSerializer(serializers.Serializer):
     color_palette = serializers.DictField(child=serializers.CharField(), required=False)
-    style_description = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    style_description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
     locked_features = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     allow_licensing = serializers.BooleanField(required=False)
-    name = serializers.CharField(required=False, max_length=100)
+    name = serializers.CharField(required=False, max_length=NAME_MAX)
     render_style = serializers.ChoiceField(
-        choices=["photographic", "3d_animation", "2d_animation"],
+        choices=list(RENDER_STYLES),
         required=False,
         allow_blank=True,
         help_text="Blank goes back to the measured suggestion.",

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from characters.clips.api.serializers import AbsoluteFileUrlField
+from characters.groups.services import LABEL_MAX
 
 
 class BoxSerializer(serializers.Serializer):
@@ -45,7 +46,7 @@ class CharacterGroupListSerializer(serializers.Serializer):
 
 
 class GroupPatchSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=100, trim_whitespace=True)  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
+    label = serializers.CharField(max_length=LABEL_MAX, trim_whitespace=True)  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
 
 
 class GroupMergeSerializer(serializers.Serializer):
@@ -59,7 +60,7 @@ class GroupSplitSerializer(serializers.Serializer):
 class MarkCreateSerializer(serializers.Serializer):
     seconds = serializers.FloatField(help_text="The time of the frame the box is drawn on.")
     box = BoxSerializer(help_text="Pixels of the original frame; inside it, at least 16 px a side.")
-    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=LABEL_MAX)  # type: ignore[assignment]  # a declared field; the stubs see Field\'s attribute
     group_id = serializers.IntegerField(
         required=False,
         allow_null=True,

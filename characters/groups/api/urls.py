@@ -5,7 +5,7 @@ from characters.groups.api import views
 urlpatterns = [
     path(
         "stories/<int:story_id>/character-groups",
-        views.StoryCharacterGroupsApi.as_view(),
+        views.StoryCharacterGroupListApi.as_view(),
         name="api-story-character-groups",
     ),
     path("character-groups/<int:group_id>", views.CharacterGroupDetailApi.as_view(), name="api-character-group"),
@@ -19,7 +19,7 @@ urlpatterns = [
         views.CharacterGroupSplitApi.as_view(),
         name="api-character-group-split",
     ),
-    path("clips/<int:clip_id>/marks", views.ClipMarksApi.as_view(), name="api-clip-marks"),
+    path("clips/<int:clip_id>/marks", views.ClipMarkCreateApi.as_view(), name="api-clip-marks"),
     path("marks/<int:mark_id>", views.MarkDetailApi.as_view(), name="api-mark"),
     path("marks/<int:mark_id>/rerun", views.MarkRerunApi.as_view(), name="api-mark-rerun"),
 ]

@@ -54,7 +54,7 @@ def _mark_body(request, mark: Mark) -> dict:
     return MarkWithGroupSerializer({"mark": mark, "group": view}, context={"request": request}).data
 
 
-class StoryCharacterGroupsApi(APIView):
+class StoryCharacterGroupListApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(
@@ -133,7 +133,7 @@ class CharacterGroupSplitApi(APIView):
         return Response(_group_body(request, new), status=status.HTTP_201_CREATED)
 
 
-class ClipMarksApi(APIView):
+class ClipMarkCreateApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
