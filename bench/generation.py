@@ -29,12 +29,12 @@ the provider's client on our side (TLS, JSON), storing the video, counting pin a
 
 Baseline: the least a job could cost through the same machinery, measured interleaved with the real jobs (so the
 machine's load weighs on both alike): for every create or poll call of a real job, one eager dispatch of a task
-that does one indexed row update and one HTTP GET of a tiny JSON from a loopback server through a kept-alive httpx
-client; a job's first step also inserts a row. Per provider: our mean overhead per job over the baseline's mean
-for the same jobs' step counts; the ratio says what our orchestration costs whatever the machine's load. Wall
-time on a shared 2-core machine also counts waiting for a core, so the bench prints the load average and, beside
-the wall figure, our thread's CPU time per job (which leaves out the database server's work and every wait: a
-floor, not the figure the target is for).
+that does one indexed row update and one HTTP GET of a tiny JSON from a loopback server (Nagle off) through a
+kept-alive httpx client; a job's first step also inserts a row. Per provider: our mean overhead per job over the
+baseline's mean for the same jobs' step counts; the ratio says what our orchestration costs whatever the machine's
+load. Wall time on a shared 2-core machine also counts waiting for a core, so the bench prints the load average
+and, beside the wall figure, our thread's CPU time per job (which leaves out the database server's work and every
+wait: a floor, not the figure the target is for).
 
 Database: with DATABASE_URL set, a database of its own on that server (`<name>_generation_bench`), created,
 migrated and dropped at the end; otherwise a temporary SQLite file. REDIS_URL and S3_BUCKET are ignored (eager
@@ -267,13 +267,35 @@ class Baseline:
     """The minimal job (see the module docstring): one step per create or poll call of a real job."""
 
     def __init__(self, stack: ExitStack) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         import httpx
 
         from config.celery import app
-        from tests.support.servers import file_route, serve
 
-        server = stack.enter_context(serve({"/ping": file_route(b'{"ok": true}', content_type="application/json")}))
-        self.url = server.base_url + "/ping"
+        class Ping(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Nagle off, as in the fake providers: else every answer waits ~40 ms for the client's delayed ACK.
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's spelling)
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args) -> None:  # noqa: A002 (http.server's signature)
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Ping)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/ping"
         self.http = stack.enter_context(httpx.Client())
         self.rows: dict[int, int] = {}
         self.per_job: dict[int, float] = defaultdict(float)  # wall ms
