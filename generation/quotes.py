@@ -102,20 +102,17 @@ def generation_target_story(*, requester: AnyUser | None, character_id: str | No
 def _pin_characters(pins: list[PinnedCharacter]) -> list[Character]:
     """The canonical characters a reference-to-video request shows: those linked to the pins it sends, in element
     order, each once. Pins that link no character add none."""
-    linked = dict(
-        PinnedCharacter.objects.filter(pk__in=[p.pk for p in pins], character__isnull=False).values_list(
-            "pk", "character_id"
-        )
-    )
     by_pk = {
         c.pk: c
-        for c in Character.objects.filter(pk__in=linked.values(), status=Character.Status.CANONICAL)
+        for c in Character.objects.filter(
+            pk__in={p.character_id for p in pins if p.character_id}, status=Character.Status.CANONICAL
+        )
         .select_related("story")
         .prefetch_related("reference_images")
     }
     shown: list[Character] = []
     for pin in pins:
-        character = by_pk.get(linked.get(pin.pk, -1))
+        character = by_pk.get(pin.character_id) if pin.character_id else None
         if character is not None and character not in shown:
             shown.append(character)
     return shown

@@ -278,7 +278,7 @@ def webhook_received(*, provider: str, delivery: VerifiedDelivery, job_id: str =
 
     A delivery is acted on once per (provider, request id, delivery id): fal's signature, Replicate's webhook-id.
     `job_id` is the one in the webhook URL we gave the provider: it lets a job whose submission answer was lost
-    learn its request id (see the module docstring); it is not trusted otherwise.
+    learn its request id (see generation.services, "Submitting at most once"); it is not trusted otherwise.
     """
     request_id = delivery.request_id
     try:
