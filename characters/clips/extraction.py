@@ -119,7 +119,7 @@ CLEAR_SHOT_MIN_FACE_PIXELS = 100  # face box width in the original frame, as in 
 DEFAULT_DOMINANT_QUALITY = 90
 DEFAULT_MIN_QUALITY = 70  # the seed's MIN_QUALITY_SCORE
 LOW_QUALITY_FALLBACK = 3  # frames offered, marked low quality, per character no frame at the floor shows
-DIM_FRAMES_HELD = 30  # frames kept in memory for those characters until the clip ends (besides the pool's)
+DIM_FRAMES_HELD = 12  # frames held for those characters until the clip ends, besides the pool (4K: 24 MB each)
 OCCLUDED_BELOW_INSIDE = 0.85  # part of the face box inside the frame
 OCCLUDED_BELOW_VISIBILITY = 0.5  # mean pose visibility of the facial points that should show
 
