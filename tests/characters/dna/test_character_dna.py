@@ -119,8 +119,9 @@ def test_vote_winner_becomes_a_character_once(extracted, settings):
             story=story, submitter=UserFactory(), frame_ids=ids, style_description=desc, character_name=name
         )
         for ids, desc, name in (
-            ([frontal[0].pk, frontal[1].pk], "Brown curly hair, orange suit", "Eileen"),
-            ([side[0].pk], "Dark hair, black coat", "Cam"),
+            ([frontal[0].pk], "Brown curly hair, orange suit", "Eileen"),
+            # A rival design of the same character (votes are per character group, issue 12).
+            ([frontal[1].pk], "Dark hair, black coat", "Cam"),
         )
     ]
     voting.vote_cast(submission_id=subs[0].pk, voter=UserFactory())  # quorum 1: a majority at once
@@ -201,7 +202,7 @@ def test_lock_endpoint_and_dna_api(extracted):
         )
         for ids, desc, name in (
             ([frontal[0].pk], "Brown curly hair, orange suit", "Eileen"),
-            ([side[0].pk], "Dark hair, black coat", "Cam"),
+            ([frontal[1].pk], "Dark hair, black coat", "Cam"),  # a rival design of the same character
         )
     ]
     api = APIClient()
