@@ -18,6 +18,16 @@ def generated_video_upload_to(job: "GenerationJob", filename: str) -> str:
     return f"generated/{job.story_id}/{job.job_id}.mp4"
 
 
+OFFLINE_SCORE_NOTE = (
+    "Not meaningful: this offline preview is a camera move over the reference images themselves, so its score "
+    "compares the references with themselves and says nothing about how a model keeps the character."
+)
+APPEARANCE_SCORE_NOTE = (
+    "Scored by appearance: the character is not a face, so each sampled frame is matched to the references by "
+    "keypoints (with a geometric check) and colours; a frame where it is not found counts as a miss."
+)
+
+
 class GenerationJob(models.Model):
     class Mode(models.TextChoices):
         REFERENCE_TO_VIDEO = "reference-to-video", "Reference to video (pinned characters)"
@@ -142,6 +152,20 @@ class GenerationJob(models.Model):
     def is_offline_preview(self) -> bool:
         """Made on this machine from the references, not by the model: free, and its score means nothing."""
         return self.provider == "offline"
+
+    @property
+    def scored_by_appearance(self) -> bool:
+        """Scored on a marked (non-face) character's keypoints and colours, not on a face."""
+        return any(frame.get("basis") == "appearance" for frame in self.frame_scores or [])
+
+    @property
+    def consistency_note(self) -> str:
+        """What the consistency score rests on, where it is not the usual face + palette comparison."""
+        if self.is_offline_preview:
+            return OFFLINE_SCORE_NOTE
+        if self.scored_by_appearance:
+            return APPEARANCE_SCORE_NOTE
+        return ""
 
     @property
     def submission_unconfirmed(self) -> bool:

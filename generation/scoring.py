@@ -42,6 +42,18 @@ def _scoring_inputs(job: GenerationJob) -> tuple[list[np.ndarray], dict | None]:
     return images, dict(job.character.color_palette) if job.character_id else None  # type: ignore[union-attr]
 
 
+def _scored_subject(job: GenerationJob) -> str:
+    """ "appearance" when the character asked for is a marked (non-face) one: the job's character, or every
+    character of the pins it sent; else "face"."""
+    from .consistency import SUBJECT_APPEARANCE, SUBJECT_FACE, subject_of
+
+    if job.pinned_character_ids:
+        pins = PinnedCharacter.objects.filter(pk__in=job.pinned_character_ids).select_related("character")
+        subjects = {subject_of(pin.character) for pin in pins if pin.character_id}
+        return SUBJECT_APPEARANCE if subjects == {SUBJECT_APPEARANCE} else SUBJECT_FACE
+    return subject_of(job.character)
+
+
 def score_clip(job: GenerationJob, video_path: Path) -> tuple[int | None, list[dict], str]:
     from .consistency import NoReferenceFace, score_video
 
@@ -49,7 +61,7 @@ def score_clip(job: GenerationJob, video_path: Path) -> tuple[int | None, list[d
     if not references:
         return None, [], "No reference images: this clip has no consistency score."
     try:
-        result = score_video(video_path, references, palette=palette)
+        result = score_video(video_path, references, palette=palette, subject=_scored_subject(job))
     except NoReferenceFace as exc:
         return None, [], str(exc)
     frames = [
@@ -59,6 +71,7 @@ def score_clip(job: GenerationJob, video_path: Path) -> tuple[int | None, list[d
             "identity": round(f.identity, 3),
             "appearance": None if f.appearance is None else round(f.appearance, 3),
             "face_found": f.face_found,
+            "basis": f.basis,
         }
         for f in result.frames
     ]

@@ -6,11 +6,6 @@ from common.absolute_urls import AbsoluteFileUrlField
 from generation.models import GenerationJob
 from generation.prompts import ASPECT_RATIOS
 
-OFFLINE_SCORE_NOTE = (
-    "Offline preview: the clip is a camera move over the reference images themselves, so the score compares the "
-    "references with themselves and says nothing about how a model keeps the character."
-)
-
 
 class GenerateRequestSerializer(serializers.Serializer):
     story_id = serializers.IntegerField(
@@ -91,6 +86,9 @@ class GenerateAcceptedSerializer(serializers.Serializer):
 class FrameScoreSerializer(serializers.Serializer):
     seconds = serializers.FloatField()
     score = serializers.IntegerField()
+    basis = serializers.CharField(
+        default="face", help_text="`face`, or `appearance` for a marked (non-face) character's keypoints and colours."
+    )
 
 
 class GenerationResultSerializer(serializers.Serializer):
@@ -154,7 +152,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         return not job.is_offline_preview
 
     def get_consistency_note(self, job: GenerationJob) -> str:
-        return OFFLINE_SCORE_NOTE if job.is_offline_preview else ""
+        return job.consistency_note
 
     def get_result(self, job: GenerationJob) -> dict | None:
         if job.status != GenerationJob.Status.COMPLETE:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.base import ContentFile
+from django.urls import reverse
 
 from characters.dna import images
 from characters.models import ReferenceImage
@@ -85,3 +86,38 @@ def test_a_marked_characters_dna_chooses_the_appearance_score(robot_videos, refe
     result = consistency.score_video_against_character(robot_videos["switches"], marked, samples=6)
     assert result.method.startswith("consistency/v1: appearance")
     assert [f.face_found for f in result.frames] == [True, True, True, False, False, False]
+
+
+@pytest.mark.django_db
+def test_a_job_for_a_marked_character_is_scored_by_appearance_and_says_so(robot_videos, reference, client):
+    """generation.scoring picks the basis from the character asked for; the job's API and page say it."""
+    from generation import scoring
+    from generation.api.serializers import GenerationJobSerializer
+    from generation.models import APPEARANCE_SCORE_NOTE
+    from tests.support.factories import GenerationJobFactory
+
+    marked = CharacterFactory(measured={"subject": images.MARKED_SUBJECT, "regions": {}})
+    ref = ReferenceImage(character=marked, kind="full_body", width=reference.shape[1], height=reference.shape[0])
+    ref.image.save("robot.jpg", ContentFile(encode_jpeg(reference)), save=False)
+    ref.save()
+    job = GenerationJobFactory(
+        story=marked.story, character=marked, model_id="fal-ai/kling-video/o1/reference-to-video", provider="fal"
+    )
+    score_value, frames, note = scoring.score_clip(job, robot_videos["switches"])
+    assert note == "" and {f["basis"] for f in frames} == {"appearance"}
+    found = [f["face_found"] for f in frames]
+    assert found[0] and not found[-1] and found == sorted(found, reverse=True)  # found, then missed
+    assert score_value is not None and score_value < 70  # the misses count
+
+    job.status, job.consistency_score, job.frame_scores = job.Status.COMPLETE, score_value, frames
+    job.save()
+    assert job.scored_by_appearance and job.consistency_note == APPEARANCE_SCORE_NOTE
+    body = GenerationJobSerializer(job).data
+    assert body["consistency_note"] == APPEARANCE_SCORE_NOTE
+    assert {f["basis"] for f in body["result"]["frame_scores"]} == {"appearance"}
+    client.force_login(job.requester)
+    page = client.get(reverse("generation-job", args=[job.job_id])).content.decode()
+    assert 'data-role="score-basis"' in page and "Scored by appearance" in page
+
+    face_job = GenerationJobFactory(story=marked.story, frame_scores=[{"basis": "face"}], provider="fal")
+    assert not face_job.scored_by_appearance and face_job.consistency_note == ""

@@ -25,6 +25,7 @@ from generation.consistency import (
     DEFAULT_SAMPLES,
     MAX_SAMPLES,
     MIN_SAMPLES,
+    SUBJECT_FACE,
     ConsistencyResult,
     NoReferenceFace,
     UnreadableReference,
@@ -32,6 +33,7 @@ from generation.consistency import (
     load_references,
     palette_from_references,
     score_video,
+    subject_of,
 )
 
 
@@ -83,13 +85,15 @@ class Command(BaseCommand):
                 images = character_references(found)
                 palette = dict(found.color_palette or {}) or None
                 source = f"character {found.character_id}" + (" (its DNA palette)" if palette else "")
+                subject = subject_of(found)
             else:
                 # argparse requires --character or --references.
                 names = [str(p) for p in references]  # type: ignore[union-attr]
                 images = load_references(references)  # type: ignore[arg-type]
                 palette = palette_from_references(images) or None
                 source = "the images given (palette measured from them)"
-            result = score_video(video, images, palette=palette, samples=samples)
+                subject = SUBJECT_FACE
+            result = score_video(video, images, palette=palette, samples=samples, subject=subject)
         except InvalidVideo as exc:
             raise CommandError(f"{video}: {exc}") from None
         except (NoReferenceFace, UnreadableReference) as exc:
