@@ -511,7 +511,7 @@ class ReferenceImage(models.Model):
 # --- Pinned characters: an admin pins a character's look from a clip frame as @ElementN of a story ---------
 
 PIN_MAX_ANGLES = 6  # additional reference angles per pinned element (the plan's limit)
-PIN_MAX_ELEMENTS_LIMIT = 7  # Kling O1 takes at most 7 input images, so no setting may exceed this
+PIN_MAX_ELEMENTS_LIMIT = 7  # Kling O1 takes at most 7 inputs (an element counts as one), so no setting may exceed this
 
 
 def pinned_image_name(story_id: int, element_index: int, suffix: str) -> str:
@@ -530,7 +530,7 @@ class PinningSettings(models.Model):
     max_elements_per_season = models.PositiveSmallIntegerField(
         default=4,
         validators=[MinValueValidator(1), MaxValueValidator(PIN_MAX_ELEMENTS_LIMIT)],
-        help_text="How many @Element slots a story has (Kling O1 takes at most 7 input images in all).",
+        help_text="How many @Element slots a story has (Kling O1 takes at most 7 inputs in all; an element is one).",
     )
     auto_switch_model = models.BooleanField(
         default=True, help_text="Generation switches to Kling O1 reference-to-video when a story has active pins."

@@ -219,7 +219,8 @@ _LIGHT_HAIR = {"blonde", "platinum blonde", "strawberry blonde", "white", "grey"
 
 
 def negative_prompt_for(character: CharacterInput) -> str:
-    """Drift words, the opposite hair colour, and beard rules from the locked features."""
+    """Drift words, the opposite hair colour, and the beard, glasses and hair-length rules from the locked
+    features."""
     negatives = list(DRIFT_NEGATIVES)
     hair = character.palette.get("hair")
     if hair:
@@ -237,6 +238,14 @@ def negative_prompt_for(character: CharacterInput) -> str:
         negatives.append("clean shaven")
         if re.search(r"\b(short|trimmed|stubble)\b", features):
             negatives.append("long beard")
+    # The measured traits (characters.dna.traits) are whole features: "no glasses", "short hair".
+    listed = {feature.strip().lower() for feature in character.locked_features}
+    if "no glasses" in listed:
+        negatives += ["glasses", "sunglasses"]
+    if "short hair" in listed:
+        negatives.append("long hair")
+    elif "long hair" in listed:
+        negatives.append("short hair")
     return ", ".join(dict.fromkeys(negatives))
 
 

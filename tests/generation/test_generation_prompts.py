@@ -158,10 +158,14 @@ def test_dialogue_falls_back_to_full_body_without_a_close_up():
         ("#3B2A20", ("long beard",), "blonde hair, platinum hair, clean shaven"),
         ("#3B2A20", ("trimmed beard",), "blonde hair, platinum hair, clean shaven, long beard"),
         (None, ("full beard",), "clean shaven"),
+        (None, ("no glasses", "short hair"), "glasses, sunglasses, long hair"),
+        (None, ("wears glasses", "long hair"), "short hair"),
+        (None, ("glasses-free look", "short brown curly hair"), None),  # not the measured traits' words
     ],
 )
 def test_negative_prompt_has_drift_words_opposite_hair_and_beard_rules(hair, features, extra):
-    assert prompts.negative_prompt_for(character_input(hair=hair, features=features)) == f"{DRIFT}, {extra}"
+    expected = f"{DRIFT}, {extra}" if extra else DRIFT
+    assert prompts.negative_prompt_for(character_input(hair=hair, features=features)) == expected
 
 
 def test_image_to_video_prompt_is_style_then_features_then_scene_then_quality():
