@@ -462,6 +462,12 @@ class Character(models.Model):
         return reverse("character-detail", args=[self.character_id])
 
     @property
+    def is_marked(self) -> bool:
+        """A marked (non-face) character: its DNA was measured from a marked box (characters.dna.images
+        MARKED_SUBJECT), so its palette, references and consistency score rest on appearance, not a face."""
+        return ((self.measured or {}).get("subject") or {}).get("kind") == CharacterGroup.Kind.MARKED
+
+    @property
     def cover(self) -> "ReferenceImage | None":
         """The picture that stands for the character (ReferenceImage.cover_key); prefetch reference_images."""
         return min(self.reference_images.all(), key=ReferenceImage.cover_key, default=None)

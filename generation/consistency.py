@@ -337,10 +337,9 @@ def _frame_value(frame: FrameScore) -> float:
 
 
 def subject_of(character) -> str:
-    """What a character's frames are scored on: "appearance" for a marked (non-face) character, whose DNA
-    says so (`measured.subject.kind`), else "face". None (pins, no character): "face"."""
-    subject = ((getattr(character, "measured", None) or {}).get("subject") or {}) if character is not None else {}
-    return SUBJECT_APPEARANCE if subject.get("kind") == "marked" else SUBJECT_FACE
+    """What a character's frames are scored on: "appearance" for a marked (non-face) character
+    (`Character.is_marked`), else "face". None (pins, no character): "face"."""
+    return SUBJECT_APPEARANCE if character is not None and character.is_marked else SUBJECT_FACE
 
 
 def _appearance_views(references: list[np.ndarray]) -> tuple[list, list[int]]:

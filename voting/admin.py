@@ -44,7 +44,8 @@ class CharacterSubmissionAdmin(admin.ModelAdmin):
         "vote_count",
         "created_at",
     )
-    list_filter = ("status", "character_slot")
+    # By character group: a design's stored slot is an internal key once the frames name a group.
+    list_filter = ("status", ("character_group", admin.RelatedOnlyFieldListFilter))
     search_fields = ("character_name", "style_description", "submitter__username", "story__title")
     list_select_related = ("story", "submitter", "character_group")
     inlines = [SubmissionFrameInline]
@@ -155,7 +156,7 @@ class StartSessionForm(forms.Form):
 @admin.register(VotingSession)
 class VotingSessionAdmin(admin.ModelAdmin):
     list_display = ("id", "story", "slot_label", "status", "tally", "ends_at", "winner", "decided_by")
-    list_filter = ("status", "decided_by", "character_slot")
+    list_filter = ("status", "decided_by", ("group", admin.RelatedOnlyFieldListFilter))
     search_fields = ("story__title",)
     list_select_related = ("story", "winner", "group")
     readonly_fields = (

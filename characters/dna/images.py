@@ -370,7 +370,7 @@ GRABCUT_ITERATIONS = 5
 GRABCUT_MIN_FOREGROUND = 0.1  # of the box: less, and GrabCut lost the subject (the frame is left out)
 MARKED_REFERENCE_PAD = 0.08  # of the box's size on each side of the reference crop
 MARKED_SUBJECT = {
-    "kind": "marked",
+    "kind": "marked",  # CharacterGroup.Kind.MARKED (this module imports no model): Character.is_marked reads it
     "palette": "measured from the marked box: its foreground (GrabCut seeded by the box), k-means in Lab",
 }
 
@@ -744,9 +744,11 @@ def stated_feature_problems(items: list[str], *, required: bool = False) -> list
 
 
 FALLBACK_FEATURE = {"feature": "same face and build as the reference images", "source": "default", "key": ""}
+# A marked (non-face) character has no face to keep: its shape and colours are what the references show.
+MARKED_FALLBACK_FEATURE = {"feature": "same shape and colours as the reference images", "source": "default", "key": ""}
 
 
-def merge_features(measured: list[dict], current: list[dict]) -> list[dict]:
+def merge_features(measured: list[dict], current: list[dict], *, marked: bool = False) -> list[dict]:
     """The locked features: measured ones (rewritten from today's palette) in the place they had, then
     everything people stated; at most 10, never empty (the schema needs one). A measured fact a person
     removed stays removed (a `dropped` record, kept at the end)."""
@@ -771,7 +773,7 @@ def merge_features(measured: list[dict], current: list[dict]) -> list[dict]:
         if record["feature"].lower() not in seen:
             seen.add(record["feature"].lower())
             out.append(record)
-    out = out[:MAX_LOCKED_FEATURES] or [FALLBACK_FEATURE]
+    out = out[:MAX_LOCKED_FEATURES] or [MARKED_FALLBACK_FEATURE if marked else FALLBACK_FEATURE]
     return out + [r for r in current if r.get("source") == "dropped"]
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import secrets
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -20,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from characters.clips.extraction import score_marked_region
 from characters.dna import images, traits
 from characters.models import CandidateFrame, Character, ReferenceImage, Story
 from characters.vision.jpeg import encode_jpeg
@@ -126,7 +128,9 @@ def _measured_features(character: Character) -> list[dict]:
 def _derive_text(character: Character) -> None:
     """Rewrite everything built from the facts: measured features follow today's palette, stated ones
     stay; the style description is the submitter's words plus those features and the render style."""
-    records = images.merge_features(_measured_features(character), character.feature_sources)
+    records = images.merge_features(
+        _measured_features(character), character.feature_sources, marked=character.is_marked
+    )
     character.feature_sources = records
     character.locked_features = images.locked_texts(records)
     kept = [r for r in records if r.get("source") != "dropped"]
@@ -260,6 +264,15 @@ def character_lock(
         raise
 
 
+def _ranked_on_the_character(frame: images.FrameInput) -> images.FrameInput:
+    """A frame's stored quality is its main face's; where the design's character is another face, the
+    frame is ranked on that face's box instead (extraction's own scores for a box)."""
+    face = frame.face
+    if face is None or face is frame.detections[0]:
+        return frame
+    return replace(frame, quality=score_marked_region(frame.image, face["box"])["quality"])
+
+
 def _build_dna(
     character: Character,
     name: str,
@@ -282,6 +295,7 @@ def _build_dna(
             for f in frames
         ]
         inputs = [f for f in inputs if f.face] or inputs  # frames the character is not in show someone else
+        inputs = [_ranked_on_the_character(f) for f in inputs]
         views = [images.view_subject(f.key, f.image, f.face, len(f.detections) > 1) for f in inputs if f.face]
         coverage = {v.key: v.coverage for v in views}
         shots = images.categorise(inputs, coverage)

@@ -40,7 +40,7 @@ def character_detail(request, character_id):
             "references": references,
             "palette": palette,
             "features": features,
-            "marked": (character.measured or {}).get("subject", {}).get("kind") == "marked",
+            "marked": character.is_marked,
         },
     )
 

@@ -6,7 +6,14 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
-from tests.support.factories import CandidateFrameFactory, ClipFactory, StoryFactory, UserFactory
+from tests.support.factories import (
+    CandidateFrameFactory,
+    CharacterGroupFactory,
+    CharacterSubmissionFactory,
+    ClipFactory,
+    StoryFactory,
+    UserFactory,
+)
 from voting import services
 from voting.models import VotingSession
 
@@ -176,3 +183,15 @@ def test_submission_actions_go_through_the_voting_services(admin_client, story_w
     # Locking a submission that neither won nor is in an open vote is refused by the lock service.
     [not_lockable] = act("lock_submissions", subs[1])
     assert "only a winner or a submission in an open vote can be locked" in not_lockable
+
+
+def test_submissions_are_filtered_by_character_not_by_the_stored_slot(admin_client):
+    story = StoryFactory()
+    robot, cat = CharacterGroupFactory(story=story, label="Main Robot"), CharacterGroupFactory(story=story, label="Cat")
+    CharacterSubmissionFactory(story=story, character_group=robot, character_name="Bolt")
+    CharacterSubmissionFactory(story=story, character_group=cat, character_name="Whiskers")
+    changelist = reverse("admin:voting_charactersubmission_changelist")
+    page = admin_client.get(changelist).content.decode()
+    assert "Main Robot" in page and "Cat" in page  # the filter offers the story's characters
+    only_robot = admin_client.get(changelist, {"character_group__id__exact": robot.pk}).content.decode()
+    assert "Bolt" in only_robot and "Whiskers" not in only_robot

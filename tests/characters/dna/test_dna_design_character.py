@@ -204,3 +204,25 @@ def test_an_admin_feature_list_the_service_would_refuse_is_a_form_error(client):
     character.refresh_from_db()
     assert "x" * 101 not in character.locked_features
     assert default_storage.open(character.dna_file.name).read() == before
+
+
+def test_frames_are_ranked_on_the_designs_character_not_the_frames_main_face():
+    """The stored quality is the main face's; the close-up should come from the frame where the design's
+    character is sharp, even when the other person is sharper there than in another frame."""
+    picture = _two_people()
+    blurred = picture.copy()
+    blurred[512 - 320 :, 512:] = cv2.GaussianBlur(blurred[512 - 320 :, 512:], (0, 0), 6)  # only her
+    astronaut_box = {"x": 512 + 100, "y": 512 - 320 + 60, "width": 120, "height": 140}
+    faces = [
+        {"box": {"x": 180, "y": 60, "width": 160, "height": 180}, "group_id": 1},
+        {"box": astronaut_box, "group_id": 2},
+    ]
+    # Both frames carry the same stored quality (the cameraman's face is the same in both).
+    sharp, soft = (
+        dna.FrameInput(key, image, faces, 80, "frontal", False, 2) for key, image in ((1, picture), (2, blurred))
+    )
+    ranked = [services._ranked_on_the_character(f) for f in (sharp, soft)]
+    assert ranked[0].quality > ranked[1].quality  # her sharp frame first
+    assert all(r.quality != 80 for r in ranked)  # scored on her box, not the stored main-face quality
+    main_face = dna.FrameInput(3, picture, faces, 80, "frontal", False, 1)  # the design's character is the main face
+    assert services._ranked_on_the_character(main_face) is main_face

@@ -104,3 +104,11 @@ def test_locking_a_marked_design_measures_the_marked_box_and_says_so(media, clie
     page = client.get(reverse("character-detail", args=[character.character_id])).content.decode()
     assert "Measured from the marked box" in page and "Body primary" in page
     assert "skin inside the face outline" not in page
+
+
+def test_a_marked_character_with_nothing_measured_keeps_its_shape_not_a_face():
+    """The locked features are never empty (the schema needs one): the default names what the references
+    of that kind of character show."""
+    assert images.merge_features([], [], marked=True) == [images.MARKED_FALLBACK_FEATURE]
+    assert images.merge_features([], []) == [images.FALLBACK_FEATURE]
+    assert "face" not in images.MARKED_FALLBACK_FEATURE["feature"]
