@@ -3,8 +3,10 @@
 import json
 
 from django.contrib import admin, messages
-from django.utils.html import format_html, format_html_join
+from django.template.loader import render_to_string
+from django.utils.html import format_html
 
+from common.charts import score_bar_chart
 from common.exceptions import ServiceError
 
 from . import services
@@ -26,24 +28,25 @@ class GenerationJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Sent to the provider")
     def payload(self, job):
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(job.arguments, indent=2))
+        return format_html('<pre class="cps-json cps-json--wrap">{}</pre>', json.dumps(job.arguments, indent=2))
 
     @admin.display(description="Video")
     def player(self, job):
         if not job.video:
             return "-"
-        return format_html('<video src="{}" controls style="max-width:480px"></video>', job.video.url)
+        return format_html('<video src="{}" controls class="cps-video"></video>', job.video.url)
 
     @admin.display(description="Per-frame consistency")
     def score_chart(self, job):
         if not job.frame_scores:
             return "-"
-        bars = format_html_join(
-            "",
-            '<div title="{} s: {}" style="width:18px;margin-right:3px;height:{}px;background:#417690"></div>',
-            ((f["seconds"], f["score"], max(2, int(f["score"]))) for f in job.frame_scores),
+        # The job page's chart (common.charts geometry, the generation template): SVG attributes, no CSS.
+        chart = score_bar_chart(
+            [f["score"] for f in job.frame_scores], labels=[f"{f['seconds']:.1f}s" for f in job.frame_scores]
         )
-        return format_html('<div style="height:104px;display:flex;align-items:flex-end">{}</div>', bars)
+        return render_to_string(
+            "generation/_bar_chart.html", {"chart": chart, "label": "Consistency per sampled frame"}
+        )
 
     @admin.action(description="Cancel selected jobs", permissions=["change"])
     def cancel_jobs(self, request, queryset):

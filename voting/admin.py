@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from characters.models import Story
+from common.admin_html import progress_bar, thumbnail
 from common.exceptions import ServiceError
 
 from . import selectors, services
@@ -24,9 +25,7 @@ class SubmissionFrameInline(admin.TabularInline):
 
     @admin.display(description="Frame")
     def preview(self, link):
-        if not link.frame.thumbnail:
-            return "-"
-        return format_html('<img src="{}" style="height:64px;border-radius:4px">', link.frame.thumbnail.url)
+        return thumbnail(link.frame.thumbnail, f"Frame {link.position}", height=64)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -194,11 +193,15 @@ class VotingSessionAdmin(admin.ModelAdmin):
         status = selectors.session_status(session)
         rows = format_html_join(
             "",
-            '<div style="margin:4px 0"><strong>#{} {}</strong> — {} votes ({}%)'
-            '<div style="background:#eee;border-radius:3px;width:320px"><div style="background:#417690;'
-            'height:10px;border-radius:3px;width:{}%"></div></div></div>',
+            '<div class="cps-tally"><strong>#{} {}</strong> — {} votes ({}%){}</div>',
             (
-                (r["id"], r["character_name"], r["votes"], r["percentage"], r["percentage"])
+                (
+                    r["id"],
+                    r["character_name"],
+                    r["votes"],
+                    r["percentage"],
+                    progress_bar(r["percentage"], "cps-tally__bar"),
+                )
                 for r in status["submissions"]
             ),
         )

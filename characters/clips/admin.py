@@ -15,18 +15,8 @@ from django.utils.translation import ngettext
 from characters.clips import services
 from characters.models import CandidateFrame, Clip, Story
 from characters.pins import admin as pin_admin
+from common.admin_html import progress_bar, score_meter, thumbnail
 from common.exceptions import ServiceError
-from common.scores import score_band
-
-THUMB_HEIGHT = 40
-
-
-def image_thumbnail(field_file, alt: str, height: int = THUMB_HEIGHT):
-    if not field_file:
-        return "—"
-    return format_html(
-        '<img src="{}" alt="{}" class="cps-thumb" style="height:{}px" loading="lazy">', field_file.url, alt, height
-    )
 
 
 def status_with_progress(clip: Clip):
@@ -34,23 +24,7 @@ def status_with_progress(clip: Clip):
     label = format_html('<span class="cps-status cps-status--{}">{}</span>', clip.status, clip.get_status_display())
     if clip.is_finished:
         return label
-    return format_html(
-        '{}<span class="cps-progress" title="{}%"><span style="width:{}%"></span></span>',
-        label,
-        clip.progress,
-        clip.progress,
-    )
-
-
-def quality_bar(quality: int):
-    tone = score_band(quality)
-    return format_html(
-        '<span class="cps-quality cps-quality--{}"><span class="cps-quality__bar"><span style="width:{}%"></span>'
-        "</span><b>{}</b></span>",
-        tone,
-        quality,
-        quality,
-    )
+    return format_html("{}{}", label, progress_bar(clip.progress))
 
 
 class ClipInline(admin.TabularInline):
@@ -78,7 +52,7 @@ class ClipInline(admin.TabularInline):
 
     @admin.display(description="Last frame")
     def last_frame_thumbnail(self, clip):
-        return image_thumbnail(clip.last_frame, "Last frame", height=40)
+        return thumbnail(clip.last_frame, "Last frame", height=40)
 
     @admin.display(description="Status")
     def status_display(self, clip):
@@ -100,9 +74,6 @@ class StoryAdmin(admin.ModelAdmin):
     autocomplete_fields = ("created_by",)
     readonly_fields = ("created_at", "updated_at")
     inlines = [ClipInline]
-
-    class Media:
-        css = {"all": ("css/admin.css",)}
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(clip_count=Count("clips"))
@@ -129,11 +100,11 @@ class CandidateFrameInline(admin.TabularInline):
 
     @admin.display(description="Frame")
     def thumbnail_preview(self, frame):
-        return image_thumbnail(frame.thumbnail, f"Frame at {frame.timestamp}")
+        return thumbnail(frame.thumbnail, f"Frame at {frame.timestamp}")
 
     @admin.display(description="Quality")
     def quality_display(self, frame):
-        return quality_bar(frame.quality)
+        return score_meter(frame.quality)
 
 
 @admin.register(Clip)
@@ -223,9 +194,6 @@ class ClipAdmin(admin.ModelAdmin):
         ("Dates", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
-    class Media:
-        css = {"all": ("css/admin.css",)}
-
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(candidate_count=Count("candidates"))
 
@@ -280,11 +248,11 @@ class ClipAdmin(admin.ModelAdmin):
 
     @admin.display(description="Last frame")
     def last_frame_thumbnail(self, clip):
-        return image_thumbnail(clip.last_frame, "Last frame")
+        return thumbnail(clip.last_frame, "Last frame")
 
     @admin.display(description="Last frame")
     def last_frame_preview(self, clip):
-        return image_thumbnail(clip.last_frame, "Last frame", height=180)
+        return thumbnail(clip.last_frame, "Last frame", height=180)
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, clip):
@@ -369,9 +337,6 @@ class CandidateFrameAdmin(admin.ModelAdmin):
         "detections_pretty",
     )
 
-    class Media:
-        css = {"all": ("css/admin.css",)}
-
     def has_add_permission(self, request):
         return False
 
@@ -383,7 +348,7 @@ class CandidateFrameAdmin(admin.ModelAdmin):
 
     @admin.display(description="Frame")
     def thumbnail_preview(self, frame):
-        return image_thumbnail(frame.thumbnail, f"Frame at {frame.timestamp}")
+        return thumbnail(frame.thumbnail, f"Frame at {frame.timestamp}")
 
     @admin.display(description="Candidate", ordering="pk")
     def frame_label(self, frame):
@@ -395,7 +360,7 @@ class CandidateFrameAdmin(admin.ModelAdmin):
 
     @admin.display(description="Quality", ordering="quality")
     def quality_display(self, frame):
-        return quality_bar(frame.quality)
+        return score_meter(frame.quality)
 
     @admin.display(description="Image")
     def image_preview(self, frame):
@@ -404,7 +369,7 @@ class CandidateFrameAdmin(admin.ModelAdmin):
         return format_html(
             '<a href="{}" target="_blank" rel="noopener">{}</a>',
             frame.image.url,
-            image_thumbnail(frame.image, f"Frame at {frame.timestamp}", height=320),
+            thumbnail(frame.image, f"Frame at {frame.timestamp}", height=320),
         )
 
     @admin.display(description="Size")

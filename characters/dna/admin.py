@@ -2,10 +2,11 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from characters.dna import images, services
 from characters.models import Character, ReferenceImage
+from common.admin_html import palette_swatches, thumbnail
 from common.exceptions import ServiceError
 
 
@@ -18,19 +19,10 @@ class ReferenceImageInline(admin.TabularInline):
 
     @admin.display(description="Image")
     def preview(self, ref):
-        return format_html('<img src="{}" style="height:96px;border-radius:6px">', ref.image.url) if ref.image else "-"
+        return thumbnail(ref.image, ref.get_kind_display(), height=96)
 
     def has_add_permission(self, request, obj=None):
         return False
-
-
-def palette_html(palette: dict) -> str:
-    return format_html_join(
-        "",
-        '<span title="{0} {1}" style="display:inline-block;width:22px;height:22px;margin-right:3px;'
-        'border-radius:4px;border:1px solid #0002;background:{1}"></span>',
-        palette.items(),
-    )
 
 
 class CharacterForm(forms.ModelForm):
@@ -108,18 +100,18 @@ class CharacterAdmin(admin.ModelAdmin):
     def face(self, character):
         for ref in character.reference_images.all():
             if ref.kind == ReferenceImage.Kind.FACE_CLOSEUP:
-                return format_html('<img src="{}" style="height:48px;border-radius:6px">', ref.image.url)
+                return thumbnail(ref.image, "Face close-up", height=48)
         return "-"
 
     @admin.display(description="Palette")
     def palette(self, character):
-        return palette_html(character.color_palette) or "-"
+        return palette_swatches(character.color_palette) or "-"
 
     @admin.display(description="Model sheet")
     def sheet(self, character):
         if not character.model_sheet:
             return "-"
-        return format_html('<img src="{}" style="max-width:720px;border:1px solid #ddd">', character.model_sheet.url)
+        return format_html('<img src="{}" alt="Model sheet" class="cps-sheet">', character.model_sheet.url)
 
     def has_add_permission(self, request):
         return False  # characters are locked from a winning submission

@@ -10,6 +10,7 @@ from django.utils.translation import ngettext
 
 from characters.groups import services
 from characters.models import Mark
+from common.admin_html import progress_bar
 from common.exceptions import ServiceError
 
 
@@ -43,9 +44,6 @@ class MarkAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    class Media:
-        css = {"all": ("css/admin.css",)}
-
     def has_add_permission(self, request):
         return False  # a box is drawn on the clip page or sent to the API, where it is checked
 
@@ -58,12 +56,7 @@ class MarkAdmin(admin.ModelAdmin):
         label = format_html('<span class="cps-status cps-status--{}">{}</span>', mark.status, mark.get_status_display())
         if mark.status not in (Mark.Status.QUEUED, Mark.Status.RUNNING):
             return label
-        return format_html(
-            '{}<span class="cps-progress" title="{}%"><span style="width:{}%"></span></span>',
-            label,
-            mark.progress,
-            mark.progress,
-        )
+        return format_html("{}{}", label, progress_bar(mark.progress))
 
     @admin.action(description="Re-run (follow and search again)", permissions=["change"])
     def rerun_marks(self, request, queryset):

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 
 from characters.models import PIN_MAX_ANGLES, Character, Clip, PinAngle, PinnedCharacter, PinningSettings, Story
 from characters.pins import frames, selectors, services
+from common.admin_html import thumbnail
 from common.exceptions import ServiceError
 from common.http import safe_next_url
 
@@ -294,14 +295,6 @@ def story_pin_urls(model_admin) -> list:
 # --- Model admins ----------------------------------------------------------------------------------------
 
 
-def _thumb(field_file, height: int = 48):
-    if not field_file:
-        return "—"
-    return format_html(
-        '<img src="{}" alt="" class="cps-thumb" style="height:{}px" loading="lazy">', field_file.url, height
-    )
-
-
 @admin.register(PinnedCharacter)
 class PinnedCharacterAdmin(admin.ModelAdmin):
     """Pins are made in the pin panel; here they are listed, switched on and off, and opened in the panel."""
@@ -339,9 +332,6 @@ class PinnedCharacterAdmin(admin.ModelAdmin):
         "panel_link",
     )
     readonly_fields = fields
-
-    class Media:
-        css = {"all": ("css/admin.css",)}
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("angles")
@@ -381,7 +371,7 @@ class PinnedCharacterAdmin(admin.ModelAdmin):
 
     @admin.display(description="Frontal")
     def frontal(self, pin):
-        return _thumb(pin.frontal_image)
+        return thumbnail(pin.frontal_image, height=48)
 
     @admin.display(description="Angles")
     def angle_count(self, pin):
@@ -389,11 +379,16 @@ class PinnedCharacterAdmin(admin.ModelAdmin):
 
     @admin.display(description="Frontal image")
     def frontal_preview(self, pin):
-        return _thumb(pin.frontal_image, 200)
+        return thumbnail(pin.frontal_image, height=200)
 
     @admin.display(description="Angles")
     def angles_preview(self, pin):
-        return format_html_join(" ", "{}", ((_thumb(a.image, 96),) for a in pin.angles.all())) or "—"
+        return (
+            format_html_join(
+                " ", "{}", ((thumbnail(a.image, f"Angle {a.position}", height=96),) for a in pin.angles.all())
+            )
+            or "—"
+        )
 
     @admin.display(description="Source")
     def source(self, pin):
