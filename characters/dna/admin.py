@@ -66,7 +66,7 @@ class CharacterAdmin(admin.ModelAdmin):
         "character_id",
         "story",
         "status",
-        "face",
+        "cover",
         "palette",
         "total_votes",
         "clips_used",
@@ -96,12 +96,11 @@ class CharacterAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("reference_images")
 
-    @admin.display(description="Face")
-    def face(self, character):
-        for ref in character.reference_images.all():
-            if ref.kind == ReferenceImage.Kind.FACE_CLOSEUP:
-                return thumbnail(ref.image, "Face close-up", height=48)
-        return "-"
+    @admin.display(description="Cover")
+    def cover(self, character):
+        """The picture that stands for the character everywhere (Character.cover)."""
+        cover = character.cover
+        return thumbnail(cover.image, cover.get_kind_display(), height=48) if cover and cover.image else "-"
 
     @admin.display(description="Palette")
     def palette(self, character):
