@@ -58,6 +58,7 @@ import tempfile
 import time
 from collections import defaultdict
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -381,6 +382,20 @@ def payload_lines(problems: list[str]) -> None:
         print(f"    {model_id:<48} {'yes' if accepted else 'no'}")
         if not accepted:
             problems.append(f"the payload for {model_id} does not fit its schema")
+    # The models that take an element built from a pin's clip: the same body with its first element a video.
+    for model_id in sorted(payloads.VIDEO_ELEMENT_MODELS):
+        video = replace(
+            sample,
+            elements=[{"video_url": "https://example.test/clip.mp4"}, *sample.elements],
+            with_audio=payloads.supports_audio(model_id),
+        )
+        try:
+            accepted = payloads.validation_errors(model_id, payloads.build(model_id, video)) == []
+        except payloads.PayloadError:
+            accepted = False
+        print(f"    {model_id:<48} {'yes' if accepted else 'no'} (with a video element)")
+        if not accepted:
+            problems.append(f"the payload with a video element for {model_id} does not fit its schema")
 
 
 def run(jobs: int, queued_polls: int, in_progress_polls: int) -> int:

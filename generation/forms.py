@@ -63,6 +63,14 @@ class GenerateForm(forms.Form):
         label="With sound",
         help_text="Native audio from the model, at its price with sound (Kling v2.6: $0.14/s instead of $0.07/s).",
     )
+    # Rendered by the page from the quote's choices (which pins' clips can go as a video, and why not).
+    video_element_pin = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Send a pinned character as its video clip",
+        help_text="Kling O3 reference-to-video only: the pin's source clip goes instead of its images (one video "
+        "per request, at most 4 inputs with it).",
+    )
     # The page shows one of these two, by the story's pinning settings (Quote.pins_on_request).
     without_pins = forms.BooleanField(required=False, label="Generate without the pinned character")
     with_pins = forms.BooleanField(required=False, label="Use the pinned character (Kling O1 reference-to-video)")

@@ -26,8 +26,24 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "provider_schemas"
 # (https://fal.ai/models/fal-ai/kling-video/o1/reference-to-video/llms.txt and the model's API reference page,
 # read 2026-12-04); its overview: "Up to 7 simultaneous inputs: ... tracked elements (characters/objects with
 # frontal + reference angles), style reference images, and an optional start frame". O3 says the same, 4 when a
-# video is used (we send none). The images inside an element are bounded by the schema (1-3 references).
+# video is used. The images inside an element are bounded by the schema (1-3 references).
 MAX_INPUTS = 7
+# Kling O3 reference-to-video with an element built from a video clip (`video_url`): fal's schema text for
+# `image_urls` of fal-ai/kling-video/o3/pro/reference-to-video: "Maximum 4 total (elements + reference images) when
+# using video" (fal's API reference page for the model, read 2026-12-04), and one video per request.
+MAX_INPUTS_WITH_VIDEO = 4
+MAX_VIDEO_ELEMENTS = 1
+# The models whose elements may be a video (`video_url`) instead of an image set.
+VIDEO_ELEMENT_MODELS = {"fal-ai/kling-video/o3/pro/reference-to-video"}
+# The clip an element is built from. UNCONFIRMED: fal's pages give no length, size or resolution for `video_url`
+# (searched 2026-12-04); these are Kling's own API specification for a reference video ("Only .mp4/.mov formats",
+# ">= 3 seconds and <= 10 seconds", "between 720px and 2160px (inclusive) in both width and height", "not exceeding
+# 200MB"; Kling AI Series 3.0 Model API Specification, as quoted in a public copy read 2026-12-04, and the same
+# figures on a reseller's O3 reference page). We send the clip's H.264 MP4 copy, so the format holds; the rest is
+# checked before spending.
+VIDEO_ELEMENT_SECONDS = (3.0, 10.0)
+VIDEO_ELEMENT_SIDE_PX = (720, 2160)
+VIDEO_ELEMENT_MAX_BYTES = 200 * 1024 * 1024
 
 
 class PayloadError(ValueError):
@@ -118,16 +134,56 @@ def reference_inputs(elements: list, image_urls: list) -> int:
     return len(elements) + len(image_urls)
 
 
+def video_elements(elements: list) -> int:
+    """How many of the elements are built from a video clip (`video_url`)."""
+    return sum(1 for element in elements if element.get("video_url"))
+
+
+def input_budget(with_video: bool) -> int:
+    """How many inputs one reference-to-video request may carry: fewer when an element is a video."""
+    return MAX_INPUTS_WITH_VIDEO if with_video else MAX_INPUTS
+
+
 def _elements_within_budget(request: PayloadInput) -> None:
     used = reference_inputs(request.elements, request.image_urls)
-    if used > MAX_INPUTS:
+    limit = input_budget(video_elements(request.elements) > 0)
+    if used > limit:
+        with_video = " with a video element" if limit != MAX_INPUTS else ""
         raise PayloadError(
-            f"{used} inputs (elements and style images) do not fit in one request: the limit is {MAX_INPUTS}."
+            f"{used} inputs (elements and style images) do not fit in one request{with_video}: the limit is {limit}."
         )
+
+
+def _video_elements_allowed(label: str, model_id: str, request: PayloadInput) -> None:
+    count = video_elements(request.elements)
+    if count and model_id not in VIDEO_ELEMENT_MODELS:
+        raise PayloadError(f"{label} takes no element built from a video: send the pin's images, or pick Kling O3.")
+    if count > MAX_VIDEO_ELEMENTS:
+        raise PayloadError(
+            f"{label} takes at most {MAX_VIDEO_ELEMENTS} element built from a video per request, not {count}."
+        )
+
+
+def video_element_problem(*, seconds: float, width: int, height: int, size_bytes: int | None) -> str | None:
+    """Why a clip cannot be sent as a video element (its length, sides or size; see VIDEO_ELEMENT_*), or None.
+    `size_bytes` None: not checked."""
+    low, high = VIDEO_ELEMENT_SECONDS
+    if not low <= seconds <= high:
+        return f"the clip is {seconds:.1f} s long; a video element must be {low:g}–{high:g} s"
+    small, large = VIDEO_ELEMENT_SIDE_PX
+    if not (small <= width <= large and small <= height <= large):
+        return f"the clip is {width}×{height}; a video element's sides must be {small}–{large} px"
+    if size_bytes is not None and size_bytes > VIDEO_ELEMENT_MAX_BYTES:
+        return (
+            f"the clip's playable copy is {size_bytes / 1024 / 1024:.0f} MB; a video element may be at most "
+            f"{VIDEO_ELEMENT_MAX_BYTES // 1024 // 1024} MB"
+        )
+    return None
 
 
 def kling_o1_reference(request: PayloadInput) -> dict:
     _no_sound("Kling O1 reference-to-video", request)
+    _video_elements_allowed("Kling O1 reference-to-video", "fal-ai/kling-video/o1/reference-to-video", request)
     _elements_within_budget(request)
     body = {
         "prompt": request.prompt,
@@ -141,6 +197,8 @@ def kling_o1_reference(request: PayloadInput) -> dict:
 
 
 def kling_o3_reference(request: PayloadInput) -> dict:
+    """O3: like O1, with sound said explicitly, and one element that may be a video clip (`video_url`)."""
+    _video_elements_allowed("Kling O3 reference-to-video", "fal-ai/kling-video/o3/pro/reference-to-video", request)
     _elements_within_budget(request)
     body = {
         "prompt": request.prompt,
@@ -164,6 +222,16 @@ def kling_start_image(request: PayloadInput) -> dict:
         "duration": str(request.duration),
         "generate_audio": request.with_audio,
     }
+
+
+def kling_v3_start_image(request: PayloadInput) -> dict:
+    """v3 image-to-video: the v2.6 body, plus the story's pins as `elements` (image sets) when it has any.
+    fal's pages give no maximum number of elements for this model (checked 2026-12-04)."""
+    _video_elements_allowed("Kling v3 image-to-video", "fal-ai/kling-video/v3/pro/image-to-video", request)
+    body = kling_start_image(request)
+    if request.elements:
+        body["elements"] = request.elements
+    return body
 
 
 def kling_v21_image(request: PayloadInput) -> dict:
@@ -242,13 +310,15 @@ BUILDERS = {
     "fal-ai/kling-video/o1/reference-to-video": kling_o1_reference,
     "fal-ai/kling-video/o3/pro/reference-to-video": kling_o3_reference,
     "fal-ai/kling-video/v2.6/pro/image-to-video": kling_start_image,
-    "fal-ai/kling-video/v3/pro/image-to-video": kling_start_image,
+    "fal-ai/kling-video/v3/pro/image-to-video": kling_v3_start_image,
     "fal-ai/kling-video/v2.1/pro/image-to-video": kling_v21_image,
     "fal-ai/kling-video/v2.6/pro/text-to-video": kling_v26_text,
     "kwaivgi/kling-v2.1": replicate_kling_v21,
     "gen4_turbo": runway_gen4_turbo,
     "ray-2": luma_ray2,
 }
+# Image-to-video models that also take the story's pins as `elements` beside the start image.
+ELEMENT_IMAGE_MODELS = {"fal-ai/kling-video/v3/pro/image-to-video"}
 # Models that take no aspect ratio: the clip has the shape of its start image.
 SHAPE_FROM_IMAGE = {
     "fal-ai/kling-video/v2.6/pro/image-to-video",

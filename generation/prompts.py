@@ -48,6 +48,10 @@ class PinInput:
     label: str
     frontal_url: str
     angle_urls: tuple[str, ...] = ()
+    # The pin as a video element (Kling O3): the absolute URL of its source clip's playable copy, or why it
+    # cannot go as one (the quote checks the clip).
+    video_url: str = ""
+    video_problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class GenerationPlan:
     aspect_ratio: str = "16:9"
     with_audio: bool = False
     left_out: list = field(default_factory=list)  # pins not sent: {pin_id, element_index, label, reason}
+    video_pin_id: int | None = None  # the pin sent as a video element (its source clip), if any
 
     @property
     def cost_usd(self) -> Decimal:
@@ -146,6 +151,60 @@ def build_elements(pins: list[PinInput], style_images: int = 0) -> tuple[list[Pi
     return fitting, elements, left_out
 
 
+def _image_element(pin: PinInput) -> dict:
+    return {
+        "frontal_image_url": pin.frontal_url,
+        "reference_image_urls": list(pin.angle_urls[:MAX_REFS_PER_ELEMENT] or (pin.frontal_url,)),
+    }
+
+
+def build_video_elements(
+    pins: list[PinInput], video_element_index: int, style_images: int = 0
+) -> tuple[list[PinInput], list[dict], list[dict]]:
+    """Like `build_elements`, with the pin of `video_element_index` sent as its source clip (`video_url`).
+
+    With a video the request's budget is `payloads.input_budget(True)`: the video pin always goes, then the other
+    pins in element order while they fit; the rest are returned with the reason. PlanError when that pin is not
+    active or its clip cannot be sent (the reason comes from the quote's check of the clip).
+    """
+    ordered = sorted(pins, key=lambda p: p.element_index)
+    video_pin = next((p for p in ordered if p.element_index == video_element_index), None)
+    if video_pin is None:
+        active = ", ".join(f"@Element{p.element_index}" for p in ordered) or "none"
+        raise PlanError(
+            f"There is no active pinned character @Element{video_element_index} to send as a video (active: {active})."
+        )
+    if not video_pin.video_url:
+        raise PlanError(
+            f"@Element{video_pin.element_index} ({video_pin.label}) cannot go as a video: {video_pin.video_problem}. "
+            "Send its images instead (leave the video element out)."
+        )
+    budget = payloads.input_budget(with_video=True)
+    room = budget - style_images
+    if room < 1:
+        raise PlanError(
+            f"With a video element at most {budget} inputs fit in one request, and the {style_images} style images "
+            "take them all: send fewer style images, or no video."
+        )
+    others = [p for p in ordered if p is not video_pin]
+    sent = {video_pin.pin_id, *(p.pin_id for p in others[: room - 1])}
+    fitting = [p for p in ordered if p.pin_id in sent]
+    left_out = [
+        {
+            "pin_id": p.pin_id,
+            "element_index": p.element_index,
+            "label": p.label,
+            "reason": f"@Element{p.element_index} ({p.label}) is left out: with @Element{video_pin.element_index} "
+            f"sent as a video, at most {budget} inputs fit in one request (each pinned character is one, and each "
+            f"style image is one), so {len(fitting)} pins fit. Send the pins as images to use them all.",
+        }
+        for p in ordered
+        if p.pin_id not in sent
+    ]
+    elements = [{"video_url": p.video_url} if p is video_pin else _image_element(p) for p in fitting]
+    return fitting, elements, left_out
+
+
 def tag_prompt(prompt: str, pins: list[PinInput]) -> str:
     """Point the prompt's @ElementN tags at the elements as sent, and prepend the tags it lacks.
 
@@ -173,10 +232,23 @@ def plan_reference_to_video(
     aspect_ratio: str,
     with_audio: bool = False,
     model_id: str | None = None,
+    video_element_pin: int | None = None,
 ) -> GenerationPlan:
-    fitting, elements, left_out = build_elements(pins)
-    prompt_used = _limit(tag_prompt(prompt, fitting))
+    """`video_element_pin`: the element index of the pin to send as its source clip (models that take one)."""
     model_id = model_id_for("reference-to-video", model_id)
+    video_pin_id = None
+    if video_element_pin is None:
+        fitting, elements, left_out = build_elements(pins)
+    else:
+        if model_id not in payloads.VIDEO_ELEMENT_MODELS:
+            takes = ", ".join(sorted(payloads.VIDEO_ELEMENT_MODELS))
+            raise PlanError(
+                f"{settings.GENERATION_MODELS[model_id]['label']} takes no element built from a video; "
+                f"ask for model_id {takes}, or leave the video element out."
+            )
+        fitting, elements, left_out = build_video_elements(pins, video_element_pin)
+        video_pin_id = next(p.pin_id for p in fitting if p.element_index == video_element_pin)
+    prompt_used = _limit(tag_prompt(prompt, fitting))
     arguments = payloads.build(
         model_id,
         payloads.PayloadInput(
@@ -199,6 +271,7 @@ def plan_reference_to_video(
         aspect_ratio=aspect_ratio,
         with_audio=with_audio,
         left_out=left_out,
+        video_pin_id=video_pin_id,
     )
 
 
@@ -256,7 +329,16 @@ def plan_image_to_video(
     aspect_ratio: str,
     with_audio: bool = False,
     model_id: str | None = None,
+    pins: list[PinInput] | None = None,
 ) -> GenerationPlan:
+    """`pins`: the story's pins, sent as `elements` beside the start image by the models that take them
+    (payloads.ELEMENT_IMAGE_MODELS, Kling v3); the prompt gets their @Element tags."""
+    model_id = model_id_for("image-to-video", model_id)
+    fitting, elements, left_out = (
+        build_elements(pins) if pins and model_id in payloads.ELEMENT_IMAGE_MODELS else ([], [], [])
+    )
+    if fitting:
+        prompt = tag_prompt(prompt, fitting)
     reference = choose_reference(prompt, set(character.reference_urls))
     parts = [character.style_description.rstrip(". ")]
     # The top locked features, for emphasis, unless the style description already says them.
@@ -267,7 +349,6 @@ def plan_image_to_video(
     parts += [prompt.rstrip(". "), QUALITY_TAGS]
     prompt_used = _limit(". ".join(p for p in parts if p))
     negative = negative_prompt_for(character)
-    model_id = model_id_for("image-to-video", model_id)
     arguments = payloads.build(
         model_id,
         payloads.PayloadInput(
@@ -277,6 +358,7 @@ def plan_image_to_video(
             with_audio=with_audio,
             negative_prompt=negative,
             image_url=character.reference_urls[reference],
+            elements=elements,
         ),
     )
     return GenerationPlan(
@@ -289,6 +371,10 @@ def plan_image_to_video(
         duration=duration,
         aspect_ratio=aspect_ratio,
         with_audio=with_audio,
+        elements=elements,
+        pin_ids=[p.pin_id for p in fitting],
+        notes=[p["reason"] for p in left_out],
+        left_out=left_out,
     )
 
 
@@ -340,14 +426,28 @@ def plan_generation(
     auto_switch: bool = True,
     with_audio: bool = False,
     model_id: str | None = None,
+    video_element_pin: int | None = None,
 ) -> GenerationPlan:
     """The one decision of which mode a request gets (see the module docstring); the model of that mode
     (settings.GENERATION_MODEL_FOR_MODE), or the model asked for (`model_id`, which must make that mode), spells the
-    payload. `with_audio`: the contributor asked for sound."""
+    payload. `with_audio`: the contributor asked for sound. `video_element_pin`: send that pin as its source clip
+    (reference-to-video on a model that takes a video element).
+
+    Pins that apply go to reference-to-video, unless the model asked for is an image-to-video model that takes
+    them as elements beside the character's start image (Kling v3)."""
     prompt = _check_common(prompt, duration, aspect_ratio)
     use_locks = use_pins is not False
     if pins_apply(pins_offered=bool(pins), auto_switch=auto_switch, use_pins=use_pins):
-        return plan_reference_to_video(prompt, pins, duration, aspect_ratio, with_audio, model_id)
+        if character is not None and model_id in payloads.ELEMENT_IMAGE_MODELS and video_element_pin is None:
+            return plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio, model_id, pins=pins)
+        return plan_reference_to_video(
+            prompt, pins, duration, aspect_ratio, with_audio, model_id, video_element_pin=video_element_pin
+        )
+    if video_element_pin is not None:
+        raise PlanError(
+            "A video element goes with the story's pinned characters (reference-to-video), and this request uses "
+            "none: ask for the pins, or leave the video element out."
+        )
     if use_locks and character is not None:
         return plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio, model_id)
     return plan_text_to_video(prompt, duration, aspect_ratio, with_audio, model_id)

@@ -8,21 +8,22 @@ request that names none (the seed's body) is for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 
 from characters.dna.services import reference_url
-from characters.models import Character, PinnedCharacter, ReferenceImage, Story
+from characters.models import Character, Clip, PinnedCharacter, ReferenceImage, Story
 from characters.pins import selectors as pin_selectors
 from common.exceptions import NotFound, ServiceError
 from common.typing import AnyUser
 from marketplace import services as marketplace
 
-from . import prompts
+from . import payloads, prompts
 from .providers import PROVIDERS, offered_models, provider_for
 
 
@@ -45,6 +46,47 @@ def _pin_inputs(pins: list[PinnedCharacter]) -> list[prompts.PinInput]:
         )
         for pin in pins
     ]
+
+
+def _playable_size(clip: Clip) -> int | None:
+    """Bytes of the clip's playable copy (the upload's recorded size when they are the same file), None if the
+    storage cannot say."""
+    if clip.playable_video.name == clip.video.name and clip.size_bytes:
+        return clip.size_bytes
+    try:
+        return default_storage.size(clip.playable_video.name)
+    except (OSError, NotImplementedError):
+        return None
+
+
+def _clip_video(clip: Clip | None, *, check_size: bool) -> tuple[str, str]:
+    """The absolute URL of the clip's playable copy to send as a video element, or "" and why it cannot go.
+    `check_size` reads the copy's size from storage (done for the pin asked for only)."""
+    if clip is None:
+        return "", "its source clip is no longer stored"
+    if clip.status != Clip.Status.READY or not clip.playable_video:
+        return "", "its source clip has no playable copy yet (it is still being processed, or failed)"
+    problem = payloads.video_element_problem(
+        seconds=clip.duration_seconds,
+        width=clip.width,
+        height=clip.height,
+        size_bytes=_playable_size(clip) if check_size else None,
+    )
+    if problem:
+        return "", problem
+    return _absolute(clip.playable_video.url), ""
+
+
+def _with_clip_videos(
+    inputs: list[prompts.PinInput], pins: list[PinnedCharacter], asked: int | None
+) -> list[prompts.PinInput]:
+    """The pins' inputs with what each would send as a video element (its source clip), in one query."""
+    clips = Clip.objects.in_bulk({p.source_clip_id for p in pins if p.source_clip_id})
+    out = []
+    for pin_input, pin in zip(inputs, pins, strict=True):
+        url, problem = _clip_video(clips.get(pin.source_clip_id), check_size=pin.element_index == asked)
+        out.append(replace(pin_input, video_url=url, video_problem=problem))
+    return out
 
 
 def _character_input(character: Character) -> prompts.CharacterInput:
@@ -130,6 +172,23 @@ class Quote:
     # Every character the clip is attributed to (license check and use, clips_used): with pins, those linked to
     # the pins really sent (and the one asked for); otherwise the job's character.
     characters: tuple[Character, ...] = ()
+    # Each active pin as a possible video element: {element_index, label, usable, reason}.
+    video_choices: list[dict] = field(default_factory=list)
+
+    @property
+    def video_element(self) -> dict | None:
+        """The pin this request sends as a video (its source clip's playable copy), or None."""
+        if self.plan.video_pin_id is None:
+            return None
+        pin = next(p for p in self.pins if p.pk == self.plan.video_pin_id)
+        video_url = next(e["video_url"] for e in self.plan.elements if e.get("video_url"))
+        return {
+            "element_index": pin.element_index,
+            "label": pin.label,
+            "clip_id": pin.source_clip_id,
+            "video_url": video_url,
+            "text": f"@Element{pin.element_index} ({pin.label}) goes as a video: its source clip {pin.source_clip_id}.",
+        }
 
     @property
     def offline_preview(self) -> bool:
@@ -183,6 +242,7 @@ def generation_quote(
     character_id: str | None = None,
     with_audio: bool = False,
     model_id: str | None = None,
+    video_element_pin: int | None = None,
 ) -> Quote:
     """What a request would run and cost, before anything is spent (the create page shows this).
 
@@ -190,6 +250,7 @@ def generation_quote(
     opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
     when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound. `model_id`: one of
     the offered models (`providers.offered_models()`) of the mode the request gets; None takes the mode's default.
+    `video_element_pin`: the element index of a pin to send as its source clip (Kling O3); its clip is checked here.
     """
     model_id = (model_id or "").strip() or None
     if model_id is not None and model_id not in {m.model_id for m in offered_models()}:
@@ -202,6 +263,7 @@ def generation_quote(
     config = pin_selectors.pinning_settings()  # read once per request
     character = _story_character(story, character_id)
     pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
+    pin_inputs = _with_clip_videos(_pin_inputs(pins), pins, video_element_pin)
     try:
         plan = prompts.plan_generation(
             prompt=prompt,
@@ -209,10 +271,11 @@ def generation_quote(
             aspect_ratio=aspect_ratio,
             use_pins=use_pins,
             auto_switch=config.auto_switch_model,
-            pins=_pin_inputs(pins),
+            pins=pin_inputs,
             with_audio=with_audio,
             character=_character_input(character) if character else None,
             model_id=model_id,
+            video_element_pin=video_element_pin,
         )
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
@@ -237,4 +300,8 @@ def generation_quote(
         auto_switch=config.auto_switch_model,
         reference_cost_usd=reference_cost,
         provider=provider_for(plan.model_id),
+        video_choices=[
+            {"element_index": p.element_index, "label": p.label, "usable": bool(p.video_url), "reason": p.video_problem}
+            for p in pin_inputs
+        ],
     )

@@ -93,11 +93,12 @@ def generation_create(
     idempotency_key: str = "",
     with_audio: bool = False,
     model_id: str | None = None,
+    video_element_pin: int | None = None,
 ) -> GenerationJob:
     """Plan the job, check and spend the license use, and queue it. A repeated idempotency key returns the same job.
 
-    `use_pins`, `with_audio` and `model_id` as in `generation_quote`. The job records what it costs (`cost_usd`:
-    nothing for an offline preview) and what the model's provider bills for it (`would_cost_usd`)."""
+    `use_pins`, `with_audio`, `model_id` and `video_element_pin` as in `generation_quote`. The job records what it
+    costs (`cost_usd`: nothing for an offline preview) and what the model's provider bills for it (`would_cost_usd`)."""
     if requester is None or not requester.is_authenticated:
         raise GenerationError("Sign in to generate clips.", code="not_authenticated", status_code=401)
     idempotency_key = (idempotency_key or "").strip()[:100]
@@ -114,6 +115,7 @@ def generation_create(
         character_id=character_id,
         with_audio=with_audio,
         model_id=model_id,
+        video_element_pin=video_element_pin,
     )
     plan, character = quote.plan, quote.character
     job_id = new_job_id()

@@ -34,6 +34,7 @@ def create(request, story_id: int):
                 with_audio=data["with_sound"],
                 character_id=data.get("character_id") or None,
                 model_id=data.get("model_id") or None,
+                video_element_pin=data.get("video_element_pin"),
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)

@@ -39,6 +39,15 @@ class GenerateRequestSerializer(serializers.Serializer):
         "used automatically unless an admin turned automatic model switching off, in which case they are used "
         "only when asked for (see `pins_on_request` in the quote).",
     )
+    video_element_pin = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text="The element index of a pinned character to send as its source clip (a video element) instead of "
+        "its images. Kling O3 reference-to-video only (give its `model_id`): one video per request, and at most 4 "
+        "inputs with it; the quote's `video_element_choices` says which pins' clips can go and why not.",
+    )
     idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
     model_id = serializers.CharField(
         required=False,
@@ -166,6 +175,21 @@ class LeftOutPinSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
+class VideoElementSerializer(serializers.Serializer):
+    element_index = serializers.IntegerField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    clip_id = serializers.IntegerField(help_text="The pin's source clip, whose playable copy is sent.")
+    video_url = serializers.URLField()
+    text = serializers.CharField(help_text="What goes as video, in words.")
+
+
+class VideoChoiceSerializer(serializers.Serializer):
+    element_index = serializers.IntegerField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    usable = serializers.BooleanField(help_text="Its source clip can go as a video element.")
+    reason = serializers.CharField(allow_blank=True, help_text="Why not, when it cannot.")
+
+
 class QuoteSerializer(serializers.Serializer):
     mode = serializers.CharField()
     model = serializers.CharField()
@@ -207,3 +231,9 @@ class QuoteSerializer(serializers.Serializer):
         help_text="Every character the clip would be attributed to (a license use each, where one is needed).",
     )
     notes = serializers.ListField(child=serializers.CharField())
+    video_element = VideoElementSerializer(
+        allow_null=True, help_text="The pin sent as a video element (its source clip), or null."
+    )
+    video_element_choices = VideoChoiceSerializer(
+        many=True, help_text="Each active pin as a possible video element (`video_element_pin`)."
+    )

@@ -72,6 +72,7 @@ class GenerationCreateApi(APIView):
             idempotency_key=data.get("idempotency_key", ""),
             with_audio=data["with_sound"],
             model_id=data.get("model_id") or None,
+            video_element_pin=data["video_element_pin"],
         )
         status_url = reverse("api-generation-job", args=[job.job_id], request=request)
         # The seed's answer says `processing` for an accepted job; `state` keeps the finer one.
@@ -114,6 +115,7 @@ class GenerationQuoteApi(APIView):
             character_id=data.get("character_id"),
             with_audio=data["with_sound"],
             model_id=data.get("model_id") or None,
+            video_element_pin=data["video_element_pin"],
         )
         return Response(
             QuoteSerializer(
@@ -139,6 +141,8 @@ class GenerationQuoteApi(APIView):
                     "character_id": quote.character.character_id if quote.character else None,
                     "character_ids": [c.character_id for c in quote.characters],
                     "notes": quote.plan.notes,
+                    "video_element": quote.video_element,
+                    "video_element_choices": quote.video_choices,
                 }
             ).data
         )

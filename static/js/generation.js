@@ -44,6 +44,9 @@
       };
       if (form.elements.character_id) { body.character_id = form.elements.character_id.value; }
       if (form.elements.model_id && form.elements.model_id.value) { body.model_id = form.elements.model_id.value; }
+      if (form.elements.video_element_pin && form.elements.video_element_pin.value) {
+        body.video_element_pin = Number(form.elements.video_element_pin.value);
+      }
       var asked = ++quoted;
       // Every price comes from the server's quote (the same one the job is created with): none is kept here.
       fetch("/api/v1/generate/quote", {
@@ -81,6 +84,9 @@
             leftOut.appendChild(line);
           });
         }
+        // What goes as a video (the pin's source clip), said before spending.
+        var video = document.querySelector('[data-role="video-element"]');
+        if (video) { video.textContent = data.video_element ? data.video_element.text : ""; }
         // The offer of the pinned characters quotes them for the duration picked, beside this request's cost.
         var offer = document.querySelector('[data-role="reference-cost"]');
         if (offer && data.reference_cost_usd) {
@@ -103,7 +109,7 @@
         sheet.alt = "Model sheet of " + option.dataset.name;
       }
     };
-    ["duration", "aspect_ratio", "model_id", "without_pins", "with_pins", "character_id", "with_sound"].forEach(function (name) {
+    ["duration", "aspect_ratio", "model_id", "without_pins", "with_pins", "character_id", "with_sound", "video_element_pin"].forEach(function (name) {
       if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
     });
     if (form.elements.character_id) { form.elements.character_id.addEventListener("change", showCharacter); }

@@ -290,6 +290,8 @@ def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
         "character_id": character.character_id,
         "character_ids": [character.character_id],
         "notes": [],
+        "video_element": None,
+        "video_element_choices": [],
     }
     # the exact body that would be sent
     assert body["arguments"] == {
