@@ -56,12 +56,14 @@ def story_active_pins(story: Story, config: PinningSettings | None = None) -> li
 
 def story_pins_for_generation(story: Story, config: PinningSettings) -> list[PinnedCharacter]:
     """The same pins as `story_active_pins`, with only what a generation request reads: label, element, images,
-    the source clip (a video element).
+    the source clip (a video element), the character (attribution).
 
     The caller passes the settings it has already read (once per request)."""
     lean = (
         PinnedCharacter.objects.filter(story=story)
-        .only("id", "story_id", "element_index", "label", "frontal_image", "is_active", "source_clip_id")
+        .only(
+            "id", "story_id", "element_index", "label", "frontal_image", "is_active", "source_clip_id", "character_id"
+        )
         .prefetch_related(Prefetch("angles", queryset=PinAngle.objects.only("id", "pin_id", "image", "position")))
         .order_by("element_index")
     )
