@@ -14,6 +14,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 
 from characters.dna.services import reference_url
 from characters.models import Character, PinnedCharacter, ReferenceImage, Story
@@ -24,6 +25,11 @@ from marketplace import services as marketplace
 
 from . import prompts
 from .providers import PROVIDERS, offered_models, provider_for
+from .style_images import checked_style_upload, style_image_name
+
+MODEL_SHEET = "model_sheet"
+# A quote has no job yet: an upload's URL shows this where the job's id will be (the job's arguments have it).
+QUOTE_JOB_PLACEHOLDER = "JOB_ID"
 
 
 class GenerationError(ServiceError):
@@ -118,6 +124,73 @@ def _pin_characters(pins: list[PinnedCharacter]) -> list[Character]:
     return shown
 
 
+def style_reference_kinds() -> list[str]:
+    """What `style_reference_kinds` may name: a DNA reference kind (one per character) or the model sheet."""
+    return [k for k in ReferenceImage.Kind.values if k != ReferenceImage.Kind.EXTRA_ANGLE] + [MODEL_SHEET]
+
+
+@dataclass(frozen=True)
+class StyleReference:
+    """A style image as the job records it: what it is, the URL sent, and the stored file it is (for the
+    offline preview and for cleaning up); `jpeg` is an upload's bytes, written when the job is created."""
+
+    source: str  # "dna" or "upload"
+    kind: str
+    label: str
+    url: str
+    name: str
+    jpeg: bytes = b""
+
+    def as_input(self) -> prompts.StyleImageInput:
+        return prompts.StyleImageInput(url=self.url, label=self.label, source=self.source, kind=self.kind)
+
+
+def _dna_style_references(character: Character | None, kinds: list[str]) -> list[StyleReference]:
+    if not kinds:
+        return []
+    if character is None:
+        raise GenerationError(
+            "Style references from the DNA need a character: give the character_id of a locked character.",
+            code="invalid_request",
+        )
+    refs = {r.kind: r for r in character.reference_images.all() if r.kind != ReferenceImage.Kind.EXTRA_ANGLE}
+    available = sorted(refs) + ([MODEL_SHEET] if character.model_sheet else [])
+    chosen = []
+    for kind in dict.fromkeys(kinds):  # each once, in the order asked
+        if kind == MODEL_SHEET and character.model_sheet:
+            url, name = _absolute(character.model_sheet.url), character.model_sheet.name
+        elif kind in refs:
+            url, name = reference_url(character, kind), refs[kind].image.name
+        else:
+            raise GenerationError(
+                f"{character.name} has no {kind.replace('_', ' ')} to use as a style reference; it has: "
+                f"{', '.join(available) or 'none'}.",
+                code="invalid_request",
+                details={"available_kinds": available},
+            )
+        label = f"{character.name}'s {'model sheet' if kind == MODEL_SHEET else kind.replace('_', ' ')}"
+        chosen.append(StyleReference(source="dna", kind=kind, label=label, url=url, name=name))
+    return chosen
+
+
+def _uploaded_style_references(story: Story, job_id: str, uploads: list, first_position: int) -> list[StyleReference]:
+    chosen = []
+    for position, upload in enumerate(uploads, start=first_position):
+        checked = checked_style_upload(upload)  # a 400 naming the file, before anything is stored
+        name = style_image_name(story.pk, job_id, position)
+        chosen.append(
+            StyleReference(
+                source="upload",
+                kind="",
+                label=f"upload {checked.original_name}",
+                url=_absolute(default_storage.url(name)),
+                name=name,
+                jpeg=checked.jpeg,
+            )
+        )
+    return chosen
+
+
 @dataclass(frozen=True)
 class Quote:
     plan: prompts.GenerationPlan
@@ -130,6 +203,7 @@ class Quote:
     # Every character the clip is attributed to (license check and use, clips_used): with pins, those linked to
     # the pins really sent (and the one asked for); otherwise the job's character.
     characters: tuple[Character, ...] = ()
+    style_references: tuple[StyleReference, ...] = ()  # the style images sent, @Image1 first
 
     @property
     def offline_preview(self) -> bool:
@@ -183,6 +257,9 @@ def generation_quote(
     character_id: str | None = None,
     with_audio: bool = False,
     model_id: str | None = None,
+    style_reference_kinds: list[str] | None = None,
+    style_images: list | None = None,
+    job_id: str | None = None,
 ) -> Quote:
     """What a request would run and cost, before anything is spent (the create page shows this).
 
@@ -190,6 +267,9 @@ def generation_quote(
     opts out of every lock (text-to-video), None leaves it to the pinning settings: pins are used
     when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound. `model_id`: one of
     the offered models (`providers.offered_models()`) of the mode the request gets; None takes the mode's default.
+    `style_reference_kinds` (the character's DNA references / "model_sheet") and `style_images` (uploaded files)
+    are style references, @Image1... in that order; uploads are checked here (a 400 before anything is stored)
+    and get their URL under `job_id` (the job being created; a quote shows QUOTE_JOB_PLACEHOLDER instead).
     """
     model_id = (model_id or "").strip() or None
     if model_id is not None and model_id not in {m.model_id for m in offered_models()}:
@@ -202,6 +282,10 @@ def generation_quote(
     config = pin_selectors.pinning_settings()  # read once per request
     character = _story_character(story, character_id)
     pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
+    styles = _dna_style_references(character, list(style_reference_kinds or []))
+    styles += _uploaded_style_references(
+        story, job_id or QUOTE_JOB_PLACEHOLDER, list(style_images or []), first_position=len(styles) + 1
+    )
     try:
         plan = prompts.plan_generation(
             prompt=prompt,
@@ -213,6 +297,7 @@ def generation_quote(
             with_audio=with_audio,
             character=_character_input(character) if character else None,
             model_id=model_id,
+            style_images=[style.as_input() for style in styles],
         )
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
@@ -237,4 +322,5 @@ def generation_quote(
         auto_switch=config.auto_switch_model,
         reference_cost_usd=reference_cost,
         provider=provider_for(plan.model_id),
+        style_references=tuple(styles[: len(plan.style_images)]),
     )

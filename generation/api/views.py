@@ -72,6 +72,8 @@ class GenerationCreateApi(APIView):
             idempotency_key=data.get("idempotency_key", ""),
             with_audio=data["with_sound"],
             model_id=data.get("model_id") or None,
+            style_reference_kinds=data["style_reference_kinds"],
+            style_images=data["style_images"],
         )
         status_url = reverse("api-generation-job", args=[job.job_id], request=request)
         # The seed's answer says `processing` for an accepted job; `state` keeps the finer one.
@@ -114,6 +116,8 @@ class GenerationQuoteApi(APIView):
             character_id=data.get("character_id"),
             with_audio=data["with_sound"],
             model_id=data.get("model_id") or None,
+            style_reference_kinds=data["style_reference_kinds"],
+            style_images=data["style_images"],
         )
         return Response(
             QuoteSerializer(
@@ -129,6 +133,11 @@ class GenerationQuoteApi(APIView):
                     "cost_usd": quote.cost_usd,
                     "would_cost_usd": quote.would_cost_usd,
                     "left_out_elements": quote.left_out,
+                    "style_references": [
+                        {"position": n, "source": r.source, "kind": r.kind, "label": r.label, "url": r.url}
+                        for n, r in enumerate(quote.style_references, start=1)
+                    ],
+                    "left_out_style_references": quote.plan.left_out_styles,
                     "prompt_used": quote.plan.prompt_used,
                     "pinned_elements": [{"element_index": p.element_index, "label": p.label} for p in quote.pins],
                     "available_pinned_elements": [
