@@ -115,7 +115,8 @@ def test_seven_pins_leave_no_room_for_a_style_image():
 def test_style_images_are_named_in_the_prompt_as_image_tags():
     plan = reference_plan([pin_input(1)], [style_input(1), style_input(2)], prompt="@Element1 sails")
     assert plan.prompt_used == "@Element1 sails Keep the style of @Image1 and @Image2."
-    tagged = reference_plan([pin_input(1)], [style_input(1), style_input(2)], prompt="@Element1 sails, lit like @Image2")
+    styles = [style_input(1), style_input(2)]
+    tagged = reference_plan([pin_input(1)], styles, prompt="@Element1 sails, lit like @Image2")
     assert tagged.prompt_used == "@Element1 sails, lit like @Image2 Keep the style of @Image1."
     plain = reference_plan([pin_input(1)], [], prompt="@Element1 sails")
     assert plain.prompt_used == "@Element1 sails" and "image_urls" not in plain.arguments

@@ -1,0 +1,262 @@
+"""Style reference images (@Image1...) for reference-to-video: from the character's DNA or uploaded, through the
+quote and generate APIs, the fake fal server checking the body against O1's schema; hostile uploads refused."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+from rest_framework.test import APIClient
+
+from characters.dna.services import reference_url
+from generation import style_images
+from generation.models import GenerationJob
+from tests.support.generation import pinned_story
+from tests.support.media import files_under, own_media_root  # noqa: F401 -- fixtures
+
+pytestmark = pytest.mark.django_db
+
+SITE = "http://testserver"
+REF_MODEL = "fal-ai/kling-video/o1/reference-to-video"
+
+
+@pytest.fixture(autouse=True)
+def site(settings):
+    settings.SITE_URL = SITE
+
+
+@pytest.fixture
+def world(good_clip):
+    return pinned_story(good_clip, [(1, 1)])
+
+
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def picture(width=640, height=480, image_format="PNG") -> bytes:
+    """A real picture with some structure (a gradient and a disc), encoded as `image_format`."""
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[:, :, 0] = np.linspace(0, 255, width, dtype=np.uint8)
+    cv2.circle(image, (width // 2, height // 2), min(width, height) // 4, (30, 200, 90), -1)
+    buffer = io.BytesIO()
+    Image.fromarray(image[:, :, ::-1]).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def upload(data: bytes, name="style.png", content_type="image/png") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def post(user, endpoint: str, django_capture_on_commit_callbacks, **body):
+    with django_capture_on_commit_callbacks(execute=True):
+        return api(user).post(endpoint, body, format="multipart")
+
+
+def test_the_quote_shows_the_exact_image_urls_of_dna_style_references(fake_fal, world):
+    character = world.character
+    character.model_sheet.save("sheet.jpg", io.BytesIO(picture(900, 600, "JPEG")))
+    body = {
+        "story_id": world.story.pk,
+        "prompt": "They sail",
+        "character_id": character.character_id,
+        "style_reference_kinds": ["model_sheet", "face_closeup"],
+    }
+    quote = api(world.contributor).post("/api/v1/generate/quote", body, format="json").json()
+    expected = [SITE + character.model_sheet.url, reference_url(character, "face_closeup")]
+    assert quote["arguments"]["image_urls"] == expected
+    assert all(url.startswith(SITE + "/") for url in expected)  # absolute, as the pins' URLs are
+    assert quote["arguments"]["prompt"] == "@Element1 They sail Keep the style of @Image1 and @Image2."
+    assert [(r["position"], r["source"], r["kind"]) for r in quote["style_references"]] == [
+        (1, "dna", "model_sheet"),
+        (2, "dna", "face_closeup"),
+    ]
+    assert quote["left_out_style_references"] == [] and not GenerationJob.objects.exists()
+
+
+def test_a_kind_the_character_lacks_is_refused_with_the_ones_it_has(fake_fal, world):
+    body = {
+        "story_id": world.story.pk,
+        "prompt": "They sail",
+        "character_id": world.character.character_id,
+        "style_reference_kinds": ["side_profile"],
+    }
+    response = api(world.contributor).post("/api/v1/generate/quote", body, format="json")
+    assert response.status_code == 400
+    assert "has no side profile" in response.json()["error"]["message"]
+    assert response.json()["error"]["details"]["available_kinds"] == ["face_closeup", "full_body"]
+
+
+def test_an_uploaded_style_image_is_re_encoded_stored_with_the_job_and_sent_absolute(
+    fake_fal, world, media_root, django_capture_on_commit_callbacks
+):
+    fake_fal.script_next(queued_polls=None)
+    response = post(
+        world.contributor,
+        "/api/v1/generate",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="They sail",
+        style_reference_kinds=["full_body"],
+        style_images=[upload(picture(800, 600, "PNG"), name="ship.png")],
+    )
+    assert response.status_code == 202, response.content
+    job = GenerationJob.objects.get(job_id=response.json()["job_id"])
+    name = f"generated/{world.story.pk}/{job.job_id}/style-2.jpg"
+    assert default_storage.exists(name)
+    with default_storage.open(name) as fh:
+        stored = Image.open(io.BytesIO(fh.read()))
+        assert (stored.format, stored.size) == ("JPEG", (800, 600))  # our JPEG, not the PNG sent
+    arguments = fake_fal.only_request().arguments  # the fake checked it against O1's schema
+    assert fake_fal.only_request().endpoint == REF_MODEL
+    assert arguments["image_urls"] == [
+        reference_url(world.character, "full_body"),
+        SITE + default_storage.url(name),
+    ]
+    assert arguments["prompt"].endswith("Keep the style of @Image1 and @Image2.")
+    listed = api(world.contributor).get(f"/api/v1/generate/{job.job_id}").json()["style_references"]
+    assert [(r["position"], r["source"], r["label"], r["url"]) for r in listed] == [
+        (1, "dna", f"{world.character.name}'s full body", arguments["image_urls"][0]),
+        (2, "upload", "upload ship.png", arguments["image_urls"][1]),
+    ]
+
+
+def test_the_quote_checks_an_upload_and_stores_nothing(fake_fal, world, media_root, django_capture_on_commit_callbacks):
+    before = files_under(media_root)
+    response = post(
+        world.contributor,
+        "/api/v1/generate/quote",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="They sail",
+        style_images=[upload(picture(), name="a.png")],
+    )
+    assert response.status_code == 200, response.content
+    (url,) = response.json()["arguments"]["image_urls"]
+    assert url == f"{SITE}/media/generated/{world.story.pk}/JOB_ID/style-1.jpg"
+    assert files_under(media_root) == before
+
+
+def _truncated_png() -> bytes:
+    data = picture(640, 480, "PNG")
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    "data, name, words",
+    [
+        (b"", "empty.png", "is empty"),
+        (b"<html><script>alert(1)</script></html>", "lying.png", "is not an image"),
+        (_truncated_png(), "cut.png", "does not decode whole"),
+        (picture(640, 480, "GIF"), "anim.png", "is GIF; JPEG, PNG or WebP"),
+        (picture(200, 200, "PNG"), "tiny.png", "at least 300 px"),
+        (picture(1500, 300, "PNG"), "strip.png", "aspect ratio is 5.00"),
+    ],
+    ids=["empty", "lying-name", "truncated", "gif", "too-small", "odd-shape"],
+)
+def test_a_hostile_upload_gets_a_clear_400_and_nothing_is_stored_or_spent(
+    fake_fal, world, media_root, django_capture_on_commit_callbacks, data, name, words
+):
+    before = files_under(media_root)
+    response = post(
+        world.contributor,
+        "/api/v1/generate",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="They sail",
+        style_images=[upload(picture(), name="good.png"), upload(data, name=name)],
+    )
+    assert response.status_code == 400, response.content
+    message = response.json()["error"]["message"]
+    assert words in message and (name in message or "style_images" in str(response.json()))
+    assert files_under(media_root) == before
+    assert not GenerationJob.objects.exists() and fake_fal.submissions == []
+
+
+def test_an_oversized_or_bomb_upload_is_refused_before_it_is_decoded(
+    fake_fal, world, media_root, monkeypatch, django_capture_on_commit_callbacks
+):
+    before = files_under(media_root)
+    monkeypatch.setattr(style_images, "STYLE_IMAGE_MAX_BYTES", 1_000)
+    big = post(
+        world.contributor,
+        "/api/v1/generate",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="x",
+        style_images=[upload(picture(1200, 900, "PNG"), name="big.png")],
+    )
+    assert big.status_code == 400 and "big.png" in big.json()["error"]["message"]
+    monkeypatch.setattr(style_images, "STYLE_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
+    monkeypatch.setattr(style_images, "STYLE_IMAGE_MAX_PIXELS", 100_000)
+    bomb = post(
+        world.contributor,
+        "/api/v1/generate",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="x",
+        style_images=[upload(picture(640, 480, "PNG"), name="bomb.png")],
+    )
+    assert bomb.status_code == 400 and "declares 640×480 px" in bomb.json()["error"]["message"]
+    assert files_under(media_root) == before and not GenerationJob.objects.exists()
+
+
+def test_a_refused_license_use_removes_the_stored_upload(
+    fake_fal, world, media_root, monkeypatch, django_capture_on_commit_callbacks
+):
+    from common.exceptions import ServiceError
+    from marketplace import services as marketplace
+
+    def refuse(*args, **kwargs):
+        raise ServiceError("No license.", code="license_required", status_code=403)
+
+    monkeypatch.setattr(marketplace, "license_consume_use", refuse)
+    before = files_under(media_root)
+    response = post(
+        world.contributor,
+        "/api/v1/generate",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="x",
+        style_images=[upload(picture(), name="a.png")],
+    )
+    assert response.status_code == 403
+    assert files_under(media_root) == before and not GenerationJob.objects.exists()
+
+
+def test_a_model_without_style_images_refuses_them_naming_those_that_take_them(fake_fal, world):
+    body = {
+        "story_id": world.story.pk,
+        "prompt": "They sail",
+        "character_id": world.character.character_id,
+        "use_pins": False,
+        "style_reference_kinds": ["full_body"],
+    }
+    response = api(world.contributor).post("/api/v1/generate", body, format="json")
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "Kling O1 reference-to-video" in message and "Kling O3 Pro reference-to-video" in message
+    assert "text-to-video" in message and not GenerationJob.objects.exists()
+
+
+def test_style_images_beyond_the_pins_budget_are_named_before_spending(fake_fal, good_clip):
+    world = pinned_story(good_clip, [(1, 0), (2, 0), (3, 0), (4, 0)])
+    body = {
+        "story_id": world.story.pk,
+        "prompt": "They meet",
+        "character_id": world.character.character_id,
+        "style_reference_kinds": ["full_body", "face_closeup"],
+        "style_images": [upload(picture(), name=f"s{n}.png") for n in (1, 2)],
+    }
+    quote = api(world.contributor).post("/api/v1/generate/quote", body, format="multipart").json()
+    assert len(quote["arguments"]["elements"]) == 4 and len(quote["arguments"]["image_urls"]) == 3
+    (left,) = quote["left_out_style_references"]
+    assert (left["position"], left["label"], left["source"]) == (4, "upload s2.png", "upload")
+    assert "pinned characters come first" in left["reason"] and left["reason"] in quote["notes"]
