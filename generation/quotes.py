@@ -145,6 +145,20 @@ class StyleReference:
         return prompts.StyleImageInput(url=self.url, label=self.label, source=self.source, kind=self.kind)
 
 
+def style_choices(character: Character | None) -> list[dict]:
+    """The character's images a contributor may pick as style references (the create page's thumbnails)."""
+    if character is None:
+        return []
+    refs = {r.kind: r for r in character.reference_images.all() if r.kind != ReferenceImage.Kind.EXTRA_ANGLE}
+    choices = [
+        {"kind": kind, "label": ReferenceImage.Kind(kind).label, "thumbnail": refs[kind].image.url}
+        for kind in sorted(refs)
+    ]
+    if character.model_sheet:
+        choices.append({"kind": MODEL_SHEET, "label": "Model sheet", "thumbnail": character.model_sheet.url})
+    return choices
+
+
 def _dna_style_references(character: Character | None, kinds: list[str]) -> list[StyleReference]:
     if not kinds:
         return []

@@ -124,7 +124,9 @@ class GenerationResultSerializer(serializers.Serializer):
 
 class StyleReferenceSerializer(serializers.Serializer):
     position = serializers.IntegerField(help_text="N of @ImageN: the place in `image_urls`.")
-    source = serializers.CharField(help_text="`dna` (the character's reference or model sheet) or `upload`.")
+    source = serializers.CharField(  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+        help_text="`dna` (the character's reference or model sheet) or `upload`."
+    )
     kind = serializers.CharField(help_text="The DNA reference kind or `model_sheet`; empty for an upload.")
     label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     url = serializers.CharField(help_text="The absolute URL sent to the provider.")
@@ -133,7 +135,7 @@ class StyleReferenceSerializer(serializers.Serializer):
 class LeftOutStyleSerializer(serializers.Serializer):
     position = serializers.IntegerField(help_text="Its place among the style images asked for.")
     label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
     reason = serializers.CharField()
 
 

@@ -260,3 +260,57 @@ def test_style_images_beyond_the_pins_budget_are_named_before_spending(fake_fal,
     (left,) = quote["left_out_style_references"]
     assert (left["position"], left["label"], left["source"]) == (4, "upload s2.png", "upload")
     assert "pinned characters come first" in left["reason"] and left["reason"] in quote["notes"]
+
+
+# --- The create page ------------------------------------------------------------------------------
+
+
+def page(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_the_create_page_offers_the_characters_dna_images_and_an_upload(fake_fal, world):
+    html = page(world.contributor).get(f"/stories/{world.story.pk}/create/").content.decode()
+    assert 'data-role="style-refs"' in html and 'enctype="multipart/form-data"' in html
+    for ref in world.character.reference_images.all():
+        assert f'value="{ref.kind}"' in html and ref.image.url in html
+    assert 'value="model_sheet"' not in html  # this character has no model sheet
+    assert 'name="style_images"' in html and "multiple" in html
+
+
+def test_the_create_page_sends_the_picked_and_uploaded_style_images(
+    fake_fal, world, media_root, django_capture_on_commit_callbacks
+):
+    fake_fal.script_next(queued_polls=None)
+    form = {
+        "character_id": world.character.character_id,
+        "prompt": "They sail",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "style_reference_kinds": ["face_closeup"],
+        "style_images": [upload(picture(), name="sea.png")],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = page(world.contributor).post(f"/stories/{world.story.pk}/create/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = GenerationJob.objects.get()
+    assert [r["source"] for r in job.style_references] == ["dna", "upload"]
+    assert fake_fal.only_request().arguments["image_urls"] == [r["url"] for r in job.style_references]
+    assert default_storage.exists(job.style_references[1]["name"])
+
+
+def test_the_create_page_refuses_a_lying_upload_and_stores_nothing(fake_fal, world, media_root):
+    before = files_under(media_root)
+    form = {
+        "character_id": world.character.character_id,
+        "prompt": "They sail",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "style_images": [upload(b"MZ\x90\x00 not a picture at all", name="photo.jpg", content_type="image/jpeg")],
+    }
+    response = page(world.contributor).post(f"/stories/{world.story.pk}/create/", form)
+    assert response.status_code == 400
+    assert "“photo.jpg” is not an image" in response.content.decode()
+    assert files_under(media_root) == before and not GenerationJob.objects.exists()
