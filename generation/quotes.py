@@ -218,6 +218,7 @@ class Quote:
     # the pins really sent (and the one asked for); otherwise the job's character.
     characters: tuple[Character, ...] = ()
     style_references: tuple[StyleReference, ...] = ()  # the style images sent, @Image1 first
+    dna_character: Character | None = None  # whose DNA images `style_reference_kinds` name (the create page's picks)
 
     @property
     def offline_preview(self) -> bool:
@@ -297,6 +298,7 @@ def generation_quote(
     character = _story_character(story, character_id)
     pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
     styles = _dna_style_references(character, list(style_reference_kinds or []))
+    dna_character = character  # whose DNA the style references are (before the pins may change `character`)
     styles += _uploaded_style_references(
         story, job_id or QUOTE_JOB_PLACEHOLDER, list(style_images or []), first_position=len(styles) + 1
     )
@@ -316,11 +318,16 @@ def generation_quote(
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
     used_pins = [p for p in pins if p.pk in plan.pin_ids]
+    sent_styles = styles[: len(plan.style_images)]
+    style_character = dna_character if any(style.source == "dna" for style in sent_styles) else None
     shown = _pin_characters(used_pins) if used_pins else []
     if shown and not character_id:
         character = shown[0]
     if character is not None and character not in shown:
         shown.insert(0, character)
+    # A character whose DNA images go out as style references is shown too: its license is checked and used.
+    if style_character is not None and style_character not in shown:
+        shown.append(style_character)
     reference_cost = None
     if pins and not used_pins and config.cost_premium_warning:
         try:
@@ -336,5 +343,6 @@ def generation_quote(
         auto_switch=config.auto_switch_model,
         reference_cost_usd=reference_cost,
         provider=provider_for(plan.model_id),
-        style_references=tuple(styles[: len(plan.style_images)]),
+        style_references=tuple(sent_styles),
+        dna_character=dna_character,
     )

@@ -50,8 +50,9 @@ def create(request, story_id: int):
         "form": form,
         "pins": quote.available_pins,
         "character": quote.character,
+        "style_character": quote.dna_character,
         "quote": quote,
-        "style_choices": quotes.style_choices(quote.character),
+        "style_choices": quotes.style_choices(quote.dna_character),
         "max_inputs": payloads.MAX_INPUTS,
     }
     return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)

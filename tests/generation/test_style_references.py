@@ -314,3 +314,82 @@ def test_the_create_page_refuses_a_lying_upload_and_stores_nothing(fake_fal, wor
     assert response.status_code == 400
     assert "“photo.jpg” is not an image" in response.content.decode()
     assert files_under(media_root) == before and not GenerationJob.objects.exists()
+
+
+def test_the_fake_refuses_a_body_over_fals_input_budget_as_fal_does(fake_fal):
+    from generation.providers import ProviderFailed, ProviderRequest
+    from generation.providers.fal import FalProvider
+
+    element = {"frontal_image_url": "https://site/f.jpg", "reference_image_urls": ["https://site/r.jpg"]}
+    body = {"prompt": "x", "elements": [element] * 5, "image_urls": ["https://site/s.jpg"] * 3}
+    assert not payloads_errors(body)  # each field fits its own schema: only the total breaks fal's rule
+    with pytest.raises(ProviderFailed, match="Maximum 7 total"):
+        FalProvider().submit(ProviderRequest(model_id=REF_MODEL, arguments=body))
+    assert fake_fal.submissions[0].status_code == 422
+
+
+def payloads_errors(body):
+    from generation import payloads
+
+    return payloads.validation_errors(REF_MODEL, body)
+
+
+def test_dna_style_images_of_a_licensed_character_spend_its_license_and_show_on_the_job(
+    fake_fal, good_clip, django_capture_on_commit_callbacks
+):
+    from tests.support.factories import StoryFactory, UserFactory
+    from tests.support.generation import canonical_character, licensee_of
+
+    world = pinned_story(good_clip, [(1, 0)])
+    owner = UserFactory(username="owner")
+    licensed = canonical_character(StoryFactory(created_by=owner), owner, good_clip, allow_licensing=True)
+    buyer, _, license = licensee_of(licensed)
+    # the buyer contributes to the pinned story, so only the licensed character needs a use
+    from tests.support.generation import stored_clip
+
+    stored_clip(world.story, buyer, good_clip)
+    fake_fal.script_next(queued_polls=None)
+    response = post(
+        buyer,
+        "/api/v1/generate",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="They sail",
+        character_id=licensed.character_id,
+        style_reference_kinds=["full_body"],
+    )
+    assert response.status_code == 202, response.content
+    job = GenerationJob.objects.get()
+    assert licensed in job.characters.all()
+    license.refresh_from_db()
+    assert license.uses_remaining == 9
+    html = page(buyer).get(job.get_absolute_url()).content.decode()
+    assert 'data-role="style-references"' in html and f"{licensed.name}&#x27;s full body" in html
+
+
+def test_an_offline_preview_renders_the_uploaded_style_image_too(
+    good_clip, world, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from generation.providers import offline
+
+    settings.GENERATION_PROVIDER, settings.FAL_KEY = "offline", ""
+    rendered: list[tuple[str, ...]] = []
+    real_submit = offline.OfflineProvider.submit
+
+    def watch(self, request):
+        rendered.append(tuple(request.image_names))
+        return real_submit(self, request)
+
+    monkeypatch.setattr(offline.OfflineProvider, "submit", watch)
+    response = post(
+        world.contributor,
+        "/api/v1/generate",
+        django_capture_on_commit_callbacks,
+        story_id=world.story.pk,
+        prompt="They sail",
+        style_images=[upload(picture(), name="a.png")],
+    )
+    job = GenerationJob.objects.get(job_id=response.json()["job_id"])
+    style_name = job.style_references[0]["name"]
+    assert rendered and rendered[0][-1] == style_name  # after the pin's images, as in `image_urls`
+    assert job.status == GenerationJob.Status.COMPLETE and job.provider == "offline"
