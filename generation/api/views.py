@@ -101,7 +101,10 @@ class GenerationQuoteApi(APIView):
         responses={200: QuoteSerializer, **error_responses(400, 401, 404)},
         description="What a generate request would run and cost, without spending anything: the provider, the "
         "model and the exact `arguments` that would be sent, what it costs (0 for an offline preview) and what it "
-        "would cost on fal, and the pins it would leave out, with why.",
+        "would cost on fal, and the pins it would leave out, with why. Style references (`style_reference_kinds`, "
+        "multipart `style_images`) appear in `arguments.image_urls` and `style_references`; uploads are checked "
+        "(a 400 naming a bad file) and nothing is stored; those that do not fit beside the pins are in "
+        "`left_out_style_references`.",
     )
     def post(self, request):
         serializer = GenerateRequestSerializer(data=request.data)

@@ -393,3 +393,15 @@ def test_an_offline_preview_renders_the_uploaded_style_image_too(
     style_name = job.style_references[0]["name"]
     assert rendered and rendered[0][-1] == style_name  # after the pin's images, as in `image_urls`
     assert job.status == GenerationJob.Status.COMPLETE and job.provider == "offline"
+
+
+def test_more_style_images_than_one_request_holds_are_refused_by_the_api(fake_fal, world, media_root):
+    before = files_under(media_root)
+    body = {
+        "story_id": world.story.pk,
+        "prompt": "x",
+        "style_images": [upload(picture(), name=f"s{n}.png") for n in range(8)],
+    }
+    response = api(world.contributor).post("/api/v1/generate", body, format="multipart")
+    assert response.status_code == 400 and "style_images" in response.content.decode()
+    assert files_under(media_root) == before and not GenerationJob.objects.exists()
