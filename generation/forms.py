@@ -4,6 +4,7 @@ from django.utils.text import Truncator
 from . import payloads
 from .prompts import ASPECT_RATIOS
 from .providers import offered_models
+from .quotes import style_reference_kinds
 
 
 def _model_choices():
@@ -32,6 +33,22 @@ class CharacterSelect(forms.Select):
         option = super().create_option(name, value, label, selected, index, subindex, attrs)
         option["attrs"].update(self.option_data.get(str(value), {}))
         return option
+
+
+class MultipleImageInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleImageField(forms.FileField):
+    """Several files under one name; each is checked as an image by its content in the service, not here."""
+
+    widget = MultipleImageInput
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else [data] if data else []
+        if len(files) > payloads.MAX_INPUTS:
+            raise forms.ValidationError(f"At most {payloads.MAX_INPUTS} style images fit in one request.")
+        return [super(MultipleImageField, self).clean(f, initial) for f in files]
 
 
 def prompt_placeholder(story) -> str:
@@ -70,6 +87,16 @@ class GenerateForm(forms.Form):
         label="Send a pinned character as its video clip",
         help_text="Kling O3 reference-to-video only: the pin's source clip goes instead of its images (one video "
         "per request, at most 4 inputs with it).",
+    )
+    # Style references (@Image1...): the character's DNA images picked on the page, then uploads.
+    style_reference_kinds = forms.MultipleChoiceField(
+        choices=[(k, k) for k in style_reference_kinds()], required=False, widget=forms.CheckboxSelectMultiple
+    )
+    style_images = MultipleImageField(
+        required=False,
+        label="Upload style images",
+        help_text="JPEG, PNG or WebP, at most 10 MB, each side at least 300 px.",
+        widget=MultipleImageInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
     )
     # The page shows one of these two, by the story's pinning settings (Quote.pins_on_request).
     without_pins = forms.BooleanField(required=False, label="Generate without the pinned character")

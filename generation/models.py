@@ -63,6 +63,11 @@ class GenerationJob(models.Model):
     arguments = models.JSONField(default=dict, help_text="Exactly what was sent to the provider.")
     elements = models.JSONField(default=list, blank=True)
     pinned_character_ids = models.JSONField(default=list, blank=True)
+    style_references = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The style images sent (@Image1 first): {position, source (dna | upload), kind, label, url, name}.",
+    )
     reference_image_used = models.CharField(max_length=20, blank=True)
     duration = models.PositiveSmallIntegerField(default=5)
     aspect_ratio = models.CharField(max_length=8, default="16:9")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 from django.conf import settings
@@ -44,6 +44,12 @@ VIDEO_ELEMENT_MODELS = {"fal-ai/kling-video/o3/pro/reference-to-video"}
 VIDEO_ELEMENT_SECONDS = (3.0, 10.0)
 VIDEO_ELEMENT_SIDE_PX = (720, 2160)
 VIDEO_ELEMENT_MAX_BYTES = 200 * 1024 * 1024
+# Style references: `image_urls`, named in the prompt as @Image1, @Image2... by their position in that list.
+# fal's own example prompt for fal-ai/kling-video/o1/reference-to-video ends "Make sure to keep it as the style
+# of @Image2." with the images in `image_urls` (https://fal.ai/docs/model-api-reference/video-generation-api/
+# kling-video-o1-reference-to-video.md, read 2026-12-04); O3's API reference names `image_urls` the same way.
+# They share the MAX_INPUTS budget with the elements; the pins are fitted first (prompts.fit_style_images).
+IMAGE_TAG_FORMAT = "@Image{}"
 
 
 class PayloadError(ValueError):
@@ -179,6 +185,28 @@ def video_element_problem(*, seconds: float, width: int, height: int, size_bytes
             f"{VIDEO_ELEMENT_MAX_BYTES // 1024 // 1024} MB"
         )
     return None
+def takes_style_images(model_id: str) -> bool:
+    """Whether the model's published schema has `image_urls` (style reference images, @Image1...)."""
+    schema = schema_for(model_id) or {}
+    return "image_urls" in schema.get("properties", {})
+
+
+def style_image_limit(model_id: str) -> int:
+    """How many style images one request of the model may carry before the pins take their share: the schema's
+    `image_urls.maxItems`, within the input budget. 0 for a model that takes none."""
+    if not takes_style_images(model_id):
+        return 0
+    field = cast(dict, schema_for(model_id))["properties"]["image_urls"]
+    return min(int(field.get("maxItems", MAX_INPUTS)), MAX_INPUTS)
+
+
+def style_image_models() -> list[str]:
+    """The labels of the configured models that take style images, for the refusal that names them."""
+    return [
+        spec["label"]
+        for model_id, spec in sorted(settings.GENERATION_MODELS.items())
+        if model_id in BUILDERS and takes_style_images(model_id)
+    ]
 
 
 def kling_o1_reference(request: PayloadInput) -> dict:

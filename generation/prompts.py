@@ -39,6 +39,7 @@ DIALOGUE_WORDS = re.compile(
     r"\b(speak|spoke|talk|say|said|whisper|shout|emotion|react|cry|cries|smil|laugh|frown|tear)\w*", re.I
 )
 ELEMENT_TAG = re.compile(r"@Element(\d+)\b")
+IMAGE_TAG = re.compile(r"@Image(\d+)\b")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class PinInput:
     # cannot go as one (the quote checks the clip).
     video_url: str = ""
     video_problem: str = ""
+
+
+@dataclass(frozen=True)
+class StyleImageInput:
+    """A style reference image asked for: one of the character's DNA images, or an upload."""
+
+    url: str  # absolute: what the provider fetches
+    label: str  # how the contributor knows it: "Mara's model sheet", "upload ship.png"
+    source: str  # "dna" or "upload"
+    kind: str = ""  # the DNA reference kind or "model_sheet"; "" for an upload
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ class GenerationPlan:
     with_audio: bool = False
     left_out: list = field(default_factory=list)  # pins not sent: {pin_id, element_index, label, reason}
     video_pin_id: int | None = None  # the pin sent as a video element (its source clip), if any
+    style_images: list = field(default_factory=list)  # the StyleImageInputs sent, @Image1 first
+    left_out_styles: list = field(default_factory=list)  # style images not sent: {position, label, source, reason}
 
     @property
     def cost_usd(self) -> Decimal:
@@ -119,25 +132,25 @@ def _limit(prompt: str) -> str:
 # --- reference-to-video ------------------------------------------------------------------------
 
 
-def build_elements(pins: list[PinInput], style_images: int = 0) -> tuple[list[PinInput], list[dict], list[dict]]:
+def build_elements(pins: list[PinInput]) -> tuple[list[PinInput], list[dict], list[dict]]:
     """Elements for the pins that fit in the model's input budget (`payloads.MAX_INPUTS`), in element order.
 
     Each element is one input, whatever its images (see payloads.MAX_INPUTS for the source): its frontal image
     and 1-3 reference images, its first three angles (the frontal again when the pin has no angle: the provider
-    refuses an empty list). Style images (`style_images`) take inputs too. Pins beyond the budget are returned
-    with the reason, and the quote, the create page and the API name them before anything is spent.
+    refuses an empty list). The pins are fitted first; style images get what they leave (`fit_style_images`).
+    Pins beyond the budget are returned with the reason, and the quote, the create page and the API name them
+    before anything is spent.
     """
     ordered = sorted(pins, key=lambda p: p.element_index)
-    room = max(0, payloads.MAX_INPUTS - style_images)
-    fitting = ordered[:room]
+    fitting = ordered[: payloads.MAX_INPUTS]
     left_out = [
         {
             "pin_id": p.pin_id,
             "element_index": p.element_index,
             "label": p.label,
             "reason": f"@Element{p.element_index} ({p.label}) is left out: at most {payloads.MAX_INPUTS} inputs fit "
-            f"in one request (each pinned character is one, whatever its number of images, and each style image "
-            f"is one), so {len(fitting)} pins fit. Deactivate a pin to choose which ones are used.",
+            f"in one request (each pinned character is one, whatever its number of images), so {len(fitting)} "
+            "pins fit. Deactivate a pin to choose which ones are used.",
         }
         for p in ordered[len(fitting) :]
     ]
@@ -203,6 +216,48 @@ def build_video_elements(
     ]
     elements = [{"video_url": p.video_url} if p is video_pin else _image_element(p) for p in fitting]
     return fitting, elements, left_out
+def fit_style_images(
+    styles: list[StyleImageInput], *, elements: int, limit: int, budget: int = payloads.MAX_INPUTS
+) -> tuple[list[StyleImageInput], list[dict]]:
+    """The style images that fit beside `elements` pins, in the order asked, and those left out with why.
+
+    The one rule: pins come first. A pin is the character the clip must keep, a style image only its look, so
+    style images take the inputs the pins leave (`budget` in all: `payloads.input_budget`, fewer with a video
+    element), and at most `limit` (the model's `image_urls` bound).
+    """
+    room = max(0, min(limit, budget - elements))
+    fitting = styles[:room]
+    left_out = [
+        {
+            "position": position,
+            "label": style.label,
+            "source": style.source,
+            "reason": f"Style image {position} ({style.label}) is left out: at most {budget} inputs fit "
+            f"in one request and the {elements} pinned character{'s' if elements != 1 else ''} come first, so "
+            f"{len(fitting)} style image{'s' if len(fitting) != 1 else ''} fit. Send fewer style images to choose.",
+        }
+        for position, style in enumerate(styles[room:], start=room + 1)
+    ]
+    return fitting, left_out
+
+
+def tag_style_prompt(prompt: str, styles: list[StyleImageInput]) -> str:
+    """Name the style images in the prompt as fal's O1 docs do (@Image1 is the first of `image_urls`).
+
+    A tag the prompt already has is kept; the images it does not name are appended as "Keep the style of
+    @Image1 and @Image2." A tag beyond the images sent is refused rather than sent to fail at the provider.
+    """
+    tags = [payloads.IMAGE_TAG_FORMAT.format(n) for n in range(1, len(styles) + 1)]
+    mentioned = {int(n) for n in IMAGE_TAG.findall(prompt)}
+    unknown = sorted(n for n in mentioned if not 1 <= n <= len(styles))
+    if unknown:
+        sent = f"it sends {', '.join(tags)}" if tags else "it sends no style image"
+        raise PlanError(f"The prompt mentions @Image{unknown[0]}, but {sent}.")
+    missing = [tag for n, tag in enumerate(tags, start=1) if n not in mentioned]
+    if not missing:
+        return prompt
+    named = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+    return f"{prompt.rstrip()} Keep the style of {named}."
 
 
 def tag_prompt(prompt: str, pins: list[PinInput]) -> str:
@@ -233,9 +288,13 @@ def plan_reference_to_video(
     with_audio: bool = False,
     model_id: str | None = None,
     video_element_pin: int | None = None,
+    style_images: list[StyleImageInput] | None = None,
 ) -> GenerationPlan:
-    """`video_element_pin`: the element index of the pin to send as its source clip (models that take one)."""
+    """`video_element_pin`: the element index of the pin to send as its source clip (models that take one).
+    `style_images`: style references (@Image1...), fitted after the pins (`fit_style_images`)."""
     model_id = model_id_for("reference-to-video", model_id)
+    if style_images and not payloads.takes_style_images(model_id):
+        raise PlanError(_no_style_images(settings.GENERATION_MODELS[model_id]["label"]))
     video_pin_id = None
     if video_element_pin is None:
         fitting, elements, left_out = build_elements(pins)
@@ -248,7 +307,13 @@ def plan_reference_to_video(
             )
         fitting, elements, left_out = build_video_elements(pins, video_element_pin)
         video_pin_id = next(p.pin_id for p in fitting if p.element_index == video_element_pin)
-    prompt_used = _limit(tag_prompt(prompt, fitting))
+    styles, left_out_styles = fit_style_images(
+        list(style_images or []),
+        elements=len(elements),
+        limit=payloads.style_image_limit(model_id),
+        budget=payloads.input_budget(with_video=video_pin_id is not None),
+    )
+    prompt_used = _limit(tag_style_prompt(tag_prompt(prompt, fitting), styles))
     arguments = payloads.build(
         model_id,
         payloads.PayloadInput(
@@ -257,6 +322,7 @@ def plan_reference_to_video(
             aspect_ratio=aspect_ratio,
             with_audio=with_audio,
             elements=elements,
+            image_urls=[style.url for style in styles],
         ),
     )
     return GenerationPlan(
@@ -266,12 +332,23 @@ def plan_reference_to_video(
         prompt_used=prompt_used,
         elements=elements,
         pin_ids=[p.pin_id for p in fitting],
-        notes=[p["reason"] for p in left_out],
+        notes=[p["reason"] for p in [*left_out, *left_out_styles]],
         duration=duration,
         aspect_ratio=aspect_ratio,
         with_audio=with_audio,
         left_out=left_out,
         video_pin_id=video_pin_id,
+        style_images=styles,
+        left_out_styles=left_out_styles,
+    )
+
+
+def _no_style_images(what: str) -> str:
+    takers = payloads.style_image_models()
+    return (
+        f"Style reference images (@Image1...) go only to {' and '.join(takers) or 'no configured model'} "
+        f"(reference-to-video, with the story's pinned characters); {what} takes none. Leave the style images out, "
+        "or generate with the pins."
     )
 
 
@@ -427,11 +504,14 @@ def plan_generation(
     with_audio: bool = False,
     model_id: str | None = None,
     video_element_pin: int | None = None,
+    style_images: list[StyleImageInput] | None = None,
 ) -> GenerationPlan:
     """The one decision of which mode a request gets (see the module docstring); the model of that mode
     (settings.GENERATION_MODEL_FOR_MODE), or the model asked for (`model_id`, which must make that mode), spells the
     payload. `with_audio`: the contributor asked for sound. `video_element_pin`: send that pin as its source clip
-    (reference-to-video on a model that takes a video element).
+    (reference-to-video on a model that takes a video element). `style_images`: style references (@Image1...),
+    taken only by the reference-to-video models whose schema has `image_urls`; any other request with them is
+    refused.
 
     Pins that apply go to reference-to-video, unless the model asked for is an image-to-video model that takes
     them as elements beside the character's start image (Kling v3)."""
@@ -439,9 +519,19 @@ def plan_generation(
     use_locks = use_pins is not False
     if pins_apply(pins_offered=bool(pins), auto_switch=auto_switch, use_pins=use_pins):
         if character is not None and model_id in payloads.ELEMENT_IMAGE_MODELS and video_element_pin is None:
-            return plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio, model_id, pins=pins)
+            plan = plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio, model_id, pins=pins)
+            if style_images:
+                raise PlanError(_no_style_images(f"this request is {plan.mode}: {plan.model_label}, which"))
+            return plan
         return plan_reference_to_video(
-            prompt, pins, duration, aspect_ratio, with_audio, model_id, video_element_pin=video_element_pin
+            prompt,
+            pins,
+            duration,
+            aspect_ratio,
+            with_audio,
+            model_id,
+            video_element_pin=video_element_pin,
+            style_images=style_images,
         )
     if video_element_pin is not None:
         raise PlanError(
@@ -449,5 +539,9 @@ def plan_generation(
             "none: ask for the pins, or leave the video element out."
         )
     if use_locks and character is not None:
-        return plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio, model_id)
-    return plan_text_to_video(prompt, duration, aspect_ratio, with_audio, model_id)
+        plan = plan_image_to_video(prompt, character, duration, aspect_ratio, with_audio, model_id)
+    else:
+        plan = plan_text_to_video(prompt, duration, aspect_ratio, with_audio, model_id)
+    if style_images:
+        raise PlanError(_no_style_images(f"this request is {plan.mode}: {plan.model_label}, which"))
+    return plan

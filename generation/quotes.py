@@ -25,6 +25,11 @@ from marketplace import services as marketplace
 
 from . import payloads, prompts
 from .providers import PROVIDERS, offered_models, provider_for
+from .style_images import checked_style_upload, style_image_name
+
+MODEL_SHEET = "model_sheet"
+# A quote has no job yet: an upload's URL shows this where the job's id will be (the job's arguments have it).
+QUOTE_JOB_PLACEHOLDER = "JOB_ID"
 
 
 class GenerationError(ServiceError):
@@ -160,6 +165,87 @@ def _pin_characters(pins: list[PinnedCharacter]) -> list[Character]:
     return shown
 
 
+def style_reference_kinds() -> list[str]:
+    """What `style_reference_kinds` may name: a DNA reference kind (one per character) or the model sheet."""
+    return [k for k in ReferenceImage.Kind.values if k != ReferenceImage.Kind.EXTRA_ANGLE] + [MODEL_SHEET]
+
+
+@dataclass(frozen=True)
+class StyleReference:
+    """A style image as the job records it: what it is, the URL sent, and the stored file it is (for the
+    offline preview and for cleaning up); `jpeg` is an upload's bytes, written when the job is created."""
+
+    source: str  # "dna" or "upload"
+    kind: str
+    label: str
+    url: str
+    name: str
+    jpeg: bytes = b""
+
+    def as_input(self) -> prompts.StyleImageInput:
+        return prompts.StyleImageInput(url=self.url, label=self.label, source=self.source, kind=self.kind)
+
+
+def style_choices(character: Character | None) -> list[dict]:
+    """The character's images a contributor may pick as style references (the create page's thumbnails)."""
+    if character is None:
+        return []
+    refs = {r.kind: r for r in character.reference_images.all() if r.kind != ReferenceImage.Kind.EXTRA_ANGLE}
+    choices = [
+        {"kind": kind, "label": ReferenceImage.Kind(kind).label, "thumbnail": refs[kind].image.url}
+        for kind in sorted(refs)
+    ]
+    if character.model_sheet:
+        choices.append({"kind": MODEL_SHEET, "label": "Model sheet", "thumbnail": character.model_sheet.url})
+    return choices
+
+
+def _dna_style_references(character: Character | None, kinds: list[str]) -> list[StyleReference]:
+    if not kinds:
+        return []
+    if character is None:
+        raise GenerationError(
+            "Style references from the DNA need a character: give the character_id of a locked character.",
+            code="invalid_request",
+        )
+    refs = {r.kind: r for r in character.reference_images.all() if r.kind != ReferenceImage.Kind.EXTRA_ANGLE}
+    available = sorted(refs) + ([MODEL_SHEET] if character.model_sheet else [])
+    chosen = []
+    for kind in dict.fromkeys(kinds):  # each once, in the order asked
+        if kind == MODEL_SHEET and character.model_sheet:
+            url, name = _absolute(character.model_sheet.url), character.model_sheet.name
+        elif kind in refs:
+            url, name = reference_url(character, kind), refs[kind].image.name
+        else:
+            raise GenerationError(
+                f"{character.name} has no {kind.replace('_', ' ')} to use as a style reference; it has: "
+                f"{', '.join(available) or 'none'}.",
+                code="invalid_request",
+                details={"available_kinds": available},
+            )
+        label = f"{character.name}'s {'model sheet' if kind == MODEL_SHEET else kind.replace('_', ' ')}"
+        chosen.append(StyleReference(source="dna", kind=kind, label=label, url=url, name=name))
+    return chosen
+
+
+def _uploaded_style_references(story: Story, job_id: str, uploads: list, first_position: int) -> list[StyleReference]:
+    chosen = []
+    for position, upload in enumerate(uploads, start=first_position):
+        checked = checked_style_upload(upload)  # a 400 naming the file, before anything is stored
+        name = style_image_name(story.pk, job_id, position)
+        chosen.append(
+            StyleReference(
+                source="upload",
+                kind="",
+                label=f"upload {checked.original_name}",
+                url=_absolute(default_storage.url(name)),
+                name=name,
+                jpeg=checked.jpeg,
+            )
+        )
+    return chosen
+
+
 @dataclass(frozen=True)
 class Quote:
     plan: prompts.GenerationPlan
@@ -172,6 +258,8 @@ class Quote:
     # Every character the clip is attributed to (license check and use, clips_used): with pins, those linked to
     # the pins really sent (and the one asked for); otherwise the job's character.
     characters: tuple[Character, ...] = ()
+    style_references: tuple[StyleReference, ...] = ()  # the style images sent, @Image1 first
+    dna_character: Character | None = None  # whose DNA images `style_reference_kinds` name (the create page's picks)
     # Each active pin as a possible video element: {element_index, label, usable, reason}.
     video_choices: list[dict] = field(default_factory=list)
 
@@ -243,6 +331,9 @@ def generation_quote(
     with_audio: bool = False,
     model_id: str | None = None,
     video_element_pin: int | None = None,
+    style_reference_kinds: list[str] | None = None,
+    style_images: list | None = None,
+    job_id: str | None = None,
 ) -> Quote:
     """What a request would run and cost, before anything is spent (the create page shows this).
 
@@ -251,6 +342,9 @@ def generation_quote(
     when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound. `model_id`: one of
     the offered models (`providers.offered_models()`) of the mode the request gets; None takes the mode's default.
     `video_element_pin`: the element index of a pin to send as its source clip (Kling O3); its clip is checked here.
+    `style_reference_kinds` (the character's DNA references / "model_sheet") and `style_images` (uploaded files)
+    are style references, @Image1... in that order; uploads are checked here (a 400 before anything is stored)
+    and get their URL under `job_id` (the job being created; a quote shows QUOTE_JOB_PLACEHOLDER instead).
     """
     model_id = (model_id or "").strip() or None
     if model_id is not None and model_id not in {m.model_id for m in offered_models()}:
@@ -264,6 +358,11 @@ def generation_quote(
     character = _story_character(story, character_id)
     pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
     pin_inputs = _with_clip_videos(_pin_inputs(pins), pins, video_element_pin)
+    styles = _dna_style_references(character, list(style_reference_kinds or []))
+    dna_character = character  # whose DNA the style references are (before the pins may change `character`)
+    styles += _uploaded_style_references(
+        story, job_id or QUOTE_JOB_PLACEHOLDER, list(style_images or []), first_position=len(styles) + 1
+    )
     try:
         plan = prompts.plan_generation(
             prompt=prompt,
@@ -276,15 +375,21 @@ def generation_quote(
             character=_character_input(character) if character else None,
             model_id=model_id,
             video_element_pin=video_element_pin,
+            style_images=[style.as_input() for style in styles],
         )
     except prompts.PlanError as exc:
         raise GenerationError(str(exc), code="invalid_request") from None
     used_pins = [p for p in pins if p.pk in plan.pin_ids]
+    sent_styles = styles[: len(plan.style_images)]
+    style_character = dna_character if any(style.source == "dna" for style in sent_styles) else None
     shown = _pin_characters(used_pins) if used_pins else []
     if shown and not character_id:
         character = shown[0]
     if character is not None and character not in shown:
         shown.insert(0, character)
+    # A character whose DNA images go out as style references is shown too: its license is checked and used.
+    if style_character is not None and style_character not in shown:
+        shown.append(style_character)
     reference_cost = None
     if pins and not used_pins and config.cost_premium_warning:
         try:
@@ -304,4 +409,6 @@ def generation_quote(
             {"element_index": p.element_index, "label": p.label, "usable": bool(p.video_url), "reason": p.video_problem}
             for p in pin_inputs
         ],
+        style_references=tuple(sent_styles),
+        dna_character=dna_character,
     )

@@ -40,6 +40,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -94,11 +96,15 @@ def generation_create(
     with_audio: bool = False,
     model_id: str | None = None,
     video_element_pin: int | None = None,
+    style_reference_kinds: list[str] | None = None,
+    style_images: list | None = None,
 ) -> GenerationJob:
     """Plan the job, check and spend the license use, and queue it. A repeated idempotency key returns the same job.
 
-    `use_pins`, `with_audio`, `model_id` and `video_element_pin` as in `generation_quote`. The job records what it
-    costs (`cost_usd`: nothing for an offline preview) and what the model's provider bills for it (`would_cost_usd`)."""
+    `use_pins`, `with_audio`, `model_id`, `video_element_pin` and the style references as in `generation_quote`;
+    the uploaded style images it sends are stored beside the job's video, and removed again if the job is not
+    created. The job records what it costs (`cost_usd`: nothing for an offline preview) and what the model's
+    provider bills for it (`would_cost_usd`)."""
     if requester is None or not requester.is_authenticated:
         raise GenerationError("Sign in to generate clips.", code="not_authenticated", status_code=401)
     idempotency_key = (idempotency_key or "").strip()[:100]
@@ -106,6 +112,7 @@ def generation_create(
         existing = GenerationJob.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
+    job_id = new_job_id()  # before the quote: uploaded style images are named under it
     quote = generation_quote(
         story=story,
         prompt=prompt,
@@ -116,11 +123,18 @@ def generation_create(
         with_audio=with_audio,
         model_id=model_id,
         video_element_pin=video_element_pin,
+        style_reference_kinds=style_reference_kinds,
+        style_images=style_images,
+        job_id=job_id,
     )
     plan, character = quote.plan, quote.character
-    job_id = new_job_id()
     estimate = _estimate(plan.mode, plan.duration, quote.provider)
+    written: list[str] = []
     try:
+        for style in quote.style_references:
+            if style.jpeg:
+                written.append(style.name)
+                _write_style_image(style.name, style.jpeg)
         with transaction.atomic():
             # One pass per character the clip shows: may the requester use it, and if that takes a license, spend
             # one use (under the license's row lock). A refusal raises LicenseRequired (403, with the reason and
@@ -144,6 +158,10 @@ def generation_create(
                 arguments=plan.arguments,
                 elements=plan.elements,
                 pinned_character_ids=plan.pin_ids,
+                style_references=[
+                    {"position": n, "source": r.source, "kind": r.kind, "label": r.label, "url": r.url, "name": r.name}
+                    for n, r in enumerate(quote.style_references, start=1)
+                ],
                 reference_image_used=plan.reference_kind,
                 duration=plan.duration,
                 aspect_ratio=plan.aspect_ratio,
@@ -157,12 +175,29 @@ def generation_create(
             job.characters.set(quote.characters)
             transaction.on_commit(lambda: _enqueue_submit(job.pk), robust=True)
     except IntegrityError:
+        _delete_files(written)
         # The same idempotency key raced in: the other request's job is the answer.
         existing = GenerationJob.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
         if existing is None:
             raise
         return existing
+    except BaseException:
+        _delete_files(written)  # a refused license use (or anything else) leaves no upload behind
+        raise
     return job
+
+
+def _write_style_image(name: str, jpeg: bytes) -> None:
+    """Store an uploaded style image's JPEG under exactly `name` (its URL is already in the job's arguments)."""
+    saved = default_storage.save(name, ContentFile(jpeg))
+    if saved != name:
+        default_storage.delete(saved)
+        raise RuntimeError(f"The storage renamed {name} to {saved}.")
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
 
 
 def _license_use_refs(job_id: str, count: int) -> list[str]:
@@ -228,7 +263,9 @@ def _image_names(job: GenerationJob) -> tuple[str, ...]:
     """Storage names of the images the job's arguments point at (the offline provider renders them)."""
     if job.mode == GenerationJob.Mode.REFERENCE_TO_VIDEO:
         pins = PinnedCharacter.objects.filter(pk__in=job.pinned_character_ids).prefetch_related("angles")
-        return tuple(n for pin in pins for n in [pin.frontal_image.name, *(a.image.name for a in pin.angles.all())])
+        styles = [style["name"] for style in job.style_references or [] if style.get("name")]
+        pin_images = [n for pin in pins for n in [pin.frontal_image.name, *(a.image.name for a in pin.angles.all())]]
+        return (*pin_images, *styles)
     if job.mode == GenerationJob.Mode.IMAGE_TO_VIDEO and job.character_id:
         refs = ReferenceImage.objects.filter(character_id=job.character_id)
         chosen = refs.filter(kind=job.reference_image_used).first()

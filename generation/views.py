@@ -10,7 +10,7 @@ from common.charts import score_bar_chart
 from common.exceptions import ServiceError
 from marketplace import selectors as marketplace_selectors
 
-from . import quotes, selectors, services
+from . import payloads, quotes, selectors, services
 from .forms import GenerateForm
 from .models import GenerationJob
 
@@ -20,7 +20,7 @@ def create(request, story_id: int):
     story = get_object_or_404(Story, pk=story_id)
     # The same access rule the service applies when the job is created (it spends the license use then).
     usable = marketplace_selectors.usable_characters(request.user, story)
-    form = GenerateForm(request.POST or None, story=story, usable=usable)
+    form = GenerateForm(request.POST or None, request.FILES or None, story=story, usable=usable)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -35,6 +35,8 @@ def create(request, story_id: int):
                 character_id=data.get("character_id") or None,
                 model_id=data.get("model_id") or None,
                 video_element_pin=data.get("video_element_pin"),
+                style_reference_kinds=data.get("style_reference_kinds") or [],
+                style_images=data.get("style_images") or [],
             )
         except ServiceError as exc:
             form.add_error(None, exc.message)
@@ -44,7 +46,16 @@ def create(request, story_id: int):
     # What the story's default request with the character picked would run: the banner, the pin choice and
     # the cost follow from it.
     quote = quotes.generation_quote(story=story, prompt="scene", duration=5, character_id=form.chosen_character_id())
-    context = {"story": story, "form": form, "pins": quote.available_pins, "character": quote.character, "quote": quote}
+    context = {
+        "story": story,
+        "form": form,
+        "pins": quote.available_pins,
+        "character": quote.character,
+        "style_character": quote.dna_character,
+        "quote": quote,
+        "style_choices": quotes.style_choices(quote.dna_character),
+        "max_inputs": payloads.MAX_INPUTS,
+    }
     return render(request, "generation/create.html", context, status=400 if request.method == "POST" else 200)
 
 

@@ -4,7 +4,9 @@ from rest_framework import serializers
 
 from common.absolute_urls import AbsoluteFileUrlField
 from generation.models import GenerationJob
+from generation.payloads import MAX_INPUTS
 from generation.prompts import ASPECT_RATIOS
+from generation.quotes import style_reference_kinds
 
 
 class GenerateRequestSerializer(serializers.Serializer):
@@ -55,6 +57,24 @@ class GenerateRequestSerializer(serializers.Serializer):
         max_length=120,
         help_text="One of the models GET /api/generate/models offers, of the mode the request gets (image-to-video "
         "for a character, reference-to-video with pins, text-to-video otherwise). Omitted: the mode's default model.",
+    )
+    style_reference_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=style_reference_kinds()),
+        required=False,
+        default=list,
+        max_length=MAX_INPUTS,
+        help_text="Style reference images from the character's DNA (its reference kinds, or `model_sheet`), sent as "
+        "@Image1... in this order. Only reference-to-video models whose schema takes `image_urls` (Kling O1, O3) "
+        "use them; others refuse them. The pins come first in the 7-input budget: style images that do not fit are "
+        "left out, and the quote says which (`left_out_style_references`).",
+    )
+    style_images = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),
+        required=False,
+        default=list,
+        max_length=MAX_INPUTS,
+        help_text="Multipart: uploaded style reference images, after the DNA ones. JPEG, PNG or WebP by content, at "
+        "most 10 MB, each side at least 300 px; stored re-encoded as JPEG with the job.",
     )
 
 
@@ -111,6 +131,23 @@ class GenerationResultSerializer(serializers.Serializer):
     generated_at = serializers.DateTimeField(source="completed_at")
 
 
+class StyleReferenceSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="N of @ImageN: the place in `image_urls`.")
+    source = serializers.CharField(  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+        help_text="`dna` (the character's reference or model sheet) or `upload`."
+    )
+    kind = serializers.CharField(help_text="The DNA reference kind or `model_sheet`; empty for an upload.")
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    url = serializers.CharField(help_text="The absolute URL sent to the provider.")
+
+
+class LeftOutStyleSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="Its place among the style images asked for.")
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field; the stubs see Field's attribute
+    reason = serializers.CharField()
+
+
 class GenerationJobSerializer(serializers.ModelSerializer):
     estimated_time = serializers.IntegerField(source="estimated_seconds")
     offline_preview = serializers.BooleanField(source="is_offline_preview")
@@ -122,6 +159,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
     )
     story_id = serializers.IntegerField()
     pinned_character_ids = serializers.ListField(child=serializers.IntegerField())
+    style_references = StyleReferenceSerializer(many=True, help_text="The style images the job sent, @Image1 first.")
     character_ids = serializers.SerializerMethodField(
         help_text="Every character the clip is attributed to (license uses, clips_used): with pins, those whose "
         "pins it sent."
@@ -146,6 +184,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
             "cost_usd",
             "would_cost_usd",
             "pinned_character_ids",
+            "style_references",
             "character_ids",
             "consistency_score_meaningful",
             "consistency_note",
@@ -209,6 +248,12 @@ class QuoteSerializer(serializers.Serializer):
     )
     left_out_elements = LeftOutPinSerializer(
         many=True, help_text="Active pins this request does not send, and why (said before anything is spent)."
+    )
+    style_references = StyleReferenceSerializer(
+        many=True, help_text="The style images this request sends, @Image1 first (their URLs are `image_urls`)."
+    )
+    left_out_style_references = LeftOutStyleSerializer(
+        many=True, help_text="Style images asked for that do not fit beside the pins, and why (pins come first)."
     )
     prompt_used = serializers.CharField()
     pinned_elements = serializers.ListField(child=serializers.DictField(), help_text="The pins this request sends.")

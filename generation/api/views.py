@@ -73,6 +73,8 @@ class GenerationCreateApi(APIView):
             with_audio=data["with_sound"],
             model_id=data.get("model_id") or None,
             video_element_pin=data["video_element_pin"],
+            style_reference_kinds=data["style_reference_kinds"],
+            style_images=data["style_images"],
         )
         status_url = reverse("api-generation-job", args=[job.job_id], request=request)
         # The seed's answer says `processing` for an accepted job; `state` keeps the finer one.
@@ -100,7 +102,10 @@ class GenerationQuoteApi(APIView):
         responses={200: QuoteSerializer, **error_responses(400, 401, 404)},
         description="What a generate request would run and cost, without spending anything: the provider, the "
         "model and the exact `arguments` that would be sent, what it costs (0 for an offline preview) and what it "
-        "would cost on fal, and the pins it would leave out, with why.",
+        "would cost on fal, and the pins it would leave out, with why. Style references (`style_reference_kinds`, "
+        "multipart `style_images`) appear in `arguments.image_urls` and `style_references`; uploads are checked "
+        "(a 400 naming a bad file) and nothing is stored; those that do not fit beside the pins are in "
+        "`left_out_style_references`.",
     )
     def post(self, request):
         serializer = GenerateRequestSerializer(data=request.data)
@@ -116,6 +121,8 @@ class GenerationQuoteApi(APIView):
             with_audio=data["with_sound"],
             model_id=data.get("model_id") or None,
             video_element_pin=data["video_element_pin"],
+            style_reference_kinds=data["style_reference_kinds"],
+            style_images=data["style_images"],
         )
         return Response(
             QuoteSerializer(
@@ -131,6 +138,11 @@ class GenerationQuoteApi(APIView):
                     "cost_usd": quote.cost_usd,
                     "would_cost_usd": quote.would_cost_usd,
                     "left_out_elements": quote.left_out,
+                    "style_references": [
+                        {"position": n, "source": r.source, "kind": r.kind, "label": r.label, "url": r.url}
+                        for n, r in enumerate(quote.style_references, start=1)
+                    ],
+                    "left_out_style_references": quote.plan.left_out_styles,
                     "prompt_used": quote.plan.prompt_used,
                     "pinned_elements": [{"element_index": p.element_index, "label": p.label} for p in quote.pins],
                     "available_pinned_elements": [

@@ -47,12 +47,20 @@
       if (form.elements.video_element_pin && form.elements.video_element_pin.value) {
         body.video_element_pin = Number(form.elements.video_element_pin.value);
       }
+      // Multipart, as the form posts: the style images picked and uploaded are checked and budgeted by the quote.
+      var sent = new FormData();
+      Object.keys(body).forEach(function (key) { if (body[key] !== null) { sent.append(key, body[key]); } });
+      form.querySelectorAll("input[name=style_reference_kinds]:checked").forEach(function (box) {
+        sent.append("style_reference_kinds", box.value);
+      });
+      var files = form.elements.style_images && form.elements.style_images.files;
+      Array.prototype.forEach.call(files || [], function (file) { sent.append("style_images", file); });
       var asked = ++quoted;
       // Every price comes from the server's quote (the same one the job is created with): none is kept here.
       fetch("/api/v1/generate/quote", {
         method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
-        body: JSON.stringify(body)
+        headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+        body: sent
       }).then(function (r) {
         return r.json().then(function (data) { return { ok: r.ok, data: data }; }, function () { return { ok: false, data: null }; });
       }).then(function (answer) {
@@ -87,6 +95,18 @@
         // What goes as a video (the pin's source clip), said before spending.
         var video = document.querySelector('[data-role="video-element"]');
         if (video) { video.textContent = data.video_element ? data.video_element.text : ""; }
+        // The style images that do not fit beside the pins, and why (pins come first).
+        var leftOutStyles = document.querySelector('[data-role="left-out-styles"]');
+        if (leftOutStyles) {
+          leftOutStyles.textContent = "";
+          (data.left_out_style_references || []).forEach(function (left) {
+            var line = document.createElement("p");
+            line.className = "small form-error";
+            line.dataset.role = "left-out-style";
+            line.textContent = left.reason;
+            leftOutStyles.appendChild(line);
+          });
+        }
         // The offer of the pinned characters quotes them for the duration picked, beside this request's cost.
         var offer = document.querySelector('[data-role="reference-cost"]');
         if (offer && data.reference_cost_usd) {
@@ -109,9 +129,10 @@
         sheet.alt = "Model sheet of " + option.dataset.name;
       }
     };
-    ["duration", "aspect_ratio", "model_id", "without_pins", "with_pins", "character_id", "with_sound", "video_element_pin"].forEach(function (name) {
+    ["duration", "aspect_ratio", "model_id", "without_pins", "with_pins", "character_id", "with_sound", "video_element_pin", "style_images"].forEach(function (name) {
       if (form.elements[name]) { form.elements[name].addEventListener("change", quote); }
     });
+    form.querySelectorAll("input[name=style_reference_kinds]").forEach(function (box) { box.addEventListener("change", quote); });
     if (form.elements.character_id) { form.elements.character_id.addEventListener("change", showCharacter); }
   }
 })();

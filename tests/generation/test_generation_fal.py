@@ -282,6 +282,8 @@ def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
         "cost_usd": "0.700",
         "would_cost_usd": "0.700",
         "left_out_elements": [],
+        "style_references": [],
+        "left_out_style_references": [],
         "prompt_used": None,
         "pinned_elements": [],
         "available_pinned_elements": [],

@@ -54,12 +54,16 @@ def _request_for(model_id: str) -> payloads.PayloadInput:
             }
         ],
         with_audio=payloads.supports_audio(model_id),
+        # O1 and O3 take style references; the prompt names them as fal's docs do
+        image_urls=["https://example.test/style/1.jpg"] if payloads.takes_style_images(model_id) else [],
     )
 
 
 @pytest.mark.parametrize("model_id", sorted(m for m in payloads.BUILDERS if m.startswith("fal-ai/")))
 def test_each_models_payload_goes_through_fal_client_and_the_fake_accepts_it(fake_fal, model_id):
     arguments = payloads.build(model_id, _request_for(model_id))
+    if payloads.takes_style_images(model_id):
+        assert arguments["image_urls"] == ["https://example.test/style/1.jpg"]
     request_id = FalProvider().submit(ProviderRequest(model_id=model_id, arguments=arguments))
     (submission,) = fake_fal.submissions
     assert (submission.endpoint, submission.status_code, submission.request_id) == (model_id, 200, request_id)

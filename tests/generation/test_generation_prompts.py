@@ -77,10 +77,79 @@ def test_pins_beyond_seven_inputs_are_left_out_and_named():
     assert "@Element8 (Hero 8) is left out" in left_out[0]["reason"] and "at most 7 inputs" in left_out[0]["reason"]
 
 
-def test_style_images_take_inputs_from_the_pins():
-    fitting, _, left_out = prompts.build_elements([pin_input(i) for i in (1, 2, 3, 4)], style_images=4)
-    assert [p.element_index for p in fitting] == [1, 2, 3]
-    assert [p["element_index"] for p in left_out] == [4] and "each style image is one" in left_out[0]["reason"]
+def style_input(n: int) -> prompts.StyleImageInput:
+    return prompts.StyleImageInput(url=f"https://site/style/{n}.jpg", label=f"style {n}", source="upload")
+
+
+def reference_plan(pins, styles, prompt="They meet", **kwargs):
+    return prompts.plan_generation(
+        prompt=prompt,
+        duration=5,
+        aspect_ratio="16:9",
+        use_pins=None,
+        pins=pins,
+        character=None,
+        style_images=styles,
+        **kwargs,
+    )
+
+
+def test_pins_come_first_and_style_images_take_the_inputs_they_leave():
+    """The one budget rule: 4 pins + 4 style images -> all 4 pins, 3 style images, the 4th named as left out."""
+    plan = reference_plan([pin_input(i) for i in (1, 2, 3, 4)], [style_input(n) for n in (1, 2, 3, 4)])
+    assert len(plan.arguments["elements"]) == 4 and plan.left_out == []
+    assert plan.arguments["image_urls"] == [f"https://site/style/{n}.jpg" for n in (1, 2, 3)]
+    assert payloads.reference_inputs(plan.arguments["elements"], plan.arguments["image_urls"]) == payloads.MAX_INPUTS
+    (left,) = plan.left_out_styles
+    assert (left["position"], left["label"], left["source"]) == (4, "style 4", "upload")
+    assert "at most 7 inputs" in left["reason"] and "the 4 pinned characters come first" in left["reason"]
+    assert left["reason"] in plan.notes
+
+
+def test_seven_pins_leave_no_room_for_a_style_image():
+    plan = reference_plan([pin_input(i) for i in range(1, 8)], [style_input(1)])
+    assert len(plan.arguments["elements"]) == 7 and "image_urls" not in plan.arguments
+    assert [s["position"] for s in plan.left_out_styles] == [1] and plan.style_images == []
+
+
+def test_style_images_are_named_in_the_prompt_as_image_tags():
+    plan = reference_plan([pin_input(1)], [style_input(1), style_input(2)], prompt="@Element1 sails")
+    assert plan.prompt_used == "@Element1 sails Keep the style of @Image1 and @Image2."
+    styles = [style_input(1), style_input(2)]
+    tagged = reference_plan([pin_input(1)], styles, prompt="@Element1 sails, lit like @Image2")
+    assert tagged.prompt_used == "@Element1 sails, lit like @Image2 Keep the style of @Image1."
+    plain = reference_plan([pin_input(1)], [], prompt="@Element1 sails")
+    assert plain.prompt_used == "@Element1 sails" and "image_urls" not in plain.arguments
+
+
+def test_an_image_tag_beyond_the_style_images_sent_is_refused():
+    with pytest.raises(PlanError, match="mentions @Image3, but it sends @Image1, @Image2"):
+        reference_plan([pin_input(1)], [style_input(1), style_input(2)], prompt="like @Image3")
+
+
+@pytest.mark.parametrize("with_character", [True, False])
+def test_a_request_without_pins_refuses_style_images_naming_the_models_that_take_them(with_character):
+    with pytest.raises(PlanError) as refused:
+        prompts.plan_generation(
+            prompt="A storm",
+            duration=5,
+            aspect_ratio="16:9",
+            use_pins=None,
+            pins=[],
+            character=character_input() if with_character else None,
+            style_images=[style_input(1)],
+        )
+    message = str(refused.value)
+    assert "Kling O1 reference-to-video" in message and "Kling O3" in message
+    assert ("image-to-video" if with_character else "text-to-video") in message
+
+
+def test_the_style_image_limit_comes_from_each_models_schema():
+    assert payloads.style_image_limit("fal-ai/kling-video/o1/reference-to-video") == 7
+    assert payloads.style_image_limit("fal-ai/kling-video/o3/pro/reference-to-video") == 7
+    assert payloads.style_image_limit("fal-ai/kling-video/v2.6/pro/image-to-video") == 0
+    assert payloads.takes_style_images("fal-ai/kling-video/o1/reference-to-video")
+    assert not payloads.takes_style_images("fal-ai/kling-video/v2.6/pro/text-to-video")
 
 
 def test_the_payload_refuses_more_than_seven_inputs_whatever_the_builder_asked():

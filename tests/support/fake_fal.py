@@ -14,10 +14,11 @@ fal's queue protocol there:
 
 A submission whose body breaks the model's input schema (the `validate` callable it is given: the
 tests pass generation.payloads' published schemas) is answered 422 with fal's `{"detail": [{"loc",
-"msg", "type"}]}`, as fal answers it. And, over plain HTTP on another loopback port, it serves the
-result videos and the JWKS of the key it signs webhooks with. It records every request body, and
-each submission follows a `Script` (stay queued for N polls or until `complete()`, answer the
-submission with 5xx first, or only after a delay, COMPLETED then 422 on the result, ...).
+"msg", "type"}]}`, as fal answers it; so is a reference-to-video body over fal's input budget (elements +
+style images `image_urls` + start image: at most 7, which no per-field schema can say). And, over plain
+HTTP on another loopback port, it serves the result videos and the JWKS of the key it signs webhooks with.
+It records every request body, and each submission follows a `Script` (stay queued for N polls or until
+`complete()`, answer the submission with 5xx first, or only after a delay, COMPLETED then 422 on the result, ...).
 `handler_seconds` adds up the time spent inside its
 handlers, so a bench can take the provider's own time out of its figures.
 """
@@ -302,6 +303,29 @@ class _Server(ThreadingHTTPServer):
         pass  # a client hanging up mid-answer is not the fake's business
 
 
+# fal's schema text for `elements` and `image_urls` of Kling O1 / O3 reference-to-video: "Maximum 7 total
+# (elements + reference images + start image)"; an element counts as one (see generation/payloads.py MAX_INPUTS).
+FAL_REFERENCE_INPUT_LIMIT = 7
+
+
+def over_input_budget(arguments: dict) -> list[dict]:
+    """fal's refusal of a reference-to-video body with more than 7 inputs, in its 422 `detail` shape; [] if it fits."""
+    used = (
+        len(arguments.get("elements") or [])
+        + len(arguments.get("image_urls") or [])
+        + (1 if arguments.get("start_image_url") and "elements" in arguments else 0)
+    )
+    if used <= FAL_REFERENCE_INPUT_LIMIT:
+        return []
+    return [
+        {
+            "loc": ["body"],
+            "msg": f"Maximum {FAL_REFERENCE_INPUT_LIMIT} total (elements + reference images + start image); got {used}",
+            "type": "value_error",
+        }
+    ]
+
+
 class FakeFal:
     """The fake queue (HTTPS, at `host`) and file server (HTTP); see the module docstring."""
 
@@ -535,6 +559,7 @@ class FakeFal:
                 if problems is None:
                     submission.status_code = 404
                     return self._error(404, f"Application '{endpoint}' not found.")
+                problems = problems or over_input_budget(arguments)
                 if problems:  # as fal does: 422 with pydantic's list of {loc, msg, type}
                     submission.status_code = 422
                     return self._error(422, problems)
