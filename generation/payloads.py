@@ -185,6 +185,8 @@ def video_element_problem(*, seconds: float, width: int, height: int, size_bytes
             f"{VIDEO_ELEMENT_MAX_BYTES // 1024 // 1024} MB"
         )
     return None
+
+
 def takes_style_images(model_id: str) -> bool:
     """Whether the model's published schema has `image_urls` (style reference images, @Image1...)."""
     schema = schema_for(model_id) or {}

@@ -216,6 +216,8 @@ def build_video_elements(
     ]
     elements = [{"video_url": p.video_url} if p is video_pin else _image_element(p) for p in fitting]
     return fitting, elements, left_out
+
+
 def fit_style_images(
     styles: list[StyleImageInput], *, elements: int, limit: int, budget: int = payloads.MAX_INPUTS
 ) -> tuple[list[StyleImageInput], list[dict]]:

@@ -106,6 +106,25 @@ def test_pins_come_first_and_style_images_take_the_inputs_they_leave():
     assert left["reason"] in plan.notes
 
 
+def test_with_a_video_element_style_images_take_what_the_smaller_budget_leaves():
+    """Kling O3 with a pin sent as its clip: 4 inputs in all; two pins go, then two of three style images."""
+    pins = [dataclasses.replace(pin_input(1), video_url="https://site/p1/clip.mp4"), pin_input(2)]
+    plan = prompts.plan_reference_to_video(
+        "Hero 1 waves",
+        pins,
+        5,
+        "16:9",
+        model_id="fal-ai/kling-video/o3/pro/reference-to-video",
+        video_element_pin=1,
+        style_images=[style_input(n) for n in (1, 2, 3)],
+    )
+    assert plan.arguments["elements"][0] == {"video_url": "https://site/p1/clip.mp4"} and plan.left_out == []
+    assert plan.arguments["image_urls"] == ["https://site/style/1.jpg", "https://site/style/2.jpg"]
+    assert payloads.reference_inputs(plan.arguments["elements"], plan.arguments["image_urls"]) == 4
+    (left,) = plan.left_out_styles
+    assert left["position"] == 3 and "at most 4 inputs" in left["reason"]
+
+
 def test_seven_pins_leave_no_room_for_a_style_image():
     plan = reference_plan([pin_input(i) for i in range(1, 8)], [style_input(1)])
     assert len(plan.arguments["elements"]) == 7 and "image_urls" not in plan.arguments
