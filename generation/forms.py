@@ -12,6 +12,8 @@ def _model_choices():
     choices = [("", "The default model for the request's mode")]
     for m in offered_models():
         price = "free offline preview" if m.offline_preview else f"${m.usd_per_second:.3f}/s"
+        if m.price_note and not m.offline_preview:
+            price += " (price not confirmed)"
         choices.append((m.model_id, f"{m.label} — {m.provider_label}, {m.capabilities.mode}, {price}"))
     return choices
 

@@ -24,7 +24,7 @@ from common.typing import AnyUser
 from marketplace import services as marketplace
 
 from . import payloads, prompts
-from .providers import PROVIDERS, offered_models, provider_for
+from .providers import PROVIDERS, offered_models, price_note, provider_for
 from .style_images import checked_style_upload, style_image_name
 
 MODEL_SHEET = "model_sheet"
@@ -309,9 +309,10 @@ class Quote:
                 f"Offline preview — made on this machine from the references, not by {self.plan.model_label}; "
                 f"$0.00. On {self.model_provider_label} this would cost ${self.would_cost_usd:.2f}."
             )
+        unconfirmed = price_note(self.plan.model_id)
         return (
             f"{self.plan.model_label} on {self.model_provider_label}, {self.plan.duration} s{sound}: "
-            f"${self.cost_usd:.2f}."
+            f"${self.cost_usd:.2f}." + (f" Price not confirmed: {unconfirmed}." if unconfirmed else "")
         )
 
     @property

@@ -412,7 +412,8 @@ CELERY_BEAT_SCHEDULE["voting-close-expired"] = {
 # carries (`references`), and its price (USD per second of video; `usd_per_second_audio` when the contributor asks
 # for sound, None when the model makes no sound). Each has an input/output JSON Schema in
 # generation/provider_schemas/<provider>/ and a payload builder in generation/payloads.py; the cost of a job is what
-# its provider bills for it. Prices are the providers' list prices, with the source beside each.
+# its provider bills for it. Prices are the providers' list prices, with the source beside each; `price_note` says
+# why a price is not confirmed from the provider's own page (the quote, the create page and the API show it).
 _RATIOS = ["16:9", "9:16", "1:1"]
 GENERATION_MODELS: dict[str, dict[str, Any]] = {
     # fal: prices from each model's page on fal (fal.ai/models/<id>/llms.txt), checked 2026-12-03.
@@ -438,6 +439,7 @@ GENERATION_MODELS: dict[str, dict[str, Any]] = {
         "references": 7,
         "usd_per_second": "0.14",
         "usd_per_second_audio": "0.14",
+        "price_note": "fal publishes no price for this model; $0.14/s is a third-party summary's figure",
     },
     "fal-ai/kling-video/v2.6/pro/image-to-video": {
         "provider": "fal",
@@ -470,6 +472,7 @@ GENERATION_MODELS: dict[str, dict[str, Any]] = {
         "references": 1,
         "usd_per_second": "0.224",
         "usd_per_second_audio": "0.336",
+        "price_note": "fal's own pages give two prices for this model; this is the higher one",
     },
     "fal-ai/kling-video/v2.6/pro/text-to-video": {
         "provider": "fal",
@@ -494,6 +497,7 @@ GENERATION_MODELS: dict[str, dict[str, Any]] = {
         "references": 1,
         "usd_per_second": "0.05",
         "usd_per_second_audio": None,
+        "price_note": "no published copy of Replicate's price for this model was found; check its model page",
     },
     # Runway bills API credits at $0.01 each ("A minimum payment of $10 (at $0.01 per credit)", Runway's API setup
     # guide, docs.dev.runwayml.com) and gen4_turbo takes 5 credits per second of video (Runway's own API reference in

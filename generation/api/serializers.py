@@ -98,6 +98,9 @@ class OfferedModelSerializer(serializers.Serializer):
         max_digits=8, decimal_places=3, help_text="What the provider bills per second of video."
     )
     usd_per_second_audio = serializers.DecimalField(max_digits=8, decimal_places=3, allow_null=True)
+    price_note = serializers.CharField(
+        help_text="Why the price is not confirmed from the provider's own page; empty when it is."
+    )
 
 
 class GenerateAcceptedSerializer(serializers.Serializer):

@@ -91,6 +91,7 @@ class OfferedModel:
     capabilities: Capabilities
     usd_per_second: Decimal
     usd_per_second_audio: Decimal | None
+    price_note: str = ""  # why the price is not confirmed from the provider's own page; "" when it is
 
     @property
     def offline_preview(self) -> bool:
@@ -99,6 +100,11 @@ class OfferedModel:
     @property
     def provider_label(self) -> str:
         return PROVIDERS[self.provider].label
+
+
+def price_note(model_id: str) -> str:
+    """Why the model's price is not confirmed from its provider's own page (settings), or ""."""
+    return settings.GENERATION_MODELS.get(model_id, {}).get("price_note", "")
 
 
 def offered_models(mode: str | None = None) -> list[OfferedModel]:
@@ -122,6 +128,7 @@ def offered_models(mode: str | None = None) -> list[OfferedModel]:
                 capabilities=capabilities(model_id),
                 usd_per_second=Decimal(spec["usd_per_second"]),
                 usd_per_second_audio=Decimal(audio) if audio is not None else None,
+                price_note=price_note(model_id),
             )
         )
     return offered

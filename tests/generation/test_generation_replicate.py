@@ -138,9 +138,18 @@ def test_the_api_and_the_create_page_offer_the_models_whose_provider_has_a_key(
     assert offered[MODEL]["runs_on"] == "replicate" and offered[MODEL]["usd_per_second"] == "0.050"
     assert offered[MODEL]["mode"] == "image-to-video" and offered[MODEL]["durations"] == [5, 10]
     assert offered[MODEL]["webhooks"] is True
+    # Its price is not confirmed from Replicate's own page: the API, the quote and the page say so.
+    assert "Replicate's price" in offered[MODEL]["price_note"]
+    quote = (
+        api(user)
+        .post("/api/v1/generate/quote", {"story_id": story.pk, "prompt": "x", "model_id": MODEL}, format="json")
+        .json()
+    )
+    assert quote["summary"].endswith(f"Price not confirmed: {offered[MODEL]['price_note']}.")
     assert "gen4_turbo" not in offered and "ray-2" not in offered  # no key: not offered
     default = settings.GENERATION_MODEL_FOR_MODE["image-to-video"]
     assert offered[default]["runs_on"] == "offline" and offered[default]["offline_preview"] is True
+    assert offered[default]["price_note"] == ""  # fal's own page gives its price
 
     refused = api(user).post(
         "/api/v1/generate", {"story_id": story.pk, "prompt": "x", "model_id": "gen4_turbo"}, format="json"
@@ -150,5 +159,5 @@ def test_the_api_and_the_create_page_offer_the_models_whose_provider_has_a_key(
 
     client.force_login(user)
     page = client.get(f"/stories/{story.pk}/create/").content.decode()
-    assert "Kling v2.1 image-to-video on Replicate — Replicate, image-to-video, $0.050/s" in page
+    assert "Kling v2.1 image-to-video on Replicate — Replicate, image-to-video, $0.050/s (price not confirmed)" in page
     assert "Runway" not in page
