@@ -95,13 +95,21 @@ def _message_id(message: dict) -> str:
     return (message.get("headers") or {}).get("id") or (message.get("properties") or {}).get("correlation_id", "")
 
 
+def heartbeat_every() -> float:
+    """Seconds between a running task's beats: four beats in the time after which it counts as lost
+    (TASKS_HEARTBEAT_TIMEOUT_SECONDS), between 1 and 20 s."""
+    return max(1.0, min(20.0, settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS / 4))
+
+
 @contextlib.contextmanager
-def keep_alive(touch: Callable[[], None], *, every: float) -> Iterator[None]:
-    """Call `touch` every `every` seconds from a thread of its own while the block runs (a heartbeat).
+def keep_alive(touch: Callable[[], None], *, every: float | None = None) -> Iterator[None]:
+    """Call `touch` every `every` seconds (default `heartbeat_every()`) from a thread of its own while the
+    block runs (a heartbeat).
 
     For work run apart from any request's transaction (a worker, a background thread): the thread writes
     through its own database connection, closed when the block ends.
     """
+    every = heartbeat_every() if every is None else every
     stop = threading.Event()
 
     def beat() -> None:

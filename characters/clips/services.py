@@ -278,8 +278,7 @@ def clip_heartbeat(*, clip_id: int, token: str = "") -> None:
 @contextlib.contextmanager
 def clip_keep_alive(*, clip_id: int, token: str = "") -> Iterator[None]:
     """Beat for the clip while the block runs, also through steps that report no progress (storing, encoding)."""
-    every = max(1.0, min(20.0, settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS / 4))
-    with keep_alive(lambda: clip_heartbeat(clip_id=clip_id, token=token), every=every):
+    with keep_alive(lambda: clip_heartbeat(clip_id=clip_id, token=token)):
         yield
 
 

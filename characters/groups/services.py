@@ -569,8 +569,7 @@ def mark_heartbeat(*, mark_id: int, token: str = "") -> None:
 @contextlib.contextmanager
 def mark_keep_alive(*, mark_id: int, token: str = "") -> Iterator[None]:
     """Beat for the mark while the block runs, also through steps that report no progress (storing frames)."""
-    every = max(1.0, min(20.0, settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS / 4))
-    with keep_alive(lambda: mark_heartbeat(mark_id=mark_id, token=token), every=every):
+    with keep_alive(lambda: mark_heartbeat(mark_id=mark_id, token=token)):
         yield
 
 
