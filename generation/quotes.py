@@ -105,8 +105,9 @@ def _character_input(character: Character) -> prompts.CharacterInput:
     )
 
 
-def _story_character(story: Story | None, character_id: str | None) -> Character | None:
-    """The character asked for (canonical), or else the story's own latest canonical character."""
+def _story_character(story: Story | None, character_id: str | None, group_id: int | None = None) -> Character | None:
+    """The character asked for (canonical); else the story's locked character of the character group asked for
+    (`group_id`); else the story's own latest canonical character."""
     # With its story: the license check asks who contributed to it.
     canonical = (
         Character.objects.filter(status=Character.Status.CANONICAL)
@@ -117,6 +118,21 @@ def _story_character(story: Story | None, character_id: str | None) -> Character
         character = canonical.filter(character_id=character_id).first()
         if character is None:
             raise NotFound(f"There is no canonical character '{character_id}'.")
+        return character
+    if group_id is not None:
+        character = canonical.filter(story=story, group_id=group_id).order_by("-created_at").first()
+        if character is None:
+            locked = ", ".join(
+                f"{c.group.label} (group {c.group_id}): {c.name}"
+                for c in canonical.filter(story=story, group__isnull=False).select_related("group").order_by("group_id")
+                if c.group is not None
+            )
+            raise GenerationError(
+                f"Character group {group_id} of this story has no locked character yet"
+                + (f"; the story's locked characters are {locked}." if locked else "; the story has none.")
+                + " Vote one in, or leave group_id out.",
+                code="invalid_request",
+            )
         return character
     return canonical.filter(story=story).order_by("-created_at").first()
 
@@ -278,6 +294,24 @@ class Quote:
             "text": f"@Element{pin.element_index} ({pin.label}) goes as a video: its source clip {pin.source_clip_id}.",
         }
 
+    # How `character` was chosen: "asked" (character_id), "group" (group_id), "latest" (the story's latest locked
+    # character), "pins" (the pins' character), or "" (none).
+    character_chosen_by: str = ""
+
+    @property
+    def character_choice(self) -> str:
+        """Which character the clip uses and why, in words (empty without one)."""
+        character = self.character
+        if character is None:
+            return ""
+        why = {
+            "asked": "the character asked for",
+            "group": f"the locked character of {character.group.label}" if character.group is not None else "",
+            "latest": "the story's latest locked character (give character_id or group_id to choose)",
+            "pins": "the character of the pins sent",
+        }.get(self.character_chosen_by, "")
+        return f"Uses {character.name} ({character.character_id})" + (f", {why}." if why else ".")
+
     @property
     def offline_preview(self) -> bool:
         return self.provider == "offline"
@@ -335,6 +369,7 @@ def generation_quote(
     style_reference_kinds: list[str] | None = None,
     style_images: list | None = None,
     job_id: str | None = None,
+    group_id: int | None = None,
 ) -> Quote:
     """What a request would run and cost, before anything is spent (the create page shows this).
 
@@ -343,6 +378,7 @@ def generation_quote(
     when `auto_switch_model` is on, and only offered when it is off. `with_audio`: ask for sound. `model_id`: one of
     the offered models (`providers.offered_models()`) of the mode the request gets; None takes the mode's default.
     `video_element_pin`: the element index of a pin to send as its source clip (Kling O3); its clip is checked here.
+    `group_id` (without `character_id`): the story's locked character of that character group.
     `style_reference_kinds` (the character's DNA references / "model_sheet") and `style_images` (uploaded files)
     are style references, @Image1... in that order; uploads are checked here (a 400 before anything is stored)
     and get their URL under `job_id` (the job being created; a quote shows QUOTE_JOB_PLACEHOLDER instead).
@@ -356,7 +392,7 @@ def generation_quote(
             code="invalid_request",
         )
     config = pin_selectors.pinning_settings()  # read once per request
-    character = _story_character(story, character_id)
+    character = _story_character(story, character_id, group_id)
     pins = pin_selectors.story_pins_for_generation(story, config) if use_pins is not False else []
     pin_inputs = _with_clip_videos(_pin_inputs(pins), pins, video_element_pin)
     styles = _dna_style_references(character, list(style_reference_kinds or []))
@@ -384,8 +420,9 @@ def generation_quote(
     sent_styles = styles[: len(plan.style_images)]
     style_character = dna_character if any(style.source == "dna" for style in sent_styles) else None
     shown = _pin_characters(used_pins) if used_pins else []
+    chosen_by = "asked" if character_id else "group" if group_id is not None else "latest" if character else ""
     if shown and not character_id:
-        character = shown[0]
+        character, chosen_by = shown[0], "pins"
     if character is not None and character not in shown:
         shown.insert(0, character)
     # A character whose DNA images go out as style references is shown too: its license is checked and used.
@@ -412,4 +449,5 @@ def generation_quote(
         ],
         style_references=tuple(sent_styles),
         dna_character=dna_character,
+        character_chosen_by=chosen_by if plan.mode != "text-to-video" else "",
     )

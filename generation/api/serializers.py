@@ -18,6 +18,14 @@ class GenerateRequestSerializer(serializers.Serializer):
         "the character or contributed to its story; otherwise a 400 says which story_id to give.",
     )
     character_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    group_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Without `character_id`: use the story's locked character of this character group (see "
+        "`GET /stories/{id}/character-groups`). Neither given: the story's latest locked character. The quote's "
+        "`character_choice` says which character is used and why.",
+    )
     prompt = serializers.CharField(max_length=2500, trim_whitespace=True)
     duration = serializers.IntegerField(
         min_value=1,
@@ -274,6 +282,7 @@ class QuoteSerializer(serializers.Serializer):
         help_text="What the request would cost with the pins, when they are offered but not used.",
     )
     character_id = serializers.CharField(allow_null=True)
+    character_choice = serializers.CharField(help_text="Which character the clip uses and why, in words.")
     character_ids = serializers.ListField(
         child=serializers.CharField(),
         help_text="Every character the clip would be attributed to (a license use each, where one is needed).",

@@ -208,3 +208,40 @@ def test_a_reference_job_belongs_to_the_character_its_pins_show(fake_fal, good_c
     assert response.status_code == 202, response.content
     job = GenerationJob.objects.get(job_id=response.json()["job_id"])
     assert job.mode == "reference-to-video" and job.character == world.character
+
+
+def test_image_to_video_without_character_id_uses_the_chosen_groups_character_and_says_which(fake_fal, good_clip):
+    """group_id picks the story's locked character of that group; without either, the latest one, said so."""
+    from characters.models import Character
+    from tests.support.factories import CharacterGroupFactory
+
+    world = pinned_story(good_clip, [])
+    eileen = world.character
+    astronaut, robot, cat = (
+        CharacterGroupFactory(story=world.story, label=label) for label in ("Eileen", "Bolt", "Cat")
+    )
+    Character.objects.filter(pk=eileen.pk).update(group=astronaut)
+    bolt = canonical_character(world.story, world.admin, good_clip, group=robot)  # the latest locked character
+    body = {"story_id": world.story.pk, "prompt": "They wave", "duration": 5}
+
+    chosen = api(world.contributor).post("/api/v1/generate/quote", {**body, "group_id": astronaut.pk}, format="json")
+    assert chosen.status_code == 200, chosen.content
+    assert chosen.json()["character_id"] == eileen.character_id
+    assert (
+        chosen.json()["character_choice"]
+        == f"Uses {eileen.name} ({eileen.character_id}), the locked character of Eileen."
+    )
+
+    latest = api(world.contributor).post("/api/v1/generate/quote", body, format="json").json()
+    assert latest["character_id"] == bolt.character_id
+    assert "the story's latest locked character (give character_id or group_id to choose)" in latest["character_choice"]
+
+    refused = api(world.contributor).post("/api/v1/generate/quote", {**body, "group_id": cat.pk}, format="json")
+    assert refused.status_code == 400
+    message = refused.json()["error"]["message"]
+    assert f"Character group {cat.pk} of this story has no locked character yet" in message
+    assert (
+        f"Eileen (group {astronaut.pk}): {eileen.name}" in message
+        and f"Bolt (group {robot.pk}): {bolt.name}" in message
+    )
+    assert not GenerationJob.objects.exists()
