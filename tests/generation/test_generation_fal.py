@@ -290,6 +290,7 @@ def test_the_quote_shows_mode_and_cost_and_spends_nothing(fake_fal, licensed):
         "pins_on_request": False,
         "reference_cost_usd": None,
         "character_id": character.character_id,
+        "character_choice": f"Uses {character.name} ({character.character_id}), the character asked for.",
         "character_ids": [character.character_id],
         "notes": [],
         "video_element": None,
