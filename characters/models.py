@@ -290,6 +290,8 @@ class Mark(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    IN_PROGRESS_STATUSES = (Status.QUEUED, Status.RUNNING)  # a run is queued or going: not re-run, shown with a bar
+
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="marks")
     group = models.ForeignKey(
         CharacterGroup,

@@ -54,40 +54,39 @@ class MarkAdmin(admin.ModelAdmin):
     @admin.display(description="Status", ordering="status")
     def status_display(self, mark):
         label = format_html('<span class="cps-status cps-status--{}">{}</span>', mark.status, mark.get_status_display())
-        if mark.status not in (Mark.Status.QUEUED, Mark.Status.RUNNING):
+        if mark.status not in Mark.IN_PROGRESS_STATUSES:
             return label
         return format_html("{}{}", label, progress_bar(mark.progress))
 
-    @admin.action(description="Re-run (follow and search again)", permissions=["change"])
-    def rerun_marks(self, request, queryset):
+    def _each(self, request, queryset, act, logged: str, done: tuple[str, str]) -> None:
+        """Run `act` (a service) on each mark: a refusal is reported per mark, the rest logged and counted."""
         count = 0
         for mark in queryset:
             try:
-                services.mark_rerun(mark=mark, user=request.user)
+                act(mark=mark, user=request.user)
             except ServiceError as exc:
                 self.message_user(request, f"{mark}: {exc.message}", messages.WARNING)
                 continue
-            self.log_change(request, mark, "Re-run requested.")
+            self.log_change(request, mark, logged)
             count += 1
-        self.message_user(
+        self.message_user(request, ngettext(*done, count) % {"count": count}, messages.SUCCESS)
+
+    @admin.action(description="Re-run (follow and search again)", permissions=["change"])
+    def rerun_marks(self, request, queryset):
+        self._each(
             request,
-            ngettext("%(count)d mark queued again.", "%(count)d marks queued again.", count) % {"count": count},
-            messages.SUCCESS,
+            queryset,
+            services.mark_rerun,
+            "Re-run requested.",
+            ("%(count)d mark queued again.", "%(count)d marks queued again."),
         )
 
     @admin.action(description="Mark failed (a run known to be dead)", permissions=["change"])
     def fail_marks(self, request, queryset):
-        count = 0
-        for mark in queryset:
-            try:
-                services.mark_fail(mark=mark, user=request.user)
-            except ServiceError as exc:
-                self.message_user(request, f"{mark}: {exc.message}", messages.WARNING)
-                continue
-            self.log_change(request, mark, "Marked failed by an admin.")
-            count += 1
-        self.message_user(
+        self._each(
             request,
-            ngettext("%(count)d mark failed.", "%(count)d marks failed.", count) % {"count": count},
-            messages.SUCCESS,
+            queryset,
+            services.mark_fail,
+            "Marked failed by an admin.",
+            ("%(count)d mark failed.", "%(count)d marks failed."),
         )

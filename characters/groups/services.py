@@ -492,9 +492,8 @@ def mark_rerun(*, mark: Mark, user: AnyUser | None) -> Mark:
             code="clip_not_ready",
             status_code=409,
         )
-    busy = (Mark.Status.QUEUED, Mark.Status.RUNNING)
     with transaction.atomic():
-        queued = _queue_mark(mark.pk, Mark.objects.exclude(status__in=busy), attempts=1)
+        queued = _queue_mark(mark.pk, Mark.objects.exclude(status__in=Mark.IN_PROGRESS_STATUSES), attempts=1)
         if not queued and user.is_staff:
             queued = _queue_mark(mark.pk, stale_marks(stale_cutoffs()), attempts=1)
         if queued and mark.group_id and (group := CharacterGroup.objects.filter(pk=mark.group_id).first()):
@@ -516,7 +515,7 @@ def mark_fail(*, mark: Mark, user: AnyUser | None, reason: str = "") -> Mark:
     if user is None or not user.is_authenticated or not user.is_staff:
         raise ServiceError("Only staff can mark a mark failed.", code="forbidden", status_code=403)
     message = reason.strip() or f"Marked failed by {user.get_username()}."
-    if not Mark.objects.filter(pk=mark.pk, status__in=(Mark.Status.QUEUED, Mark.Status.RUNNING)).update(
+    if not Mark.objects.filter(pk=mark.pk, status__in=Mark.IN_PROGRESS_STATUSES).update(
         status=Mark.Status.FAILED, error_message=message, task_id="", finished_at=timezone.now()
     ):
         raise ServiceError(
@@ -606,7 +605,7 @@ def mark_run(*, mark_id: int, token: str = "") -> Mark | None:
     """
     rows = Mark.objects.filter(pk=mark_id)
     if token:
-        rows = rows.filter(task_id=token, status__in=[Mark.Status.QUEUED, Mark.Status.RUNNING])
+        rows = rows.filter(task_id=token, status__in=Mark.IN_PROGRESS_STATUSES)
     else:
         rows = rows.filter(status__in=[Mark.Status.QUEUED, Mark.Status.FAILED])
     now = timezone.now()
