@@ -22,6 +22,11 @@ class GroupIndex:
         if descriptor is not None:
             self.members[key].append(np.asarray(descriptor, dtype=np.float64))
 
+    def add_centroid(self, key: int, centroid) -> None:
+        """A group with no member left, matched by the centroid it had (it is never on screen anywhere)."""
+        self.busy.setdefault(key, [])
+        self.members.setdefault(key, []).append(np.asarray(centroid, dtype=np.float64))
+
     def _overlaps(self, key: int, span: Span) -> bool:
         clip, shot, start, end = span
         return any(c == clip and s == shot and a <= end and start <= b for c, s, a, b in self.busy[key])

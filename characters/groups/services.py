@@ -6,7 +6,11 @@ Joining (`clip_record_tracks`, at the end of a clip's extraction, in the transac
     that is under SAME_CHARACTER_DISTANCE (0.55, characters.vision.identity); otherwise it starts a new group
     ("Character A", "Character B"...). A group never takes two tracks of one shot that overlap in time:
     two faces on screen at once are two characters. Only descriptors are compared, so old clips are never
-    decoded again. Re-extracting a clip replaces its appearances; groups left empty are deleted.
+    decoded again. Re-extracting a clip replaces its appearances: the groups only that clip showed wait,
+    by their last centroid, until its new tracks have joined, so the same people get their groups (ids,
+    labels) back. A group left empty is deleted, unless something was decided about it (a locked
+    character, a vote, a design: `_decided`); that one stays with its centroid, and the character's next
+    clip joins it again.
 
 Locks
     Every write takes the story's row lock first (`select_for_update` on characters_story), then touches
@@ -123,6 +127,9 @@ class _Joining:
             "group_id", "clip_id", "shot_index", "start_seconds", "end_seconds", "descriptor"
         ):
             self.index.add(appearance.group_id, appearance.descriptor or None, _span(appearance))  # type: ignore[arg-type]  # grouped appearances only
+        for key, group in self.groups.items():
+            if not self.index.members[key] and group.centroid:  # emptied (a re-extraction, or kept as decided)
+                self.index.add_centroid(key, group.centroid)
         self.next_number = (CharacterGroup.objects.filter(story=story).aggregate(n=Max("number"))["n"] or 0) + 1
 
     def place(self, appearance: Appearance) -> CharacterGroup:
@@ -178,8 +185,8 @@ def clip_record_tracks(*, clip: Clip, tracks: Sequence, frames: Iterable[Candida
                 for track in tracks
             ]
         )
-        if touched:
-            _refresh_groups(touched)  # before joining: the old tracks' descriptors are gone from the centroids
+        # The old tracks are gone, so groups join by their other members; one this clip alone showed by its
+        # stored centroid (refreshed below, once the new tracks are in).
         joining = _Joining(clip.story)
         for appearance in sorted(appearances, key=lambda a: -a.quality):
             if appearance.descriptor:
@@ -194,12 +201,22 @@ def clip_record_tracks(*, clip: Clip, tracks: Sequence, frames: Iterable[Candida
 # --- Keeping groups and frames in step ---------------------------------------------------------
 
 
+def _decided(group: CharacterGroup) -> bool:
+    """Something people decided rests on the group: a locked character, a vote or a design of it."""
+    return group.locked_characters.exists() or group.voting_sessions.exists() or group.submissions.exists()
+
+
 def _refresh_groups(group_ids: Iterable[int]) -> None:
-    """Recompute centroid and cover of each group from its appearances; delete the groups left empty."""
+    """Recompute centroid and cover of each group from its appearances. A group left empty is deleted, unless
+    it is `_decided`: then it keeps its centroid (who the character is), so their next clip joins it."""
     for group in CharacterGroup.objects.filter(pk__in=list(group_ids)):
         members = list(group.appearances.order_by("-quality", "pk"))
         if not members:
-            group.delete()
+            if not _decided(group):
+                group.delete()
+            elif group.cover_frame_id is not None:
+                group.cover_frame = None
+                group.save(update_fields=["cover_frame", "updated_at"])
             continue
         descriptors = [m.descriptor for m in members if m.descriptor]
         group.centroid = [round(float(v), 6) for v in np.mean(descriptors, axis=0)] if descriptors else []

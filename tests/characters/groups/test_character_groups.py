@@ -19,7 +19,7 @@ from characters.models import Appearance, CandidateFrame, CharacterGroup, StoryC
 from characters.vision.identity import SAME_CHARACTER_DISTANCE, distance
 from characters.vision.tracking import Track
 from demo import clips
-from tests.support.factories import ClipFactory, StoryFactory, UserFactory
+from tests.support.factories import CharacterFactory, ClipFactory, StoryFactory, UserFactory
 from tests.support.pinning import upload_clip
 
 
@@ -271,3 +271,45 @@ def test_merge_refuses_a_group_of_another_story(grouped_story):
     )
     assert response.status_code == 400 and response.json()["error"]["code"] == "group_of_another_story"
     assert CharacterGroup.objects.filter(pk=other.pk).exists()
+
+
+# --- Re-extraction keeps the story's characters -------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_re_extracting_a_clip_gives_its_people_their_groups_back():
+    """A group only this clip showed keeps its id and label when the same person comes back."""
+    clip = ClipFactory()
+    group_services.clip_record_tracks(clip=clip, tracks=[_track(0, 0, 0, 2, _descriptor(1))], frames=[])
+    group = CharacterGroup.objects.get(story=clip.story)
+    group_services.group_rename(group=group, user=clip.story.created_by, label="Ada")
+    group_services.clip_record_tracks(clip=clip, tracks=[_track(0, 0, 0, 3, _descriptor(1, 0.1, 5))], frames=[])
+    assert list(CharacterGroup.objects.filter(story=clip.story).values_list("pk", "label")) == [(group.pk, "Ada")]
+    assert Appearance.objects.get(clip=clip).group_id == group.pk
+    # Somebody else in the re-extracted clip is a new group; Ada's, emptied and undecided, is deleted.
+    group_services.clip_record_tracks(clip=clip, tracks=[_track(0, 0, 0, 3, _descriptor(2))], frames=[])
+    assert list(CharacterGroup.objects.filter(story=clip.story).values_list("label", flat=True)) == ["Character B"]
+
+
+@pytest.mark.django_db
+def test_a_group_with_a_locked_character_outlives_its_appearances_and_takes_the_next_clip():
+    clip = ClipFactory()
+    group_services.clip_record_tracks(clip=clip, tracks=[_track(0, 0, 0, 2, _descriptor(1))], frames=[])
+    group = CharacterGroup.objects.get(story=clip.story)
+    centroid = list(group.centroid)
+    character = CharacterFactory(story=clip.story, group=group)
+    # The clip is re-extracted and nobody is found: the group stays, empty, with the character on it.
+    group_services.clip_record_tracks(clip=clip, tracks=[], frames=[])
+    group.refresh_from_db()
+    character.refresh_from_db()
+    assert character.group_id == group.pk and group.centroid == centroid
+    assert not group.appearances.exists() and group.cover_frame_id is None
+    view = next(v for v in group_selectors.story_group_views(clip.story) if v.group.pk == group.pk)
+    assert view.character == character and view.frames == [] and view.clip_ids == []
+    # A new clip of the same person joins it by the kept centroid; somebody else does not.
+    other = ClipFactory(story=clip.story)
+    group_services.clip_record_tracks(
+        clip=other, tracks=[_track(0, 0, 0, 2, _descriptor(1, 0.1, 9)), _track(1, 1, 3, 5, _descriptor(3))], frames=[]
+    )
+    by_track = dict(Appearance.objects.filter(clip=other).values_list("track_index", "group_id"))
+    assert by_track[0] == group.pk and by_track[1] not in (None, group.pk)
