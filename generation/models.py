@@ -22,6 +22,11 @@ OFFLINE_SCORE_NOTE = (
     "Not meaningful: this offline preview is a camera move over the reference images themselves, so its score "
     "compares the references with themselves and says nothing about how a model keeps the character."
 )
+PER_CHARACTER_SCORE_NOTE = (
+    "Scored per character: each character the job asked for is compared with its own references, and the score is "
+    "their mean, so a frame that shows only one of them counts half."
+)
+MIXED_BASIS = "mixed"  # a frame's basis when faces and marked (appearance-scored) characters were scored together
 APPEARANCE_SCORE_NOTE = (
     "Scored by appearance: the character is not a face, so each sampled frame is matched to the references by "
     "keypoints (with a geometric check) and colours; a frame where it is not found counts as a miss."
@@ -160,17 +165,33 @@ class GenerationJob(models.Model):
 
     @property
     def scored_by_appearance(self) -> bool:
-        """Scored on a marked (non-face) character's keypoints and colours, not on a face."""
-        return any(frame.get("basis") == "appearance" for frame in self.frame_scores or [])
+        """Scored on a marked (non-face) character's keypoints and colours, not on a face (or not only)."""
+        return any(frame.get("basis") in ("appearance", MIXED_BASIS) for frame in self.frame_scores or [])
+
+    @property
+    def scored_per_character(self) -> bool:
+        """Several characters were asked for, each scored on its own references (scoring.score_clip)."""
+        return any("characters" in frame for frame in self.frame_scores or [])
+
+    @property
+    def character_scores(self) -> list[dict]:
+        """Each scored character's name and own score (the mean of its sampled frames), when several were."""
+        totals: dict[str, list[int]] = {}
+        for frame in self.frame_scores or []:
+            for entry in frame.get("characters") or []:
+                totals.setdefault(entry["name"], []).append(entry["score"])
+        return [{"name": name, "score": round(sum(v) / len(v))} for name, v in totals.items()]
 
     @property
     def consistency_note(self) -> str:
         """What the consistency score rests on, where it is not the usual face + palette comparison."""
         if self.is_offline_preview:
             return OFFLINE_SCORE_NOTE
-        if self.scored_by_appearance:
-            return APPEARANCE_SCORE_NOTE
-        return ""
+        notes = [
+            PER_CHARACTER_SCORE_NOTE if self.scored_per_character else "",
+            APPEARANCE_SCORE_NOTE if self.scored_by_appearance else "",
+        ]
+        return " ".join(filter(None, notes))
 
     @property
     def submission_unconfirmed(self) -> bool:

@@ -123,11 +123,26 @@ class GenerateAcceptedSerializer(serializers.Serializer):
     status_url = serializers.URLField()
 
 
+class CharacterFrameScoreSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    score = serializers.IntegerField()
+    basis = serializers.CharField()
+    face_found = serializers.BooleanField()
+
+
 class FrameScoreSerializer(serializers.Serializer):
     seconds = serializers.FloatField()
     score = serializers.IntegerField()
     basis = serializers.CharField(
-        default="face", help_text="`face`, or `appearance` for a marked (non-face) character's keypoints and colours."
+        default="face",
+        help_text="`face`, or `appearance` for a marked (non-face) character's keypoints and colours; `mixed` when "
+        "several characters of both kinds were scored.",
+    )
+    characters = CharacterFrameScoreSerializer(
+        many=True,
+        required=False,
+        help_text="When the job asked for several characters: each one's own score in this frame, against its own "
+        "references; `score` is their mean.",
     )
 
 
