@@ -72,7 +72,7 @@ A character that is not a face (`subject="appearance"`: a marked character, see 
     KEYPOINT_WEIGHT * min(1, inliers / STRONG_INLIERS) + COLOUR_WEIGHT * (1 - colour distance);
     `identity` then holds the keypoint part, `appearance` the colour part, `face_found` "found", and
     `basis` says "appearance". Reference pictures are the DNA's crops of the marked box, so the whole
-    picture is the view, and GrabCut (characters.dna.images.marked_reference_foreground) keeps the set
+    picture is the view, and GrabCut (characters.dna.images.marked_subject_view) keeps the set
     around the subject out of its keypoints and colours. STRONG_INLIERS = 90: the robot found in
     another clip of the marks' tests gives 95-186 inliers at 640 px; a robot of the same shape
     painted otherwise, 25 at most and refused by colour (characters.vision.marking).
@@ -345,16 +345,14 @@ def subject_of(character) -> str:
 def _appearance_views(references: list[np.ndarray]) -> tuple[list, list[int]]:
     """One matcher view per reference picture (the subject: GrabCut's foreground of the picture); indices of
     those without enough keypoints."""
-    from characters.dna.images import marked_reference_foreground
-    from characters.vision import marking
+    from characters.dna.images import marked_reference_box, marked_subject_view
 
     views, ignored = [], []
     for index, reference in enumerate(references):
         image = _as_bgr(reference)
         h, w = image.shape[:2]
-        foreground = marked_reference_foreground(image)
         whole = {"x": 0, "y": 0, "width": w, "height": h}
-        view = marking.make_view(image, whole, foreground if foreground.any() else None)
+        view = marked_subject_view(image, whole, seeded_by=marked_reference_box(image))
         if view is None:
             ignored.append(index)
         else:

@@ -481,13 +481,22 @@ def marked_references(frames: list[FrameInput]) -> list[ReferenceShot]:
     return [ReferenceShot("full_body", best.key, best.image[y0:y1, x0:x1].copy(), "full_body")]
 
 
-def marked_reference_foreground(reference: np.ndarray) -> np.ndarray:
-    """The subject's pixels in a marked reference (a crop of `marked_references`): GrabCut seeded by the box
-    the crop was padded around."""
+def marked_subject_view(image: np.ndarray, box: dict, *, seeded_by: dict | None = None):
+    """The matcher view (characters.vision.marking.View) of the subject in `box`, on its own pixels: GrabCut's
+    foreground, seeded by `seeded_by` (default: the box), so the set behind it counts neither in keypoints nor
+    colours; on the whole box when GrabCut keeps too little. None when the box has too few keypoints. Marks
+    (their views of the followed frames) and the consistency score (its references) use it."""
+    from characters.vision import marking
+
+    foreground = marked_foreground(image, seeded_by or box)
+    return marking.make_view(image, box, foreground if foreground.any() else None)
+
+
+def marked_reference_box(reference: np.ndarray) -> dict:
+    """The subject's box in a marked reference (a crop of `marked_references`): the box it was padded around."""
     h, w = reference.shape[:2]
     inner_w, inner_h = round(w / (1 + 2 * MARKED_REFERENCE_PAD)), round(h / (1 + 2 * MARKED_REFERENCE_PAD))
-    box = {"x": (w - inner_w) // 2, "y": (h - inner_h) // 2, "width": inner_w, "height": inner_h}
-    return marked_foreground(reference, box)
+    return {"x": (w - inner_w) // 2, "y": (h - inner_h) // 2, "width": inner_w, "height": inner_h}
 
 
 def marked_features(palette: dict[str, str]) -> list[dict]:

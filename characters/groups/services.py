@@ -24,7 +24,8 @@ Candidate frames
 
 Marks (`mark_create`, `mark_run`: characters that are not faces)
     A contributor draws a box on a frame of a ready clip; a task follows it through its shot and looks for
-    it in the story's other ready clips (characters.vision.marking). Each sampled frame it is followed or
+    it in the story's other ready clips (characters.vision.marking), with views of the followed frames on the
+    subject's own pixels (GrabCut: characters.dna.images.marked_subject_view). Each sampled frame it is followed or
     found in becomes an Appearance of the mark's group (kind "marked"); the best few followed frames (and
     the best found frame per other clip) become candidate frames whose detection has `source: "mark"`,
     `mark_id`, `appearance_id` and `group_id`. Re-running a mark replaces what it wrote; a clip's
@@ -57,6 +58,7 @@ from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from characters.clips.extraction import score_marked_region
+from characters.dna.images import marked_subject_view
 from characters.groups.joining import GroupIndex, Span
 from characters.groups.selectors import can_edit_groups, stale_marks
 from characters.models import (
@@ -651,7 +653,8 @@ def mark_run(*, mark_id: int, token: str = "") -> Mark | None:
         finally:
             if is_temp:
                 path.unlink(missing_ok=True)
-        views = [v for _, s, frame in scored if (v := marking.make_view(frame, s.box))]
+        # On the subject's own pixels: more inliers on it, fewer from the set behind it (bench/marks.py).
+        views = [v for _, s, frame in scored if (v := marked_subject_view(frame, s.box))]
         kept = sorted(scored, key=lambda item: -item[0]["quality"])[:MARK_BEST_FRAMES]
         progress(35)
         others = list(
