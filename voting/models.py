@@ -61,6 +61,9 @@ class CharacterSubmission(models.Model):
     character_group = models.ForeignKey(
         CharacterGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
     )
+    # An admin's reason for letting in frames that identity says show other characters (a costume change the
+    # face grouping split); empty for every ordinary design. Also in the admin log.
+    mixed_characters_reason = models.TextField(blank=True)
     # The designer's explicit choices, carried into the Character DNA as stated facts.
     render_style = models.CharField(max_length=16, blank=True, choices=RENDER_STYLE_CHOICES)
     features_to_keep = models.JSONField(default=list, blank=True, help_text="1-10 short phrases, each up to 100 chars.")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
@@ -188,6 +189,24 @@ def _slot_problem(story: Story, group: CharacterGroup, slot: str) -> VotingError
     )
 
 
+def _mixing_refused(submitter: UserType, group: CharacterGroup | None) -> VotingError | None:
+    """Why frames of other characters cannot be let in with a reason, or None when they can: an admin's, for a
+    named character."""
+    if not submitter.is_staff:
+        return VotingError(
+            "Only an admin can let frames of other characters into a design. Pick frames of one character, "
+            "or ask an admin.",
+            code="override_forbidden",
+            status_code=403,
+        )
+    if group is None:
+        return VotingError(
+            "Say which character the design is of (group_id) when letting in frames of other characters.",
+            code="group_required",
+        )
+    return None
+
+
 def _all_of(problems: list[VotingError]) -> VotingError:
     """One refusal: the first problem's code and message (as before), and with several, all of them in
     `details["errors"]` (each `{"code", "message", "details"}`)."""
@@ -211,12 +230,15 @@ def submission_create(
     group_id: int | None = None,
     render_style: str = "",
     features_to_keep: list[str] | None = None,
+    mixed_characters_reason: str = "",
 ) -> CharacterSubmission:
     """Propose a design: 1-10 candidate frames from this story's clips plus a style description, and
     optionally the render style and up to 10 features to keep (the DNA records them as stated).
 
     The frames are of one character (`group_id`, or the group they share); see `_design_group`. A
     `character_slot` (clients from before identity) must agree with that group; see "Slots" above.
+    An admin may let in frames of other characters (a costume change the face grouping split) with
+    `mixed_characters_reason` and the design's `group_id`; the reason is kept on the design and in the admin log.
 
     When auto-start is on and this makes enough active submissions for the character, a session opens.
     """
@@ -229,15 +251,21 @@ def submission_create(
 
     features_to_keep = clean_stated_features(features_to_keep)
     problems = _submission_problems(story, style_description, character_name, ids, render_style, features_to_keep)
-    group = None
+    mixed_characters_reason = (mixed_characters_reason or "").strip()
+    group, let_in = None, False
     if not any(p.code in ("frame_count", "foreign_frames") for p in problems):
         group, mixed = _design_group(story, ids, group_id)
+        if mixed is not None and mixed.code == "mixed_characters" and mixed_characters_reason:
+            mixed = _mixing_refused(submitter, group)
+            let_in = mixed is None
         if mixed is not None:
             problems.append(mixed)
         elif group is not None and sent_slot:
             problems += [p for p in [_slot_problem(story, group, sent_slot)] if p]
     if problems:
         raise _all_of(problems)
+    if not let_in:
+        mixed_characters_reason = ""  # nothing was let in: an ordinary design
     character_slot = group_slot_key(group) if group is not None else sent_slot or DEFAULT_CHARACTER_SLOT
     with transaction.atomic():
         submission = CharacterSubmission.objects.create(
@@ -249,10 +277,19 @@ def submission_create(
             character_group=group,
             render_style=render_style,
             features_to_keep=features_to_keep,
+            mixed_characters_reason=mixed_characters_reason,
         )
         SubmissionFrame.objects.bulk_create(
             SubmissionFrame(submission=submission, frame_id=fid, position=pos) for pos, fid in enumerate(ids)
         )
+        if let_in:
+            LogEntry.objects.log_actions(
+                user_id=submitter.pk,
+                queryset=[submission],
+                action_flag=ADDITION,
+                change_message=f"Frames of other characters let into this design of “{group.label}”: "  # type: ignore[union-attr]  # checked above
+                f"{mixed_characters_reason}",
+            )
         story_add_contributor(story=story, user=submitter, contribution="design")
         if group is not None and sent_slot and _is_unnamed(group) and slot_group(story, sent_slot) is None:
             from characters.groups.services import group_rename

@@ -130,6 +130,7 @@ def test_create_submission_answers_the_seed_body(story, frames, contributor):
         "features_to_keep",
         "voting_session_id",
         "group_id",
+        "mixed_characters_reason",
         "slot_label",
     }
     assert body["id"] == submission.pk
@@ -259,6 +260,7 @@ def test_list_submissions_is_public_and_names_the_open_session(story, frames, pa
         "features_to_keep": [],
         "voting_session_id": session.pk,
         "group_id": None,
+        "mixed_characters_reason": "",
         "slot_label": "protagonist",
     }
     assert parse_time(rows[a.pk]["created_at"]) == a.created_at

@@ -336,3 +336,63 @@ def test_the_story_page_names_each_vote_by_its_characters_label(two_characters, 
     assert "Which design should be Commander Eileen?" in html
     assert "The vote for Character B opens with 1 more design" in html
     assert f"group-{a.pk}<" not in html and f"group-{b.pk}<" not in html  # the stored slot key is not shown
+
+
+def test_an_admin_lets_frames_of_another_character_in_with_a_reason(two_characters):
+    """A costume change the face grouping split: the admin says why, the design keeps it, the admin log too."""
+    story, frames, a, b = two_characters
+    admin = UserFactory(is_staff=True)
+    design = services.submission_create(
+        story=story,
+        submitter=admin,
+        frame_ids=[frames[0].pk, frames[2].pk],
+        style_description="Flight suit, then the lab coat",
+        group_id=a.pk,
+        mixed_characters_reason="  Frame 3 is her in the lab coat; the grouping split the costume.  ",
+    )
+    assert design.character_group == a and design.frame_ids == [frames[0].pk, frames[2].pk]
+    assert design.mixed_characters_reason == "Frame 3 is her in the lab coat; the grouping split the costume."
+    entry = LogEntry.objects.get(object_id=str(design.pk), user=admin)
+    assert f"design of “{a.label}”" in entry.change_message and "lab coat" in entry.change_message
+    # Without naming the character, the admin is asked which one it is.
+    with pytest.raises(VotingError) as refused:
+        services.submission_create(
+            story=story,
+            submitter=admin,
+            frame_ids=[frames[0].pk, frames[2].pk],
+            style_description="Suit",
+            mixed_characters_reason="costume",
+        )
+    assert refused.value.code == "group_required"
+    # A reason on a design of one character lets nothing in: it is not kept.
+    plain = services.submission_create(
+        story=story,
+        submitter=admin,
+        frame_ids=[frames[0].pk],
+        style_description="Suit",
+        mixed_characters_reason="just in case",
+    )
+    assert plain.mixed_characters_reason == "" and not LogEntry.objects.filter(object_id=str(plain.pk)).exists()
+
+
+def test_only_an_admin_may_let_other_characters_in(two_characters):
+    story, frames, a, b = two_characters
+    contributor = UserFactory()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get_or_create(user=contributor)[0].key}")
+    body = {
+        "frame_ids": [frames[0].pk, frames[2].pk],
+        "style_description": "Suit",
+        "group_id": a.pk,
+        "mixed_characters_reason": "trust me",
+    }
+    answer = client.post(f"/api/v1/stories/{story.pk}/characters/submissions", body, format="json")
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "override_forbidden"
+    assert "Only an admin" in answer.json()["error"]["message"]
+    assert not CharacterSubmission.objects.filter(story=story).exists()
+    # The same request by an admin is taken, and the API shows the reason.
+    admin = UserFactory(is_staff=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get_or_create(user=admin)[0].key}")
+    taken = client.post(f"/api/v1/stories/{story.pk}/characters/submissions", body, format="json")
+    assert taken.status_code == 201, taken.content
+    assert taken.json()["mixed_characters_reason"] == "trust me" and taken.json()["group_id"] == a.pk

@@ -62,6 +62,14 @@ class SubmissionCreateSerializer(serializers.Serializer):
         help_text="The character group (GET /stories/{id}/character-groups) the frames show; inferred from the "
         "frames when left out. Frames of another character are refused (`mixed_characters`).",
     )
+    mixed_characters_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=500,
+        help_text="Admins only (else 403 `override_forbidden`), with `group_id`: let in frames that identity says "
+        "show other characters (a costume change), for this reason; kept on the design and in the admin log.",
+    )
 
     def validate_character_slot(self, value: str) -> str:
         return value.lower()
@@ -98,6 +106,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "features_to_keep",
             "voting_session_id",
             "group_id",
+            "mixed_characters_reason",
             "slot_label",
         ]
         read_only_fields = fields
