@@ -5,11 +5,11 @@
 Aligns the faces of scikit-image's astronaut and cameraman photos and variants (mirrored, darker,
 scaled) as characters.vision.identity does (MediaPipe box, dlib's 5 landmarks, dlib.get_face_chip), then,
 in one run, per descriptor of those chips (medians of --repeat passes over all of them):
-  dlib            dlib.face_recognition_model_v1.compute_face_descriptor(chip), the reference
-  numpy           FaceNetwork.descriptor(chip) with OpenBLAS's default threads (2 on this machine)
-  numpy 2 at once two Python threads computing descriptors at the same time
-  numpy 1 thread  both again in a child process started with OPENBLAS_NUM_THREADS=1 (the extraction runs
-                  descriptors in a thread beside the decoder and MediaPipe, so CPU per descriptor counts)
+  dlib                    dlib.face_recognition_model_v1.compute_face_descriptor(chip), the reference
+  numpy, N BLAS threads   FaceNetwork.descriptor(chip) with OpenBLAS's default thread count
+  numpy, 1 BLAS thread    the same on one OpenBLAS thread, as face_network() sets it (the extraction runs
+                          descriptors in a thread beside the decoder and MediaPipe, so CPU counts)
+  ..., 2 at once          two Python threads computing descriptors at the same time
 wall and process CPU milliseconds (all threads) each, dlib's time over numpy's, and the largest
 difference per element and in distance between the numpy descriptors and dlib's. Writes a contact sheet
 of the chips with their differences (bench/out/face_network_chips.png).
@@ -18,12 +18,9 @@ of the chips with their differences (bench/out/face_network_chips.png).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -103,14 +100,6 @@ def two_at_once(chips: list[np.ndarray], repeat: int) -> dict[str, float]:
     return {"wall_ms": statistics.median(wall), "cpu_ms": statistics.median(cpu)}
 
 
-def child(chips_path: Path, repeat: int) -> None:
-    """Timing of the numpy network alone, in a process whose OpenBLAS thread count was set at start."""
-    chips = list(np.load(chips_path))
-    network = face_network.face_network()
-    alone = per_descriptor(network.descriptor, chips, repeat)
-    print(json.dumps({"numpy 1 thread": alone, "numpy 1 thread, 2 at once": two_at_once(chips, repeat)}))
-
-
 def contact_sheet(chips: dict[str, np.ndarray], differences: dict[str, float], out: Path) -> Path:
     import cv2
 
@@ -130,11 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.repeat)
-        return
 
     import dlib
     import face_recognition_models as model_files
@@ -154,23 +139,16 @@ def main() -> None:
         differences[name] = float(np.abs(ours - theirs).max())
         distances.append(float(np.linalg.norm(ours - theirs)))
 
+    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS") or str(os.cpu_count())
     timings = {
         "dlib": per_descriptor(encoder.compute_face_descriptor, chip_list, args.repeat),
-        "numpy": per_descriptor(network.descriptor, chip_list, args.repeat),
+        f"numpy, {blas_threads} BLAS threads": per_descriptor(network.descriptor, chip_list, args.repeat),
+        f"numpy, {blas_threads} BLAS threads, 2 at once": two_at_once(chip_list, args.repeat),
     }
-    with tempfile.TemporaryDirectory(prefix="bench-face-network-") as tmp:
-        chips_path = Path(tmp) / "chips.npy"
-        np.save(chips_path, np.stack(chip_list))
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", str(chips_path), "--repeat", str(args.repeat)],
-            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        single_threaded = json.loads(done.stdout.strip().splitlines()[-1])
-    timings["numpy 2 at once"] = two_at_once(chip_list, args.repeat)
-    timings.update(single_threaded)
+    if not face_network.set_blas_threads(1):
+        sys.exit("no OpenBLAS found in this process")
+    timings["numpy, 1 BLAS thread"] = per_descriptor(network.descriptor, chip_list, args.repeat)
+    timings["numpy, 1 BLAS thread, 2 at once"] = two_at_once(chip_list, args.repeat)
 
     print(
         f"{len(chip_list)} aligned chips, {args.repeat} passes; dlib.DLIB_USE_BLAS={dlib.DLIB_USE_BLAS}; "
@@ -180,7 +158,7 @@ def main() -> None:
     for name, t in timings.items():
         wall_ratio, cpu_ratio = reference["wall_ms"] / t["wall_ms"], reference["cpu_ms"] / t["cpu_ms"]
         print(
-            f"{name:26s} {t['wall_ms']:6.1f} ms  cpu {t['cpu_ms']:6.1f} ms per descriptor   "
+            f"{name:34s} {t['wall_ms']:6.1f} ms  cpu {t['cpu_ms']:6.1f} ms per descriptor   "
             f"dlib / this: wall {wall_ratio:5.1f}x  cpu {cpu_ratio:5.1f}x"
         )
     print(

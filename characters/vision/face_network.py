@@ -527,12 +527,51 @@ class FaceNetwork:
         return x
 
 
+# OpenBLAS's entry point by build: plain, 64-bit integers (numpy 1.x wheels), scipy-openblas (scipy, numpy 2).
+_BLAS_SET_THREADS = (
+    "openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "scipy_openblas_set_num_threads64_",
+)
+
+
+def set_blas_threads(count: int) -> bool:
+    """Sets the thread count of every OpenBLAS loaded in this process (numpy's, scipy's); False if none.
+
+    Process-wide, as OPENBLAS_NUM_THREADS would be. The numbers do not depend on it, only the speed.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
+    except OSError:
+        return False
+    done = False
+    for path in sorted(paths):
+        library = ctypes.CDLL(path)  # already loaded: the same handle
+        for name in _BLAS_SET_THREADS:
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(count))
+                done = True
+                break
+    return done
+
+
 _network: FaceNetwork | None = None
 _network_lock = threading.Lock()
 
 
 def face_network() -> FaceNetwork:
-    """The process's network, read from `face_recognition_models` on first use."""
+    """The process's network, read from `face_recognition_models` on first use.
+
+    It also puts OpenBLAS on one thread: descriptors run beside the decoder and MediaPipe
+    (characters.vision.identity.DescriptorThread), where OpenBLAS's second thread, spinning between
+    calls, took their CPU: on bench/identity.py identity added 0.3-0.6 s of CPU with two BLAS threads,
+    0.12-0.15 s with one; a descriptor alone is 8 ms on one thread, 5-6 ms on two (bench/face_network.py).
+    """
     global _network
     if _network is None:
         with _network_lock:
@@ -540,4 +579,5 @@ def face_network() -> FaceNetwork:
                 import face_recognition_models as model_files
 
                 _network = read_model(model_files.face_recognition_model_location())
+                set_blas_threads(1)
     return _network

@@ -7,8 +7,8 @@ tenth of the 68-point model's size (each worker thread holds its own copy).
 
 The encoder runs in numpy (`characters.vision.face_network`: dlib's file, dlib's arithmetic) on the chip
 dlib's `compute_face_descriptor` would align (`dlib.get_face_chip`, 150 px, padding 0.25): the prebuilt
-dlib has no BLAS and took 59 ms a face here, numpy's OpenBLAS 8 ms on one thread (6 ms wall on two;
-bench/face_network.py), with descriptors within 4e-7 per element of dlib's.
+dlib has no BLAS and took 59-66 ms a face here, numpy's OpenBLAS (on one thread) 8 ms of CPU
+(bench/face_network.py), with descriptors within 4e-7 per element of dlib's.
 
 Distances measured on the package photos (see bench/identity.py and README "Characters across clips"):
 the same person across zoom, pan and a cut 0.02-0.35 (blurred, dark or cut by the edge up to about 0.5),

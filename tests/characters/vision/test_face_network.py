@@ -115,6 +115,16 @@ def test_two_threads_at_once_give_what_one_gives(faces):
         assert np.abs(second[len(chips) - 1 - i] - expected).max() < 1e-6
 
 
+def test_the_network_runs_openblas_on_one_thread():
+    # Beside the decoder and MediaPipe, OpenBLAS's second thread spun for CPU they needed (bench/identity.py).
+    import ctypes
+
+    face_network.face_network()
+    with open("/proc/self/maps") as maps:
+        numpy_blas = next(line.split()[-1] for line in maps if "numpy.libs/libopenblas" in line)
+    assert ctypes.CDLL(numpy_blas).openblas_get_num_threads64_() == 1
+
+
 def test_a_chip_of_another_size_is_refused():
     with pytest.raises(ValueError, match="150 px square RGB uint8"):
         face_network.face_network().descriptor(np.zeros((160, 160, 3), np.uint8))
