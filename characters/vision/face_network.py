@@ -179,10 +179,10 @@ class _Reader:
         return found
 
     def shape(self, what: str) -> tuple[int, int, int, int]:
-        sizes = tuple(self.integer(what) for _ in range(4))
+        sizes = (self.integer(what), self.integer(what), self.integer(what), self.integer(what))
         if min(sizes) < 0:
             raise self.error(f"{what}: negative size {sizes}")
-        return sizes  # type: ignore[return-value]
+        return sizes
 
     def tensor(self, what: str) -> np.ndarray:
         self.int_version(what, (2,))
