@@ -1,10 +1,10 @@
 """dlib's face descriptor network, read from dlib's own model file and run in numpy (float32 matmuls).
 
-Why: the prebuilt dlib wheel has no BLAS (`dlib.DLIB_USE_BLAS` is False), so its ResNet spends about
-57 ms on a face; numpy's OpenBLAS runs the same network with the same weights several times faster
-(bench/face_network.py prints both). The numbers are dlib's to within float32 rounding (the tests
-compare them with dlib's encoder on the same chips), so the distances measured on dlib's descriptors
-(characters.vision.identity) still hold.
+Why: the prebuilt dlib wheel has no BLAS (`dlib.DLIB_USE_BLAS` is False), so its ResNet spends 59-66 ms
+on a face here; numpy's OpenBLAS runs the same network with the same weights in about 8 ms of CPU
+(bench/face_network.py prints both). The numbers are dlib's to within float32 rounding (at most 3.4e-7
+per element; the tests compare them with dlib's encoder on the same chips), so the distances measured
+on dlib's descriptors (characters.vision.identity) still hold.
 
 The network is `anet_type` of dlib's examples/dnn_face_recognition_ex.cpp, the file
 dlib_face_recognition_resnet_model_v1.dat of `face_recognition_models`. Its format, followed from
