@@ -5,6 +5,11 @@ dlib's ResNet face encoder (the CC0 model in `face_recognition_models`) turns a 
 Euclidean distance of their descriptors. The 5-point model is the one dlib made for this alignment and a
 tenth of the 68-point model's size (each worker thread holds its own copy).
 
+The encoder runs in numpy (`characters.vision.face_network`: dlib's file, dlib's arithmetic) on the chip
+dlib's `compute_face_descriptor` would align (`dlib.get_face_chip`, 150 px, padding 0.25): the prebuilt
+dlib has no BLAS and took 59-66 ms a face here, numpy's OpenBLAS (on one thread) 8 ms of CPU
+(bench/face_network.py), with descriptors within 4e-7 per element of dlib's.
+
 Distances measured on the package photos (see bench/identity.py and README "Characters across clips"):
 the same person across zoom, pan and a cut 0.02-0.35 (blurred, dark or cut by the edge up to about 0.5),
 the astronaut against the cameraman 0.75-0.9. dlib's usual same-person threshold is 0.6; we join a track
@@ -20,6 +25,9 @@ from collections.abc import Iterable, Sequence
 import cv2
 import numpy as np
 
+from characters.vision.face_network import CHIP_SIZE, face_network
+from characters.vision.face_network import DESCRIPTOR_SIZE as DESCRIPTOR_SIZE  # the descriptor's length, for callers
+
 # Faces are cropped with this margin (times the box side) and scaled so the box is at most
 # DESCRIPTOR_FACE_SIDE px before landmarks and descriptor: dlib aligns to a 150 px chip anyway,
 # and a smaller crop spares converting a whole 4K frame.
@@ -29,7 +37,6 @@ DESCRIPTOR_FACE_SIDE = 300
 SAME_CHARACTER_DISTANCE = 0.55
 # What the pin panel quotes as "usually under" for the same character (the measured upper end, rounded).
 USUAL_SAME_CHARACTER_DISTANCE = 0.5
-DESCRIPTOR_SIZE = 128
 
 
 def face_chip(image_bgr: np.ndarray, box_px: tuple[float, float, float, float]) -> tuple[np.ndarray, tuple] | None:
@@ -59,7 +66,8 @@ def face_chip(image_bgr: np.ndarray, box_px: tuple[float, float, float, float]) 
 class FaceModels:
     """dlib's 5-point landmark model and ResNet face encoder (CC0 files from `face_recognition_models`).
 
-    dlib's networks keep per-call buffers, so one set per thread (`face_models()`).
+    The landmark model is dlib's, one per thread (`face_models()`); the encoder's weights are read once
+    per process and shared (`face_network()` keeps no per-call state).
     """
 
     def __init__(self) -> None:
@@ -67,14 +75,17 @@ class FaceModels:
         import face_recognition_models as model_files
 
         self.landmarks = dlib.shape_predictor(model_files.pose_predictor_five_point_model_location())
-        self.encoder = dlib.face_recognition_model_v1(model_files.face_recognition_model_location())
+        self.encoder = face_network()
         self._rectangle = dlib.rectangle
+        self._aligned_chip = dlib.get_face_chip
 
     def chip_descriptor(self, chip: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """The descriptor of the face at `box` (left, top, right, bottom) of a `face_chip` crop."""
         rgb = np.ascontiguousarray(cv2.cvtColor(chip, cv2.COLOR_BGR2RGB))
         shape = self.landmarks(rgb, self._rectangle(*box))
-        return np.asarray(self.encoder.compute_face_descriptor(rgb, shape), dtype=np.float64)
+        # The chip dlib's compute_face_descriptor(rgb, shape) aligns and encodes.
+        aligned = self._aligned_chip(rgb, shape, size=CHIP_SIZE, padding=0.25)
+        return self.encoder.descriptor(aligned).astype(np.float64)
 
     def box_descriptor(self, image_bgr: np.ndarray, box_px: tuple[float, float, float, float]) -> np.ndarray | None:
         """The descriptor of the face at `box_px` (x, y, w, h pixels), or None for a sliver at an edge."""
@@ -104,12 +115,12 @@ _idle_models_lock = threading.Lock()
 
 
 class DescriptorThread(threading.Thread):
-    """Computes descriptors of queued faces beside the caller (dlib releases the GIL while it runs).
+    """Computes descriptors of queued faces beside the caller (numpy's matmuls release the GIL).
 
     The extraction queues a track's best faces when the track ends and goes on with the next samples, so
     the descriptors use the time the analysis waits for the decoder instead of adding to it. A face is
-    anything with `chip` and `box` (a `face_chip`); it gets `descriptor` and loses `chip`. The dlib models
-    are borrowed from a per-process list, used by one thread at a time, so no clip loads them again.
+    anything with `chip` and `box` (a `face_chip`); it gets `descriptor` and loses `chip`. The models are
+    borrowed from a per-process list, used by one thread at a time, so no clip loads them again.
     """
 
     def __init__(self) -> None:

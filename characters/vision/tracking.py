@@ -19,12 +19,13 @@ Descriptors
     occluded faces halved) as small crops (about 300 px), and when the track ends the descriptor of the
     track is the mean of the descriptors of its best few (dlib, `characters.vision.identity`): one face
     for a track of up to FACES_PER_DESCRIPTOR_STEP samples, two up to twice that, three beyond. A
-    descriptor costs about as much as analysing a whole sample (57 ms measured here), and the
-    faces of a short track at one sample a second are near copies of each other, so more would buy
-    nothing but time. On bench/identity.py's clips that is one descriptor per track, 8 in all.
+    descriptor costs about 8 ms of CPU here (dlib's network in numpy, `characters.vision.face_network`;
+    dlib's own build took 57 ms), and the faces of a short track at one sample a second are near copies
+    of each other, so more would buy nothing but time. On bench/identity.py's clips that is one
+    descriptor per track, 8 in all.
     A track ends in the loop (a cut, or a sample that does not continue it); its best faces then go to
-    a DescriptorThread (dlib releases the GIL) and the loop goes on with the next samples, so the
-    descriptors run beside the analysis and the decoder instead of stalling them. `Track.descriptor` is
+    a DescriptorThread (numpy's matmuls release the GIL) and the loop goes on with the next samples, so
+    the descriptors run beside the analysis and the decoder instead of stalling them. `Track.descriptor` is
     there once `finish()` has returned; `close()` stops the thread of a clip given up half-way.
 """
 

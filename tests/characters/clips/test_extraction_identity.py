@@ -1,5 +1,6 @@
-"""What identity costs the extraction: descriptors computed in a thread beside the sample loop (dlib releases
-the GIL), on models borrowed once per process, and no thread left behind when a clip is given up."""
+"""What identity costs the extraction: descriptors computed in a thread beside the sample loop (numpy's
+matmuls release the GIL), on models borrowed once per process, and no thread left behind when a clip is
+given up."""
 
 from __future__ import annotations
 
