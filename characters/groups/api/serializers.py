@@ -1,9 +1,13 @@
 """Shapes of the character-groups API. Output only describes; services decide."""
 
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from characters.clips.api.serializers import AbsoluteFileUrlField
 from characters.groups.services import LABEL_MAX
+
+APPEARANCES_PAGE_SIZE = 20  # a group's appearances in the list and per page of GET .../appearances
 
 
 class BoxSerializer(serializers.Serializer):
@@ -38,7 +42,35 @@ class CharacterGroupSerializer(serializers.Serializer):
     clips = serializers.ListField(child=serializers.IntegerField(), source="clip_ids")
     seconds_by_clip = serializers.DictField(child=serializers.FloatField(), help_text="Time on screen per clip.")
     appearance_ids = serializers.ListField(child=serializers.IntegerField(), help_text="Every track of the group.")
-    appearances = GroupAppearanceSerializer(many=True, source="frames", help_text="Best first.")
+    appearances = serializers.SerializerMethodField(
+        help_text=f"Best first: the first {APPEARANCES_PAGE_SIZE}; the rest page by page at `appearances_next`."
+    )
+    appearances_count = serializers.SerializerMethodField(help_text="Candidate frames showing the character.")
+    appearances_next = serializers.SerializerMethodField(
+        help_text="GET /character-groups/{id}/appearances?page=2 when there are more, else null."
+    )
+
+    @extend_schema_field(GroupAppearanceSerializer(many=True))
+    def get_appearances(self, view) -> list:
+        shown = GroupAppearanceSerializer(view.frames[:APPEARANCES_PAGE_SIZE], many=True, context=self.context)
+        return list(shown.data)
+
+    def get_appearances_count(self, view) -> int:
+        return len(view.frames)
+
+    def get_appearances_next(self, view) -> str | None:
+        if len(view.frames) <= APPEARANCES_PAGE_SIZE:
+            return None
+        url = reverse("api-character-group-appearances", args=[view.group.pk]) + "?page=2"
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class GroupAppearancePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = GroupAppearanceSerializer(many=True)
 
 
 class CharacterGroupListSerializer(serializers.Serializer):

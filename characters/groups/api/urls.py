@@ -10,6 +10,11 @@ urlpatterns = [
     ),
     path("character-groups/<int:group_id>", views.CharacterGroupDetailApi.as_view(), name="api-character-group"),
     path(
+        "character-groups/<int:group_id>/appearances",
+        views.CharacterGroupAppearanceListApi.as_view(),
+        name="api-character-group-appearances",
+    ),
+    path(
         "character-groups/<int:group_id>/merge",
         views.CharacterGroupMergeApi.as_view(),
         name="api-character-group-merge",

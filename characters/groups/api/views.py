@@ -1,15 +1,19 @@
 """Character groups over HTTP: parse, call `characters.groups.services`, describe the result."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from characters.groups import selectors, services
 from characters.groups.api.serializers import (
+    APPEARANCES_PAGE_SIZE,
     CharacterGroupListSerializer,
     CharacterGroupSerializer,
+    GroupAppearancePageSerializer,
+    GroupAppearanceSerializer,
     GroupMergeSerializer,
     GroupPatchSerializer,
     GroupSplitSerializer,
@@ -37,9 +41,12 @@ def _group(group_id: int) -> CharacterGroup:
     return group
 
 
+def _group_view(group: CharacterGroup) -> selectors.GroupView:
+    return next(v for v in selectors.story_group_views(group.story) if v.group.pk == group.pk)
+
+
 def _group_body(request, group: CharacterGroup) -> dict:
-    view = next(v for v in selectors.story_group_views(group.story) if v.group.pk == group.pk)
-    return CharacterGroupSerializer(view, context={"request": request}).data
+    return CharacterGroupSerializer(_group_view(group), context={"request": request}).data
 
 
 def _mark(mark_id: int) -> Mark:
@@ -93,6 +100,35 @@ class CharacterGroupDetailApi(APIView):
         data.is_valid(raise_exception=True)
         group = services.group_rename(group=group, user=request.user, label=data.validated_data["label"])
         return Response(_group_body(request, group))
+
+
+class GroupAppearancePagination(PageNumberPagination):
+    page_size = APPEARANCES_PAGE_SIZE
+    page_size_query_param = "limit"
+    max_page_size = 100
+
+
+class CharacterGroupAppearanceListApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(
+        operation_id="character_groups_appearances_list",
+        tags=TAGS,
+        summary="A group's appearances (candidate frames showing the character), best first, page by page",
+        parameters=[
+            OpenApiParameter("page", int, description="Page number, from 1."),
+            OpenApiParameter(
+                "limit", int, description=f"Appearances per page (default {APPEARANCES_PAGE_SIZE}, at most 100)."
+            ),
+        ],
+        responses={200: GroupAppearancePageSerializer, **error_responses(404)},
+    )
+    def get(self, request, group_id: int):
+        view = _group_view(_group(group_id))
+        paginator = GroupAppearancePagination()
+        page: list[selectors.GroupFrame] | None = paginator.paginate_queryset(view.frames, request, view=self)  # type: ignore[arg-type]  # a list pages too
+        body = GroupAppearanceSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(body)
 
 
 class CharacterGroupMergeApi(APIView):

@@ -313,3 +313,40 @@ def test_a_group_with_a_locked_character_outlives_its_appearances_and_takes_the_
     )
     by_track = dict(Appearance.objects.filter(clip=other).values_list("track_index", "group_id"))
     assert by_track[0] == group.pk and by_track[1] not in (None, group.pk)
+
+
+@pytest.mark.django_db
+def test_a_long_list_of_appearances_comes_page_by_page():
+    from characters.groups.api.serializers import APPEARANCES_PAGE_SIZE
+
+    clip = ClipFactory()
+    total = APPEARANCES_PAGE_SIZE + 5
+    frames = [
+        CandidateFrame.objects.create(
+            clip=clip,
+            seconds=float(n),
+            timestamp=f"00:{n:02d}",
+            image=f"frames/{n}.jpg",
+            thumbnail=f"frames/{n}_t.jpg",
+            width=1280,
+            height=720,
+            rank=n + 1,
+            quality=90 - n,
+            pose="frontal",
+            detections=[{"box": {"x": 10, "y": 20, "width": 100, "height": 120}, "pose": "frontal", "track": 0}],
+        )
+        for n in range(total)
+    ]
+    group_services.clip_record_tracks(clip=clip, tracks=[_track(0, 0, 0, total, _descriptor(4))], frames=frames)
+    client = APIClient()
+    listed = client.get(f"/api/v1/stories/{clip.story_id}/character-groups").json()["groups"][0]
+    assert listed["appearances_count"] == total and len(listed["appearances"]) == APPEARANCES_PAGE_SIZE
+    assert [a["frame_id"] for a in listed["appearances"]] == [f.pk for f in frames[:APPEARANCES_PAGE_SIZE]]
+    assert listed["appearances_next"].endswith(f"/api/v1/character-groups/{listed['group_id']}/appearances?page=2")
+    rest = client.get(listed["appearances_next"]).json()
+    assert rest["count"] == total and rest["next"] is None and rest["previous"]
+    assert [a["frame_id"] for a in rest["results"]] == [f.pk for f in frames[APPEARANCES_PAGE_SIZE:]]
+    assert client.get(f"/api/v1/character-groups/{listed['group_id']}/appearances?page=9").status_code == 404
+    assert client.get("/api/v1/character-groups/999999/appearances").status_code == 404
+    small = client.get(f"/api/v1/character-groups/{listed['group_id']}/appearances?limit=3").json()
+    assert len(small["results"]) == 3 and small["next"].endswith("page=2")
