@@ -768,7 +768,9 @@ def test_fal_posts_the_webhook_to_our_endpoint_and_the_job_completes(fake_fal, g
     assert default_storage.open(job.video.name).read() == good_clip.read_bytes()
     assert PinnedCharacter.objects.get(pk=world.pins[0].pk).usage_count == 1
     assert Character.objects.get(pk=world.character.pk).clips_used == 1
-    assert fake_fal.deliver_webhook(request.request_id)[1]["outcome"] == "already_finished"
+    # A later delivery (a new timestamp, so a new signature: within the same second it would be the same one).
+    later = int(time.time()) + 1
+    assert fake_fal.deliver_webhook(request.request_id, timestamp=later)[1]["outcome"] == "already_finished"
     assert Character.objects.get(pk=world.character.pk).clips_used == 1
 
 
