@@ -1,6 +1,6 @@
 """Who is who: purity and completeness of the character groups, and what identity costs the extraction.
 
-    .venv/bin/python bench/identity.py [--repeat N] [--fps F] [--out bench/out]
+    .venv/bin/python bench/identity.py [--repeat N] [--fps F] [--height 720|1080] [--out bench/out]
 
 Renders a story of clips with demo/clips.py in a temp dir: two people (scikit-image's astronaut and
 cameraman photos) and a shot with no one (the coffee cup), cut into several shots per clip, in different
@@ -41,7 +41,8 @@ from characters.vision.identity import SAME_CHARACTER_DISTANCE, distance  # noqa
 from demo import clips  # noqa: E402
 
 PEOPLE = {"astronaut": "astronaut", "camera": "cameraman"}
-SIZE = (1280, 720)
+SIZES = {720: (1280, 720), 1080: (1920, 1080)}  # --height: what the clips are rendered at
+SIZE = SIZES[720]
 
 
 def story_clips() -> list[list[clips.Segment]]:
@@ -165,8 +166,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--fps", type=float, default=1.0)
+    parser.add_argument("--height", type=int, choices=sorted(SIZES), default=720, help="the clips' frame height")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()
+    global SIZE
+    SIZE = SIZES[args.height]
 
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as tmp:
         timelines = story_clips()
