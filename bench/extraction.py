@@ -5,8 +5,7 @@
 With no CLIP it renders a 5 s 1080p30 clip with demo/clips.py into a temp dir (pass
 ../shared/samples/astronaut_kenburns_1080p30_5s.mp4 to use the sample). Prints, from one run:
   decode only   OpenCV reads every frame and does nothing else (the floor for any in-process tool)
-  ours          characters.clips.extraction.extract_candidates (its analysis threads' models made by the cold run
-                and kept, as a worker keeps them)
+  ours          characters.clips.extraction.extract_candidates (models made once, as a worker keeps them)
   seed baseline ffmpeg writes PNG frames at 1 fps into a temp dir, then each file is read with
                 cv2.imread and run through MediaPipe face detection (full range), as the seed does
   katna         Katna's keyframe extraction, only when Katna is importable
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 
 from characters.clips import extraction  # noqa: E402
+from characters.vision import faces  # noqa: E402
 from demo import clips  # noqa: E402
 
 
@@ -46,8 +46,8 @@ def decode_only(path: Path) -> int:
     return frames
 
 
-def ours(path: Path, fps: float) -> int:
-    return len(extraction.extract_candidates(path, fps=fps, top_n=10).frames)
+def ours(path: Path, fps: float, models: faces.Detectors) -> int:
+    return len(extraction.extract_candidates(path, fps=fps, top_n=10, models=models).frames)
 
 
 class SeedBaseline:
@@ -131,12 +131,13 @@ def main() -> int:
         print(f"sampling {args.fps:g} fps, median of {args.repeat} runs, {cv2.getNumThreads()} OpenCV threads\n")
 
         start = time.perf_counter()
-        cold = timed(ours, clip, args.fps)
+        models = faces.Detectors()
+        cold = timed(ours, clip, args.fps, models)
         cold_total = time.perf_counter() - start
         seed = SeedBaseline()
         runners = {
             "decode only": lambda: decode_only(clip),
-            "ours": lambda: ours(clip, args.fps),
+            "ours": lambda: ours(clip, args.fps, models),
             "seed baseline": lambda: seed(clip, args.fps),
         }
         katna = katna_runner()

@@ -11,9 +11,9 @@ framings, one dark. Then, in one run:
                 purity       = tracks in their group's majority person / all tracks (two people never mixed)
                 completeness = tracks in their person's largest group / all tracks (one person, one group)
   time          decode only (OpenCV reads every frame, nothing else), extraction without identity and
-                with it (the analysis threads' models made by a first run and kept, as a worker keeps
-                them); medians of --repeat runs in turn, the median of each run's own ratio beside it, and
-                the process's CPU seconds (all threads), which a busy machine skews less than the wall clock.
+                with it (models made once, as a worker keeps them); medians of --repeat runs in turn, the
+                median of each run's own ratio beside it, and the process's CPU seconds (all threads), which
+                a busy machine skews less than the wall clock.
 Writes a contact sheet PNG per run (bench/out/identity_groups.png): one row per group, the best face of
 each of its tracks, labelled with the clip, the second and the true person.
 """
@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 from characters.clips import extraction  # noqa: E402
 from characters.groups.joining import GroupIndex  # noqa: E402
+from characters.vision import faces  # noqa: E402
 from characters.vision.identity import SAME_CHARACTER_DISTANCE, distance  # noqa: E402
 from demo import clips  # noqa: E402
 
@@ -175,7 +176,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as tmp:
         timelines = story_clips()
         paths = [clips.write_clip(Path(tmp) / f"clip{i + 1}.mp4", t, size=SIZE) for i, t in enumerate(timelines)]
-        results = [extraction.extract_candidates(p, fps=args.fps) for p in paths]  # warm, and kept
+        models = faces.detectors()
+        results = [extraction.extract_candidates(p, fps=args.fps, models=models) for p in paths]  # warm, and kept
         placed = group_tracks(results, paths, timelines)
         purity, completeness = purity_completeness(placed)
 
@@ -188,7 +190,9 @@ def main() -> None:
                     if name == "decode only":
                         decode_only(p)
                     else:
-                        extraction.extract_candidates(p, fps=args.fps, identity=name.endswith("identity"))
+                        extraction.extract_candidates(
+                            p, fps=args.fps, models=models, identity=name.endswith("identity")
+                        )
                 runs[name].append(time.perf_counter() - started)
                 cpu[name].append(time.process_time() - cpu_started)
         medians = {name: statistics.median(times) for name, times in runs.items()}

@@ -73,10 +73,7 @@ from __future__ import annotations
 
 import math
 import queue
-import threading
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -125,11 +122,6 @@ LOW_QUALITY_FALLBACK = 3  # frames offered, marked low quality, per character no
 DIM_FRAMES_HELD = 12  # frames held for those characters until the clip ends, besides the pool (4K: 24 MB each)
 OCCLUDED_BELOW_INSIDE = 0.85  # part of the face box inside the frame
 OCCLUDED_BELOW_VISIBILITY = 0.5  # mean pose visibility of the facial points that should show
-
-# Samples analysed at once, each in a thread with its own MediaPipe models (faces.detectors() keeps one set per
-# thread). One set runs one model at a time, about 33 ms a sample here; a second set keeps the other core busy
-# beside the decoder instead of leaving the clip waiting on one thread's chain of models.
-ANALYSIS_THREADS = 2
 
 ProgressCallback = Callable[[int], None]
 
@@ -550,24 +542,6 @@ def _dominant_quality_setting() -> int:
     return DEFAULT_DOMINANT_QUALITY
 
 
-_analysis_threads: ThreadPoolExecutor | None = None
-_analysis_threads_lock = threading.Lock()
-
-
-def _analysis_pool() -> ThreadPoolExecutor:
-    """The process's analysis threads, made on first use (after a worker's fork, never before) and kept, so their
-    models load once."""
-    global _analysis_threads
-    with _analysis_threads_lock:
-        if _analysis_threads is None:
-            _analysis_threads = ThreadPoolExecutor(max_workers=ANALYSIS_THREADS, thread_name_prefix="frame-analysis")
-        return _analysis_threads
-
-
-def _analyse_with_thread_models(frame: np.ndarray, seconds: float, dominant_quality: int) -> FrameAnalysis | None:
-    return analyse_frame(detectors(), frame, seconds, dominant_quality=dominant_quality)
-
-
 def extract_candidates(
     path: Path | str,
     *,
@@ -575,6 +549,7 @@ def extract_candidates(
     top_n: int = 10,
     min_quality: int = DEFAULT_MIN_QUALITY,
     progress: ProgressCallback | None = None,
+    models: Detectors | None = None,
     identity: bool = True,
 ) -> ExtractionResult:
     """Decode `path` at `fps` samples a second, find and score the frames with people, pick the best.
@@ -583,14 +558,10 @@ def extract_candidates(
     processed as far as it decodes, with `warning` saying so. `progress` gets 0-100 as decoding
     goes, always from the calling thread (it may write to the database). With `identity` every sample
     also feeds the shot and face tracker (each detection gains `track`, the result `tracks`).
-
-    Samples are analysed ANALYSIS_THREADS at a time (`_analysis_pool`) and taken back in time order, so the
-    tracker, the pool of best frames and the result are what one thread would make.
     """
     if fps <= 0:
         raise ValueError("fps must be positive")
-    analysis_threads = _analysis_pool()
-    in_flight: deque[tuple[float, np.ndarray, Future]] = deque()
+    models = models or detectors()
     dominant_quality = _dominant_quality_setting()
     decoder = SampledDecoder(path, fps)
     pool = _Pool(top_n)
@@ -607,20 +578,6 @@ def extract_candidates(
                 reported = percent
                 progress(percent)
 
-    def take_oldest() -> None:
-        """The oldest sample's analysis, in time order into the tracker and the pools."""
-        seconds, frame, future = in_flight.popleft()
-        analysis = future.result()
-        if tracker is not None:
-            detections = analysis.score.detections if analysis is not None else []
-            for detection, track in zip(detections, tracker.observe(seconds, frame, detections), strict=True):
-                detection["track"] = track
-        if analysis is not None:
-            scored.append(analysis.score)
-            pool.offer(analysis, frame)
-            if dim_tracks is not None:
-                dim_tracks.offer(analysis, frame)
-
     decoder.start()
     report()
     try:
@@ -635,17 +592,18 @@ def extract_candidates(
                 break
             seconds, frame = item
             analysed += 1
-            in_flight.append(
-                (seconds, frame, analysis_threads.submit(_analyse_with_thread_models, frame, seconds, dominant_quality))
-            )
-            if len(in_flight) > ANALYSIS_THREADS:  # one more waits its turn: bounded memory, no idle thread
-                take_oldest()
-        while in_flight:
-            take_oldest()
+            analysis = analyse_frame(models, frame, seconds, dominant_quality=dominant_quality)
+            if tracker is not None:
+                detections = analysis.score.detections if analysis is not None else []
+                for detection, track in zip(detections, tracker.observe(seconds, frame, detections), strict=True):
+                    detection["track"] = track
+            if analysis is not None:
+                scored.append(analysis.score)
+                pool.offer(analysis, frame)
+                if dim_tracks is not None:
+                    dim_tracks.offer(analysis, frame)
         tracks = tracker.finish() if tracker is not None else []  # waits for the last descriptors
     finally:
-        for _, _, future in in_flight:  # a clip given up half-way: drop the samples not started
-            future.cancel()
         decoder.stop()
         if tracker is not None:
             tracker.close()  # a clip given up half-way leaves no descriptor thread behind

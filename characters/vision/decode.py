@@ -26,16 +26,14 @@ class SampledDecoder(threading.Thread):
 
     OpenCV releases the GIL while it decodes, so the caller analyses one frame while the next
     ones decode. The queue holds at most two frames (4K frames are 24 MB each). Besides the
-    samples it keeps the last frame it could convert, and how far the file decoded. `threads`: FFmpeg's
-    decoding threads (None: one per core); a caller whose own threads keep the cores busy gives 1, which
-    decodes the same frames for less CPU (frame threading's overhead).
+    samples it keeps the last frame it could convert, and how far the file decoded.
     """
 
-    def __init__(self, path: Path | str, fps: float, *, threads: int | None = None) -> None:
+    def __init__(self, path: Path | str, fps: float) -> None:
         super().__init__(name="clip-decoder", daemon=True)
         self.path = path
         self.interval = 1.0 / fps
-        self.cap = open_capture(path, threads=threads)  # raises InvalidVideo in the caller's thread
+        self.cap = open_capture(path)  # raises InvalidVideo in the caller's thread
         self.video_fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0) or 30.0
         self.announced = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frames_decoded = 0

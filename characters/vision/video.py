@@ -107,10 +107,8 @@ def sniff_container(path: Path) -> str | None:
     return None
 
 
-def open_capture(path: Path | str, *, threads: int | None = None) -> cv2.VideoCapture:
-    """OpenCV's FFmpeg reader of `path`; `threads`: the decoder's threads (None: FFmpeg's choice, one per core)."""
-    params = [] if threads is None else [cv2.CAP_PROP_N_THREADS, threads]
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
+def open_capture(path: Path | str) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         raise InvalidVideo(
