@@ -22,7 +22,11 @@ Detect (MediaPipe 0.10.21 `mp.solutions`, models inside the wheel, nothing downl
       is inside the frame, or when the pose model's visibility of the facial points that its pose
       should show (eyes, nose, mouth) averages under OCCLUDED_BELOW_VISIBILITY. When the detector
       finds no face (it misses some profiles), a head seen by the pose model and confirmed by face
-      mesh counts as a face.
+      mesh counts as a face. The pose model runs only where it can tell something: on a frame with
+      no face, or whose biggest face is at most POSE_MAX_FACE_HEIGHT of the frame's height. A bigger
+      face leaves no room for a whole body, and there the pose model's visibility says nothing (on the
+      astronaut with her mouth and chin covered, face 0.36 of the frame: 1.0 on every facial point);
+      it is the most expensive model here (about 17 ms a sample of the 35).
     A frame counts as showing a person when it has at least one face; other frames are left out.
 
 Pose convention
@@ -122,6 +126,7 @@ LOW_QUALITY_FALLBACK = 3  # frames offered, marked low quality, per character no
 DIM_FRAMES_HELD = 12  # frames held for those characters until the clip ends, besides the pool (4K: 24 MB each)
 OCCLUDED_BELOW_INSIDE = 0.85  # part of the face box inside the frame
 OCCLUDED_BELOW_VISIBILITY = 0.5  # mean pose visibility of the facial points that should show
+POSE_MAX_FACE_HEIGHT = 0.3  # of the frame height: the pose model runs on frames whose biggest face is no taller
 
 ProgressCallback = Callable[[int], None]
 
@@ -290,8 +295,10 @@ def analyse_frame(
     )
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     faces = detect_faces(models, rgb)
-    pose_result = models.pose.process(rgb)
-    body = pose_result.pose_landmarks.landmark if pose_result.pose_landmarks else None
+    body = None
+    if not faces or max(f.box.h for f in faces) <= POSE_MAX_FACE_HEIGHT:
+        pose_result = models.pose.process(rgb)
+        body = pose_result.pose_landmarks.landmark if pose_result.pose_landmarks else None
     if not faces and body is not None:
         fallback = face_from_pose_and_mesh(models, frame_bgr, body)
         if fallback is not None:
