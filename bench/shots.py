@@ -17,7 +17,7 @@ scene), and shots with no cut that move a lot (fast zooms and pans, a dark shot,
                 the first sample after it.
   PySceneDetect ContentDetector (default threshold) and AdaptiveDetector on every frame, and
                 ContentDetector with frame_skip so it sees 1 frame/s like ours; a cut of theirs counts
-                when within 1 s (our sampling interval) of the truth.
+                when within 1 s (our sampling interval) of the truth, the nearest at or after it first.
 Prints, per detector: recall (per kind of cut too), precision, false cuts inside the no-cut shots (per kind
 of shot), and its time over decode-only (OpenCV reads every frame) of the same clips in the same run. Then,
 apart (they are not hard cuts), how many cuts each detector places on dissolves, a fade through black, a
@@ -316,7 +316,8 @@ def score_ours(clip: Clip, found: list[tuple[float, float]], score: Score) -> No
         score.inventions.append((clip, a, b, shot[2] if shot else ""))
 
 
-def score_theirs(clip: Clip, found: list[float], score: Score) -> None:
+def score_theirs(clip: Clip, found: list[float], score: Score, step: float) -> None:
+    """`step`: seconds between the frames the detector compared (one frame, or 1 s with frame_skip)."""
     if clip.events:
         for start, end, kind in clip.events:
             score.events[kind] = sum(1 for d in found if start - TOLERANCE <= d <= end + TOLERANCE)
@@ -326,7 +327,8 @@ def score_theirs(clip: Clip, found: list[float], score: Score) -> None:
         score.total[kind] += 1
         near = [d for d in unmatched if abs(d - cut) <= TOLERANCE]
         if near:
-            unmatched.remove(min(near, key=lambda d: abs(d - cut)))
+            # the nearest at or after the cut first: a false cut just before it must not take its place
+            unmatched.remove(min(near, key=lambda d: (d < cut - 0.5 / FPS, abs(d - cut))))
             score.found[kind] += 1
         else:
             score.misses.append((clip, cut - 1 / FPS, cut, kind))
@@ -335,7 +337,7 @@ def score_theirs(clip: Clip, found: list[float], score: Score) -> None:
     for d in unmatched:
         shot = shot_at(clip, d)
         score.false_in_shots[shot[2] if shot else "?"] += 1
-        score.inventions.append((clip, d - 1 / FPS, d, shot[2] if shot else ""))
+        score.inventions.append((clip, d - step, d, shot[2] if shot else ""))
 
 
 # --- The strip of mistakes ---------------------------------------------------------------------------------
@@ -447,7 +449,10 @@ def main() -> None:
         for name, per_clip in results.items():
             score = scores[name] = Score()
             for clip in every:
-                (score_ours if name.startswith("ours") else score_theirs)(clip, per_clip[clip.name], score)
+                if name.startswith("ours"):
+                    score_ours(clip, per_clip[clip.name], score)
+                else:
+                    score_theirs(clip, per_clip[clip.name], score, 1.0 if name.endswith("1/s") else 1 / FPS)
 
         seconds = sum(c.shots[-1][1] for c in hard)
         cuts = Counter(kind for c in hard for _, kind in c.cuts)
