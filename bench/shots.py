@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +50,7 @@ import numpy as np  # noqa: E402
 
 from characters.vision.decode import END_OF_CLIP, SampledDecoder  # noqa: E402
 from characters.vision.tracking import CUT_DISTANCE, ShotTracker, frame_histogram, histogram_distance  # noqa: E402
+from common.ffmpeg import ffmpeg_binary  # noqa: E402
 from common.video_render import pan_zoom_window, write_mp4  # noqa: E402
 from demo import clips  # noqa: E402
 
@@ -213,8 +215,20 @@ def decode_only(path: Path) -> int:
     return frames
 
 
-def ours(path: Path, fps: float) -> list[tuple[float, float]]:
-    """The production rule: [(previous sample, sample)] where the shot index changed."""
+def fixed_gop_copy(path: Path) -> Path:
+    """The clip encoded as many phones and hardware encoders do: an I picture every second, none at cuts."""
+    out = path.with_name(path.stem + "_gop1s.mp4")
+    subprocess.run(
+        [ffmpeg_binary(), "-y", "-loglevel", "error", "-i", str(path), "-c:v", "libx264", "-g", str(FPS)]
+        + ["-keyint_min", str(FPS), "-sc_threshold", "0", "-pix_fmt", "yuv420p", str(out)],
+        check=True,
+    )
+    return out
+
+
+def ours(path: Path, fps: float, *, hints: bool = True) -> list[tuple[float, float]]:
+    """The production rule: [(previous sample, sample)] where the shot index changed. `hints`: take the
+    encoder's off-schedule I pictures as the production code does (False: the histogram alone)."""
     decoder, tracker = SampledDecoder(path, fps), ShotTracker()
     decoder.start()
     found, previous = [], None
@@ -222,7 +236,8 @@ def ours(path: Path, fps: float) -> list[tuple[float, float]]:
         while (item := decoder.samples.get()) is not END_OF_CLIP:
             seconds, frame = item
             shot = tracker.shot_index
-            tracker.observe(seconds, frame, [])
+            keyframe = hints and previous is not None and decoder.keyframe_between(previous, seconds)
+            tracker.observe(seconds, frame, [], keyframe=keyframe)
             if previous is not None and tracker.shot_index != shot:
                 found.append((previous, seconds))
             previous = seconds
@@ -425,6 +440,10 @@ def main() -> None:
         print(f"PySceneDetect not installed; measuring ours only. For the comparison: {INSTALL}")
 
     detectors: dict[str, object] = {f"ours {fps:g}/s": (lambda p, f=fps: ours(p, f)) for fps in OUR_RATES}
+    gop_copies: dict[Path, Path] = {}
+    # The same clips without the encoder's help: I pictures ignored, and re-encoded with a fixed 1 s GOP.
+    detectors["ours 1/s, histogram only"] = lambda p: ours(p, 1.0, hints=False)
+    detectors["ours 1/s, 1 s GOP copy"] = lambda p: ours(gop_copies[p], 1.0)
     if scenedetect is not None:
         for name in ("content", "adaptive", "content 1/s"):
             detectors[f"PySceneDetect {name}"] = lambda p, n=name: scenedetect_cuts(p, n)
@@ -433,6 +452,7 @@ def main() -> None:
         started = time.perf_counter()
         hard = hard_cut_clips(Path(tmp))
         every = [*hard, transitions_clip(Path(tmp))]
+        gop_copies.update({clip.path: fixed_gop_copy(clip.path) for clip in every})
         render = time.perf_counter() - started
         times: dict[str, list[float]] = {"decode only": [], **{name: [] for name in detectors}}
         results: dict[str, dict[str, list]] = {}

@@ -576,6 +576,7 @@ def extract_candidates(
     tracker = ShotTracker() if identity else None
     dim_tracks = _DimTracks(min_quality) if identity else None
     analysed, reported = 0, -1
+    previous_seconds: float | None = None
 
     def report() -> None:
         nonlocal reported
@@ -602,8 +603,11 @@ def extract_candidates(
             analysis = analyse_frame(models, frame, seconds, dominant_quality=dominant_quality)
             if tracker is not None:
                 detections = analysis.score.detections if analysis is not None else []
-                for detection, track in zip(detections, tracker.observe(seconds, frame, detections), strict=True):
+                keyframe = previous_seconds is not None and decoder.keyframe_between(previous_seconds, seconds)
+                track_ids = tracker.observe(seconds, frame, detections, keyframe=keyframe)
+                for detection, track in zip(detections, track_ids, strict=True):
                     detection["track"] = track
+            previous_seconds = seconds
             if analysis is not None:
                 scored.append(analysis.score)
                 pool.offer(analysis, frame)

@@ -3,7 +3,8 @@
 OpenCV `grab()`s every frame (demux + decode, no colour conversion) and `retrieve()`s (converts to
 BGR) only the frame nearest each sampling instant and the frames at the tail, so the last decodable
 frame is kept too. Decoding runs in a background thread (OpenCV releases the GIL) while the caller
-analyses the previous sample.
+analyses the previous sample. It also notes the I pictures the encoder started off its schedule (at cuts
+it noticed), which the shot-cut rule takes as a hint (characters.vision.tracking).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from characters.vision.video import open_capture
 
 END_OF_CLIP = object()
 TAIL_FRAMES = 2
+INTRA_PICTURE = ord("I")  # CAP_PROP_FRAME_TYPE is FFmpeg's picture type letter
 
 
 class SampledDecoder(threading.Thread):
@@ -43,6 +45,13 @@ class SampledDecoder(threading.Thread):
         self.error: BaseException | None = None
         self.samples: queue.Queue = queue.Queue(maxsize=2)
         self.stopping = threading.Event()
+        # Seconds of the intra-coded (I) pictures off the encoder's schedule: encoders start one at a cut they
+        # notice (x264's scenecut), so a shot-cut rule may take one between two samples as a hint. An I picture
+        # as many frames (+-1) after the previous one as that one was after its own is the regular GOP (phones
+        # and hardware encoders put one every second or two, cut or not): no hint. Appended by this thread only.
+        self.keyframe_seconds: list[float] = []
+        self._last_keyframe = 0
+        self._previous_gap = -2
 
     def run(self) -> None:
         try:
@@ -68,6 +77,8 @@ class SampledDecoder(threading.Thread):
             index += 1
             msec = cap.get(cv2.CAP_PROP_POS_MSEC)
             seconds = index / self.video_fps if index > 0 and msec <= 0 else msec / 1000.0
+            if index > 0 and cap.get(cv2.CAP_PROP_FRAME_TYPE) == INTRA_PICTURE:
+                self._note_keyframe(index, seconds)
             take_sample = seconds >= next_sample - half_frame
             # Convert the frames at the announced end too (headers may be a frame or two off), so the
             # last one is at hand without decoding again.
@@ -83,6 +94,16 @@ class SampledDecoder(threading.Thread):
                     if not self._hand_over((seconds, frame)):
                         return
             self.frames_decoded = index + 1
+
+    def _note_keyframe(self, index: int, seconds: float) -> None:
+        gap, self._last_keyframe = index - self._last_keyframe, index
+        if abs(gap - self._previous_gap) > 1:
+            self.keyframe_seconds.append(seconds)
+        self._previous_gap = gap
+
+    def keyframe_between(self, after: float, until: float) -> bool:
+        """An I picture off the encoder's schedule was decoded after `after` and at or before `until` (seconds)."""
+        return any(after < s <= until for s in reversed(self.keyframe_seconds))
 
     def stop(self) -> None:
         self.stopping.set()

@@ -3,15 +3,18 @@
 Shots
     A cut is where the colour histogram of a sampled frame jumps from the previous sample's: the
     hue/saturation/brightness histogram (HSV, 16 x 8 x 4 bins, on a 160 px copy) compared by
-    Bhattacharyya distance, a cut above CUT_DISTANCE. Measured by bench/shots.py at one sample a
-    second: fast pans and zooms, dark and motion-blurred shots move it by at most 0.28, a cut to
-    another scene by 0.74 and more. The brightness bins are there for grey pictures (black-and-white
-    footage, a desaturated night): they put all their mass in one hue/saturation bin, so without
-    them no cut between two of them was seen (0 of 6 there; 5 of 6 with them). A cut to another
-    framing of the same scene is often missed (4 of 12 found; PySceneDetect's AdaptiveDetector, on
-    every frame, finds all 12); a lasting change of light counts as a cut. Every sample counts, with
-    a person or not, so a shot of an empty room between two of the same person still splits them.
-    (PySceneDetect itself would need opencv-python, which overwrites mediapipe's opencv-contrib cv2.)
+    Bhattacharyya distance, a cut above CUT_DISTANCE, or above KEYFRAME_CUT_DISTANCE when the encoder
+    started an I picture between the two samples off its schedule (`is_cut`; the decoder tells,
+    `SampledDecoder.keyframe_between`). Measured by bench/shots.py at one sample a second: fast pans and
+    zooms, dark and motion-blurred shots move it by at most 0.28, a cut to another scene by 0.74 and
+    more, a cut to another framing of the same scene by 0.18-0.81 (median 0.38): the histogram alone
+    finds 4 of those 12, with x264's scene-cut I pictures all 12 (as PySceneDetect's AdaptiveDetector on
+    every frame does), and no false cut either way. The brightness bins are there for grey pictures
+    (black-and-white footage, a desaturated night): they put all their mass in one hue/saturation bin,
+    so without them no cut between two of them was seen. A lasting change of light counts as a cut.
+    Every sample counts, with a person or not, so a shot of an empty room between two of the same
+    person still splits them. (PySceneDetect itself would need opencv-python, which overwrites
+    mediapipe's opencv-contrib cv2.)
 
 Tracks
     Within a shot a face continues the track whose last box overlaps it most (IoU >= TRACK_MIN_IOU),
@@ -44,6 +47,8 @@ import numpy as np
 from characters.vision.identity import DescriptorThread, face_chip
 
 CUT_DISTANCE = 0.4
+# Across an I picture the encoder started (`SampledDecoder.keyframe_between`), a smaller jump is a cut too.
+KEYFRAME_CUT_DISTANCE = 0.15
 TRACK_MIN_IOU = 0.3
 TRACK_BEST_FACES = 3
 FACES_PER_DESCRIPTOR_STEP = 3  # samples per descriptor face (1-3 samples: 1 face, 4-6: 2, 7+: 3)
@@ -61,6 +66,11 @@ def frame_histogram(frame_bgr: np.ndarray) -> np.ndarray:
 
 def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
+
+
+def is_cut(distance: float, *, keyframe: bool = False) -> bool:
+    """A cut between two samples `distance` apart (histogram_distance); `keyframe`: an I picture between them."""
+    return distance > (KEYFRAME_CUT_DISTANCE if keyframe else CUT_DISTANCE)
 
 
 def iou(a: dict, b: dict) -> float:
@@ -129,10 +139,13 @@ class ShotTracker:
         self._open: list[Track] = []  # tracks seen in the previous sample of the current shot
         self._descriptors: DescriptorThread | None = None
 
-    def observe(self, seconds: float, frame_bgr: np.ndarray, detections: list[dict]) -> list[int]:
-        """Advance by one sample; returns the track index of each detection (same order)."""
+    def observe(
+        self, seconds: float, frame_bgr: np.ndarray, detections: list[dict], *, keyframe: bool = False
+    ) -> list[int]:
+        """Advance by one sample; returns the track index of each detection (same order). `keyframe`: the
+        decoder met an I picture since the previous sample (`is_cut`)."""
         hist = frame_histogram(frame_bgr)
-        if self._previous_hist is None or histogram_distance(self._previous_hist, hist) > CUT_DISTANCE:
+        if self._previous_hist is None or is_cut(histogram_distance(self._previous_hist, hist), keyframe=keyframe):
             self.shot_index += 1
             self._end(self._open)
             self._open = []

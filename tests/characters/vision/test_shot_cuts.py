@@ -6,11 +6,23 @@ sample a second apart as extraction takes them; bench/shots.py measures the rule
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from characters.vision.tracking import CUT_DISTANCE, ShotTracker, frame_histogram, histogram_distance
+from characters.vision.decode import END_OF_CLIP, SampledDecoder
+from characters.vision.tracking import (
+    CUT_DISTANCE,
+    KEYFRAME_CUT_DISTANCE,
+    ShotTracker,
+    frame_histogram,
+    histogram_distance,
+)
+from common.ffmpeg import ffmpeg_binary
 from common.video_render import pan_zoom_window
+from demo import clips
 from demo.clips import photo
 
 SIZE = (480, 270)
@@ -64,3 +76,49 @@ def test_brightness_is_in_the_histogram():
     grey = pan_zoom_window(photo("moon"), SIZE, 1.0, (0.5, 0.5))
     brighter = np.clip(grey.astype(np.int16) + 110, 0, 255).astype(np.uint8)
     assert histogram_distance(frame_histogram(grey), frame_histogram(brighter)) > CUT_DISTANCE
+
+
+# --- The encoder's hint: an I picture it started off its schedule ---------------------------------
+
+
+def test_a_smaller_jump_is_a_cut_across_an_encoders_keyframe():
+    wide = pan_zoom_window(photo("astronaut"), SIZE, 1.0, (0.5, 0.45))
+    close = pan_zoom_window(photo("astronaut"), SIZE, 1.5, (0.5, 0.45))  # the same scene, reframed
+    jump = histogram_distance(frame_histogram(wide), frame_histogram(close))
+    assert KEYFRAME_CUT_DISTANCE < jump <= CUT_DISTANCE  # what the histogram alone misses
+    for keyframe, shots in ((False, [0, 0]), (True, [0, 1])):
+        tracker = ShotTracker()
+        tracker.observe(0.0, wide, [])
+        tracker.observe(1.0, close, [], keyframe=keyframe)
+        assert [0, tracker.shot_index] == shots
+        tracker.close()
+
+
+def _keyframes(path: Path) -> list[float]:
+    decoder = SampledDecoder(path, 1.0)
+    decoder.start()
+    while decoder.samples.get() is not END_OF_CLIP:
+        pass
+    decoder.stop()
+    return decoder.keyframe_seconds
+
+
+@pytest.mark.slow  # encodes with ffmpeg
+def test_the_decoder_reports_the_keyframes_an_encoder_started_at_cuts_not_its_schedule(tmp_path):
+    # x264 (demo/clips.py's encoder) starts an I picture at each cut it notices: 2.5 s and 5.5 s here.
+    shots = [
+        clips.Segment("astronaut", 2.5, 1.0, 1.05, (0.5, 0.45)),
+        clips.Segment("camera", 3.0, 1.0, 1.1, (0.5, 0.45)),
+        clips.Segment("coffee", 2.5, 1.0, 1.1, (0.5, 0.5)),
+    ]
+    path = clips.write_clip(tmp_path / "cuts.mp4", shots, size=(640, 360), fps=24)
+    assert [round(s, 1) for s in _keyframes(path)] == [2.5, 5.5]
+    # A fixed one-second GOP with no scene detection (many phones and hardware encoders): only the first I
+    # picture after the start looks off-schedule; the rest follow it every 24 frames and are no hint.
+    fixed = tmp_path / "gop.mp4"
+    subprocess.run(
+        [ffmpeg_binary(), "-y", "-loglevel", "error", "-i", str(path), "-c:v", "libx264", "-g", "24"]
+        + ["-keyint_min", "24", "-sc_threshold", "0", str(fixed)],
+        check=True,
+    )
+    assert [round(s, 1) for s in _keyframes(fixed)] == [1.0]
