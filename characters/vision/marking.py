@@ -3,7 +3,7 @@
 Follow (within the marked clip)
     OpenCV's CSRT tracker (opencv-contrib, no model file) on copies scaled to TRACK_LONG_SIDE, at
     TRACK_FPS, forward and backward from the marked frame, each way until a cut (the colour histogram
-    jump of `characters.vision.tracking`, the same CUT_DISTANCE), a tracker failure, a box that has left
+    jump of `characters.vision.tracking`, its `is_cut`), a tracker failure, a box that has left
     the frame, or MAX_FOLLOW_SECONDS. The box is recorded at the sampling instants (EXTRACTION_FPS,
     the same instants extraction samples) and at the marked frame itself.
 
@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from characters.vision.decode import END_OF_CLIP, SampledDecoder
-from characters.vision.tracking import CUT_DISTANCE, frame_histogram, histogram_distance
+from characters.vision.tracking import frame_histogram, histogram_distance, is_cut
 from characters.vision.video import open_capture
 
 TRACK_FPS = 10.0
@@ -158,7 +158,7 @@ def follow(
         while 0 <= i < len(kept):
             index, t, small, sample = kept[i]
             hist = frame_histogram(small)
-            if histogram_distance(previous, hist) > CUT_DISTANCE:
+            if is_cut(histogram_distance(previous, hist)):  # no encoder hint here: the histogram's rule
                 break
             previous = hist
             ok, found = tracker.update(small)
