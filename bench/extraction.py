@@ -29,21 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 
+from bench.decoding import decode_only  # noqa: E402
 from characters.clips import extraction  # noqa: E402
 from characters.vision import faces  # noqa: E402
 from demo import clips  # noqa: E402
-
-
-def decode_only(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = 0
-    while True:
-        ok, _ = cap.read()
-        if not ok:
-            break
-        frames += 1
-    cap.release()
-    return frames
 
 
 def ours(path: Path, fps: float, models: faces.Detectors) -> int:

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.decoding import decode_only  # noqa: E402
 from characters.clips import extraction  # noqa: E402
 from characters.groups.joining import GroupIndex  # noqa: E402
 from characters.vision import faces  # noqa: E402
@@ -72,15 +73,6 @@ def truth_at(segments: list[clips.Segment], seconds: float) -> str:
             return PEOPLE.get(segment.photo, "nobody")
         start += segment.seconds
     return PEOPLE.get(segments[-1].photo, "nobody")
-
-
-def decode_only(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = 0
-    while cap.read()[0]:
-        frames += 1
-    cap.release()
-    return frames
 
 
 def frame_at(path: Path, seconds: float) -> np.ndarray:

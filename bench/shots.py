@@ -48,6 +48,7 @@ if SCENEDETECT_DIR.is_dir():
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.decoding import decode_only  # noqa: E402
 from characters.vision.decode import END_OF_CLIP, SampledDecoder  # noqa: E402
 from characters.vision.tracking import CUT_DISTANCE, ShotTracker, frame_histogram, histogram_distance  # noqa: E402
 from common.ffmpeg import ffmpeg_binary  # noqa: E402
@@ -204,15 +205,6 @@ def transitions_clip(tmp: Path) -> Clip:
 
 
 # --- Detectors ---------------------------------------------------------------------------------------------
-
-
-def decode_only(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = 0
-    while cap.read()[0]:
-        frames += 1
-    cap.release()
-    return frames
 
 
 def fixed_gop_copy(path: Path) -> Path:

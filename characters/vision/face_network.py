@@ -217,11 +217,9 @@ class _Affine:
     beta: np.ndarray
 
 
-def _read_con(r: _Reader, spec: _Spec) -> _Conv:
-    what = f"con_ ({spec.filters} filters {spec.size}x{spec.size} stride {spec.stride})"
-    version = r.version(what, ("con_4", "con_5", "con_6"))
-    params = r.tensor(what + " params")
-    r.expect(what + " num_filters", r.integer(what), spec.filters)
+def _read_window(r: _Reader, what: str, spec: _Spec) -> int:
+    """A convolution's or pooling's window: rows, columns, strides and dlib's default padding (size / 2 at
+    stride 1, none otherwise), in the order both serialize them; returns the padding."""
     r.expect(what + " rows", r.integer(what), spec.size)
     r.expect(what + " columns", r.integer(what), spec.size)
     r.expect(what + " stride_y", r.integer(what, 4), spec.stride)
@@ -229,6 +227,15 @@ def _read_con(r: _Reader, spec: _Spec) -> _Conv:
     padding = 0 if spec.stride != 1 else spec.size // 2
     r.expect(what + " padding_y", r.integer(what, 4), padding)
     r.expect(what + " padding_x", r.integer(what, 4), padding)
+    return padding
+
+
+def _read_con(r: _Reader, spec: _Spec) -> _Conv:
+    what = f"con_ ({spec.filters} filters {spec.size}x{spec.size} stride {spec.stride})"
+    version = r.version(what, ("con_4", "con_5", "con_6"))
+    params = r.tensor(what + " params")
+    r.expect(what + " num_filters", r.integer(what), spec.filters)
+    padding = _read_window(r, what, spec)
     filters = r.alias(what + " filters")
     biases = r.alias(what + " biases")
     for multiplier in ("learning_rate", "weight_decay", "bias_learning_rate", "bias_weight_decay"):
@@ -280,13 +287,7 @@ def _read_relu(r: _Reader) -> None:
 def _read_pool(r: _Reader, spec: _Spec) -> None:
     what = f"{spec.kind}_ ({spec.size}x{spec.size} stride {spec.stride})"
     r.version(what, (f"{spec.kind}_2",))
-    r.expect(what + " rows", r.integer(what), spec.size)
-    r.expect(what + " columns", r.integer(what), spec.size)
-    r.expect(what + " stride_y", r.integer(what, 4), spec.stride)
-    r.expect(what + " stride_x", r.integer(what, 4), spec.stride)
-    padding = 0 if spec.stride != 1 else spec.size // 2
-    r.expect(what + " padding_y", r.integer(what, 4), padding)
-    r.expect(what + " padding_x", r.integer(what, 4), padding)
+    _read_window(r, what, spec)
 
 
 def _read_fc(r: _Reader, spec: _Spec) -> np.ndarray:
