@@ -19,10 +19,10 @@ from characters.vision.identity import USUAL_SAME_CHARACTER_DISTANCE
 from characters.vision.video import InvalidVideo, probe_video
 
 from .models import MIXED_BASIS, GenerationJob
+from .providers import ProviderFailed
 
 if TYPE_CHECKING:
     from .consistency import FrameScore as ConsistencyFrame
-from .providers import ProviderFailed
 
 
 @dataclass
