@@ -13,6 +13,7 @@ from marketplace import services as marketplace
 from marketplace.models import License, LicenseUse
 from tests.support.factories import StoryFactory, UserFactory
 from tests.support.generation import canonical_character, pin, pinning_admin, stored_clip
+from tests.support.generation_providers import api
 
 pytestmark = pytest.mark.django_db
 
@@ -20,23 +21,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def site(settings):
     settings.SITE_URL = "http://testserver"
-
-
-@pytest.fixture
-def generate(django_capture_on_commit_callbacks):
-    """POST /api/v1/generate as `user`, then run what the request queued (submit, first poll)."""
-
-    def generate(user, **body):
-        with django_capture_on_commit_callbacks(execute=True):
-            return api(user).post("/api/v1/generate", body, format="json")
-
-    return generate
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def buyer_of(*characters: Character, username: str = "buyer"):

@@ -17,7 +17,6 @@ import pytest
 import requests
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from characters.dna.services import reference_url
 from characters.models import Character, PinnedCharacter
@@ -29,6 +28,7 @@ from marketplace.models import License, LicenseUse
 from tests.support.factories import StoryFactory, UserFactory
 from tests.support.fake_fal import WebhookSigner
 from tests.support.generation import canonical_character, licensee_of, pinned_story
+from tests.support.generation_providers import api
 
 pytestmark = pytest.mark.django_db
 
@@ -44,26 +44,6 @@ SITE = "http://testserver"
 @pytest.fixture(autouse=True)
 def site(settings):
     settings.SITE_URL = SITE
-
-
-@pytest.fixture
-def generate(django_capture_on_commit_callbacks):
-    """POST /api/v1/generate as `user`, then run what the request queued (submit, first poll)."""
-
-    def generate(user, **body):
-        client = APIClient()
-        client.force_authenticate(user)
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post("/api/v1/generate", body, format="json")
-        return response
-
-    return generate
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def poll(job: GenerationJob) -> GenerationJob:

@@ -14,6 +14,7 @@ from generation.models import GenerationJob
 from generation.providers import ProviderFailed, ProviderRequest
 from generation.providers.fal import FalProvider
 from tests.support.generation import canonical_character, licensee_of, offline_provider, pinned_story  # noqa: F401 (fixture)
+from tests.support.generation_providers import api
 
 pytestmark = pytest.mark.django_db
 
@@ -23,21 +24,6 @@ I2V_MODEL = "fal-ai/kling-video/v2.6/pro/image-to-video"
 @pytest.fixture(autouse=True)
 def site(settings):
     settings.SITE_URL = "http://testserver"
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def generate(django_capture_on_commit_callbacks):
-    def generate(user, endpoint="/api/v1/generate", **body):
-        with django_capture_on_commit_callbacks(execute=True):
-            return api(user).post(endpoint, body, format="json")
-
-    return generate
 
 
 def _request_for(model_id: str) -> payloads.PayloadInput:

@@ -13,6 +13,7 @@ from generation.models import GenerationJob
 from generation.providers import ProviderFailed, ProviderRequest
 from generation.providers.fal import FalProvider
 from tests.support.generation import canonical_character, pin, pinned_story
+from tests.support.generation_providers import api
 
 pytestmark = pytest.mark.django_db
 
@@ -25,21 +26,6 @@ IMAGES = {"frontal_image_url": "https://example.test/p/front.jpg", "reference_im
 @pytest.fixture(autouse=True)
 def site(settings):
     settings.SITE_URL = "http://testserver"
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def generate(django_capture_on_commit_callbacks):
-    def generate(user, **body):
-        with django_capture_on_commit_callbacks(execute=True):
-            return api(user).post("/api/v1/generate", body, format="json")
-
-    return generate
 
 
 def playable(clip: Clip, **fields) -> Clip:

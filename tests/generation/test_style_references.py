@@ -17,6 +17,7 @@ from characters.dna.services import reference_url
 from generation import style_images
 from generation.models import GenerationJob
 from tests.support.generation import pinned_story
+from tests.support.generation_providers import api
 from tests.support.media import files_under, own_media_root  # noqa: F401 -- fixtures
 
 pytestmark = pytest.mark.django_db
@@ -33,12 +34,6 @@ def site(settings):
 @pytest.fixture
 def world(good_clip):
     return pinned_story(good_clip, [(1, 1)])
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def picture(width=640, height=480, image_format="PNG") -> bytes:

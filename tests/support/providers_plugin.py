@@ -9,7 +9,6 @@ error shape when it breaks it.
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from tests.support.fake_luma import FakeLuma
 from tests.support.fake_replicate import FakeReplicate, make_secret
@@ -86,12 +85,6 @@ def fake_luma(fake_luma_server, settings) -> FakeLuma:
 # --- what the provider tests generate with ------------------------------------------------------
 
 
-def _api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 @pytest.fixture
 def provider_world(good_clip):
     """A creator with a canonical character in their own story (image-to-video, no license needed)."""
@@ -107,11 +100,12 @@ def provider_world(good_clip):
 @pytest.fixture
 def provider_generate(django_capture_on_commit_callbacks, provider_world):
     """POST /api/v1/generate for the world's character with `model_id`, then run what it queued (submit, a poll)."""
+    from tests.support.generation_providers import api
 
     def generate(model_id: str, **body):
         user, story, character = provider_world
         with django_capture_on_commit_callbacks(execute=True):
-            return _api(user).post(
+            return api(user).post(
                 "/api/v1/generate",
                 {
                     "story_id": story.pk,

@@ -9,7 +9,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
@@ -27,6 +26,7 @@ from characters.clips.api.serializers import (
 from characters.models import Clip, Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound
+from common.pagination import MAX_PAGE_SIZE, PAGE_SIZE, LimitPagination
 from common.parsers import JSONParser
 from common.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 from common.upload_size import exceeds_clip_size, too_large_message
@@ -71,12 +71,6 @@ PaginatedStorySerializer = inline_serializer(
 )
 
 
-class StoryPagination(PageNumberPagination):
-    page_size = 20
-    page_size_query_param = "limit"
-    max_page_size = 100
-
-
 class StoryListCreateApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
@@ -85,12 +79,14 @@ class StoryListCreateApi(APIView):
         summary="List stories, newest first",
         parameters=[
             OpenApiParameter("page", int, description="Page number, from 1."),
-            OpenApiParameter("limit", int, description="Stories per page (default 20, at most 100)."),
+            OpenApiParameter(
+                "limit", int, description=f"Stories per page (default {PAGE_SIZE}, at most {MAX_PAGE_SIZE})."
+            ),
         ],
         responses={200: PaginatedStorySerializer, **error_responses(404)},
     )
     def get(self, request):
-        paginator = StoryPagination()
+        paginator = LimitPagination()
         page = paginator.paginate_queryset(_stories(), request, view=self)
         return paginator.get_paginated_response(StorySerializer(page, many=True, context={"request": request}).data)
 

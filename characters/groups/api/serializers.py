@@ -6,8 +6,7 @@ from rest_framework import serializers
 
 from characters.clips.api.serializers import AbsoluteFileUrlField
 from characters.groups.services import LABEL_MAX
-
-APPEARANCES_PAGE_SIZE = 20  # a group's appearances in the list and per page of GET .../appearances
+from common.pagination import PAGE_SIZE as APPEARANCES_PAGE_SIZE  # the list shows the first page of .../appearances
 
 
 class BoxSerializer(serializers.Serializer):

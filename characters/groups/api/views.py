@@ -2,14 +2,12 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from characters.groups import selectors, services
 from characters.groups.api.serializers import (
-    APPEARANCES_PAGE_SIZE,
     CharacterGroupListSerializer,
     CharacterGroupSerializer,
     GroupAppearancePageSerializer,
@@ -23,6 +21,7 @@ from characters.groups.api.serializers import (
 from characters.models import CharacterGroup, Clip, Mark, Story
 from common.api_schema import error_responses
 from common.exceptions import NotFound
+from common.pagination import MAX_PAGE_SIZE, PAGE_SIZE, LimitPagination
 
 TAGS = ["character groups"]
 
@@ -102,12 +101,6 @@ class CharacterGroupDetailApi(APIView):
         return Response(_group_body(request, group))
 
 
-class GroupAppearancePagination(PageNumberPagination):
-    page_size = APPEARANCES_PAGE_SIZE
-    page_size_query_param = "limit"
-    max_page_size = 100
-
-
 class CharacterGroupAppearanceListApi(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
@@ -118,14 +111,14 @@ class CharacterGroupAppearanceListApi(APIView):
         parameters=[
             OpenApiParameter("page", int, description="Page number, from 1."),
             OpenApiParameter(
-                "limit", int, description=f"Appearances per page (default {APPEARANCES_PAGE_SIZE}, at most 100)."
+                "limit", int, description=f"Appearances per page (default {PAGE_SIZE}, at most {MAX_PAGE_SIZE})."
             ),
         ],
         responses={200: GroupAppearancePageSerializer, **error_responses(404)},
     )
     def get(self, request, group_id: int):
         view = _group_view(_group(group_id))
-        paginator = GroupAppearancePagination()
+        paginator = LimitPagination()
         page: list[selectors.GroupFrame] | None = paginator.paginate_queryset(view.frames, request, view=self)  # type: ignore[arg-type]  # a list pages too
         body = GroupAppearanceSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(body)
